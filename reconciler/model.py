@@ -1,0 +1,184 @@
+"""Value types shared by the planner, the loop and the adapters.
+
+Everything here is immutable and free of client libraries: adapters translate ZooKeeper
+nodes, Kubernetes pods, SQL rows and Kafka messages into these types, the planner turns
+them into operations, and the adapters execute those operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# Pod phases after which a pod never runs again: the daemon deletes and recreates it.
+DEAD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One worker instance as ZooKeeper holds it (SPEC: /iota/orchestration/<kind>/<id>)."""
+
+    instance_id: int
+    ids: frozenset[str]
+    count: int  # capacity: resources this instance may hold
+    reload_times: int = 0  # _reload.times, bumped whenever ids change
+    complete: bool = True  # False when a child node is missing or unreadable: rewrite it
+
+    @property
+    def used(self) -> int:
+        return len(self.ids)
+
+
+# instance id -> Instance; what ZooKeeper holds for one resource kind.
+Assignment = dict[int, Instance]
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A managed pod as the apiserver reports it."""
+
+    name: str
+    instance_id: int | None  # from the instanceId label; None if missing or not an integer
+    phase: str  # Pending, Running, Succeeded, Failed, Unknown
+    terminating: bool = False  # deletionTimestamp set: gone soon, do not act on it again
+    started_at: float | None = None  # status.startTime (else creationTimestamp), Unix seconds
+    uid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeats:
+    """What the heartbeat source knows about one kind.
+
+    `connected_since` is when the consumer last (re)joined Kafka; silence is never counted
+    from before it, so workers are not blamed for Kafka's own outage.
+    """
+
+    connected: bool
+    connected_since: float | None
+    last_seen: dict[int, float] = field(default_factory=dict)  # instance id -> Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class KindObserved:
+    """Everything observed about one resource kind in one tick.
+
+    A field is None when its source could not be read this tick ("blind"): the planner
+    then makes no change that depends on it.
+    """
+
+    kind: str
+    row_ids: frozenset[str] | None
+    assignment: Assignment | None
+    pods: dict[str, Pod] | None  # pod name -> Pod, only pods managed for this kind
+    heartbeats: Heartbeats | None = None
+    # Instance count asked for by autoscaling (scaling.py); None when it has no opinion.
+    scale_target: int | None = None
+    # True when an operator asked for a rebalance (REST orchestrate).
+    rebalance: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    now: float  # Unix seconds: the planner never reads the clock itself
+    kinds: dict[str, KindObserved]
+
+
+class Reason(StrEnum):
+    NEW_INSTANCE = "new-instance"
+    IDS_CHANGED = "ids-changed"
+    COUNT_CHANGED = "count-changed"
+    REPAIR = "repair"  # a node of the instance was missing or malformed
+    SCALE_DOWN = "scale-down"
+    POD_MISSING = "pod-missing"
+    POD_DEAD = "pod-dead"
+    HEARTBEAT_SILENT = "heartbeat-silent"
+    ORPHAN = "orphan"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteInstance:
+    """Write all nodes of one instance in one ZooKeeper transaction."""
+
+    kind: str
+    instance: Instance
+    create: bool  # True: the instance's nodes do not exist yet
+    reason: Reason
+
+    @property
+    def key(self) -> str:
+        return f"zk:{self.kind}/{self.instance.instance_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteInstance:
+    kind: str
+    instance_id: int
+    reason: Reason = Reason.SCALE_DOWN
+
+    @property
+    def key(self) -> str:
+        return f"zk:{self.kind}/{self.instance_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePod:
+    kind: str
+    instance_id: int
+    reason: Reason = Reason.POD_MISSING
+
+    @property
+    def key(self) -> str:
+        return f"pod:{self.kind}/{self.instance_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePod:
+    kind: str
+    pod_name: str
+    instance_id: int | None
+    reason: Reason = Reason.ORPHAN
+
+    @property
+    def key(self) -> str:
+        return f"pod:{self.kind}/{self.pod_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecreatePod:
+    """Delete a dead or silent pod and create it again under the same name."""
+
+    kind: str
+    pod_name: str
+    instance_id: int
+    reason: Reason
+
+    @property
+    def key(self) -> str:
+        return f"pod:{self.kind}/{self.instance_id}"
+
+
+Op = WriteInstance | DeleteInstance | CreatePod | DeletePod | RecreatePod
+
+
+@dataclass(frozen=True, slots=True)
+class KindReport:
+    """What the planner decided for one kind, for logs, metrics and `status`."""
+
+    kind: str
+    rows: int | None
+    instances: int  # instances after the plan
+    capacity: int  # resources per instance after the plan
+    unassigned: int  # rows that have no room (over maxInstances)
+    moved: int  # ids that changed instance (not counting new or deleted rows)
+    error: str | None = None  # e.g. "require instances more than the max: 120/100"
+    blind: tuple[str, ...] = ()  # sources that could not be read: "rows", "zookeeper", "pods"
+    heartbeat_note: str | None = None  # why silence is (not) being acted on
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    ops: tuple[Op, ...]
+    reports: dict[str, KindReport]
+
+    def __bool__(self) -> bool:  # "is there anything to do"
+        return bool(self.ops)
