@@ -1,0 +1,324 @@
+"""The planner: observed world + policy in, the minimal list of operations out.
+
+Pure: no clients, no clock (time comes in `Observed.now`), no logging. The periodic tick and
+the event fast path both call `plan()`; there is no second assignment algorithm.
+
+Assignment is sticky (DESIGN.md): an id stays on its instance unless it must move. Ids of
+deleted rows leave; ids of removed instances and ids above an instance's quota go to a pool;
+pool ids go to the least-loaded instance with room. Only a change of the instance count or
+an explicit rebalance evens the load out, and then only ids on the fullest instances move.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from reconciler.model import (
+    DEAD_PHASES,
+    Assignment,
+    CreatePod,
+    DeleteInstance,
+    DeletePod,
+    Heartbeats,
+    Instance,
+    KindObserved,
+    KindReport,
+    Observed,
+    Op,
+    Plan,
+    Pod,
+    Reason,
+    RecreatePod,
+    WriteInstance,
+)
+from reconciler.policy import HeartbeatPolicy, KindPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    instances: int
+    capacity: int  # resources per instance (the znode's "count")
+    error: str | None = None  # set when the rows need more than maxInstances
+    needed: int = 0  # instances the row count alone needs
+
+
+def size_for(rows: int, policy: KindPolicy, scale_target: int | None = None) -> Sizing:
+    """SPEC.md's sizing rules, plus an optional autoscaling target on top.
+
+    Over maxInstances the old code failed the whole orchestration; here the kind keeps
+    maxInstances instances at full capacity and the rest of the rows stay unassigned.
+    """
+    per, cap = policy.resource_per_instance, policy.max_instances
+    needed = rows // per + 1
+    if needed > cap:
+        return Sizing(cap, per, f"require instances more than the max: {needed}/{cap}", needed)
+    instances = max(needed, policy.init_instances)
+    if scale_target is not None:
+        instances = max(instances, min(scale_target, cap))
+    capacity = per if instances == needed else rows // instances + 1
+    return Sizing(instances, capacity, None, needed)
+
+
+def plan(policies: Mapping[str, KindPolicy], observed: Observed) -> Plan:
+    ops: list[Op] = []
+    reports: dict[str, KindReport] = {}
+    for kind, policy in policies.items():
+        obs = observed.kinds.get(kind)
+        if obs is None:
+            continue
+        kind_ops, reports[kind] = plan_kind(policy, obs, observed.now)
+        ops.extend(kind_ops)
+    return Plan(tuple(ops), reports)
+
+
+def plan_kind(policy: KindPolicy, obs: KindObserved, now: float) -> tuple[list[Op], KindReport]:
+    kind = obs.kind
+    blind = tuple(
+        name
+        for name, value in (
+            ("rows", obs.row_ids),
+            ("zookeeper", obs.assignment),
+            ("pods", obs.pods),
+        )
+        if value is None
+    )
+    if obs.assignment is None:
+        # Without the current assignment we know neither the instances nor their pods:
+        # doing nothing is the only safe plan.
+        return [], KindReport(kind, _len(obs.row_ids), 0, 0, 0, 0, None, blind)
+
+    current = obs.assignment
+    ops: list[Op] = []
+    if obs.row_ids is None:
+        # The database is unreadable: keep every id where it is, look after the pods only.
+        final = {i: inst.ids for i, inst in current.items()}
+        capacity = max((inst.count for inst in current.values()), default=0)
+        report = KindReport(kind, None, len(final), capacity, 0, 0, None, blind)
+        counts = {i: inst.count for i, inst in current.items()}
+    else:
+        sizing = size_for(len(obs.row_ids), policy, obs.scale_target)
+        keep, new = choose_instances(current, sizing.instances)
+        rebalance = obs.rebalance or len(keep) + len(new) != len(current)
+        capacity = sizing.capacity
+        if not rebalance and sizing.error is None and sizing.instances != sizing.needed:
+            # Above the row-count minimum any capacity up to resourcePerInstance fits every
+            # row; keeping the current one means deleted rows never push other ids around.
+            held = max((current[i].count for i in keep), default=0)
+            capacity = max(capacity, min(held, policy.resource_per_instance))
+        final = assign(current, keep, new, obs.row_ids, capacity, rebalance)
+        unassigned = len(obs.row_ids) - sum(len(ids) for ids in final.values())
+        counts = dict.fromkeys(final, capacity)
+        report = KindReport(
+            kind,
+            len(obs.row_ids),
+            len(final),
+            capacity,
+            unassigned,
+            moved_ids(current, final),
+            sizing.error,
+            blind,
+        )
+        ops.extend(_instance_ops(kind, current, final, counts))
+
+    hb_note, silent = _silent_instances(
+        policy.heartbeat, obs.heartbeats, obs.pods, final, now, policy.instance_name
+    )
+    if obs.pods is not None:
+        ops.extend(_pod_ops(kind, policy.instance_name, final, obs.pods, silent))
+    return ops, replace(report, heartbeat_note=hb_note)
+
+
+def choose_instances(current: Assignment, instances: int) -> tuple[list[int], list[int]]:
+    """Which existing instance ids to keep and which new ones to create.
+
+    Scale-down removes the highest ids; scale-up takes the smallest unused integers (SPEC).
+    """
+    keep = sorted(current)[:instances]
+    new: list[int] = []
+    candidate = 0
+    taken = set(keep)
+    while len(keep) + len(new) < instances:
+        if candidate not in taken:
+            new.append(candidate)
+        candidate += 1
+    return keep, new
+
+
+def assign(
+    current: Assignment,
+    keep: list[int],
+    new: list[int],
+    rows: frozenset[str],
+    capacity: int,
+    rebalance: bool,
+) -> dict[int, frozenset[str]]:
+    """The new id set of every instance, moving as few ids as the rules allow."""
+    held: dict[int, set[str]] = {}
+    seen: set[str] = set()
+    for i in keep:  # ascending: an id found twice stays on the lower instance
+        ids = (current[i].ids & rows) - seen
+        seen |= ids
+        held[i] = set(ids)
+    for i in new:
+        held[i] = set()
+
+    quota = _quotas(held, len(rows), capacity) if rebalance else dict.fromkeys(held, capacity)
+    for i, ids in held.items():
+        if len(ids) > quota[i]:
+            # Deterministic choice of what leaves: the largest ids, so that a replan on the
+            # same input is identical.
+            surplus = sorted(ids)[quota[i] :]
+            ids.difference_update(surplus)
+
+    assigned = set().union(*held.values()) if held else set()
+    pool = sorted(rows - assigned)
+    _fill(held, quota, pool)
+    return {i: frozenset(ids) for i, ids in held.items()}
+
+
+def _quotas(held: Mapping[int, set[str]], rows: int, capacity: int) -> dict[int, int]:
+    """Per-instance targets within one id of the mean, the fullest keeping the larger share."""
+    k = len(held)
+    if k == 0:
+        return {}
+    low, extra = divmod(rows, k)
+    if low + (1 if extra else 0) > capacity:  # over maxInstances: everyone full
+        return dict.fromkeys(held, capacity)
+    by_load = sorted(held, key=lambda i: (-len(held[i]), i))
+    return {i: low + (1 if rank < extra else 0) for rank, i in enumerate(by_load)}
+
+
+def _fill(held: dict[int, set[str]], quota: Mapping[int, int], pool: list[str]) -> None:
+    """Give pool ids, one at a time, to the least-loaded instance that has room."""
+    heap = [(len(ids), i) for i, ids in held.items() if len(ids) < quota[i]]
+    heapq.heapify(heap)
+    for rid in pool:
+        if not heap:
+            return  # no room anywhere: the rest stays unassigned (reported)
+        load, i = heapq.heappop(heap)
+        held[i].add(rid)
+        if load + 1 < quota[i]:
+            heapq.heappush(heap, (load + 1, i))
+
+
+def moved_ids(current: Assignment, final: Mapping[int, frozenset[str]]) -> int:
+    """Ids that were on one instance and are now on another."""
+    gained = {
+        i: ids - current[i].ids if i in current else ids
+        for i, ids in final.items()
+        if i not in current or ids != current[i].ids
+    }
+    if not any(gained.values()):
+        return 0
+    before = set().union(*(inst.ids for inst in current.values()))
+    return sum(len(ids & before) for ids in gained.values())
+
+
+def _instance_ops(
+    kind: str,
+    current: Assignment,
+    final: Mapping[int, frozenset[str]],
+    counts: Mapping[int, int],
+) -> list[Op]:
+    shrinking: list[Op] = []
+    growing: list[Op] = []
+    for i, ids in sorted(final.items()):
+        old = current.get(i)
+        if old is None:
+            growing.append(
+                WriteInstance(kind, Instance(i, ids, counts[i], 0), True, Reason.NEW_INSTANCE)
+            )
+            continue
+        ids_changed = ids != old.ids or not old.complete
+        if not ids_changed and counts[i] == old.count:
+            continue
+        times = old.reload_times + 1 if ids_changed else old.reload_times
+        reason = (
+            Reason.REPAIR
+            if not old.complete
+            else Reason.IDS_CHANGED
+            if ids_changed
+            else Reason.COUNT_CHANGED
+        )
+        op = WriteInstance(kind, Instance(i, ids, counts[i], times), False, reason)
+        # Instances that give ids away are written first: an id is briefly served by
+        # nobody rather than by two workers at once.
+        (shrinking if old.ids - ids else growing).append(op)
+    deletes: list[Op] = [DeleteInstance(kind, i) for i in sorted(set(current) - set(final))]
+    return shrinking + growing + deletes
+
+
+def _pod_ops(
+    kind: str,
+    instance_name: str,
+    final: Mapping[int, frozenset[str]],
+    pods: Mapping[str, Pod],
+    silent: set[int],
+) -> list[Op]:
+    ops: list[Op] = []
+    for i in sorted(final):
+        name = f"{instance_name}-{i}"
+        pod = pods.get(name)
+        if pod is None:
+            ops.append(CreatePod(kind, i))
+        elif pod.terminating:
+            continue  # its deletion is under way; create it again once it is gone
+        elif pod.phase in DEAD_PHASES:
+            ops.append(RecreatePod(kind, name, i, Reason.POD_DEAD))
+        elif i in silent:
+            ops.append(RecreatePod(kind, name, i, Reason.HEARTBEAT_SILENT))
+    expected = {f"{instance_name}-{i}" for i in final}
+    for name, pod in sorted(pods.items()):
+        if name not in expected and not pod.terminating:
+            reason = Reason.SCALE_DOWN if pod.instance_id is not None else Reason.ORPHAN
+            ops.append(DeletePod(kind, name, pod.instance_id, reason))
+    return ops
+
+
+def _silent_instances(
+    policy: HeartbeatPolicy,
+    hb: Heartbeats | None,
+    pods: Mapping[str, Pod] | None,
+    final: Mapping[int, frozenset[str]],
+    now: float,
+    instance_name: str,
+) -> tuple[str | None, set[int]]:
+    """Instances whose running pod has been silent too long, and a note when none can be.
+
+    Silence is only believed while the heartbeat source itself is healthy: when Kafka is
+    down, or nobody at all has been heard lately, every worker would look dead (the old
+    orchestrator then killed the whole fleet).
+    """
+    if not policy.enabled:
+        return None, set()
+    if hb is None:
+        return "heartbeat source disabled: silence is not acted on", set()
+    if not hb.connected:
+        return "heartbeat source unreachable: silence is not acted on", set()
+    if pods is None:
+        return "pods unknown: silence is not acted on", set()
+    timeout = policy.timeout_seconds
+    since = hb.connected_since if hb.connected_since is not None else now
+    if now - since < timeout:
+        return None, set()  # not listening long enough to call anyone silent
+    newest = max(hb.last_seen.values(), default=None)
+    if final and (newest is None or now - newest > timeout):
+        return f"no instance heard for {timeout:g}s: silence is not acted on", set()
+    silent: set[int] = set()
+    for i in final:
+        pod = pods.get(f"{instance_name}-{i}")
+        if pod is None or pod.phase != "Running" or pod.terminating:
+            continue
+        started = pod.started_at if pod.started_at is not None else now
+        if now - started < max(policy.grace_seconds, timeout):
+            continue
+        last = max(hb.last_seen.get(i, since), since, started)
+        if now - last > timeout:
+            silent.add(i)
+    return None, silent
+
+
+def _len(ids: frozenset[str] | None) -> int | None:
+    return None if ids is None else len(ids)
