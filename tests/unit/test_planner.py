@@ -13,7 +13,6 @@ from reconciler.model import (
     DeleteInstance,
     DeletePod,
     Heartbeats,
-    Instance,
     KindObserved,
     Observed,
     Op,
