@@ -1,0 +1,438 @@
+"""Real servers on free 127.0.0.1 ports, data in a temp dir.
+
+Each server: ``start()`` returns once a real client round-trip succeeds, ``stop()``,
+``restart()`` on the same port and data (for outage tests), ``close()`` stops it and removes its
+temp dir, ``log_path`` is its log. Failures raise :class:`rig.RigError` naming the server, the
+command and the log, with the log's last lines.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from rig import provision
+from rig.errors import RigError, log_tail
+from rig.process import Proc, free_port, wait_until
+
+log = logging.getLogger("rig")
+
+JAVA_OPTS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
+             "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true"]
+
+
+class Server:
+    """Base class: one temp dir, one log file, one or more processes."""
+
+    name: ClassVar[str] = "server"
+    start_timeout: ClassVar[float] = 60.0
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"reconciler-rig-{self.name}-", dir=base_dir))
+        self.log_path = self.dir / f"{self.name}.log"
+        self.procs: list[Proc] = []
+        self._prepared = False
+        self.closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Self:
+        """Start (or do nothing if running) and wait until it really serves."""
+        if self.closed:
+            raise RuntimeError(f"{self.name} is closed")
+        if self.running:
+            return self
+        provision.ensure(self.provision_name())
+        if not self._prepared:
+            self.prepare()
+            self._prepared = True
+        try:
+            self.launch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+
+    def restart(self) -> Self:
+        self.stop()
+        return self.start()
+
+    def close(self, keep_dir: bool = False) -> None:
+        self.stop()
+        self.closed = True
+        if not keep_dir and not os.environ.get("RIG_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.procs) and all(p.alive() for p in self.procs)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- for subclasses ----------------------------------------------------------------
+    def provision_name(self) -> str:
+        return self.name
+
+    def prepare(self) -> None:
+        """One-time set-up of the data dir and config (ports are chosen in __init__)."""
+
+    def launch(self) -> None:
+        raise NotImplementedError
+
+    def proc(self, argv: list[str | Path], **kw: Any) -> Proc:
+        return Proc(self.name, argv, self.log_path, **kw)
+
+    def run_once(self, argv: list[str | Path], *, user: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        """Run a set-up command to completion, its output in the log."""
+        argv_s = [str(a) for a in argv]
+        with open(self.log_path, "ab") as fh:
+            fh.write(f"\n==== rig $ {' '.join(argv_s)}\n".encode())
+            fh.flush()
+            rc = subprocess.run(argv_s, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, user=user, env=env,
+                                check=False).returncode
+        if rc != 0:
+            raise RigError(self.name, argv_s, self.log_path, f"set-up step failed (exit {rc})",
+                           log_tail(self.log_path))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} running={self.running} dir={self.dir}>"
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise RigError("java", ["java"], Path("/dev/null"), "java is not on PATH")
+    return java
+
+
+# ====================================================================== ZooKeeper
+
+class ZooKeeper(Server):
+    """Debian's ZooKeeper 3.8, standalone, AdminServer off."""
+
+    name = "zookeeper"
+    CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        super().__init__(base_dir)
+        self.port = free_port()
+        self.hosts = f"127.0.0.1:{self.port}"
+
+    def prepare(self) -> None:
+        (self.dir / "data").mkdir()
+
+    def launch(self) -> None:
+        p = self.proc([_java(), "-Xmx128m", *JAVA_OPTS,
+                       "-Dzookeeper.admin.enableServer=false",
+                       "-Dzookeeper.4lw.commands.whitelist=ruok,srvr,stat",
+                       "-cp", self.CLASSPATH,
+                       "org.apache.zookeeper.server.ZooKeeperServerMain",
+                       str(self.port), self.dir / "data"])
+        self.procs = [p]
+        p.start()
+        wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="serving")
+
+    def _ping(self) -> bool:
+        from kazoo.client import KazooClient
+
+        client = KazooClient(hosts=self.hosts, timeout=2.0, connection_retry=None,
+                             logger=logging.getLogger("rig.kazoo"))
+        try:
+            client.start(timeout=2.0)
+            client.get_children("/")
+            return True
+        finally:
+            with contextlib.suppress(Exception):
+                client.stop()
+                client.close()
+
+
+# ====================================================================== PostgreSQL
+
+class Postgres(Server):
+    """Debian's PostgreSQL 15, run as the `postgres` user when we are root (initdb refuses root).
+
+    Trust authentication for user `postgres` on 127.0.0.1; fsync off.
+    """
+
+    name = "postgres"
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        super().__init__(base_dir)
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        self.bindir = Path(f"/usr/lib/postgresql/{provision.PG_MAJOR}/bin")
+        self.user = "postgres" if os.geteuid() == 0 else None
+
+    def prepare(self) -> None:
+        data, sock = self.dir / "data", self.dir / "sock"
+        sock.mkdir()
+        self.log_path.touch()
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            for path in (self.dir, sock, self.log_path):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        self.run_once([self.bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres",
+                       "--no-sync", "-E", "UTF8", "--locale=C"], user=self.user)
+
+    def launch(self) -> None:
+        p = self.proc([self.bindir / "postgres", "-D", self.dir / "data", "-p", str(self.port),
+                       "-c", "listen_addresses=127.0.0.1", "-k", self.dir / "sock",
+                       "-c", "fsync=off", "-c", "synchronous_commit=off",
+                       "-c", "full_page_writes=off", "-c", "max_connections=200"],
+                      user=self.user, stop_signal=signal.SIGINT)  # SIGINT = fast shutdown
+        self.procs = [p]
+        p.start()
+        wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="accepting queries")
+
+    def _ping(self) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.dsn, connect_timeout=2) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database; return its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ====================================================================== Mosquitto
+
+class Mosquitto(Server):
+    """Debian's Mosquitto 2.0, anonymous, no persistence."""
+
+    name = "mosquitto"
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        super().__init__(base_dir)
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    def prepare(self) -> None:
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+                 "persistence false", "log_dest stderr",
+                 "log_type error", "log_type warning", "log_type notice",
+                 "log_type information", "connection_messages true"]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to user `mosquitto`
+        (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+
+    def launch(self) -> None:
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        p = self.proc([mosquitto, "-c", self.dir / "mosquitto.conf"])
+        self.procs = [p]
+        p.start()
+        wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="accepting MQTT")
+
+    def _ping(self) -> bool:
+        import paho.mqtt.client as mqtt
+
+        connected = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rig-ping")
+        client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+        try:
+            client.connect(self.host, self.port, keepalive=5)
+            client.loop_start()
+            return connected.wait(3)
+        finally:
+            client.loop_stop()
+            with contextlib.suppress(Exception):
+                client.disconnect()
+
+
+# ====================================================================== Kafka
+
+_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+class Kafka(Server):
+    """Apache Kafka 4.x in KRaft mode: one node that is both broker and controller."""
+
+    name = "kafka"
+    start_timeout = 120.0
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        super().__init__(base_dir)
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def _java_cmd(self, main: str, *args: str | Path, heap: str = "-Xmx512m") -> list[str | Path]:
+        libs = provision.kafka_home() / "libs"
+        return [_java(), heap, *JAVA_OPTS,
+                f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+                f"-Dkafka.logs.dir={self.dir / 'logs'}",
+                "-cp", f"{libs}/*", main, *args]
+
+    def prepare(self) -> None:
+        (self.dir / "log4j2.properties").write_text(_LOG4J2)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "listeners": (f"PLAINTEXT://127.0.0.1:{self.port},"
+                          f"CONTROLLER://127.0.0.1:{self.controller_port}"),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.dir / "data"),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "true",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.flush.interval.messages": "1000000",
+        }
+        (self.dir / "server.properties").write_text(
+            "".join(f"{k}={v}\n" for k, v in props.items()))
+        cluster_id = ""
+        while not cluster_id or cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        self.run_once(self._java_cmd("kafka.tools.StorageTool", "format", "--standalone",
+                                     "-t", cluster_id, "-c", self.dir / "server.properties",
+                                     heap="-Xmx256m"))
+
+    def launch(self) -> None:
+        p = self.proc(self._java_cmd("kafka.Kafka", self.dir / "server.properties"))
+        self.procs = [p]
+        p.start()
+        wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="serving metadata",
+                   interval=0.5)
+
+    def _ping(self) -> bool:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
+                                 client_id="rig-ping")
+        try:
+            cluster = admin.describe_cluster()
+            return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) != -1
+        finally:
+            admin.close()
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop(timeout=30)
+
+
+# ====================================================================== Prometheus
+
+class Prometheus(Server):
+    """Debian's Prometheus 2.x with --web.enable-lifecycle, so ``scrape()`` can reload it."""
+
+    name = "prometheus"
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        super().__init__(base_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = self.dir / "prometheus.yml"
+        self.targets: list[str] = []
+
+    def _write_config(self) -> None:
+        cfg: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [],
+        }
+        if self.targets:
+            cfg["scrape_configs"].append({
+                "job_name": "rig", "scrape_interval": "1s", "scrape_timeout": "1s",
+                "static_configs": [{"targets": list(self.targets)}],
+            })
+        # JSON is YAML
+        self.config_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+    def prepare(self) -> None:
+        (self.dir / "data").mkdir()
+        self._write_config()
+
+    def launch(self) -> None:
+        prom = shutil.which("prometheus") or "/usr/bin/prometheus"
+        p = self.proc([prom, f"--config.file={self.config_path}",
+                       f"--storage.tsdb.path={self.dir / 'data'}",
+                       f"--web.listen-address=127.0.0.1:{self.port}",
+                       "--web.enable-lifecycle", "--log.level=info"])
+        self.procs = [p]
+        p.start()
+        wait_until(lambda: self._http("GET", "/-/ready")[0] == 200, procs=[p],
+                   timeout=self.start_timeout, what="ready")
+
+    def _http(self, method: str, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.url + path, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def scrape(self, targets: list[str]) -> None:
+        """Scrape exactly these host:port targets (path /metrics) every second, from now on."""
+        self.targets = [t.removeprefix("http://").rstrip("/") for t in targets]
+        self._write_config()
+        status, body = self._http("POST", "/-/reload", timeout=15)
+        if status != 200:
+            raise RigError(self.name, f"POST {self.url}/-/reload", self.log_path,
+                           f"config reload failed: {status} {body[:500]!r}",
+                           log_tail(self.log_path))
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Run an instant PromQL query; return the result vector."""
+        from urllib.parse import quote
+
+        status, body = self._http("GET", f"/api/v1/query?query={quote(promql)}")
+        data = json.loads(body)
+        if status != 200 or data.get("status") != "success":
+            raise RuntimeError(f"prometheus query {promql!r} failed: {status} {body[:500]!r}")
+        return list(data["data"]["result"])

@@ -1,0 +1,147 @@
+"""Fixtures that hand tests real servers (see README.md, "Test rig").
+
+Session-scoped servers start lazily, the first time a test asks for one, and stop at the end of
+the session. A server that can't be provisioned or doesn't become ready fails the test with a
+message naming the server, the command and its log file: nothing is skipped.
+
+Every test under tests/integration gets the marker ``integration``. A test that stops a server
+(``zk.stop()``) may leave it stopped: it is started again after that test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig.servers import Kafka, Mosquitto, Postgres, Prometheus, Server, ZooKeeper
+
+_HERE = Path(__file__).resolve().parent
+_started: list[Server] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _serve(server: Server) -> Iterator[Any]:
+    """Start a session server, yield it, close it; on a failed start keep its dir for the log."""
+    server.start()
+    _started.append(server)
+    try:
+        yield server
+    finally:
+        _started.remove(server)
+        server.close()
+
+
+@pytest.fixture(autouse=True)
+def _restart_stopped_servers() -> Iterator[None]:
+    """A test that stopped a session server and did not start it again leaves it running."""
+    yield
+    for server in list(_started):
+        if not server.running:
+            server.start()
+
+
+def _hex() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+# ------------------------------------------------------------------ ZooKeeper
+
+@pytest.fixture(scope="session")
+def zk() -> Iterator[ZooKeeper]:
+    """ZooKeeper: ``.hosts`` ("127.0.0.1:PORT"), ``.stop()``, ``.start()``, ``.log_path``."""
+    yield from _serve(ZooKeeper())
+
+
+@pytest.fixture
+def zk_hosts(zk: ZooKeeper) -> Iterator[str]:
+    """A connect string with a fresh chroot for this test: "127.0.0.1:PORT/t-<hex>"."""
+    from kazoo.client import KazooClient
+
+    zk.start()
+    chroot = f"/t-{_hex()}"
+    admin = KazooClient(hosts=zk.hosts, timeout=10)
+    admin.start(timeout=15)
+    try:
+        admin.ensure_path(chroot)
+    finally:
+        admin.stop()
+        admin.close()
+    yield zk.hosts + chroot
+    if zk.running:
+        admin = KazooClient(hosts=zk.hosts, timeout=10)
+        with contextlib.suppress(Exception):
+            admin.start(timeout=5)
+            admin.delete(chroot, recursive=True)
+        with contextlib.suppress(Exception):
+            admin.stop()
+            admin.close()
+
+
+@pytest.fixture
+def kazoo_client(zk_hosts: str) -> Iterator[Any]:
+    """A started KazooClient on ``zk_hosts`` (this test's chroot); stopped after the test."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=zk_hosts, timeout=10)
+    client.start(timeout=15)
+    yield client
+    with contextlib.suppress(Exception):
+        client.stop()
+        client.close()
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Postgres]:
+    """PostgreSQL 15: ``.url`` (SQLAlchemy URL of db `postgres`), ``.stop()``, ``.start()``."""
+    yield from _serve(Postgres())
+
+
+@pytest.fixture
+def pg_url(pg: Postgres) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database made for this test (dropped after)."""
+    pg.start()
+    name = f"t_{_hex()}"
+    url = pg.create_database(name)
+    yield url
+    if pg.running:
+        with contextlib.suppress(Exception):
+            pg.drop_database(name)
+
+
+# ------------------------------------------------------------------ MQTT
+
+@pytest.fixture(scope="session")
+def mqtt() -> Iterator[Mosquitto]:
+    """Mosquitto: ``.host``, ``.port``, ``.url`` ("mqtt://127.0.0.1:PORT"), stop/start."""
+    yield from _serve(Mosquitto())
+
+
+# ------------------------------------------------------------------ Kafka
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[Kafka]:
+    """Kafka 4 (KRaft, one node): ``.bootstrap`` ("127.0.0.1:PORT"), ``.stop()``, ``.start()``."""
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    yield from _serve(Kafka())
+
+
+# ------------------------------------------------------------------ Prometheus
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[Prometheus]:
+    """Prometheus: ``.url``, ``.scrape(["127.0.0.1:PORT", ...])`` (1 s interval, reloads),
+    ``.query(promql)`` -> result vector."""
+    yield from _serve(Prometheus())
