@@ -182,3 +182,25 @@ class Plan:
 
     def __bool__(self) -> bool:  # "is there anything to do"
         return bool(self.ops)
+
+
+@dataclass(frozen=True, slots=True)
+class PodUsage:
+    """CPU and memory one pod used, from metrics.k8s.io PodMetrics (summed over containers)."""
+
+    cpu_millicores: float
+    memory_bytes: float
+    timestamp: float  # Unix seconds: end of the sampling window (stale metrics are ignored)
+    window: float  # seconds the usage was averaged over
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCapacity:
+    """One node's room for pods, as the scheduler counts it: by requests, not usage."""
+
+    name: str
+    allocatable_cpu_m: float
+    allocatable_mem_bytes: float
+    requested_cpu_m: float  # sum of requests of non-terminated pods bound to the node
+    requested_mem_bytes: float
+    schedulable: bool  # not cordoned, Ready, and no NoSchedule/NoExecute taint

@@ -106,11 +106,25 @@ def pod_requests(t: PodTemplate) -> tuple[float, float]:
     counts only when it asks for more than all regular containers together (they run one
     at a time, before the others).
     """
-    spec = t.manifest.get("spec") or {}
+    return spec_requests(t.manifest.get("spec") or {})
+
+
+def spec_requests(spec: dict[str, Any]) -> tuple[float, float]:
+    """(CPU millicores, memory bytes) a pod spec (a dict, as the API returns it) requests.
+
+    The scheduler's sum: regular containers added up, init containers as a maximum (one at
+    a time), plus the runtime class overhead when set. Used for templates and for the live
+    pods on a node alike, so the capacity check counts both the same way.
+    """
     cpu, mem = _sum_requests(spec.get("containers") or [])
     for c in spec.get("initContainers") or []:
         icpu, imem = _sum_requests([c])
         cpu, mem = max(cpu, icpu), max(mem, imem)
+    overhead = spec.get("overhead") or {}
+    if "cpu" in overhead:
+        cpu += float(parse_quantity(overhead["cpu"]) * 1000)
+    if "memory" in overhead:
+        mem += float(parse_quantity(overhead["memory"]))
     return cpu, mem
 
 

@@ -1,0 +1,104 @@
+"""The kube adapter's pure parts: JSON -> model conversions and error mapping, no server."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from reconciler.adapters import SourceUnavailable
+from reconciler.adapters.kube import (
+    KubePods,
+    _schedulable,
+    _usage_from_dict,
+    make_api_client,
+    parse_go_duration,
+    pod_from_dict,
+)
+from reconciler.model import Pod
+from reconciler.podspec import PodTemplate
+
+
+def test_pod_from_dict_full() -> None:
+    p = pod_from_dict({
+        "metadata": {"name": "iota-dac-3", "uid": "u1", "labels": {"instanceId": "3"},
+                     "creationTimestamp": "2024-01-01T00:00:00Z",
+                     "deletionTimestamp": "2024-01-01T00:01:00Z"},
+        "status": {"phase": "Running", "startTime": "2024-01-01T00:00:05Z"},
+    })
+    assert p == Pod(name="iota-dac-3", instance_id=3, phase="Running", terminating=True,
+                    started_at=1704067205.0, uid="u1")
+
+
+def test_pod_from_dict_minimal() -> None:
+    p = pod_from_dict({"metadata": {"name": "x", "labels": {"instanceId": "-1"},
+                                    "creationTimestamp": "2024-01-01T00:00:00Z"}})
+    assert p.phase == "Pending"
+    assert p.instance_id is None
+    assert p.terminating is False
+    assert p.started_at == 1704067200.0  # no startTime: creationTimestamp
+    assert pod_from_dict({"metadata": {"name": "y"}}).instance_id is None
+
+
+@pytest.mark.parametrize(("s", "sec"), [
+    ("30s", 30.0), ("1m0s", 60.0), ("10.5s", 10.5), ("500ms", 0.5), ("1h2m3s", 3723.0),
+    ("0", 0.0), ("15.011s", 15.011), ("250us", 0.00025), ("100ns", 1e-7),
+])
+def test_parse_go_duration(s: str, sec: float) -> None:
+    assert parse_go_duration(s) == pytest.approx(sec)
+
+
+@pytest.mark.parametrize("s", ["30", "s", "1x", "1s junk", "-1s"])
+def test_parse_go_duration_rejects(s: str) -> None:
+    with pytest.raises(ValueError):
+        parse_go_duration(s)
+
+
+def test_usage_sums_containers() -> None:
+    u = _usage_from_dict({
+        "timestamp": "2024-01-01T00:00:00Z", "window": "30s",
+        "containers": [{"name": "a", "usage": {"cpu": "125000000n", "memory": "1Mi"}},
+                       {"name": "b", "usage": {"cpu": "375m", "memory": "1048576"}}],
+    })
+    assert u.cpu_millicores == pytest.approx(500.0)
+    assert u.memory_bytes == 2 * 2**20
+    assert u.timestamp == 1704067200.0 and u.window == 30.0
+
+
+def _node(**kw: object) -> dict[str, object]:
+    node: dict[str, object] = {
+        "metadata": {"name": "n"}, "spec": {},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    node.update(kw)
+    return node
+
+
+def test_schedulable() -> None:
+    assert _schedulable(_node())
+    assert not _schedulable(_node(spec={"unschedulable": True}))
+    assert not _schedulable(_node(status={"conditions": [{"type": "Ready", "status": "False"}]}))
+    assert not _schedulable(_node(status={}))
+    assert not _schedulable(_node(spec={"taints": [{"key": "k", "effect": "NoSchedule"}]}))
+    assert not _schedulable(_node(spec={"taints": [{"key": "k", "effect": "NoExecute"}]}))
+    assert _schedulable(_node(spec={"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}))
+
+
+def test_refused_connection_is_source_unavailable_fast() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = make_api_client(in_cluster=False, kubeconfig=None, url=f"http://127.0.0.1:{port}",
+                          token="t0ken", ca_file=None)
+    t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {
+        "containers": [{"name": "c", "image": "i", "env": [{"name": "I"}]}]}})
+    k = KubePods(api, {"Thing": t}, request_timeout=2)
+    t0 = time.monotonic()
+    with pytest.raises(SourceUnavailable) as ei:
+        k.list_pods("Thing")
+    with pytest.raises(SourceUnavailable):
+        k.create_pod("Thing", 0)
+    assert time.monotonic() - t0 < 3
+    assert "t0ken" not in str(ei.value)
+    assert k.writes == 1  # the create was attempted once (counted), the list is no write
