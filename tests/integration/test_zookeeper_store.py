@@ -1,0 +1,262 @@
+"""ZkStore against a real ZooKeeper (fixtures from tests/integration/conftest.py).
+
+Every test gets its own chroot (`zk_hosts`), so they can share one server. The raw bytes
+are checked with a separate kazoo client: the workers are Node.js programs that read those
+bytes, so "round-trips through our own reader" is not enough.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import make_acl
+
+from reconciler.adapters import SourceUnavailable
+from reconciler.adapters.zookeeper import ZkStore, ZkTransactionError
+from reconciler.model import Instance
+
+pytestmark = pytest.mark.integration
+
+ROOT = "/iota/orchestration"
+
+
+@pytest.fixture
+def store(zk_hosts: str) -> Iterator[ZkStore]:
+    s = ZkStore(zk_hosts, timeout=5.0)
+    s.start()
+    yield s
+    s.stop()
+
+
+def raw(client: KazooClient, path: str) -> bytes:
+    data, _stat = client.get(path)
+    return data
+
+
+def test_layout_is_byte_exact(store: ZkStore, kazoo_client: KazooClient) -> None:
+    # Ids deliberately unsorted and one non-ASCII: JSON.stringify writes raw UTF-8.
+    inst = Instance(instance_id=3, ids=frozenset({"b-2", "a-1", "é"}), count=5, reload_times=4)
+    store.write_instance("Thing", inst, create=True)
+
+    base = f"{ROOT}/Thing/3"
+    assert raw(kazoo_client, base) == b'{"used":3,"count":5}'
+    assert raw(kazoo_client, f"{base}/resources") == '{"ids":["a-1","b-2","é"]}'.encode()
+    assert raw(kazoo_client, f"{base}/_reload") == b'{"times":4}'
+    assert raw(kazoo_client, f"{base}/tmp") == b""
+    assert sorted(kazoo_client.get_children(base)) == ["_reload", "resources", "tmp"]
+    assert kazoo_client.get_children(f"{ROOT}/Thing") == ["3"]
+
+
+def test_write_then_read_round_trip(store: ZkStore) -> None:
+    assert store.read("Thing") == {}  # no kind node yet: empty, not an error
+    written = {
+        0: Instance(0, frozenset({"x", "y"}), count=3, reload_times=1),
+        1: Instance(1, frozenset(), count=3, reload_times=0),
+        12: Instance(12, frozenset({"z"}), count=3, reload_times=9),
+    }
+    for inst in written.values():
+        store.write_instance("Thing", inst, create=True)
+    store.write_instance("Rule", Instance(0, frozenset({"r"}), count=1), create=True)
+
+    assert store.read("Thing") == written
+    assert store.read("Rule") == {0: Instance(0, frozenset({"r"}), count=1)}
+    # Overwrite one instance: set, not create.
+    changed = Instance(0, frozenset({"y", "w"}), count=4, reload_times=2)
+    store.write_instance("Thing", changed, create=False)
+    assert store.read("Thing")[0] == changed
+
+
+def test_each_write_is_one_transaction_and_reads_write_nothing(store: ZkStore) -> None:
+    store.write_instance("Thing", Instance(0, frozenset({"a"}), count=2), create=True)
+    store.write_instance("Thing", Instance(1, frozenset({"b"}), count=2), create=True)
+    after_writes = store.writes
+    # 1 for the parent path, then exactly one commit per instance.
+    assert after_writes == 3
+    for _ in range(3):
+        store.read("Thing")
+    assert store.writes == after_writes
+
+
+def test_reload_times_are_stored_as_given(store: ZkStore, kazoo_client: KazooClient) -> None:
+    ids = frozenset({"a"})
+    store.write_instance("Thing", Instance(0, ids, count=2, reload_times=0), create=True)
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/_reload") == b'{"times":0}'
+    store.write_instance("Thing", Instance(0, ids | {"b"}, 2, reload_times=7), create=False)
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/_reload") == b'{"times":7}'
+    assert store.read("Thing")[0].reload_times == 7
+
+
+def test_failed_op_rolls_back_the_whole_instance(store: ZkStore, kazoo_client: KazooClient) -> None:
+    """One transaction per instance: when one node cannot be written, none is."""
+    base = f"{ROOT}/Thing/0"
+    store.write_instance("Thing", Instance(0, frozenset({"a"}), 2, reload_times=1), create=True)
+    before = {p: raw(kazoo_client, p) for p in (base, f"{base}/_reload", f"{base}/resources")}
+    writes = store.writes
+    # Make the last op of the transaction fail: resources becomes read-only.
+    kazoo_client.set_acls(f"{base}/resources", [make_acl("world", "anyone", read=True)])
+
+    new = Instance(0, frozenset({"a", "b"}), count=5, reload_times=2)
+    with pytest.raises(ZkTransactionError) as caught:
+        store.write_instance("Thing", new, create=False)
+
+    assert caught.value.path == f"{base}/resources"
+    assert f"{base}/resources" in str(caught.value)
+    assert {p: raw(kazoo_client, p) for p in before} == before  # base and _reload untouched
+    assert store.writes == writes
+
+
+def test_repair_recreates_missing_children(store: ZkStore, kazoo_client: KazooClient) -> None:
+    base = f"{ROOT}/Thing/0"
+    inst = Instance(0, frozenset({"a", "b"}), count=2, reload_times=1)
+    store.write_instance("Thing", inst, create=True)
+    kazoo_client.delete(f"{base}/_reload")
+    kazoo_client.delete(f"{base}/tmp")
+
+    broken = store.read("Thing")[0]
+    assert not broken.complete
+    assert broken.ids == inst.ids  # what could be read is kept
+
+    writes = store.writes
+    repaired = Instance(0, inst.ids, count=2, reload_times=2)
+    store.write_instance("Thing", repaired, create=False)
+    assert store.writes == writes + 1  # the missing nodes came in the same transaction
+    assert raw(kazoo_client, f"{base}/_reload") == b'{"times":2}'
+    assert kazoo_client.exists(f"{base}/tmp") is not None
+    assert store.read("Thing")[0] == repaired
+
+
+def test_write_keeps_worker_status_under_tmp(store: ZkStore, kazoo_client: KazooClient) -> None:
+    base = f"{ROOT}/Thing/0"
+    store.write_instance("Thing", Instance(0, frozenset({"a"}), 2), create=True)
+    kazoo_client.create(f"{base}/tmp/status", b"running")
+    store.write_instance("Thing", Instance(0, frozenset({"a", "b"}), 2, 1), create=False)
+    assert raw(kazoo_client, f"{base}/tmp/status") == b"running"
+
+
+def test_delete_removes_worker_created_children(store: ZkStore, kazoo_client: KazooClient) -> None:
+    store.write_instance("Thing", Instance(0, frozenset({"a"}), 2), create=True)
+    store.write_instance("Thing", Instance(1, frozenset({"b"}), 2), create=True)
+    base = f"{ROOT}/Thing/1"
+    kazoo_client.create(f"{base}/tmp/status", b"running")
+    kazoo_client.create(f"{base}/tmp/status/detail", b"x")
+    kazoo_client.create(f"{base}/extra", b"")
+
+    writes = store.writes
+    store.delete_instance("Thing", 1)
+    assert store.writes == writes + 1
+    assert kazoo_client.exists(base) is None
+    assert list(store.read("Thing")) == [0]
+
+    store.delete_instance("Thing", 1)  # already gone: done, no error, no write
+    store.delete_instance("Rule", 4)  # kind never existed
+    assert store.writes == writes + 1
+
+
+def test_5000_uuid_ids_fit_in_one_instance(store: ZkStore, kazoo_client: KazooClient) -> None:
+    ids = frozenset(str(uuid.uuid4()) for _ in range(5000))
+    inst = Instance(0, ids, count=5000, reload_times=1)
+
+    started = time.perf_counter()
+    store.write_instance("Thing", inst, create=True)
+    wrote = time.perf_counter() - started
+    started = time.perf_counter()
+    back = store.read("Thing")
+    read = time.perf_counter() - started
+
+    size = len(raw(kazoo_client, f"{ROOT}/Thing/0/resources"))
+    print(
+        f"\n5000 UUID ids: resources node {size} bytes, write {wrote * 1000:.0f} ms, "
+        f"read {read * 1000:.0f} ms"
+    )
+    assert back == {0: inst}
+    assert 180_000 < size < 1_000_000
+
+
+def test_malformed_nodes_read_as_incomplete(store: ZkStore, kazoo_client: KazooClient) -> None:
+    for i in range(4):
+        store.write_instance("Thing", Instance(i, frozenset({f"id{i}"}), 2, 1), create=True)
+    thing = f"{ROOT}/Thing"
+    kazoo_client.set(f"{thing}/0/resources", b"{not json")
+    kazoo_client.set(f"{thing}/1/_reload", b'{"times":"7"}')
+    kazoo_client.set(f"{thing}/2", b"\xff\xfe")  # not even UTF-8
+    # Foreign nodes next to the instances: ignored, not instances, not errors.
+    kazoo_client.create(f"{thing}/lock", b"")
+    kazoo_client.create(f"{thing}/01", b"")
+
+    got = store.read("Thing")
+
+    assert sorted(got) == [0, 1, 2, 3]
+    assert not got[0].complete and got[0].ids == frozenset() and got[0].count == 2
+    assert not got[1].complete and got[1].ids == {"id1"}
+    assert not got[2].complete and got[2].ids == {"id2"}
+    assert got[3] == Instance(3, frozenset({"id3"}), 2, 1)
+
+
+def test_stale_used_reads_as_incomplete(store: ZkStore, kazoo_client: KazooClient) -> None:
+    store.write_instance("Thing", Instance(0, frozenset({"a", "b"}), 3), create=True)
+    kazoo_client.set(f"{ROOT}/Thing/0", b'{"used":1,"count":3}')
+    assert not store.read("Thing")[0].complete
+
+
+def test_start_fails_fast_when_nothing_listens() -> None:
+    s = ZkStore("127.0.0.1:1", timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable):
+        s.start()
+    assert time.monotonic() - started < 5
+    assert not s.connected
+    s.stop()
+
+
+def _eventually(func: Any, within: float) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return func()
+        except SourceUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_zookeeper_outage_raises_source_unavailable_then_recovers(zk: Any, zk_hosts: str) -> None:
+    store = ZkStore(zk_hosts, timeout=3.0)
+    store.start()
+    inst = Instance(0, frozenset({"a"}), count=2, reload_times=1)
+    try:
+        store.write_instance("Thing", inst, create=True)
+        assert store.connected
+        zk.stop()
+        try:
+            took: list[float] = []
+            for call in (
+                lambda: store.read("Thing"),
+                lambda: store.write_instance("Thing", inst, create=False),
+                lambda: store.delete_instance("Thing", 0),
+            ):
+                started = time.monotonic()
+                with pytest.raises(SourceUnavailable):
+                    call()
+                took.append(time.monotonic() - started)
+            print(f"\nSourceUnavailable after {', '.join(f'{t:.2f}s' for t in took)}")
+            assert took[0] < 3.0 + 2.0  # the store's timeout (it may be a blip), plus slack
+            # Disconnected for longer than the timeout: later calls give up at once.
+            assert max(took[1:]) < 1.0
+            assert not store.connected
+        finally:
+            zk.start()
+        # The same store, not a new one: kazoo reconnects by itself.
+        started = time.monotonic()
+        _eventually(lambda: store.read("Thing"), within=30)
+        print(f"reconnected {time.monotonic() - started:.2f}s after the server was back")
+        assert store.connected
+        newer = Instance(0, frozenset({"a", "b"}), count=2, reload_times=2)
+        store.write_instance("Thing", newer, create=True)
+        assert store.read("Thing") == {0: newer}
+    finally:
+        store.stop()
