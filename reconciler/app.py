@@ -1,0 +1,146 @@
+"""Wiring: build the adapters from Settings and hand them to the loop.
+
+The only place that knows which concrete adapter serves which interface, so the loop and the
+reconciler stay free of client libraries and tests can wire real servers the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from reconciler import metrics
+from reconciler.adapters import SourceUnavailable
+from reconciler.adapters.inventory import Inventory
+from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
+from reconciler.adapters.zookeeper import ZkStore
+from reconciler.logs import log
+from reconciler.loop import Daemon
+from reconciler.podspec import PodTemplate
+from reconciler.reconcile import Reconciler
+from reconciler.settings import Settings
+
+
+@dataclass
+class App:
+    """The daemon and everything it started; `close()` stops them in reverse order."""
+
+    settings: Settings
+    daemon: Daemon
+    zk: ZkStore
+    inventory: Inventory
+    pods: KubePods
+    stack: ExitStack = field(default_factory=ExitStack)
+    watcher: PodWatcher | None = None
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def build(settings: Settings, *, events: bool = True) -> App:
+    """Adapters and daemon; with events=False (reconciler plan) no background listeners."""
+    stack = ExitStack()
+    zk = ZkStore(settings.zk_hosts)
+    _start_in_background(zk, stack)
+    inventory = Inventory(settings.database_url.get_secret_value())
+    stack.callback(inventory.close)
+    api_client = make_api_client(
+        in_cluster=settings.kube_in_cluster,
+        kubeconfig=settings.kubeconfig,
+        url=settings.kube_url,
+        token=settings.kube_token.get_secret_value() if settings.kube_token else None,
+        ca_file=settings.kube_ca_file,
+        verify_ssl=settings.kube_verify_ssl,
+    )
+    pods = KubePods(api_client, {})
+    reconciler = Reconciler(store=zk, rows=inventory, pods=pods)
+    app = App(settings, Daemon(settings.policy_path, reconciler), zk, inventory, pods, stack)
+
+    def on_templates(templates: dict[str, PodTemplate]) -> None:
+        pods.templates = templates
+        if not events:
+            return
+        # The watcher follows the namespaces and kinds of the policy in force.
+        if app.watcher is not None:
+            app.watcher.stop()
+        app.watcher = PodWatcher(api_client, templates, app.daemon.on_pod_change)
+        app.watcher.start()
+
+    app.daemon.on_templates = on_templates
+    app.daemon.readiness = {"zookeeper": lambda: zk.connected}
+    stack.callback(lambda: app.watcher.stop() if app.watcher else None)
+    # Load the policy now (run() keeps it): the event sources need its kinds. A broken file
+    # at start is fatal; later broken edits are not.
+    if not app.daemon.load_policy("start") and app.daemon.loaded is None:
+        stack.close()
+        raise SystemExit(f"no valid policy: {app.daemon.policy_error}")
+    if events:
+        _start_event_sources(app, stack)
+    return app
+
+
+def _start_in_background(zk: ZkStore, stack: ExitStack) -> None:
+    """Connect to ZooKeeper without blocking start-up: the loop reports it as blind meanwhile."""
+    stop = threading.Event()
+
+    def connect() -> None:
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                zk.start()
+                return
+            except SourceUnavailable as e:
+                log.warning("zookeeper not reachable yet", error=str(e), retry_in=delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    thread = threading.Thread(target=connect, name="zk-connect", daemon=True)
+    thread.start()
+    stack.callback(zk.stop)
+    stack.callback(stop.set)
+
+
+def _start_event_sources(app: App, stack: ExitStack) -> None:
+    settings = app.settings
+    if settings.mqtt_brokers.strip():
+        from reconciler.adapters.notify import NotifyListener
+
+        def malformed(payload: bytes, reason: str) -> None:
+            metrics.EVENTS_MALFORMED.labels("mqtt").inc()
+            log.warning("malformed cm/notify message", reason=reason, sample=payload[:200])
+
+        listener = NotifyListener(
+            settings.mqtt_brokers,
+            app.daemon.on_row_event,
+            client_id=settings.mqtt_client_id,
+            on_malformed=malformed,
+            reconnect_delay=settings.mqtt_reconnect_seconds,
+        )
+        listener.start()
+        stack.callback(listener.stop)
+        app.daemon.readiness["mqtt"] = lambda: listener.connected
+    else:
+        log.info("row events disabled (no MQTT broker set): converging by tick only")
+
+    if settings.kafka_bootstrap.strip():
+        from reconciler.adapters.heartbeats import HeartbeatMonitor
+
+        def malformed_heartbeat(payload: bytes, reason: str) -> None:
+            metrics.EVENTS_MALFORMED.labels("kafka").inc()
+            log.warning("malformed heartbeat", reason=reason, sample=payload[:200])
+
+        # Consumers follow the kinds that have heartbeats enabled when the daemon starts;
+        # enabling heartbeats for another kind takes a restart (README).
+        kinds = sorted(k for k, p in app.daemon.policies().items() if p.heartbeat.enabled)
+        if kinds:
+            monitor = HeartbeatMonitor(
+                settings.kafka_bootstrap,
+                kinds,
+                on_malformed=malformed_heartbeat,
+            )
+            monitor.start()
+            stack.callback(monitor.stop)
+            app.daemon.reconciler.heartbeats = monitor
+    else:
+        log.info("heartbeats disabled (no Kafka bootstrap set): silence is not checked")

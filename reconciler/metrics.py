@@ -1,0 +1,168 @@
+"""Every Prometheus metric the daemon exports, defined once.
+
+Naming follows Prometheus conventions (base units, `_total` counters). Per-instance series
+are labelled `instance_id`, not `instance`: Prometheus attaches its own `instance` label (the
+scrape target) and would rename ours to `exported_instance`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# --- the fleet, per resource kind and instance -------------------------------------------
+ROWS = Gauge(
+    "reconciler_rows",
+    "Rows of the kind's table (resources to assign)",
+    ["resource"],
+    registry=REGISTRY,
+)
+INSTANCES = Gauge(
+    "reconciler_instances",
+    "Instances of the kind after the last plan",
+    ["resource"],
+    registry=REGISTRY,
+)
+INSTANCE_USED = Gauge(
+    "reconciler_instance_used",
+    "Resource ids assigned to the instance",
+    ["resource", "instance_id"],
+    registry=REGISTRY,
+)
+INSTANCE_COUNT = Gauge(
+    "reconciler_instance_count",
+    "Capacity of the instance (ids it may hold)",
+    ["resource", "instance_id"],
+    registry=REGISTRY,
+)
+UNASSIGNED = Gauge(
+    "reconciler_unassigned_ids",
+    "Rows with no instance because the kind needs more than maxInstances",
+    ["resource"],
+    registry=REGISTRY,
+)
+OVER_CAPACITY = Gauge(
+    "reconciler_over_capacity",
+    "1 when the kind needs more instances than maxInstances allows",
+    ["resource"],
+    registry=REGISTRY,
+)
+IDS_MOVED = Counter(
+    "reconciler_ids_moved_total",
+    "Resource ids moved between instances",
+    ["resource"],
+    registry=REGISTRY,
+)
+POD_PHASE = Gauge(
+    "reconciler_pod_phase",
+    "1 for the pod's current phase",
+    ["resource", "instance_id", "phase"],
+    registry=REGISTRY,
+)
+POD_CPU = Gauge(
+    "reconciler_pod_cpu_usage_cores",
+    "Pod CPU usage from metrics.k8s.io",
+    ["resource", "instance_id"],
+    registry=REGISTRY,
+)
+POD_MEMORY = Gauge(
+    "reconciler_pod_memory_usage_bytes",
+    "Pod memory usage from metrics.k8s.io",
+    ["resource", "instance_id"],
+    registry=REGISTRY,
+)
+HEARTBEAT_AGE = Gauge(
+    "reconciler_heartbeat_age_seconds",
+    "Seconds since the instance's last Kafka heartbeat",
+    ["resource", "instance_id"],
+    registry=REGISTRY,
+)
+
+# --- the reconcile loop ------------------------------------------------------------------
+TICKS = Counter(
+    "reconciler_reconciles_total",
+    "Reconciles run, by what started them",
+    ["trigger"],
+    registry=REGISTRY,
+)
+TICK_SECONDS = Histogram(
+    "reconciler_reconcile_duration_seconds",
+    "Wall time of one observe-plan-apply pass",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+LAST_SUCCESS = Gauge(
+    "reconciler_last_success_timestamp_seconds",
+    "Unix time of the last reconcile that saw every source",
+    registry=REGISTRY,
+)
+OPERATIONS = Counter(
+    "reconciler_operations_total",
+    "Operations applied, by type and result",
+    ["resource", "op", "result"],
+    registry=REGISTRY,
+)
+SOURCE_UP = Gauge(
+    "reconciler_source_up",
+    "1 when the source answered at the last try",
+    ["source"],
+    registry=REGISTRY,
+)
+
+# --- inputs ------------------------------------------------------------------------------
+EVENTS = Counter(
+    "reconciler_events_received_total",
+    "Messages received, by source",
+    ["source"],
+    registry=REGISTRY,
+)
+EVENTS_MALFORMED = Counter(
+    "reconciler_events_malformed_total",
+    "Messages that could not be parsed, by source",
+    ["source"],
+    registry=REGISTRY,
+)
+POLICY_RELOADS = Counter(
+    "reconciler_policy_reloads_total", "policy.yaml loads, by result", ["result"], registry=REGISTRY
+)
+POLICY_INFO = Gauge(
+    "reconciler_policy_info",
+    "1 for the policy in force (sha256 of the file)",
+    ["sha256"],
+    registry=REGISTRY,
+)
+
+# --- autoscaling -------------------------------------------------------------------------
+SCALE_DESIRED = Gauge(
+    "reconciler_autoscale_desired_instances",
+    "Instances the CPU/memory recommendation asks for",
+    ["resource"],
+    registry=REGISTRY,
+)
+SCALE_LIMITED = Gauge(
+    "reconciler_autoscale_limited",
+    "1 for the factor that limited the last scaling decision",
+    ["resource", "factor"],
+    registry=REGISTRY,
+)
+
+
+_published: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+
+
+def publish(gauge: Gauge, resource: str, values: Mapping[tuple[str, ...], float]) -> None:
+    """Set a kind's per-instance series and remove those no longer current.
+
+    `values` maps the labels after `resource` (e.g. (instance_id,) or (instance_id, phase))
+    to a value; series of deleted instances disappear instead of freezing at a stale value.
+    """
+    key = (gauge._name, resource)
+    now = {(resource, *labels) for labels in values}
+    for labels in _published.get(key, set()) - now:
+        gauge.remove(*labels)
+    for labels, value in values.items():
+        gauge.labels(resource, *labels).set(value)
+    _published[key] = now
