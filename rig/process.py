@@ -56,7 +56,8 @@ class Proc:
 
     def __init__(self, server: str, argv: Sequence[str | Path], log_path: Path, *,
                  env: dict[str, str] | None = None, cwd: Path | None = None,
-                 user: str | None = None, stop_signal: int = signal.SIGTERM) -> None:
+                 user: str | None = None, stop_signal: int = signal.SIGTERM,
+                 stop_timeout: float = 20.0) -> None:
         self.server = server
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
@@ -64,6 +65,7 @@ class Proc:
         self.cwd = cwd
         self.user = user
         self.stop_signal = stop_signal
+        self.stop_timeout = stop_timeout
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -96,7 +98,10 @@ class Proc:
     def error(self, problem: str) -> RigError:
         return RigError(self.server, self.argv, self.log_path, problem, log_tail(self.log_path))
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """stop_signal, then SIGKILL after the timeout (default: stop_timeout)."""
+        if timeout is None:
+            timeout = self.stop_timeout
         popen = self.popen
         if popen is None:
             return

@@ -62,11 +62,15 @@ class Server:
         try:
             self.launch()
         except BaseException:
-            self.stop()
+            self.stop_all()
             raise
         return self
 
     def stop(self) -> None:
+        """Stop the server (for outage tests); ``start()`` brings it back on the same port."""
+        self.stop_all()
+
+    def stop_all(self) -> None:
         for p in reversed(self.procs):
             p.stop()
 
@@ -75,7 +79,7 @@ class Server:
         return self.start()
 
     def close(self, keep_dir: bool = False) -> None:
-        self.stop()
+        self.stop_all()
         self.closed = True
         if not keep_dir and not os.environ.get("RIG_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -362,7 +366,7 @@ class Kafka(Server):
         finally:
             admin.close()
 
-    def stop(self) -> None:
+    def stop_all(self) -> None:
         for p in self.procs:
             p.stop(timeout=30)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, Prometheus, Server, ZooKeeper
 
 _HERE = Path(__file__).resolve().parent
@@ -33,7 +34,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _serve(server: Server) -> Iterator[Any]:
     """Start a session server, yield it, close it; on a failed start keep its dir for the log."""
-    server.start()
+    try:
+        server.start()
+    except BaseException:
+        server.close(keep_dir=True)
+        raise
     _started.append(server)
     try:
         yield server
@@ -145,3 +150,29 @@ def prometheus() -> Iterator[Prometheus]:
     """Prometheus: ``.url``, ``.scrape(["127.0.0.1:PORT", ...])`` (1 s interval, reloads),
     ``.query(promql)`` -> result vector."""
     yield from _serve(Prometheus())
+
+
+# ------------------------------------------------------------------ Kubernetes
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[Kube]:
+    """etcd + kube-apiserver + kube-scheduler + kwok (see rig/kube.py for the identities).
+
+    ``.url``, ``.token`` (admin), ``.tokens`` ({"admin", "reconciler", "nobody"}), ``.ca_file``,
+    ``.kubeconfig``, ``.api_client(token=None)``, ``.node_names`` (kwok nodes, Ready, 16 CPU /
+    32Gi / 110 pods each), ``.stop()``/``.start()`` (the apiserver only),
+    ``.add_token(user, groups)``. Namespace ``iota`` exists from the start.
+    """
+    yield from _serve(Kube())
+
+
+@pytest.fixture
+def kube_namespace(kube: Kube) -> Iterator[str]:
+    """A fresh namespace "iota-<hex>"; deleted (with its pods) after the test."""
+    kube.start()
+    name = f"iota-{_hex()}"
+    kube.create_namespace(name)
+    yield name
+    if kube.running:
+        with contextlib.suppress(Exception):
+            kube.delete_namespace(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +177,74 @@ def test_prometheus_scrapes_a_client_endpoint(prometheus: Any) -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+# ------------------------------------------------------------------ Kubernetes
+
+def test_kube_pod_lifecycle_from_template(kube: Any, kube_namespace: str) -> None:
+    import yaml
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from rig.kube import STATUS_ANNOTATION
+
+    manifest = yaml.safe_load(Path("templates/iota-dac/pod-template.yml").read_text())
+    manifest["metadata"]["namespace"] = kube_namespace
+    name = manifest["metadata"]["name"]
+    with kube.api_client() as api:
+        v1 = client.CoreV1Api(api)
+        v1.create_namespaced_pod(kube_namespace, manifest)
+
+        def running() -> Any:
+            pod = v1.read_namespaced_pod(name, kube_namespace)
+            return pod if pod.status.phase == "Running" else None
+
+        pod = _eventually(running, timeout=30)
+        assert pod.spec.node_name in kube.node_names  # bound by kube-scheduler
+
+        # kwok leaves pods annotated "custom" alone, so the Failed status sticks
+        v1.patch_namespaced_pod(name, kube_namespace,
+                                {"metadata": {"annotations": {STATUS_ANNOTATION: "custom"}}})
+        v1.patch_namespaced_pod_status(name, kube_namespace,
+                                       {"status": {"phase": "Failed", "reason": "Error"}})
+        time.sleep(1)
+        assert v1.read_namespaced_pod(name, kube_namespace).status.phase == "Failed"
+
+        v1.delete_namespaced_pod(name, kube_namespace)
+
+        def gone() -> bool:
+            try:
+                v1.read_namespaced_pod(name, kube_namespace)
+            except ApiException as exc:
+                assert exc.status == 404
+                return True
+            return False
+
+        _eventually(gone, timeout=30)
+
+
+def test_kube_nodes_and_restricted_token(kube: Any) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    with kube.api_client() as api:
+        nodes = {n.metadata.name: n for n in client.CoreV1Api(api).list_node().items}
+    assert set(kube.node_names) <= set(nodes)
+    for name in kube.node_names:
+        assert nodes[name].status.allocatable["cpu"] == "16"
+    with kube.api_client(kube.tokens["nobody"]) as api:
+        with pytest.raises(ApiException) as err:
+            client.CoreV1Api(api).list_namespaced_pod("iota")
+        assert err.value.status == 403
+
+
+def test_kube_apiserver_stop_and_start(kube: Any, kube_namespace: str) -> None:
+    from kubernetes import client
+
+    kube.stop()
+    with kube.api_client() as api, pytest.raises(Exception):  # noqa: B017 - connection refused
+        client.CoreV1Api(api).read_namespace(kube_namespace, _request_timeout=3)
+    kube.start()
+    with kube.api_client() as api:
+        assert client.CoreV1Api(api).read_namespace(kube_namespace).metadata.name \
+            == kube_namespace
