@@ -226,6 +226,24 @@ def ensure(server: str) -> None:
         ensure_apt(server)
 
 
+def versions() -> dict[str, str]:
+    """What the rig runs: Debian package versions as installed, the others as pinned."""
+    def deb(pkg: str) -> str:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                             text=True, check=False)
+        return f"{pkg} {out.stdout.strip()}" if out.returncode == 0 else f"{pkg} (not installed)"
+
+    return {
+        "zookeeper": deb("zookeeper"),
+        "mosquitto": deb("mosquitto"),
+        "postgres": deb(f"postgresql-{PG_MAJOR}"),
+        "prometheus": deb("prometheus"),
+        "kafka": f"org.apache.kafka:kafka_{SCALA_VERSION}:{KAFKA_VERSION} (KRaft)",
+        "kube": (f"etcd {ETCD_VERSION}, kube-apiserver/kube-scheduler {KUBE_VERSION}, "
+                 f"kwok {KWOK_VERSION}"),
+    }
+
+
 def provision(servers: list[str] | None = None) -> None:
     for server in servers or SERVERS:
         t0 = time.monotonic()
