@@ -228,4 +228,6 @@ def effective(policy: KindPolicy, overrides: dict[str, int] | None) -> KindPolic
     """The kind's policy with REST overrides (maxInstances, resourcePerInstance) applied."""
     if not overrides:
         return policy
-    return KindPolicy.model_validate({**policy.model_dump(), **overrides})
+    # by_alias: overrides use the policy's camelCase keys, and extra="forbid" would reject
+    # the same field given twice (max_instances and maxInstances).
+    return KindPolicy.model_validate({**policy.model_dump(by_alias=True), **overrides})
