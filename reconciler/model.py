@@ -204,3 +204,14 @@ class NodeCapacity:
     requested_cpu_m: float  # sum of requests of non-terminated pods bound to the node
     requested_mem_bytes: float
     schedulable: bool  # not cordoned, Ready, and no NoSchedule/NoExecute taint
+
+
+def applied(assignment: Assignment, ops: tuple[Op, ...] | list[Op]) -> Assignment:
+    """The assignment after `ops` succeeded: what ZooKeeper then holds."""
+    out = dict(assignment)
+    for op in ops:
+        if isinstance(op, WriteInstance):
+            out[op.instance.instance_id] = op.instance
+        elif isinstance(op, DeleteInstance):
+            out.pop(op.instance_id, None)
+    return out

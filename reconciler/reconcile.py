@@ -32,6 +32,7 @@ from reconciler.model import (
     Pod,
     RecreatePod,
     WriteInstance,
+    applied,
 )
 from reconciler.planner import plan
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
@@ -359,16 +360,9 @@ class Reconciler:
         obs = self.last_observed.get(kind)
         if obs is None or obs.assignment is None:
             return None
-        out = dict(obs.assignment)
-        for outcome in outcomes:
-            op = outcome.op
-            if op.kind != kind or outcome.result != "ok":
-                continue
-            if isinstance(op, WriteInstance):
-                out[op.instance.instance_id] = op.instance
-            elif isinstance(op, DeleteInstance):
-                out.pop(op.instance_id, None)
-        return out
+        return applied(
+            obs.assignment, [o.op for o in outcomes if o.op.kind == kind and o.result == "ok"]
+        )
 
 
 def _op_fields(op: Op) -> dict[str, object]:

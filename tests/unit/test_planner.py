@@ -15,12 +15,12 @@ from reconciler.model import (
     Heartbeats,
     KindObserved,
     Observed,
-    Op,
     Pod,
     Reason,
     RecreatePod,
     WriteInstance,
 )
+from reconciler.model import applied as apply
 from reconciler.planner import plan, plan_kind, size_for
 from reconciler.policy import HeartbeatPolicy, KindPolicy
 
@@ -50,17 +50,6 @@ def observed(
     **kw: object,
 ) -> KindObserved:
     return KindObserved("Thing", row_ids, assignment, pods, **kw)  # type: ignore[arg-type]
-
-
-def apply(assignment: Assignment, ops: list[Op] | tuple[Op, ...]) -> Assignment:
-    """What ZooKeeper holds after the ops succeed (the adapters' effect, simulated)."""
-    out = dict(assignment)
-    for op in ops:
-        if isinstance(op, WriteInstance):
-            out[op.instance.instance_id] = op.instance
-        elif isinstance(op, DeleteInstance):
-            out.pop(op.instance_id, None)
-    return out
 
 
 def running_pods(assignment: Assignment, started: float = NOW - 3600) -> dict[str, Pod]:
