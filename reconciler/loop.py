@@ -34,7 +34,7 @@ COALESCE_SECONDS = 0.05
 class Wake:
     """Why the loop should run now."""
 
-    reason: str  # "tick", "policy", "rows", "pod", "orchestrate", "stop"
+    reason: str  # "tick", "policy", "reload" (SIGHUP), "rows", "pod", "orchestrate", "stop"
     rows: RowEvent | None = None
     kind: str | None = None
     overrides: dict[str, int] | None = None
@@ -106,6 +106,8 @@ class Daemon:
             return False
         if self.loaded is not None and loaded.sha256 == self.loaded.sha256:
             self.policy_error = None
+            if why == "SIGHUP":  # asked for explicitly: say so (`systemctl reload` feedback)
+                log.info("policy unchanged", why=why, sha256=loaded.sha256[:12])
             return False  # same bytes (an editor's touch): nothing to do
         metrics.POLICY_RELOADS.labels("ok").inc()
         if self.loaded is not None:
@@ -163,8 +165,8 @@ class Daemon:
     def _handle(self, batch: list[Wake]) -> None:
         assert self.loaded is not None
         reasons = {w.reason for w in batch}
-        if "policy" in reasons:
-            self.load_policy("file changed")
+        if "policy" in reasons or "reload" in reasons:
+            self.load_policy("SIGHUP" if "reload" in reasons else "file changed")
         orchestrations = [w for w in batch if w.reason == "orchestrate"]
         for w in orchestrations:
             assert w.kind is not None
@@ -178,7 +180,7 @@ class Daemon:
         for w in batch:
             if w.rows is not None:
                 changed |= self._patch_rows(w.rows)
-        tick_due = self.clock() >= self._next_tick or "policy" in reasons
+        tick_due = self.clock() >= self._next_tick or bool({"policy", "reload"} & reasons)
         if tick_due or orchestrations:
             result = self._pass("tick" if tick_due else "orchestrate", read_rows=True)
         elif changed or "pod" in reasons:
@@ -227,7 +229,7 @@ class Daemon:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # tests run the loop in a thread; they call stop() and wake() directly
-        signal.signal(signal.SIGHUP, lambda *_: self.wake(Wake("policy")))
+        signal.signal(signal.SIGHUP, lambda *_: self.wake(Wake("reload")))
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
 
