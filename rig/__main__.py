@@ -42,6 +42,7 @@ def _run(name: str) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan it
         server.close()
 
 

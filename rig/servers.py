@@ -30,6 +30,10 @@ from rig.errors import RigError, log_tail
 from rig.process import Proc, free_port, wait_until
 
 log = logging.getLogger("rig")
+# readiness probes expect "connection refused" while a server boots: keep that out of the output
+_probe_log = logging.getLogger("rig.probe")
+_probe_log.setLevel(logging.CRITICAL)
+_probe_log.propagate = False
 
 JAVA_OPTS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
              "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true"]
@@ -163,7 +167,7 @@ class ZooKeeper(Server):
         from kazoo.client import KazooClient
 
         client = KazooClient(hosts=self.hosts, timeout=2.0, connection_retry=None,
-                             logger=logging.getLogger("rig.kazoo"))
+                             logger=_probe_log)
         try:
             client.start(timeout=2.0)
             client.get_children("/")
