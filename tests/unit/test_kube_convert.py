@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
+from kubernetes.client.rest import ApiException
 
 from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.kube import (
     KubePods,
+    PodWatcher,
     _schedulable,
     _usage_from_dict,
     make_api_client,
@@ -102,3 +106,92 @@ def test_refused_connection_is_source_unavailable_fast() -> None:
     assert time.monotonic() - t0 < 3
     assert "t0ken" not in str(ei.value)
     assert k.writes == 1  # the create was attempted once (counted), the list is no write
+
+
+class _FakeResp:
+    """Just enough of a urllib3 response for the watch loop."""
+
+    def __init__(self, lines: list[dict[str, object]]) -> None:
+        self._data = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+        self.connection = None
+
+    def stream(self, amt: object = None, decode_content: bool = False) -> Iterator[bytes]:
+        yield self._data
+
+    def close(self) -> None: ...
+
+    def release_conn(self) -> None: ...
+
+
+def _pod_json(name: str, phase: str, rv: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "resourceVersion": rv, "uid": name,
+                         "labels": {"instanceId": "1"}}, "status": {"phase": phase}}
+
+
+def test_watch_410_relists_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = make_api_client(in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9",
+                          token=None, ca_file=None)
+    t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {}})
+    seen: list[tuple[str, str | None, str]] = []
+    w = PodWatcher(api, {"Thing": t},
+                   lambda k, p, e: seen.append((k, p.name if p else None, e)),
+                   backoff_initial=0.01)
+    lists: list[float] = []
+    watch_rvs: list[str] = []
+    # 1st list: pod a. Watch from rv 10 -> a goes Failed, then 410 Gone. 2nd list: a gone,
+    # b there (so the relist must report a DELETED). Watch from rv 20: stop.
+    list_answers = [([_pod_json("a", "Running", "9")], "10"),
+                    ([_pod_json("b", "Running", "19")], "20")]
+
+    def fake_list_all(what: str, fn: object, *args: object, **kwargs: object
+                      ) -> tuple[list[dict[str, object]], str]:
+        lists.append(time.monotonic())
+        return list_answers[min(len(lists), 2) - 1]
+
+    def fake_watch(*args: object, **kwargs: object) -> _FakeResp:
+        rv = str(kwargs["resource_version"])
+        watch_rvs.append(rv)
+        if rv == "10":
+            return _FakeResp([{"type": "MODIFIED", "object": _pod_json("a", "Failed", "11")},
+                              {"type": "ERROR", "object": {"kind": "Status", "code": 410,
+                                                           "reason": "Expired"}}])
+        w._stop.set()
+        return _FakeResp([])
+
+    monkeypatch.setattr(w._api, "list_all", fake_list_all)
+    monkeypatch.setattr(w._api.core, "list_namespaced_pod", fake_watch)
+    w._run("Thing")
+    assert watch_rvs == ["10", "20"]
+    assert len(lists) == 2
+    assert seen == [("Thing", "a", "ADDED"), ("Thing", "a", "MODIFIED"),
+                    ("Thing", "b", "ADDED"), ("Thing", None, "DELETED")]
+    assert w.pods("Thing") == {"b": pod_from_dict(_pod_json("b", "Running", "19"))}
+
+
+def test_watch_http_410_and_errors_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = make_api_client(in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9",
+                          token=None, ca_file=None)
+    t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {}})
+    w = PodWatcher(api, {"Thing": t}, lambda k, p, e: None, backoff_initial=0.01,
+                   backoff_max=0.02)
+    calls: list[str] = []
+
+    def fake_list_all(*a: object, **k: object) -> tuple[list[dict[str, object]], str]:
+        calls.append("list")
+        if calls.count("list") == 2:
+            raise SourceUnavailable("down")  # an error: backoff, then list again
+        return [], "5"
+
+    def fake_watch(*args: object, **kwargs: object) -> _FakeResp:
+        calls.append("watch")
+        if calls.count("watch") == 1:
+            raise ApiException(status=410, reason="Gone")
+        w._stop.set()
+        return _FakeResp([])
+
+    monkeypatch.setattr(w._api, "list_all", fake_list_all)
+    monkeypatch.setattr(w._api.core, "list_namespaced_pod", fake_watch)
+    w._run("Thing")
+    assert calls == ["list", "watch", "list", "list", "watch"]
+    assert w.reconnects == 1
+    assert not w.healthy
