@@ -411,10 +411,14 @@ def test_pod_usage_via_podmetrics_standin(standin: None, api: client.ApiClient,
 
 def test_pod_usage_metrics_api_absent(api: client.ApiClient, pods: KubePods) -> None:
     podmetrics_standin.uninstall(api)
-    with pytest.raises(MetricsUnavailable):
-        pods.pod_usage("Thing")
-    with pytest.raises(SourceUnavailable):  # the loop may catch either
-        pods.pod_usage("Rule")
+    try:
+        with pytest.raises(MetricsUnavailable):
+            pods.pod_usage("Thing")
+        with pytest.raises(SourceUnavailable):  # the loop may catch either
+            pods.pod_usage("Rule")
+    finally:
+        # The rig installs the stand-in for the whole session: later tests expect it.
+        podmetrics_standin.install(api)
 
 
 def _node_body(name: str, cpu: str, mem: str, taints: list[dict[str, str]] | None = None,
