@@ -11,6 +11,7 @@ import secrets
 import threading
 from typing import Annotated, Any
 
+import pydantic
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,22 +19,26 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler import metrics
 from reconciler.loop import Daemon
 from reconciler.model import Assignment
-from reconciler.policy import KindPolicy, PolicyError, effective
+from reconciler.planner import size_for
+from reconciler.policy import KindPolicy, effective
 
 
 class OrchestrateBody(BaseModel):
     """Overrides for this kind until policy.yaml next changes (SPEC.md ranges)."""
 
     model_config = ConfigDict(extra="forbid")
-    maxInstances: Annotated[int, Field(ge=3, le=100)] | None = None
-    resourcePerInstance: Annotated[int, Field(ge=1, le=5000)] | None = None
+    maxInstances: Annotated[int, Field(ge=3, le=100, strict=True)] | None = None
+    resourcePerInstance: Annotated[int, Field(ge=1, le=5000, strict=True)] | None = None
 
 
 class RunIn(BaseModel):
+    """Where resource `:id` runs. The old UI reads `runIn` from the JSON body."""
+
     runIn: str
 
 
@@ -51,6 +56,32 @@ class Orchestration(BaseModel):
     instances: list[InstanceView]
     unassigned: int | None = None
     error: str | None = None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    errors: list[FieldError] | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    problems: dict[str, str]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    what = {
+        400: "a body parameter is invalid: `errors` names each field",
+        401: "RECONCILER_API_TOKEN is set and the bearer token is missing or wrong",
+        404: "unknown resource kind, or the id is not assigned to any instance",
+        409: "the kind needs more instances than maxInstances: some ids stay unassigned",
+        503: "the orchestration could not be written (ZooKeeper or the database unreachable)",
+    }
+    return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
 
 
 def orchestration_of(
@@ -71,16 +102,49 @@ def orchestration_of(
     )
 
 
+def _field_errors(e: pydantic.ValidationError, given: dict[str, int]) -> list[FieldError]:
+    """Name the override field(s) a merged-policy error is about."""
+    out: list[FieldError] = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"]]
+        name = next((f for f in given if f in loc), None)
+        # A model-level rule (initInstances <= maxInstances) has no location of its own.
+        fields = [name] if name else [f for f in ("maxInstances",) if f in given] or list(given)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        out.extend(FieldError(field=f, message=msg) for f in fields)
+    return out
+
+
+def _bad_request(errors: list[FieldError]) -> JSONResponse:
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    body = ErrorBody(error=f"invalid request: {summary}", errors=errors)
+    return JSONResponse(body.model_dump(), status_code=400)
+
+
+# Module level: with `from __future__ import annotations` FastAPI resolves the dependency's
+# string annotation from the module's globals, not from create_app's locals.
+bearer = HTTPBearer(auto_error=False, description="RECONCILER_API_TOKEN, when it is set")
+
+
 def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
-    app = FastAPI(title="reconciler", version="1", summary="Shards, sizes and heals IoT workers")
-    bearer = HTTPBearer(auto_error=False)
+    app = FastAPI(
+        title="reconciler",
+        version="1",
+        summary="Shards, sizes and heals IoT workers",
+        description=(
+            "The old admin UI's paths (`/v1/api/orchestrations/...`, same shapes; the UI "
+            "treats any status but 200 as failure), the daemon's status, health probes and "
+            'Prometheus metrics. Errors are `{"error": "..."}`; a 400 also lists the '
+            "offending fields in `errors`."
+        ),
+    )
 
     def require_token(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         if token is None:
             return
-        if creds is None or not secrets.compare_digest(creds.credentials, token):
+        if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
             raise HTTPException(
                 401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
             )
@@ -95,44 +159,77 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         # 400 as the old API answered, naming each offending field.
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"error": "invalid request", "errors": errors}, status_code=400)
+        errors = []
+        for e in exc.errors():
+            path = [str(p) for p in e["loc"] if p != "body"]
+            if e.get("type") == "json_invalid":
+                path = []  # loc holds the byte offset, not a field
+            errors.append(FieldError(field=".".join(path) or "body", message=str(e["msg"])))
+        return _bad_request(errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            ErrorBody(error=str(exc.detail)).model_dump(exclude_none=True),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.post(
         "/v1/api/orchestrations/{resource}/orchestrate",
         response_model=Orchestration,
         dependencies=[Depends(require_token)],
-        responses={400: {}, 401: {}, 404: {}, 503: {}},
+        responses=_errors(400, 401, 404, 409, 503),
+        summary="Rebalance the kind now and return the new orchestration",
     )
-    def orchestrate(resource: str, body: OrchestrateBody | None = None) -> Orchestration:
+    def orchestrate(resource: str, body: OrchestrateBody | None = None) -> Any:
+        """Rebalance now (ids move off the fullest instances only). `maxInstances` and
+        `resourcePerInstance`, when given, override policy.yaml for this kind until the file
+        next changes."""
         policy = policy_of(resource)
         overrides = body.model_dump(exclude_none=True) if body else {}
         try:
             merged = effective(policy, overrides)
-        except PolicyError as e:
-            raise HTTPException(400, str(e)) from e
-        except ValueError as e:  # e.g. maxInstances below initInstances
-            raise HTTPException(400, str(e).splitlines()[-1]) from e
+        except pydantic.ValidationError as e:
+            return _bad_request(_field_errors(e, overrides))
+        known = daemon.reconciler.known_rows.get(resource)
+        if overrides and known is not None:
+            sizing = size_for(len(known), merged)
+            if sizing.error:
+                return _bad_request(
+                    [
+                        FieldError(field=f, message=f"{len(known)} rows: {sizing.error}")
+                        for f in overrides
+                    ]
+                )
         try:
             result = daemon.orchestrate(resource, overrides)
-        except Exception as e:
+        except Exception as e:  # timed out, or the daemon is stopping
             raise HTTPException(503, f"orchestration did not run: {e}") from e
+        report = result.plan.reports.get(resource)
+        blind = [b for b in (report.blind if report else ()) if b in ("zookeeper", "rows")]
+        if report is None or blind:
+            what = ", ".join(blind) or "policy"
+            raise HTTPException(503, f"not rebalanced: cannot read {what}")
         failed = [o.error for o in result.failed if o.op.kind == resource]
         if failed:
             raise HTTPException(503, f"orchestration incomplete: {failed[0]}")
-        report = result.plan.reports.get(resource)
+        if report.error:
+            raise HTTPException(409, f"{report.error} ({report.unassigned} ids unassigned)")
         return orchestration_of(
             resource,
-            merged,
+            daemon.policies().get(resource, merged),
             daemon.reconciler.assignments.get(resource, {}),
-            report.unassigned if report else None,
-            report.error if report else None,
+            report.unassigned,
+            report.error,
         )
 
-    @app.get("/v1/api/orchestrations/{resource}", response_model=Orchestration, responses={404: {}})
+    @app.get(
+        "/v1/api/orchestrations/{resource}",
+        response_model=Orchestration,
+        responses=_errors(404),
+        summary="The kind's current orchestration (as the last pass left it)",
+    )
     def get_orchestration(resource: str) -> Orchestration:
         policy = policy_of(resource)
         report = daemon.reconciler.last_reports.get(resource)
@@ -147,7 +244,8 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
     @app.get(
         "/v1/api/orchestrations/{resource}/{id}/instances",
         response_model=RunIn,
-        responses={404: {}},
+        responses=_errors(404),
+        summary="The instance that serves resource id `:id`",
     )
     def run_in(resource: str, id: str) -> RunIn:
         policy_of(resource)
@@ -156,20 +254,27 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
                 return RunIn(runIn=str(i))
         raise HTTPException(404, f"{resource} {id!r} is not assigned to any instance")
 
-    @app.get("/v1/status")
+    @app.get("/v1/status", summary="What `reconciler status` prints")
     def status() -> dict[str, Any]:
         return daemon.status()
 
-    @app.get("/healthz", response_class=PlainTextResponse)
+    @app.get("/healthz", response_class=PlainTextResponse, summary="Alive")
     def healthz() -> str:
         return "ok"
 
-    @app.get("/readyz", responses={503: {}})
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "`problems` names what is missing"}},
+        summary="Ready: policy loaded, ZooKeeper and the apiserver reachable",
+    )
     def readyz() -> JSONResponse:
         ok, problems = daemon.ready()
-        return JSONResponse({"ready": ok, "problems": problems}, status_code=200 if ok else 503)
+        return JSONResponse(
+            Readiness(ready=ok, problems=problems).model_dump(), status_code=200 if ok else 503
+        )
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def prometheus_metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

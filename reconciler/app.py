@@ -7,6 +7,8 @@ reconciler stay free of client libraries and tests can wire real servers the sam
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -68,7 +70,13 @@ def build(settings: Settings, *, events: bool = True) -> App:
         app.watcher.start()
 
     app.daemon.on_templates = on_templates
-    app.daemon.readiness = {"zookeeper": lambda: zk.connected}
+    # /readyz: what the daemon cannot work without. MQTT and Kafka are not in it (the tick
+    # converges without row events; heartbeat silence is not acted on while Kafka is down):
+    # they show in reconciler_source_up instead.
+    app.daemon.readiness = {
+        "zookeeper": lambda: zk.connected,
+        "apiserver": cached_check(pods.check_reachable, APISERVER_CHECK_SECONDS),
+    }
     stack.callback(lambda: app.watcher.stop() if app.watcher else None)
     # Load the policy now (run() keeps it): the event sources need its kinds. A broken file
     # at start is fatal; later broken edits are not.
@@ -78,6 +86,34 @@ def build(settings: Settings, *, events: bool = True) -> App:
     if events:
         _start_event_sources(app, stack)
     return app
+
+
+# /readyz asks the apiserver at most this often (a probe every second must not become an
+# apiserver call every second); the answer, good or bad, is reused meanwhile.
+APISERVER_CHECK_SECONDS = 5.0
+
+
+def cached_check(check: Callable[[], None], seconds: float) -> Callable[[], bool]:
+    """A readiness check that runs `check` (raises when unhealthy) at most every `seconds`."""
+    lock = threading.Lock()
+    last: list[tuple[float, Exception | None]] = []
+
+    def run() -> bool:
+        with lock:
+            now = time.monotonic()
+            if not last or now - last[0][0] >= seconds:
+                try:
+                    check()
+                    error: Exception | None = None
+                except Exception as e:
+                    error = e
+                last[:] = [(now, error)]
+            error = last[0][1]
+        if error is not None:
+            raise error
+        return True
+
+    return run
 
 
 def _start_in_background(zk: ZkStore, stack: ExitStack) -> None:
@@ -119,7 +155,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
         )
         listener.start()
         stack.callback(listener.stop)
-        app.daemon.readiness["mqtt"] = lambda: listener.connected
+        metrics.SOURCE_UP.labels("mqtt").set_function(lambda: float(listener.connected))
     else:
         log.info("row events disabled (no MQTT broker set): converging by tick only")
 
@@ -140,6 +176,9 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
                 on_malformed=malformed_heartbeat,
             )
             monitor.start()
+            metrics.SOURCE_UP.labels("kafka").set_function(
+                lambda: float(all(monitor.snapshot(k).connected for k in kinds))
+            )
             stack.callback(monitor.stop)
             app.daemon.reconciler.heartbeats = monitor
     else:

@@ -485,6 +485,14 @@ class KubePods:
                 log.warning("ignoring malformed PodMetrics %s/%s: %s", t.namespace, name, e)
         return out
 
+    def check_reachable(self, timeout: float = 2.0) -> None:
+        """A cheap apiserver round trip for /readyz (GET /version, any identity may read it).
+
+        Raises `SourceUnavailable` (unreachable, 5xx) or `KubeError` saying what went wrong.
+        """
+        self._api.call("apiserver /version", client.VersionApi(self._api.client).get_code,
+                       _request_timeout=timeout)
+
     def node_capacity(self) -> list[NodeCapacity]:
         """Every node's allocatable CPU/memory and the requests of the pods bound to it."""
         nodes, _ = self._api.list_all("list nodes", self._api.core.list_node)

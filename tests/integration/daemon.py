@@ -1,0 +1,82 @@
+"""The daemon as `reconciler run` starts it, in-process: `app.build` from Settings, the loop in
+a thread, the REST API on a free port. For tests that talk to it over HTTP (REST, Prometheus).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from reconciler.api import ApiServer, create_app
+from reconciler.app import App, build
+from reconciler.settings import Settings
+
+
+@dataclass
+class Running:
+    app: App
+    server: ApiServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    @property
+    def target(self) -> str:
+        """host:port, as Prometheus scrapes it."""
+        return f"127.0.0.1:{self.server.port}"
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=90, **kw)
+
+
+def settings_for(
+    zk_hosts: str,
+    db_url: str,
+    kube: Any,
+    policy: Path,
+    *,
+    mqtt: str = "",
+    kafka: str = "",
+    token: str | None = None,
+) -> Settings:
+    return Settings(
+        policy_path=policy,
+        zk_hosts=zk_hosts,
+        database_url=db_url,
+        kube_url=kube.url,
+        kube_token=kube.token,
+        kube_ca_file=str(kube.ca_file),
+        mqtt_brokers=mqtt,
+        mqtt_reconnect_seconds=1.0,
+        kafka_bootstrap=kafka,
+        api_host="127.0.0.1",
+        api_port=0,
+        api_token=token,
+        _env_file=None,
+    )
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[Running]:
+    app = build(settings)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    server = ApiServer(create_app(app.daemon, token), settings.api_host, settings.api_port)
+    thread = threading.Thread(target=app.daemon.run, name="daemon", daemon=True)
+    try:
+        server.start()
+        app.daemon.watch_policy_file()
+        thread.start()
+        yield Running(app, server, thread)
+    finally:
+        app.daemon.stop()
+        thread.join(timeout=30)
+        server.stop()
+        app.close()
