@@ -1,0 +1,277 @@
+"""MQTT `cm/notify` listener: row created/deleted hints for the loop (SPEC "Change notifications").
+
+paho-mqtt 2.x with its own network thread (`loop_start`). Choices and why:
+- MQTT 3.1.1 with a fixed client id and `clean_session=False`: the broker keeps our
+  subscription and queues QoS-1 messages while we are away (a network blip, a daemon
+  restart), and delivers them when we reconnect with the same client id. Two processes must
+  never share a client id (they would take the session from each other in a loop), so the
+  caller passes one per replica. Mosquitto caps the queue (`max_queued_messages`, default
+  1000) and forgets sessions on its own restart unless `persistence true`: events stay hints
+  and the periodic tick converges whatever is lost.
+- Subscribe again on every CONNACK: with a fresh session (broker restarted, or the session
+  expired) the broker has forgotten the subscription; with a resumed one it is harmless.
+- paho sends PUBACK after `on_message` returns, so a message is acknowledged only after
+  `on_event` took it: if the process dies inside the callback, the broker redelivers.
+- Nothing raised by parsing or by the callbacks may reach paho: with `suppress_exceptions`
+  off (the default) an exception in a callback propagates out of the network loop and ends
+  the thread, silently stopping all notifications.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from reconciler.events import MalformedMessage, RowEvent, parse_notification
+
+__all__ = ["Broker", "NotifyListener", "parse_broker_urls"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 1883
+KEEPALIVE_S = 30  # a dead TCP connection is noticed within 1.5 x keepalive
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_broker_urls(urls: str) -> list[Broker]:
+    """`IOTA_MQTT_BROKERS`: "mqtt://host:port", comma-separated; scheme and port optional.
+
+    TLS (`mqtts://`) is refused rather than silently spoken in plain text.
+    """
+    brokers: list[Broker] = []
+    for raw in urls.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        parts = urlsplit(item if "://" in item else f"mqtt://{item}")
+        if parts.scheme not in ("mqtt", "tcp"):
+            raise ValueError(f"unsupported MQTT broker scheme {parts.scheme!r} in {item!r}")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError as e:  # port out of range or not a number
+            raise ValueError(f"bad MQTT broker port in {item!r}: {e}") from None
+        if not parts.hostname:
+            raise ValueError(f"no host in MQTT broker URL {item!r}")
+        brokers.append(Broker(parts.hostname, port))
+    if not brokers:
+        raise ValueError("no MQTT broker given")
+    return brokers
+
+
+class NotifyListener:
+    """Subscribes to `topic` at QoS 1 and calls `on_event` for every row created or deleted.
+
+    `on_event` and `on_malformed` run on paho's network thread: keep them short (enqueue and
+    return); while they run, no other message is read. `on_malformed(payload, reason)` gets
+    every payload that is not a SPEC message form; messages that change no assignment
+    (updates, unknown ops) are dropped here.
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        on_event: Callable[[RowEvent], None],
+        *,
+        client_id: str,
+        topic: str = "cm/notify",
+        on_malformed: Callable[[bytes, str], None] | None = None,
+        reconnect_delay: float = 10.0,
+    ) -> None:
+        if not client_id:
+            # An empty id makes the broker invent one per connection: no persistent session.
+            raise ValueError("a fixed, non-empty client_id is needed for a persistent session")
+        if reconnect_delay <= 0:
+            raise ValueError("reconnect_delay must be positive")
+        self.brokers = parse_broker_urls(broker_url)
+        self.client_id = client_id
+        self.topic = topic
+        self._on_event = on_event
+        self._on_malformed = on_malformed
+        self._reconnect_delay = reconnect_delay
+        self._broker_index = 0
+        self._connected = threading.Event()
+        self._client: mqtt.Client | None = None
+        self._subscribe_mid = -1  # mid of the SUBSCRIBE sent on the latest connection
+        self._lock = threading.Lock()  # guards start/stop against each other
+
+    # --- public ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True from the broker's SUBACK until the next disconnect."""
+        return self._connected.is_set()
+
+    @property
+    def broker(self) -> Broker:
+        """The broker currently used (or being tried)."""
+        return self.brokers[self._broker_index]
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def start(self) -> None:
+        """Connect in the background; returns at once. Retries until `stop()`."""
+        with self._lock:
+            if self._client is not None:
+                return
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                clean_session=False,
+                protocol=MQTTProtocolVersion.MQTTv311,
+            )
+            # paho waits min_delay after a loss, doubling up to max_delay; SPEC's old client
+            # retried every 10 s. paho's delays are ints in its signature but it only compares
+            # and sleeps on them, so fractions (for tests) work.
+            client.reconnect_delay_set(
+                min_delay=min(1.0, self._reconnect_delay),  # type: ignore[arg-type]
+                max_delay=self._reconnect_delay,  # type: ignore[arg-type]
+            )
+            client.on_connect = self._handle_connect
+            client.on_disconnect = self._handle_disconnect
+            client.on_connect_fail = self._handle_connect_fail
+            client.on_message = self._handle_message
+            client.on_subscribe = self._handle_subscribe
+            broker = self.broker
+            # connect_async + loop_start: the first connection is retried in the background
+            # too, so a daemon started before its broker does not fail.
+            client.connect_async(broker.host, broker.port, keepalive=KEEPALIVE_S)
+            client.loop_start()
+            self._client = client
+            log.info(
+                "mqtt listener %s started, broker %s, topic %s", self.client_id, broker, self.topic
+            )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect cleanly (the broker keeps our session) and join the network thread."""
+        with self._lock:
+            client, self._client = self._client, None
+            if client is None:
+                return
+            client.disconnect()
+            client.loop_stop()
+            self._connected.clear()
+            log.info("mqtt listener %s stopped", self.client_id)
+
+    # --- paho callbacks (network thread) ------------------------------------------------
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: Any,
+        _properties: Any,
+    ) -> None:
+        if reason_code.is_failure:
+            # paho closes the socket and retries after the backoff; a refusal (bad client id,
+            # not authorised) is a configuration problem, so say it loudly.
+            log.error("mqtt broker %s refused connection: %s", self.broker, reason_code)
+            return
+        result, mid = client.subscribe(self.topic, qos=1)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            log.error("mqtt subscribe to %s failed: %s", self.topic, mqtt.error_string(result))
+            return
+        self._subscribe_mid = mid
+        log.info(
+            "mqtt connected to %s (session present: %s), subscribing to %s",
+            self.broker,
+            flags.session_present,
+            self.topic,
+        )
+
+    def _handle_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        mid: int,
+        reason_codes: list[Any],
+        _properties: Any,
+    ) -> None:
+        # `connected` is only reported once the broker acknowledged the subscription: with a
+        # fresh session, a message published between CONNACK and SUBACK is not ours.
+        if mid != self._subscribe_mid:
+            return
+        if any(rc.is_failure for rc in reason_codes):
+            log.error(
+                "mqtt broker %s refused subscription to %s: %s",
+                self.broker,
+                self.topic,
+                reason_codes,
+            )
+            return
+        self._connected.set()
+        log.info("mqtt subscribed to %s on %s", self.topic, self.broker)
+
+    def _handle_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.DisconnectFlags,
+        reason_code: Any,
+        _properties: Any,
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected and self._client is not None:  # not our own stop()
+            log.warning("mqtt disconnected from %s (%s); reconnecting", self.broker, reason_code)
+
+    def _handle_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        # TCP connect failed: try the next broker of the list on the next attempt. The
+        # `host`/`port` setters refuse while paho's state is still CONNECTING, so re-arm with
+        # connect_async, which only resets state and address; paho's loop then waits its
+        # backoff and calls reconnect() on the new address.
+        previous = self.broker
+        if len(self.brokers) > 1:
+            self._broker_index = (self._broker_index + 1) % len(self.brokers)
+            client.connect_async(self.broker.host, self.broker.port, keepalive=KEEPALIVE_S)
+        log.warning("mqtt broker %s unreachable; next attempt: %s", previous, self.broker)
+
+    def _handle_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)
+        try:
+            event = parse_notification(payload)
+        except MalformedMessage as e:
+            self._report_malformed(payload, e.reason)
+            return
+        except Exception as e:  # a parser bug must not end the network thread either
+            log.exception("mqtt: parser failed on a message")
+            self._report_malformed(payload, f"parser error: {e!r}")
+            return
+        if event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception(
+                "mqtt: on_event failed for %s (+%d -%d)",
+                event.table,
+                len(event.added),
+                len(event.removed),
+            )
+
+    def _report_malformed(self, payload: bytes, reason: str) -> None:
+        if self._on_malformed is None:
+            log.warning(
+                "mqtt: malformed message on %s: %s; sample %r", self.topic, reason, payload[:200]
+            )
+            return
+        try:
+            self._on_malformed(payload, reason)
+        except Exception:
+            log.exception("mqtt: on_malformed failed")
