@@ -61,6 +61,8 @@ def build(settings: Settings, *, events: bool = True) -> App:
 
     def on_templates(templates: dict[str, PodTemplate]) -> None:
         pods.templates = templates
+        for kind in templates:
+            metrics.init_kind(kind)
         if not events:
             return
         # The watcher follows the namespaces and kinds of the policy in force.
@@ -153,6 +155,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
             on_malformed=malformed,
             reconnect_delay=settings.mqtt_reconnect_seconds,
         )
+        metrics.init_source("mqtt")
         listener.start()
         stack.callback(listener.stop)
         metrics.SOURCE_UP.labels("mqtt").set_function(lambda: float(listener.connected))
@@ -175,6 +178,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
                 kinds,
                 on_malformed=malformed_heartbeat,
             )
+            metrics.init_source("kafka")
             monitor.start()
             metrics.SOURCE_UP.labels("kafka").set_function(
                 lambda: float(all(monitor.snapshot(k).connected for k in kinds))

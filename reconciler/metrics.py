@@ -32,9 +32,11 @@ INSTANCE_USED = Gauge(
     ["resource", "instance_id"],
     registry=REGISTRY,
 )
+# The znode's "count" (capacity). Not named *_count: that suffix belongs to histograms and
+# summaries (promtool check metrics rejects it).
 INSTANCE_COUNT = Gauge(
-    "reconciler_instance_count",
-    "Capacity of the instance (ids it may hold)",
+    "reconciler_instance_capacity",
+    "Capacity of the instance: ids it may hold (the znode's count)",
     ["resource", "instance_id"],
     registry=REGISTRY,
 )
@@ -149,6 +151,29 @@ SCALE_LIMITED = Gauge(
     registry=REGISTRY,
 )
 
+
+# Operation types (reconciler.model) and the results every kind reports from the start, so
+# that rate() of failures reads 0 rather than "no data" before the first failure.
+OP_TYPES = ("WriteInstance", "DeleteInstance", "CreatePod", "DeletePod", "RecreatePod")
+OP_RESULTS = ("ok", "failed")
+
+
+def init_kind(kind: str) -> None:
+    """Create a kind's counter series at 0 (Prometheus advice: avoid missing metrics)."""
+    for op in OP_TYPES:
+        for result in OP_RESULTS:
+            OPERATIONS.labels(kind, op, result)
+    IDS_MOVED.labels(kind)
+
+
+def init_source(source: str) -> None:
+    """Create an event source's counters at 0 (mqtt, kafka) when the source is configured."""
+    EVENTS.labels(source)
+    EVENTS_MALFORMED.labels(source)
+
+
+POLICY_RELOADS.labels("ok")
+POLICY_RELOADS.labels("failed")
 
 _published: dict[tuple[str, str], set[tuple[str, ...]]] = {}
 
