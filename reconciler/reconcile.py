@@ -378,7 +378,8 @@ def _op_fields(op: Op) -> dict[str, object]:
             count=op.instance.count,
             reload_times=op.instance.reload_times,
         )
-    elif isinstance(op, DeleteInstance | CreatePod | RecreatePod):
+    elif isinstance(op, DeleteInstance | CreatePod | DeletePod | RecreatePod):
+        # DeletePod: None for a pod without an instanceId label (an orphan).
         fields["instance_id"] = op.instance_id
     if isinstance(op, DeletePod | RecreatePod):
         fields["pod"] = op.pod_name
