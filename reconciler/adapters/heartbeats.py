@@ -1,0 +1,302 @@
+"""Kafka `HeartBeat` monitor: last heartbeat per instance, and whether Kafka itself is visible.
+
+SPEC "Heartbeats": topic `HeartBeat`, consumer group `iota-orchestrator-<Resource>`, from the
+latest offset. The old orchestrator recreated every pod when Kafka was down; this module's
+main job beyond recording heartbeats is to say truthfully when it cannot see them
+(`Heartbeats.connected`), so the planner never blames workers for Kafka's outage.
+
+Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 broker:
+- `poll()` never reports a broker outage: it returns `{}` and the client reconnects in the
+  background (dpkp/kafka-python#1474: "poll will continue to operate during cluster
+  failure"). `bootstrap_connected()` stays False even while fetching works, so it is useless.
+  What does fail is a request with a deadline: `end_offsets(partitions, timeout_ms)` (one
+  ListOffsets round trip to the partition leader) raises KafkaTimeoutError while the broker
+  is down and answers in milliseconds when it is up. Health = a probe or a record succeeded
+  recently AND the group gave us partitions (no assignment means no heartbeats can arrive).
+- The constructor bootstraps synchronously and raises KafkaTimeoutError when no broker
+  answers, after it already started its IO thread; that thread is left running. We keep a
+  handle on the half-built object to close it, or every retry during an outage would leak one.
+- Rebalance listeners run on the client's IO thread: only non-blocking calls in them.
+- Default `reconnect_backoff_max_ms` is 30 s; 2 s makes recovery after an outage prompt.
+
+Last-seen times are the RECEIVE time (`clock()`), not the worker's timestamp: worker clocks
+may skew, and the planner compares last-seen with its own `now`. Offsets are never committed
+and every assignment seeks to the end: an old committed position (e.g. the old orchestrator's,
+same group name) would replay stale heartbeats that would then look fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from reconciler.events import MalformedMessage, parse_heartbeat
+from reconciler.model import Heartbeats
+
+__all__ = ["HeartbeatMonitor", "group_id"]
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500  # also bounds how long stop() waits for a consumer thread
+PROBE_TIMEOUT_MS = 1000
+BOOTSTRAP_TIMEOUT_MS = 1500
+RETRY_DELAY_S = 1.0  # between attempts to (re)create a consumer
+
+
+def group_id(kind: str) -> str:
+    return f"iota-orchestrator-{kind}"
+
+
+class _SeekToEnd(ConsumerRebalanceListener):
+    """Start every newly assigned partition at its end (see module docstring)."""
+
+    def __init__(self, consumer: KafkaConsumer, kind: str) -> None:
+        self._consumer = consumer
+        self._kind = kind
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        log.debug("heartbeats %s: partitions revoked %s", self._kind, sorted(revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = list(assigned)
+        log.info("heartbeats %s: partitions assigned %s", self._kind, sorted(partitions))
+        if not partitions:  # seek_to_end() with no argument means "all", and raises if none
+            return
+        try:
+            # Only marks the partitions for an offset reset: safe on the IO thread.
+            self._consumer.seek_to_end(*partitions)
+        except Exception:  # an exception here would surface from poll() as KafkaError
+            log.exception("heartbeats %s: seek_to_end failed", self._kind)
+
+
+class _KindState:
+    """What one kind's consumer thread knows; read by snapshot() under the monitor's lock."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.connected_since: float | None = None
+        self.last_seen: dict[int, float] = {}
+
+
+class HeartbeatMonitor:
+    """One consumer thread per heartbeat-enabled kind; `snapshot(kind)` for the loop.
+
+    `on_malformed(payload, reason)` runs on a consumer thread. Every kind's consumer reads
+    the whole topic, so only the first kind's consumer reports malformed values: one garbage
+    message is counted once, not once per kind.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        kinds: list[str],
+        *,
+        topic: str = "HeartBeat",
+        on_malformed: Callable[[bytes, str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        probe_interval: float = 2.0,
+        down_after: float = 5.0,
+    ) -> None:
+        """`down_after`: seconds without a successful probe or record before `connected`
+        turns False; one slow probe (a GC pause) must not reset everyone's silence clock.
+        Detection of a dead broker therefore takes about down_after + probe timeout."""
+        if not kinds:
+            raise ValueError("no heartbeat-enabled kinds")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"duplicate kinds: {kinds}")
+        self.bootstrap = bootstrap
+        self.kinds = list(kinds)
+        self.topic = topic
+        self._on_malformed = on_malformed
+        self._clock = clock
+        self._probe_interval = probe_interval
+        self._down_after = down_after
+        self._lock = threading.Lock()
+        self._states = {kind: _KindState() for kind in self.kinds}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- public ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one consumer thread per kind; returns at once, Kafka may still be down."""
+        if self._threads:
+            return
+        self._stop.clear()
+        for kind in self.kinds:
+            thread = threading.Thread(
+                target=self._run, args=(kind,), name=f"heartbeats-{kind}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop and join every consumer thread (a few seconds at most, even with Kafka down)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("heartbeats: thread %s did not stop in time", thread.name)
+        self._threads = []
+        with self._lock:
+            for state in self._states.values():
+                state.connected = False
+
+    def snapshot(self, kind: str) -> Heartbeats:
+        """What is known about `kind` now; KeyError for a kind that is not monitored."""
+        with self._lock:
+            state = self._states[kind]
+            return Heartbeats(
+                connected=state.connected,
+                connected_since=state.connected_since,
+                last_seen=dict(state.last_seen),
+            )
+
+    def forget(self, kind: str, instance_id: int) -> None:
+        """Drop an instance's last-seen time (the instance was deleted)."""
+        with self._lock:
+            self._states[kind].last_seen.pop(instance_id, None)
+
+    # --- consumer thread --------------------------------------------------------------------
+
+    def _set_connected(self, kind: str, connected: bool, why: str = "") -> None:
+        with self._lock:
+            state = self._states[kind]
+            if connected == state.connected:
+                return
+            state.connected = connected
+            if connected:
+                state.connected_since = self._clock()
+        if connected:
+            log.info("heartbeats %s: receiving from Kafka %s", kind, self.bootstrap)
+        else:
+            log.warning(
+                "heartbeats %s: not receiving from Kafka %s (%s); silence is not counted",
+                kind,
+                self.bootstrap,
+                why or "stopped",
+            )
+
+    def _new_consumer(self, kind: str) -> KafkaConsumer | None:
+        # Built in two steps so that a constructor failing after starting its IO thread can
+        # still be closed (see module docstring).
+        consumer = KafkaConsumer.__new__(KafkaConsumer)
+        try:
+            consumer.__init__(  # type: ignore[misc]
+                bootstrap_servers=self.bootstrap,
+                group_id=group_id(kind),
+                client_id=f"reconciler-heartbeats-{kind}",
+                auto_offset_reset="latest",
+                enable_auto_commit=False,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                reconnect_backoff_max_ms=2000,
+            )
+        except Exception as e:
+            log.debug("heartbeats %s: cannot create consumer: %r", kind, e)
+            client = getattr(consumer, "_client", None)
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:
+                    log.debug("heartbeats %s: closing half-built client failed", kind)
+            return None
+        consumer.subscribe([self.topic], listener=_SeekToEnd(consumer, kind))
+        return consumer
+
+    def _run(self, kind: str) -> None:
+        while not self._stop.is_set():
+            consumer = self._new_consumer(kind)
+            if consumer is None:
+                self._set_connected(kind, False, "no broker answers")
+                self._stop.wait(RETRY_DELAY_S)
+                continue
+            try:
+                self._consume(kind, consumer)
+            except Exception:
+                # kafka-python handles outages itself; anything reaching here is unexpected,
+                # so start over with a fresh consumer rather than trust its state.
+                log.exception("heartbeats %s: consumer failed; recreating it", kind)
+                self._set_connected(kind, False, "consumer failed")
+                self._stop.wait(RETRY_DELAY_S)
+            finally:
+                try:
+                    consumer.close(autocommit=False, timeout_ms=1000)
+                except Exception:
+                    log.debug("heartbeats %s: close failed", kind, exc_info=True)
+        self._set_connected(kind, False)
+
+    def _consume(self, kind: str, consumer: KafkaConsumer) -> None:
+        last_ok = -float("inf")  # monotonic time of the last proof that the broker answers
+        next_probe = 0.0
+        while not self._stop.is_set():
+            batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+            now = time.monotonic()
+            if batches:
+                last_ok = now
+                for records in batches.values():
+                    for record in records:
+                        self._record(kind, record.value)
+            assignment = consumer.assignment()
+            if assignment and now >= next_probe:
+                next_probe = now + self._probe_interval
+                if self._probe(kind, consumer, assignment):
+                    last_ok = time.monotonic()
+            if not assignment:
+                # Broker up but no partition for us (group forming, topic missing, or another
+                # member of our group holds them): no heartbeat can arrive, so not healthy.
+                self._set_connected(kind, False, f"no partition of {self.topic} assigned")
+            elif time.monotonic() - last_ok >= self._down_after:
+                self._set_connected(kind, False, f"broker silent for {self._down_after:.0f} s")
+            else:
+                self._set_connected(kind, True)
+
+    def _probe(self, kind: str, consumer: KafkaConsumer, assignment: set[TopicPartition]) -> bool:
+        try:
+            consumer.end_offsets(list(assignment), timeout_ms=PROBE_TIMEOUT_MS)
+        except Exception as e:  # KafkaTimeoutError while down; anything else: also not healthy
+            log.debug("heartbeats %s: probe failed: %r", kind, e)
+            return False
+        return True
+
+    def _record(self, kind: str, value: Any) -> None:
+        payload = value if isinstance(value, bytes) else b""  # None: a tombstone
+        try:
+            hb = parse_heartbeat(payload)
+        except MalformedMessage as e:
+            self._report_malformed(kind, payload, e.reason)
+            return
+        if hb.resource != kind:
+            return  # another kind's heartbeat: its own consumer records it
+        received = self._clock()
+        with self._lock:
+            self._states[kind].last_seen[hb.instance_id] = received
+        log.debug(
+            "heartbeat %s/%d (worker time %.0f, skew %.1f s)",
+            kind,
+            hb.instance_id,
+            hb.timestamp,
+            received - hb.timestamp,
+        )
+
+    def _report_malformed(self, kind: str, payload: bytes, reason: str) -> None:
+        if kind != self.kinds[0]:
+            return
+        if self._on_malformed is None:
+            log.warning(
+                "heartbeats: malformed message on %s: %s; sample %r",
+                self.topic,
+                reason,
+                payload[:200],
+            )
+            return
+        try:
+            self._on_malformed(payload, reason)
+        except Exception:
+            log.exception("heartbeats: on_malformed failed")
