@@ -34,7 +34,9 @@ COALESCE_SECONDS = 0.05
 class Wake:
     """Why the loop should run now."""
 
-    reason: str  # "tick", "policy", "reload" (SIGHUP), "rows", "pod", "orchestrate", "stop"
+    # "timer" (tick or heartbeat check due), "tick" (full pass now), "policy" (file changed),
+    # "reload" (SIGHUP), "rows", "pod", "orchestrate", "stop"
+    reason: str
     rows: RowEvent | None = None
     kind: str | None = None
     overrides: dict[str, int] | None = None
@@ -59,6 +61,8 @@ class Daemon:
     _queue: queue.Queue[Wake] = field(default_factory=queue.Queue)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _next_tick: float = 0.0
+    _next_check: float = float("inf")  # next light pass for heartbeat silence
+    _retry_seconds: float = 0.0
 
     # --- inputs (any thread) ------------------------------------------------------------
 
@@ -135,14 +139,23 @@ class Daemon:
         watchdog = systemd.watchdog_interval()
         batch: list[Wake] = []
         while not self._stopping.is_set():
-            timeout = max(0.0, self._next_tick - self.clock())
+            timeout = max(0.0, min(self._next_tick, self._next_check) - self.clock())
             if watchdog is not None:
                 timeout = min(timeout, watchdog)
             batch = self._collect(timeout)
             systemd.notify("WATCHDOG=1")
             if any(w.reason == "stop" for w in batch) or self._stopping.is_set():
                 break
-            self._handle(batch)
+            try:
+                self._handle(batch)
+            except Exception as e:
+                # A bug or an adapter error nobody foresaw must not end the daemon: say so,
+                # answer waiting REST calls, and try again soon.
+                log.exception("reconcile pass crashed", error=str(e))
+                metrics.TICKS.labels("crashed").inc()
+                self._fail_pending(batch, e)
+                self._retry_seconds = min(max(self._retry_seconds * 2, 1.0), 60.0)
+                self._next_tick = self.clock() + self._retry_seconds
         self._fail_pending(batch)
         systemd.notify("STOPPING=1")
         log.info("stopped")
@@ -153,7 +166,7 @@ class Daemon:
         try:
             batch.append(self._queue.get(timeout=timeout))
         except queue.Empty:
-            return [Wake("tick")]
+            return [Wake("timer")]
         if batch[0].reason == "rows":
             time.sleep(COALESCE_SECONDS)
         while True:
@@ -180,11 +193,13 @@ class Daemon:
         for w in batch:
             if w.rows is not None:
                 changed |= self._patch_rows(w.rows)
-        tick_due = self.clock() >= self._next_tick or bool({"policy", "reload"} & reasons)
+        now = self.clock()
+        tick_due = now >= self._next_tick or bool({"policy", "reload", "tick"} & reasons)
         if tick_due or orchestrations:
             result = self._pass("tick" if tick_due else "orchestrate", read_rows=True)
-        elif changed or "pod" in reasons:
-            result = self._pass("event" if changed else "pod", read_rows=False)
+        elif changed or "pod" in reasons or now >= self._next_check:
+            trigger = "event" if changed else "pod" if "pod" in reasons else "heartbeat"
+            result = self._pass(trigger, read_rows=False)
         else:
             return  # e.g. a duplicated row event: nothing new to plan
         for w in orchestrations:
@@ -194,16 +209,29 @@ class Daemon:
     def _patch_rows(self, event: RowEvent) -> bool:
         assert self.loaded is not None
         kinds = [k for k, p in self.loaded.policy.kinds.items() if p.table == event.table]
-        return any(self.reconciler.patch_rows(kind, event.added, event.removed) for kind in kinds)
+        changed = [self.reconciler.patch_rows(kind, event.added, event.removed) for kind in kinds]
+        return any(changed)
 
     def _pass(self, trigger: str, *, read_rows: bool) -> PassResult:
         assert self.loaded is not None
         metrics.TICKS.labels(trigger).inc()
         with metrics.TICK_SECONDS.time():
             result = self.reconciler.run(self.loaded, trigger=trigger, read_rows=read_rows)
-        self.last_pass, self.last_pass_at = result, self.clock()
-        if read_rows:
-            self._next_tick = self.clock() + self.loaded.policy.tick_seconds
+        now = self.clock()
+        self.last_pass, self.last_pass_at = result, now
+        tick = self.loaded.policy.tick_seconds
+        if result.failed or self.reconciler.source_errors:
+            # Something was blind or failed: look again soon (doubling up to the tick) rather
+            # than a whole tick later, so the fleet converges quickly when a server returns.
+            self._retry_seconds = min(max(self._retry_seconds * 2, 1.0), tick)
+            self._next_tick = min(
+                self._next_tick if not read_rows else now + tick, now + self._retry_seconds
+            )
+        else:
+            self._retry_seconds = 0.0
+            if read_rows:
+                self._next_tick = now + tick
+        self._next_check = now + self._heartbeat_interval()
         if result.plan.ops:
             ok = sum(o.result == "ok" for o in result.outcomes)
             log.info(
@@ -216,15 +244,29 @@ class Daemon:
             )
         return result
 
-    def _fail_pending(self, batch: list[Wake]) -> None:
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+    def _heartbeat_interval(self) -> float:
+        """Silence is judged between ticks too: a light pass (no database read) every third
+        of the shortest heartbeat timeout, so a silent worker is replaced about on time."""
+        if self.reconciler.heartbeats is None or self.loaded is None:
+            return float("inf")
+        timeouts = [
+            p.heartbeat.timeout_seconds
+            for p in self.loaded.policy.kinds.values()
+            if p.heartbeat.enabled
+        ]
+        return min(timeouts) / 3 if timeouts else float("inf")
+
+    def _fail_pending(self, batch: list[Wake], error: Exception | None = None) -> None:
+        """Answer REST callers still waiting: with the error, or because the daemon stops."""
+        if error is None:
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
         for w in batch:
             if w.reply is not None and not w.reply.done():
-                w.reply.set_exception(RuntimeError("daemon is stopping"))
+                w.reply.set_exception(error or RuntimeError("daemon is stopping"))
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -280,6 +322,11 @@ class Daemon:
                 "error": report.error if report else None,
                 "blind": list(report.blind) if report else [],
                 "heartbeat": report.heartbeat_note if report else None,
+                "autoscale": (
+                    self.reconciler.autoscaler.status(kind, policy)
+                    if self.reconciler.autoscaler is not None
+                    else None
+                ),
                 "maxInstances": policy.max_instances,
                 "resourcePerInstance": policy.resource_per_instance,
                 "overrides": self.reconciler.overrides.get(kind, {}),

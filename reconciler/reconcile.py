@@ -174,7 +174,11 @@ class Reconciler:
             row_ids = self._read_rows(kind, policy.table) if read_rows else self._cached(kind)
             assignment = self._try("zookeeper", lambda k=kind: self.store.read(k))
             pods = self._try("kubernetes", lambda k=kind: self.pods.list_pods(k))
-            hb = self.heartbeats.snapshot(kind) if self.heartbeats is not None else None
+            hb = (
+                self.heartbeats.snapshot(kind)
+                if self.heartbeats is not None and policy.heartbeat.enabled
+                else None
+            )
             kinds[kind] = KindObserved(
                 kind,
                 row_ids,

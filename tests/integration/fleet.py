@@ -123,7 +123,7 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float 
     while time.monotonic() < deadline:
         try:
             value = check()
-            if value or value is None:
+            if value:
                 return value
         except Exception as e:  # e.g. a znode deleted while the check reads the tree
             last = e

@@ -1,0 +1,356 @@
+"""The daemon reacting at once: MQTT row events, Kafka heartbeats and the pod watch, end to end.
+
+The daemon is wired exactly as `reconciler run` wires it (reconciler.app.build from Settings)
+against the rig's Mosquitto, Kafka, PostgreSQL, ZooKeeper and apiserver+kwok, with a 60 s
+tick so that anything that happens sooner was done by the event paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt_client
+import pytest
+from kafka import KafkaProducer
+from kubernetes import client as k8s
+from paho.mqtt.enums import CallbackAPIVersion
+
+from reconciler import metrics
+from reconciler.adapters.inventory import create_tables, delete_ids, insert_ids
+from reconciler.app import App, build
+from reconciler.loop import Wake
+from reconciler.settings import Settings
+from tests.integration.fleet import eventually, read_layout, write_policy
+
+
+class Publisher:
+    """QoS-1 publisher to cm/notify that waits for each PUBACK."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.client = mqtt_client.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4()}"
+        )
+        self.client.connect(host, port)
+        self.client.loop_start()
+
+    def send(self, payload: dict[str, Any] | bytes) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        info = self.client.publish("cm/notify", data, qos=1)
+        info.wait_for_publish(timeout=10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def daemon(
+    zk_hosts: str,
+    pg_url: str,
+    kube: Any,
+    kube_namespace: str,
+    mqtt: Any,
+    kafka: Any,
+    tmp_path: Path,
+) -> Iterator[tuple[App, str, k8s.CoreV1Api, str]]:
+    create_tables(pg_url)
+    insert_ids(pg_url, "Thing", [str(uuid.uuid4()) for _ in range(2000)])
+    insert_ids(pg_url, "Rule", [str(uuid.uuid4()) for _ in range(50)])
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        kube_namespace,
+        tick=60,
+        Thing={
+            "initInstances": 3,
+            "heartbeat": {"enabled": True, "timeoutSeconds": 5, "graceSeconds": 3},
+        },
+    )
+    settings = Settings(
+        policy_path=policy,
+        zk_hosts=zk_hosts,
+        database_url=pg_url,
+        mqtt_brokers=mqtt.url,
+        mqtt_client_id=f"reconciler-{uuid.uuid4().hex[:8]}",
+        mqtt_reconnect_seconds=1,
+        kafka_bootstrap=kafka.bootstrap,
+        kubeconfig=str(kube.kubeconfig),
+    )
+    app = build(settings)
+    eventually(lambda: app.zk.connected)
+    loop = threading.Thread(target=app.daemon.run, daemon=True)
+    loop.start()
+    core = k8s.CoreV1Api(kube.api_client())
+    try:
+        eventually(
+            lambda: (
+                app.daemon.last_pass is not None
+                and len(app.daemon.reconciler.assignments.get("Thing", {})) == 3
+            )
+        )
+        yield app, pg_url, core, kube_namespace
+    finally:
+        app.daemon.stop()
+        loop.join(15)
+        app.close()
+
+
+def instance_of(kazoo: Any, rid: str) -> tuple[int, int] | None:
+    """(instance id, _reload.times) of the instance serving `rid`, from ZooKeeper itself."""
+    for i, inst in read_layout(kazoo, "Thing").items():
+        if rid in inst["ids"]:
+            return i, inst["times"]
+    return None
+
+
+def reload_times(kazoo: Any) -> dict[int, int]:
+    return {i: inst["times"] for i, inst in read_layout(kazoo, "Thing").items()}
+
+
+@pytest.mark.parametrize("form", ["c", "bc"])
+def test_a_created_row_and_its_message_reach_a_live_instance_at_once(
+    daemon: tuple[App, str, k8s.CoreV1Api, str], mqtt: Any, kazoo_client: Any, form: str
+) -> None:
+    _, db, _, _ = daemon
+    before = reload_times(kazoo_client)
+    rid = str(uuid.uuid4())
+    insert_ids(db, "Thing", [rid])
+    pub = Publisher(mqtt.host, mqtt.port)
+    try:
+        sent = time.monotonic()
+        if form == "c":
+            pub.send({"o": "c", "t": "Thing", "k": {"id": rid}, "instance": {"id": rid}})
+        else:
+            pub.send({"o": "bc", "t": "Thing", "keys": [{"id": rid}]})
+        where = eventually(lambda: instance_of(kazoo_client, rid), timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        pub.close()
+    instance, times = where
+    assert times == before[instance] + 1
+    assert took < 10  # the tick is 60 s: only the event path can have done this
+
+
+@pytest.mark.parametrize("form", ["d", "bd-one", "bd-list"])
+def test_a_deleted_row_leaves_its_instance_at_once(
+    daemon: tuple[App, str, k8s.CoreV1Api, str], mqtt: Any, kazoo_client: Any, form: str
+) -> None:
+    _, db, _, _ = daemon
+    layout = read_layout(kazoo_client, "Thing")
+    victims = layout[0]["ids"][:3] if form == "bd-list" else layout[0]["ids"][:1]
+    before = layout[0]["times"]
+    delete_ids(db, "Thing", victims)
+    pub = Publisher(mqtt.host, mqtt.port)
+    try:
+        if form == "d":
+            pub.send({"o": "d", "t": "Thing", "k": {"id": victims[0]}})
+        elif form == "bd-one":
+            pub.send({"o": "bd", "t": "Thing", "where": {"id": victims[0]}})
+        else:
+            pub.send({"o": "bd", "t": "Thing", "where": {"id": victims}})
+        eventually(lambda: all(instance_of(kazoo_client, v) is None for v in victims), timeout=10)
+    finally:
+        pub.close()
+    assert read_layout(kazoo_client, "Thing")[0]["times"] == before + 1
+
+
+def test_bursts_of_5000_creates_are_coalesced_into_few_writes(
+    daemon: tuple[App, str, k8s.CoreV1Api, str], mqtt: Any, kazoo_client: Any
+) -> None:
+    app, db, _, _ = daemon
+    bulk = [str(uuid.uuid4()) for _ in range(5000)]
+    singles = [str(uuid.uuid4()) for _ in range(5000)]
+    insert_ids(db, "Thing", bulk + singles)
+    pub = Publisher(mqtt.host, mqtt.port)
+    try:
+        writes = app.zk.writes
+        pub.send({"o": "bc", "t": "Thing", "keys": [{"id": i} for i in bulk]})
+        eventually(
+            lambda: (
+                sum(i["node"]["used"] for i in read_layout(kazoo_client, "Thing").values()) == 7000
+            ),
+            timeout=30,
+        )
+        bulk_writes = app.zk.writes - writes
+
+        writes = app.zk.writes
+        for rid in singles:
+            pub.client.publish(
+                "cm/notify", json.dumps({"o": "c", "t": "Thing", "k": {"id": rid}}).encode(), qos=1
+            )
+        eventually(
+            lambda: (
+                sum(i["node"]["used"] for i in read_layout(kazoo_client, "Thing").values())
+                == 12_000
+            ),
+            timeout=60,
+        )
+        single_writes = app.zk.writes - writes
+    finally:
+        pub.close()
+    instances = len(read_layout(kazoo_client, "Thing"))
+    # Each instance written a handful of times, not once per id.
+    assert bulk_writes <= 2 * instances
+    assert single_writes <= 20 * instances, single_writes
+
+
+def test_duplicates_change_nothing_and_phantom_ids_are_corrected_by_the_tick(
+    daemon: tuple[App, str, k8s.CoreV1Api, str], mqtt: Any, kazoo_client: Any
+) -> None:
+    app, db, _, _ = daemon
+    rid = str(uuid.uuid4())
+    insert_ids(db, "Thing", [rid])
+    pub = Publisher(mqtt.host, mqtt.port)
+    try:
+        msg = {"o": "c", "t": "Thing", "k": {"id": rid}}
+        pub.send(msg)
+        eventually(lambda: instance_of(kazoo_client, rid), timeout=10)
+        time.sleep(0.5)
+        writes = app.zk.writes
+        pub.send(msg)
+        pub.send(msg)
+        time.sleep(1.0)
+        assert app.zk.writes == writes, "a replayed message wrote to ZooKeeper"
+
+        phantom = str(uuid.uuid4())  # never inserted in the database
+        pub.send({"o": "c", "t": "Thing", "k": {"id": phantom}})
+        eventually(lambda: instance_of(kazoo_client, phantom), timeout=10)
+    finally:
+        pub.close()
+    app.daemon.wake(Wake("tick"))  # the periodic pass, without waiting 60 s for it
+    eventually(lambda: instance_of(kazoo_client, phantom) is None, timeout=10)
+    assert instance_of(kazoo_client, rid) is not None
+
+
+def test_garbage_is_counted_and_the_daemon_keeps_running(
+    daemon: tuple[App, str, k8s.CoreV1Api, str], mqtt: Any, kafka: Any, kazoo_client: Any
+) -> None:
+    _, db, _, _ = daemon
+    bad_mqtt = metrics.EVENTS_MALFORMED.labels("mqtt")._value.get()
+    bad_kafka = metrics.EVENTS_MALFORMED.labels("kafka")._value.get()
+    pub = Publisher(mqtt.host, mqtt.port)
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    try:
+        for payload in (b"not json", b"[]", b'{"o":"c","t":"Thing"}', b'{"o":"bd","t":"Thing"}'):
+            pub.send(payload)
+        for payload in (
+            b"\xff\xfe",
+            b'{"resource":"Thing"}',
+            b'{"resource":"Thing","instanceId":"x"}',
+        ):
+            producer.send("HeartBeat", payload)
+        producer.flush(10)
+        eventually(lambda: metrics.EVENTS_MALFORMED.labels("mqtt")._value.get() >= bad_mqtt + 4)
+        eventually(
+            lambda: metrics.EVENTS_MALFORMED.labels("kafka")._value.get() >= bad_kafka + 3,
+            timeout=30,
+        )
+        rid = str(uuid.uuid4())
+        insert_ids(db, "Thing", [rid])
+        pub.send({"o": "c", "t": "Thing", "k": {"id": rid}})
+        eventually(lambda: instance_of(kazoo_client, rid), timeout=10)  # still serving
+    finally:
+        pub.close()
+        producer.close()
+
+
+class Workers:
+    """Fleet stand-in: heartbeats for the given Thing instances every 0.5 s."""
+
+    def __init__(self, bootstrap: str, instances: set[int]) -> None:
+        self.instances = set(instances)
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, retries=0, max_block_ms=2000, request_timeout_ms=2000
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            for i in list(self.instances):
+                value = {
+                    "resource": "Thing",
+                    "instanceId": str(i),
+                    "timestamp": str(int(time.time())),
+                }
+                # Kafka stopped by the test: workers keep trying, as real ones do.
+                with contextlib.suppress(Exception):
+                    self.producer.send("HeartBeat", json.dumps(value).encode())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.producer.close(timeout=2)
+
+
+def uid(core: k8s.CoreV1Api, ns: str, name: str) -> str:
+    return core.read_namespaced_pod(name, ns).metadata.uid
+
+
+def test_a_silent_worker_is_recreated_but_nobody_while_kafka_is_down(
+    daemon: tuple[App, str, k8s.CoreV1Api, str], kafka: Any
+) -> None:
+    app, _, core, ns = daemon
+    eventually(
+        lambda: all(
+            core.read_namespaced_pod(f"iota-dac-{i}", ns).status.phase == "Running"
+            for i in range(3)
+        ),
+        timeout=30,
+    )
+    uids = {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)}
+    workers = Workers(kafka.bootstrap, {0, 2})  # instance 1 says nothing
+    try:
+        eventually(lambda: uid(core, ns, "iota-dac-1") != uids[1], timeout=30)
+        assert uid(core, ns, "iota-dac-0") == uids[0] and uid(core, ns, "iota-dac-2") == uids[2]
+
+        # Kafka down for longer than the 5 s timeout: nobody may be recreated for silence.
+        workers.instances = {0, 1, 2}
+        eventually(lambda: app.daemon.reconciler.heartbeats.snapshot("Thing").last_seen.get(1))
+        before = {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)}
+        kafka.stop()
+        eventually(
+            lambda: not app.daemon.reconciler.heartbeats.snapshot("Thing").connected, timeout=30
+        )
+        time.sleep(8)
+        assert {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)} == before
+        note = app.daemon.status()["kinds"]["Thing"]["heartbeat"]
+        assert note and "unreachable" in note
+
+        # Kafka back: heartbeats count again, a worker that stays silent is recreated.
+        workers.instances = {0, 2}
+        kafka.start()
+        eventually(lambda: app.daemon.reconciler.heartbeats.snapshot("Thing").connected, timeout=60)
+        eventually(lambda: uid(core, ns, "iota-dac-1") != before[1], timeout=40)
+        assert uid(core, ns, "iota-dac-0") == before[0]
+    finally:
+        workers.close()
+
+
+def test_a_failed_pod_is_replaced_within_two_seconds_by_the_watch(
+    daemon: tuple[App, str, k8s.CoreV1Api, str],
+) -> None:
+    _, _, core, ns = daemon
+    name = "iota-rules-engine-1"
+    eventually(lambda: core.read_namespaced_pod(name, ns).status.phase == "Running", timeout=30)
+    old = uid(core, ns, name)
+    core.patch_namespaced_pod(
+        name, ns, {"metadata": {"annotations": {"kwok.x-k8s.io/status": "custom"}}}
+    )
+    failed_at = time.monotonic()
+    core.patch_namespaced_pod_status(name, ns, {"status": {"phase": "Failed"}})
+
+    def replaced() -> bool:
+        pod = core.read_namespaced_pod(name, ns)
+        return pod.metadata.uid != old and pod.metadata.deletion_timestamp is None
+
+    eventually(replaced, timeout=10, interval=0.05)
+    took = time.monotonic() - failed_at
+    assert took < 2.0, f"replaced after {took:.2f}s"
