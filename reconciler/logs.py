@@ -48,6 +48,12 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "in
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))
+    # Our own adapters log through stdlib too; they follow the chosen level. kafka-python
+    # logs several warnings a second while a broker is down (the daemon reports that
+    # itself, once), and kazoo/urllib3 repeat every reconnect attempt.
+    logging.getLogger("reconciler").setLevel(numeric)
+    for noisy in ("kafka", "kazoo", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 log = structlog.get_logger("reconciler")
