@@ -5,6 +5,7 @@ a thread, the REST API on a free port. For tests that talk to it over HTTP (REST
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ def settings_for(
         kube_token=kube.token,
         kube_ca_file=str(kube.ca_file),
         mqtt_brokers=mqtt,
+        mqtt_client_id=f"reconciler-{uuid.uuid4().hex[:8]}",  # one session per daemon
         mqtt_reconnect_seconds=1.0,
         kafka_bootstrap=kafka,
         api_host="127.0.0.1",
