@@ -17,6 +17,7 @@ from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.inventory import Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
 from reconciler.adapters.zookeeper import ZkStore
+from reconciler.autoscale import Autoscaler
 from reconciler.logs import log
 from reconciler.loop import Daemon
 from reconciler.podspec import PodTemplate
@@ -56,7 +57,7 @@ def build(settings: Settings, *, events: bool = True) -> App:
         verify_ssl=settings.kube_verify_ssl,
     )
     pods = KubePods(api_client, {})
-    reconciler = Reconciler(store=zk, rows=inventory, pods=pods)
+    reconciler = Reconciler(store=zk, rows=inventory, pods=pods, autoscaler=Autoscaler(pods))
     app = App(settings, Daemon(settings.policy_path, reconciler), zk, inventory, pods, stack)
 
     def on_templates(templates: dict[str, PodTemplate]) -> None:

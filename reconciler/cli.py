@@ -187,7 +187,8 @@ def _format_status(data: dict[str, Any]) -> str:
         if k.get("heartbeat"):
             lines.append(f"  heartbeats: {k['heartbeat']}")
         if k.get("autoscale"):
-            lines.append(f"  autoscale: {k['autoscale']}")
+            auto = k["autoscale"]
+            lines.append(f"  autoscale: {auto.get('text') if isinstance(auto, dict) else auto}")
         lines.append(f"  {'instance':>8}  {'used/count':>11}  {'reload':>6}  {'heartbeat':>9}  pod")
         for inst in k["instanceList"]:
             age = inst.get("heartbeatAge")

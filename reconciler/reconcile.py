@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from reconciler import metrics
 from reconciler.adapters import SourceUnavailable
@@ -37,6 +37,9 @@ from reconciler.model import (
 from reconciler.planner import plan
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
 from reconciler.slowstart import SlowStartResult
+
+if TYPE_CHECKING:
+    from reconciler.autoscale import Autoscaler
 
 T = TypeVar("T")
 
@@ -103,6 +106,8 @@ class Reconciler:
     rows: Rows
     pods: Pods
     heartbeats: HeartbeatSource | None = None
+    # Sets `scale_targets` from pod CPU/memory on full passes (kinds with `autoscale`).
+    autoscaler: Autoscaler | None = None
     clock: Callable[[], float] = time.time
     # Last ids read from the database per kind, patched by row events in between reads: when
     # the database is down the daemon keeps what it knows instead of forgetting every row.
@@ -179,6 +184,10 @@ class Reconciler:
                 if self.heartbeats is not None and policy.heartbeat.enabled
                 else None
             )
+            if read_rows and self.autoscaler is not None:
+                self.autoscaler.update(
+                    kind, policy, row_ids, assignment, pods, now, self.scale_targets
+                )
             kinds[kind] = KindObserved(
                 kind,
                 row_ids,
