@@ -77,7 +77,7 @@ def build(settings: Settings, *, events: bool = True) -> App:
     # converges without row events; heartbeat silence is not acted on while Kafka is down):
     # they show in reconciler_source_up instead.
     app.daemon.readiness = {
-        "zookeeper": lambda: zk.connected,
+        "zookeeper": lambda: _connected(zk),
         "apiserver": cached_check(pods.check_reachable, APISERVER_CHECK_SECONDS),
     }
     stack.callback(lambda: app.watcher.stop() if app.watcher else None)
@@ -94,6 +94,12 @@ def build(settings: Settings, *, events: bool = True) -> App:
 # /readyz asks the apiserver at most this often (a probe every second must not become an
 # apiserver call every second); the answer, good or bad, is reused meanwhile.
 APISERVER_CHECK_SECONDS = 5.0
+
+
+def _connected(zk: ZkStore) -> bool:
+    if not zk.connected:
+        raise SourceUnavailable(f"no ZooKeeper session ({zk.hosts})")
+    return True
 
 
 def cached_check(check: Callable[[], None], seconds: float) -> Callable[[], bool]:

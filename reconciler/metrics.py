@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+# No `*_created` gauge beside every counter and histogram: in the text format Prometheus
+# stores them as separate series nobody graphs (twice the series per counter).
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

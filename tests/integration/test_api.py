@@ -221,6 +221,7 @@ def test_readyz_names_what_is_missing(daemon: Running, zk: Any, kube: Any) -> No
             r = eventually(lambda: (r := c.get("/readyz")).status_code == 503 and r, timeout=30)
             assert r.json()["ready"] is False
             assert set(r.json()["problems"]) == {"zookeeper"}
+            assert "no ZooKeeper session" in r.json()["problems"]["zookeeper"]
         finally:
             zk.start()
         eventually(lambda: c.get("/readyz").status_code == 200, timeout=60)
