@@ -2,10 +2,15 @@
 # (tests/unit and tests/integration).
 PYTHON := .venv/bin/python
 
-.PHONY: setup test
+.PHONY: setup test demo
 
 setup:
 	bash rig/setup.sh
 
 test: setup
 	$(PYTHON) -m pytest
+
+# `make demo`: the daemon on config/policy.yaml against the rig's real servers, with a seeded
+# database and a simulated worker fleet (demo/run.py; README "Demo"). Ctrl-C stops it all.
+demo: setup
+	$(PYTHON) -m demo.run $(DEMO_ARGS)

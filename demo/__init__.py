@@ -1,0 +1,1 @@
+"""`make demo`: the daemon on the rig's real servers with a simulated fleet (demo/run.py)."""
