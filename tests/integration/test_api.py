@@ -222,6 +222,10 @@ def test_readyz_names_what_is_missing(daemon: Running, zk: Any, kube: Any) -> No
             assert r.json()["ready"] is False
             assert set(r.json()["problems"]) == {"zookeeper"}
             assert "no ZooKeeper session" in r.json()["problems"]["zookeeper"]
+            # Nothing can be rebalanced blind: 503, and the UI shows a failure.
+            post = c.post(f"{ORCH}/Thing/orchestrate", headers=AUTH)
+            assert post.status_code == 503
+            assert post.json() == {"error": "not rebalanced: cannot read zookeeper"}
         finally:
             zk.start()
         eventually(lambda: c.get("/readyz").status_code == 200, timeout=60)
@@ -276,3 +280,26 @@ def test_schemathesis_finds_no_server_error(daemon: Running, tmp_path: Path) -> 
         assert c.get("/readyz").status_code == 200
     events = [json.loads(line) for p in tmp_path.glob("*.ndjson") for line in p.open()]
     assert events, "schemathesis wrote no report"
+
+
+def test_orchestrate_answers_409_when_the_kind_needs_more_than_max_instances(
+    world: dict[str, Any],
+) -> None:
+    policy: Path = world["policy"]
+    # 7 rules at 2 per instance need 7 // 2 + 1 = 4 instances; 3 are allowed.
+    policy.write_text(
+        policy.read_text()
+        .replace("maxInstances: 5", "maxInstances: 3")
+        .replace("resourcePerInstance: 100", "resourcePerInstance: 2")
+    )
+    with running(world["settings"]) as d, d.client(headers=AUTH) as c:
+        eventually(lambda: c.get("/readyz").status_code == 200, timeout=30)
+        r = c.post(f"{ORCH}/Rule/orchestrate")
+        assert r.status_code == 409
+        assert r.json() == {"error": "require instances more than the max: 4/3 (1 ids unassigned)"}
+        orch = c.get(f"{ORCH}/Rule").json()
+        assert [i["used"] for i in orch["instances"]] == [2, 2, 2]
+        assert (orch["unassigned"], orch["error"]) == (
+            1,
+            "require instances more than the max: 4/3",
+        )
