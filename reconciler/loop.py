@@ -28,6 +28,7 @@ from reconciler.reconcile import PassResult, Reconciler
 # Row events arriving within this window after the first one are applied in the same pass:
 # 5,000 `c` messages in a second become a handful of ZooKeeper writes, not 5,000.
 COALESCE_SECONDS = 0.05
+COALESCE_MAX_SECONDS = 0.5
 
 
 @dataclass
@@ -161,17 +162,27 @@ class Daemon:
         log.info("stopped")
 
     def _collect(self, timeout: float) -> list[Wake]:
-        """Wait for the first wake-up (or the tick), then take whatever else is queued."""
-        batch: list[Wake] = []
+        """Wait for the first wake-up (or the tick), then take whatever else is queued.
+
+        Row events are gathered while they keep coming (quiet for COALESCE_SECONDS, at most
+        COALESCE_MAX_SECONDS): a burst becomes a few passes, and the loop leaves the CPU to
+        the MQTT thread meanwhile, so the broker's queue for us does not overflow.
+        """
         try:
-            batch.append(self._queue.get(timeout=timeout))
+            batch = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return [Wake("timer")]
-        if batch[0].reason == "rows":
-            time.sleep(COALESCE_SECONDS)
+        deadline = time.monotonic() + COALESCE_MAX_SECONDS
         while True:
             try:
                 batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            if batch[-1].reason != "rows" or time.monotonic() >= deadline:
+                return batch
+            try:
+                batch.append(self._queue.get(timeout=COALESCE_SECONDS))
             except queue.Empty:
                 return batch
 
@@ -189,7 +200,7 @@ class Daemon:
                     **w.overrides,
                 }
             self.reconciler.rebalance_requested.add(w.kind)
-        changed = False
+        changed: set[str] = set()  # kinds whose ids a row event changed
         for w in batch:
             if w.rows is not None:
                 changed |= self._patch_rows(w.rows)
@@ -199,24 +210,31 @@ class Daemon:
             result = self._pass("tick" if tick_due else "orchestrate", read_rows=True)
         elif changed or "pod" in reasons or now >= self._next_check:
             trigger = "event" if changed else "pod" if "pod" in reasons else "heartbeat"
-            result = self._pass(trigger, read_rows=False)
+            # Only the kinds something happened to; a heartbeat check covers them all.
+            touched = (
+                None
+                if now >= self._next_check
+                else changed | {w.kind for w in batch if w.reason == "pod" and w.kind}
+            )
+            result = self._pass(trigger, read_rows=False, kinds=touched)
         else:
             return  # e.g. a duplicated row event: nothing new to plan
         for w in orchestrations:
             if w.reply is not None:
                 w.reply.set_result(result)
 
-    def _patch_rows(self, event: RowEvent) -> bool:
+    def _patch_rows(self, event: RowEvent) -> set[str]:
         assert self.loaded is not None
         kinds = [k for k, p in self.loaded.policy.kinds.items() if p.table == event.table]
-        changed = [self.reconciler.patch_rows(kind, event.added, event.removed) for kind in kinds]
-        return any(changed)
+        return {k for k in kinds if self.reconciler.patch_rows(k, event.added, event.removed)}
 
-    def _pass(self, trigger: str, *, read_rows: bool) -> PassResult:
+    def _pass(self, trigger: str, *, read_rows: bool, kinds: set[str] | None = None) -> PassResult:
         assert self.loaded is not None
         metrics.TICKS.labels(trigger).inc()
         with metrics.TICK_SECONDS.time():
-            result = self.reconciler.run(self.loaded, trigger=trigger, read_rows=read_rows)
+            result = self.reconciler.run(
+                self.loaded, trigger=trigger, read_rows=read_rows, kinds=kinds
+            )
         now = self.clock()
         self.last_pass, self.last_pass_at = result, now
         tick = self.loaded.policy.tick_seconds
@@ -231,7 +249,8 @@ class Daemon:
             self._retry_seconds = 0.0
             if read_rows:
                 self._next_tick = now + tick
-        self._next_check = now + self._heartbeat_interval()
+        if kinds is None:  # a pass over every kind also judged every kind's silence
+            self._next_check = now + self._heartbeat_interval()
         if result.plan.ops:
             ok = sum(o.result == "ok" for o in result.outcomes)
             log.info(

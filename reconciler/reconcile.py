@@ -177,7 +177,13 @@ class Reconciler:
         kinds: dict[str, KindObserved] = {}
         for kind, policy in policies.items():
             row_ids = self._read_rows(kind, policy.table) if read_rows else self._cached(kind)
-            assignment = self._try("zookeeper", lambda k=kind: self.store.read(k))
+            if not read_rows and kind in self.assignments:
+                # Event passes trust what the last pass left in ZooKeeper (this daemon is its
+                # only writer): re-reading and parsing every instance per event burst would
+                # starve the MQTT thread of the GIL. Full passes re-read and correct drift.
+                assignment: Assignment | None = self.assignments[kind]
+            else:
+                assignment = self._try("zookeeper", lambda k=kind: self.store.read(k))
             pods = self._try("kubernetes", lambda k=kind: self.pods.list_pods(k))
             hb = (
                 self.heartbeats.snapshot(kind)
