@@ -276,6 +276,7 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def prometheus_metrics() -> PlainTextResponse:
+        daemon.refresh_metrics()
         return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -184,6 +184,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
                 settings.kafka_bootstrap,
                 kinds,
                 on_malformed=malformed_heartbeat,
+                on_heartbeat=lambda _kind: metrics.EVENTS.labels("kafka").inc(),
             )
             metrics.init_source("kafka")
             monitor.start()

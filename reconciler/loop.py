@@ -298,7 +298,10 @@ class Daemon:
         """Reload policy.yaml when it changes (watchfiles), in a daemon thread."""
         from watchfiles import watch
 
-        target = self.policy_path.resolve()
+        # Not resolved: in a ConfigMap volume policy.yaml is a symlink into a `..<timestamp>`
+        # folder that every update replaces (by swapping the `..data` link); the resolved
+        # path would point at a folder that no longer exists after the first update.
+        target = self.policy_path.absolute()
 
         def run() -> None:
             # Watch the folder, not the file: editors and ConfigMap updates replace the file
@@ -311,7 +314,8 @@ class Daemon:
                 yield_on_timeout=False,
             ):
                 if any(
-                    Path(p).resolve() == target or Path(p).name.startswith("..") for _, p in changes
+                    Path(p).name == target.name or Path(p).name.startswith("..")
+                    for _, p in changes
                 ):
                     self.wake(Wake("policy"))
 
@@ -324,6 +328,24 @@ class Daemon:
     def policies(self) -> dict[str, KindPolicy]:
         return self.reconciler.policies(self.loaded) if self.loaded else {}
 
+    def heartbeat_ages(self, kind: str, now: float) -> dict[int, float]:
+        """Seconds since each current instance of `kind` was last heard, read live (not as
+        of the last pass) so `status` and /metrics show the age an operator would expect."""
+        source = self.reconciler.heartbeats
+        policy = self.loaded.policy.kinds.get(kind) if self.loaded else None
+        if source is None or policy is None or not policy.heartbeat.enabled:
+            return {}
+        current = self.reconciler.assignments.get(kind, {})
+        seen = source.snapshot(kind).last_seen
+        return {i: now - t for i, t in seen.items() if i in current}
+
+    def refresh_metrics(self) -> None:
+        """Gauges that age between passes, set at scrape time."""
+        now = self.clock()
+        for kind in self.policies():
+            ages = self.heartbeat_ages(kind, now)
+            metrics.publish(metrics.HEARTBEAT_AGE, kind, {(str(i),): a for i, a in ages.items()})
+
     def status(self) -> dict[str, Any]:
         now = self.clock()
         kinds: dict[str, Any] = {}
@@ -332,7 +354,7 @@ class Daemon:
             assignment = self.reconciler.assignments.get(kind, {})
             observed = self.reconciler.last_observed.get(kind)
             pods = (observed.pods or {}) if observed else {}
-            hb = observed.heartbeats if observed else None
+            ages = self.heartbeat_ages(kind, now)
             kinds[kind] = {
                 "rows": report.rows if report else None,
                 "instances": len(assignment),
@@ -357,9 +379,7 @@ class Daemon:
                         "reloadTimes": inst.reload_times,
                         "pod": f"{policy.instance_name}-{i}",
                         "phase": _phase(pods.get(f"{policy.instance_name}-{i}")),
-                        "heartbeatAge": (
-                            round(now - hb.last_seen[i], 1) if hb and i in hb.last_seen else None
-                        ),
+                        "heartbeatAge": round(ages[i], 1) if i in ages else None,
                     }
                     for i, inst in sorted(assignment.items())
                 ],

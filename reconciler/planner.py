@@ -174,7 +174,9 @@ def assign(
 
     assigned = set().union(*held.values()) if held else set()
     pool = sorted(rows - assigned)
-    _fill(held, quota, pool)
+    # A rebalance evens loads exactly (the quotas); otherwise 5% of capacity of imbalance
+    # is worth fewer workers reloading for every few new rows.
+    _fill(held, quota, pool, slack=1 if rebalance else max(1, capacity // 20))
     return {i: frozenset(ids) for i, ids in held.items()}
 
 
@@ -190,17 +192,25 @@ def _quotas(held: Mapping[int, set[str]], rows: int, capacity: int) -> dict[int,
     return {i: low + (1 if rank < extra else 0) for rank, i in enumerate(by_load)}
 
 
-def _fill(held: dict[int, set[str]], quota: Mapping[int, int], pool: list[str]) -> None:
-    """Give pool ids, one at a time, to the least-loaded instance that has room."""
+def _fill(held: dict[int, set[str]], quota: Mapping[int, int], pool: list[str], slack: int) -> None:
+    """Give pool ids to the least-loaded instance with room.
+
+    An instance takes ids until it is `slack` above the next least-loaded one: a small batch
+    of new rows then lands on one or two instances instead of one id on each, and every
+    instance that gains an id must reload (a `_reload` bump). Loads stay within `slack`.
+    """
     heap = [(len(ids), i) for i, ids in held.items() if len(ids) < quota[i]]
     heapq.heapify(heap)
-    for rid in pool:
-        if not heap:
-            return  # no room anywhere: the rest stays unassigned (reported)
+    taken = 0
+    while taken < len(pool) and heap:
         load, i = heapq.heappop(heap)
-        held[i].add(rid)
-        if load + 1 < quota[i]:
-            heapq.heappush(heap, (load + 1, i))
+        ceiling = min(quota[i], heap[0][0] + slack) if heap else quota[i]
+        n = min(max(ceiling - load, 1), len(pool) - taken)
+        held[i].update(pool[taken : taken + n])
+        taken += n
+        if load + n < quota[i]:
+            heapq.heappush(heap, (load + n, i))
+    # What is left has no room anywhere (over maxInstances): it stays unassigned, reported.
 
 
 def moved_ids(current: Assignment, final: Mapping[int, frozenset[str]]) -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from reconciler import metrics
 from reconciler.adapters import SourceUnavailable
+from reconciler.adapters.inventory import UnknownTable
 from reconciler.adapters.kube import PodStillTerminating
 from reconciler.logs import log
 from reconciler.model import (
@@ -207,7 +208,15 @@ class Reconciler:
         return Observed(now, kinds)
 
     def _read_rows(self, kind: str, table: str) -> frozenset[str] | None:
-        ids = self._try("database", lambda: self.rows.ids(table))
+        def read() -> frozenset[str]:
+            try:
+                return self.rows.ids(table)
+            except UnknownTable as e:
+                # A configuration error (wrong table in policy.yaml, empty database), not an
+                # outage; but acting on it the same way keeps every id where it is.
+                raise SourceUnavailable(str(e)) from e
+
+        ids = self._try("database", read)
         if ids is not None:
             self.known_rows[kind] = set(ids)
             return ids
@@ -359,16 +368,6 @@ class Reconciler:
                         (str(p.instance_id), p.phase): 1
                         for p in obs.pods.values()
                         if p.instance_id is not None
-                    },
-                )
-            if obs is not None and obs.heartbeats is not None and obs.assignment is not None:
-                metrics.publish(
-                    metrics.HEARTBEAT_AGE,
-                    kind,
-                    {
-                        (str(i),): observed.now - seen
-                        for i, seen in obs.heartbeats.last_seen.items()
-                        if i in obs.assignment
                     },
                 )
         if not self.source_errors and not result.failed:

@@ -99,6 +99,7 @@ class HeartbeatMonitor:
         *,
         topic: str = "HeartBeat",
         on_malformed: Callable[[bytes, str], None] | None = None,
+        on_heartbeat: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
         probe_interval: float = 2.0,
         down_after: float = 5.0,
@@ -114,6 +115,7 @@ class HeartbeatMonitor:
         self.kinds = list(kinds)
         self.topic = topic
         self._on_malformed = on_malformed
+        self._on_heartbeat = on_heartbeat  # called with the kind for every heartbeat recorded
         self._clock = clock
         self._probe_interval = probe_interval
         self._down_after = down_after
@@ -277,6 +279,11 @@ class HeartbeatMonitor:
         received = self._clock()
         with self._lock:
             self._states[kind].last_seen[hb.instance_id] = received
+        if self._on_heartbeat is not None:
+            try:
+                self._on_heartbeat(kind)
+            except Exception:
+                log.exception("on_heartbeat failed")
         log.debug(
             "heartbeat %s/%d (worker time %.0f, skew %.1f s)",
             kind,

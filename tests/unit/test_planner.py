@@ -131,6 +131,21 @@ def test_new_rows_go_only_to_instances_with_room_and_bump_reload() -> None:
     assert set().union(*(w.instance.ids for w in writes)) >= rows(10, 700)
 
 
+def test_a_few_new_rows_reload_few_workers_and_loads_stay_close() -> None:
+    p = policy(init=3, per=5000)
+    a = converge(p, rows(20_000))  # 5 instances of 4,000, capacity 5,000
+    ops, _ = plan_kind(p, observed(rows(20_025), a, running_pods(a)), NOW)
+    gained = [
+        op
+        for op in ops
+        if isinstance(op, WriteInstance) and op.instance.ids != a[op.instance.instance_id].ids
+    ]
+    assert len(gained) == 1  # not one id on each of 10 instances
+    after = apply(a, ops)
+    loads = [inst.used for inst in after.values()]
+    assert max(loads) - min(loads) <= max(1, after[0].count // 20)
+
+
 def test_deleted_rows_leave_their_instance_and_nothing_else_moves() -> None:
     p = policy(init=3, per=500)
     a = converge(p, rows(700))
