@@ -160,6 +160,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
             app.daemon.on_row_event,
             client_id=settings.mqtt_client_id,
             on_malformed=malformed,
+            on_ignored=lambda reason: metrics.EVENTS_IGNORED.labels("mqtt", reason).inc(),
             reconnect_delay=settings.mqtt_reconnect_seconds,
         )
         metrics.init_source("mqtt")

@@ -36,6 +36,7 @@ __all__ = [
 # Ops that add or remove rows; everything else is "no assignment change".
 ADD_OPS = frozenset({"c", "bc"})
 REMOVE_OPS = frozenset({"d", "bd"})
+UPDATE_OPS = frozenset({"u", "bu"})
 
 # Strict ASCII digits: int() alone would also take "+3", " 3", "3_0" and Unicode digits, which
 # no worker sends and which would make two spellings of one instance id possible.
@@ -145,6 +146,15 @@ def parse_notification(payload: bytes) -> RowEvent | None:
     if op in ADD_OPS:
         return RowEvent(table=table, added=ids)
     return RowEvent(table=table, removed=ids)
+
+
+def ignored_reason(payload: bytes) -> str:
+    """Why a message that parse_notification() returned None for changes nothing, as a
+    bounded metric label: "update" (u, bu), "empty-bulk", or "unknown-op"."""
+    op = _load_object(payload).get("o")
+    if op in UPDATE_OPS:
+        return "update"
+    return "empty-bulk" if op in ADD_OPS | REMOVE_OPS else "unknown-op"
 
 
 def _instance_id(value: object) -> int:

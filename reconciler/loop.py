@@ -226,6 +226,8 @@ class Daemon:
     def _patch_rows(self, event: RowEvent) -> set[str]:
         assert self.loaded is not None
         kinds = [k for k, p in self.loaded.policy.kinds.items() if p.table == event.table]
+        if not kinds:  # ProtocolMeta, DeviceMeta, ...: not orchestrated
+            metrics.EVENTS_IGNORED.labels("mqtt", "other-table").inc()
         return {k for k in kinds if self.reconciler.patch_rows(k, event.added, event.removed)}
 
     def _pass(self, trigger: str, *, read_rows: bool, kinds: set[str] | None = None) -> PassResult:
@@ -314,8 +316,7 @@ class Daemon:
                 yield_on_timeout=False,
             ):
                 if any(
-                    Path(p).name == target.name or Path(p).name.startswith("..")
-                    for _, p in changes
+                    Path(p).name == target.name or Path(p).name.startswith("..") for _, p in changes
                 ):
                     self.wake(Wake("policy"))
 

@@ -137,6 +137,12 @@ EVENTS_MALFORMED = Counter(
     ["source"],
     registry=REGISTRY,
 )
+EVENTS_IGNORED = Counter(
+    "reconciler_events_ignored_total",
+    "Well-formed messages that change no assignment (updates, unknown ops, empty bulks)",
+    ["source", "reason"],
+    registry=REGISTRY,
+)
 POLICY_RELOADS = Counter(
     "reconciler_policy_reloads_total", "policy.yaml loads, by result", ["result"], registry=REGISTRY
 )

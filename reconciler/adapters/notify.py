@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from reconciler.events import MalformedMessage, RowEvent, parse_notification
+from reconciler.events import MalformedMessage, RowEvent, ignored_reason, parse_notification
 
 __all__ = ["Broker", "NotifyListener", "parse_broker_urls"]
 
@@ -95,6 +95,7 @@ class NotifyListener:
         client_id: str,
         topic: str = "cm/notify",
         on_malformed: Callable[[bytes, str], None] | None = None,
+        on_ignored: Callable[[str], None] | None = None,
         reconnect_delay: float = 10.0,
     ) -> None:
         if not client_id:
@@ -107,6 +108,8 @@ class NotifyListener:
         self.topic = topic
         self._on_event = on_event
         self._on_malformed = on_malformed
+        # Called with events.ignored_reason() for well-formed messages that change nothing.
+        self._on_ignored = on_ignored
         self._reconnect_delay = reconnect_delay
         self._broker_index = 0
         self._connected = threading.Event()
@@ -273,6 +276,11 @@ class NotifyListener:
             self._report_malformed(payload, f"parser error: {e!r}")
             return
         if event is None:
+            if self._on_ignored is not None:
+                try:
+                    self._on_ignored(ignored_reason(payload))
+                except Exception:
+                    log.exception("mqtt: on_ignored failed")
             return
         try:
             self._on_event(event)

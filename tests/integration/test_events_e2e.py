@@ -253,7 +253,20 @@ def test_garbage_is_counted_and_the_daemon_keeps_running(
         ):
             producer.send("HeartBeat", payload)
         producer.flush(10)
+        ignored = {
+            r: metrics.EVENTS_IGNORED.labels("mqtt", r)._value.get()
+            for r in ("update", "unknown-op", "other-table")
+        }
+        pub.send({"o": "u", "t": "Thing", "k": {"id": "x"}})
+        pub.send({"o": "truncate", "t": "Thing"})
+        pub.send({"o": "c", "t": "DeviceMeta", "k": {"id": "x"}})
         eventually(lambda: metrics.EVENTS_MALFORMED.labels("mqtt")._value.get() >= bad_mqtt + 4)
+        eventually(
+            lambda: all(
+                metrics.EVENTS_IGNORED.labels("mqtt", r)._value.get() == ignored[r] + 1
+                for r in ignored
+            )
+        )
         eventually(
             lambda: metrics.EVENTS_MALFORMED.labels("kafka")._value.get() >= bad_kafka + 3,
             timeout=30,

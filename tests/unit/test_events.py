@@ -283,3 +283,12 @@ def test_roundtrip_bulk_ids(ids: set[str]) -> None:
     deleted = parse_notification(enc({"o": "bd", "t": "Thing", "where": {"id": sorted(ids)}}))
     assert created == RowEvent("Thing", added=frozenset(ids))
     assert deleted == RowEvent("Thing", removed=frozenset(ids))
+
+
+def test_ignored_reason_names_why_a_message_changes_nothing() -> None:
+    from reconciler.events import ignored_reason
+
+    assert ignored_reason(b'{"o": "u", "t": "Thing", "k": {"id": "a"}}') == "update"
+    assert ignored_reason(b'{"o": "bu", "t": "Thing", "where": {"id": "a"}}') == "update"
+    assert ignored_reason(b'{"o": "bc", "t": "Thing", "keys": []}') == "empty-bulk"
+    assert ignored_reason(b'{"o": "truncate", "t": "Thing"}') == "unknown-op"
