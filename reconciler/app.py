@@ -71,6 +71,7 @@ def build(settings: Settings, *, events: bool = True) -> App:
             app.watcher.stop()
         app.watcher = PodWatcher(api_client, templates, app.daemon.on_pod_change)
         app.watcher.start()
+        app.daemon.live_pods = app.watcher.pods
 
     app.daemon.on_templates = on_templates
     # /readyz: what the daemon cannot work without. MQTT and Kafka are not in it (the tick

@@ -49,7 +49,11 @@ def run(policy: Path | None) -> None:
     settings = _settings(policy)
     logs.configure(settings.log_format, settings.log_level)
     logs.log.info("starting", settings=settings.redacted())
-    app = build(settings)
+    try:
+        app = build(settings)
+    except ValueError as e:  # a configuration error: say it in one line, no traceback
+        logs.log.error("cannot start", error=str(e))
+        raise SystemExit(2) from e
     token = settings.api_token.get_secret_value() if settings.api_token else None
     server = ApiServer(create_app(app.daemon, token), settings.api_host, settings.api_port)
     try:

@@ -53,6 +53,9 @@ class Daemon:
     on_templates: Callable[[dict[str, PodTemplate]], None] = lambda _t: None
     # Extra health checks for /readyz: name -> "is it reachable" (ZooKeeper, apiserver).
     readiness: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    # The pod watcher's current view of a kind's pods (None until its first list): status
+    # and /metrics show pods as they are now, not as the last pass saw them before it acted.
+    live_pods: Callable[[str], dict[str, Pod] | None] | None = None
     clock: Callable[[], float] = time.time
 
     loaded: LoadedPolicy | None = None
@@ -340,12 +343,30 @@ class Daemon:
         seen = source.snapshot(kind).last_seen
         return {i: now - t for i, t in seen.items() if i in current}
 
+    def _pods_now(self, kind: str) -> dict[str, Pod] | None:
+        live = self.live_pods(kind) if self.live_pods is not None else None
+        if live is not None:
+            return live
+        observed = self.reconciler.last_observed.get(kind)
+        return observed.pods if observed else None
+
     def refresh_metrics(self) -> None:
-        """Gauges that age between passes, set at scrape time."""
+        """Gauges that change between passes, set at scrape time."""
         now = self.clock()
         for kind in self.policies():
             ages = self.heartbeat_ages(kind, now)
             metrics.publish(metrics.HEARTBEAT_AGE, kind, {(str(i),): a for i, a in ages.items()})
+            pods = self._pods_now(kind)
+            if pods is not None:
+                metrics.publish(
+                    metrics.POD_PHASE,
+                    kind,
+                    {
+                        (str(p.instance_id), p.phase): 1
+                        for p in pods.values()
+                        if p.instance_id is not None
+                    },
+                )
 
     def status(self) -> dict[str, Any]:
         now = self.clock()
@@ -353,8 +374,7 @@ class Daemon:
         for kind, policy in self.policies().items():
             report = self.reconciler.last_reports.get(kind)
             assignment = self.reconciler.assignments.get(kind, {})
-            observed = self.reconciler.last_observed.get(kind)
-            pods = (observed.pods or {}) if observed else {}
+            pods = self._pods_now(kind) or {}
             ages = self.heartbeat_ages(kind, now)
             kinds[kind] = {
                 "rows": report.rows if report else None,

@@ -170,7 +170,7 @@ class Reconciler:
             if after is not None:
                 self.assignments[kind] = after
         self.last_reports.update(the_plan.reports)
-        self._publish(result, observed)
+        self._publish(result)
         return result
 
     def observe(self, policies: Mapping[str, KindPolicy], *, read_rows: bool) -> Observed:
@@ -334,7 +334,7 @@ class Reconciler:
 
     # --- metrics -----------------------------------------------------------------------
 
-    def _publish(self, result: PassResult, observed: Observed) -> None:
+    def _publish(self, result: PassResult) -> None:
         for kind, report in result.plan.reports.items():
             if report.rows is not None:
                 metrics.ROWS.labels(kind).set(report.rows)
@@ -358,17 +358,6 @@ class Reconciler:
                     metrics.INSTANCE_COUNT,
                     kind,
                     {(str(i),): inst.count for i, inst in assignment.items()},
-                )
-            obs = observed.kinds.get(kind)
-            if obs is not None and obs.pods is not None:
-                metrics.publish(
-                    metrics.POD_PHASE,
-                    kind,
-                    {
-                        (str(p.instance_id), p.phase): 1
-                        for p in obs.pods.values()
-                        if p.instance_id is not None
-                    },
                 )
         if not self.source_errors and not result.failed:
             metrics.LAST_SUCCESS.set(self.clock())

@@ -102,6 +102,36 @@ def make_api_client(
     ~/.kube/config). The token is never logged: only the host and the source are.
     """
     cfg = client.Configuration()
+    try:
+        source = _configure(cfg, in_cluster, kubeconfig, url, token, ca_file, verify_ssl)
+    except config.ConfigException as e:
+        raise KubeConfigError(
+            f"no usable Kubernetes credentials ({e}): set RECONCILER_KUBE_IN_CLUSTER=true in a "
+            "pod, RECONCILER_KUBE_URL with IOTA_AUTH_TOKEN, or KUBECONFIG"
+        ) from e
+    # A refused connection is retried twice, quickly, then reported: the loop has its own
+    # backoff, and a stopped apiserver must turn into SourceUnavailable in well under a
+    # second, not after urllib3's default 3 retries of a long read. Reads are never retried
+    # (a create that timed out may have happened; the next tick lists and sees).
+    cfg.retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.1)
+    log.info("kubernetes client: %s at %s", source, cfg.host)
+    return ApiClient(cfg)
+
+
+class KubeConfigError(ValueError):
+    """The daemon was given no usable way to reach the apiserver (a configuration error)."""
+
+
+def _configure(
+    cfg: client.Configuration,
+    in_cluster: bool,
+    kubeconfig: str | None,
+    url: str | None,
+    token: str | None,
+    ca_file: str | None,
+    verify_ssl: bool,
+) -> str:
+    """Fill `cfg` from the first credentials that apply; returns their description."""
     if in_cluster:
         # Re-reads the projected token when it rotates (try_refresh_token is the default).
         config.load_incluster_config(client_configuration=cfg)
@@ -120,13 +150,7 @@ def make_api_client(
         if not verify_ssl:
             cfg.verify_ssl = False
         source = f"kubeconfig {kubeconfig or '(default)'}"
-    # A refused connection is retried twice, quickly, then reported: the loop has its own
-    # backoff, and a stopped apiserver must turn into SourceUnavailable in well under a
-    # second, not after urllib3's default 3 retries of a long read. Reads are never retried
-    # (a create that timed out may have happened; the next tick lists and sees).
-    cfg.retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.1)
-    log.info("kubernetes client: %s at %s", source, cfg.host)
-    return ApiClient(cfg)
+    return source
 
 
 # --------------------------------------------------------------------------- conversions
@@ -159,15 +183,23 @@ def pod_from_dict(d: dict[str, Any]) -> Pod:
         # A pod the apiserver has just accepted has no status yet: that is Pending.
         phase=status.get("phase") or "Pending",
         terminating=meta.get("deletionTimestamp") is not None,
-        started_at=_parse_time(status.get("startTime")) or _parse_time(
-            meta.get("creationTimestamp")),
+        started_at=_parse_time(status.get("startTime"))
+        or _parse_time(meta.get("creationTimestamp")),
         uid=meta.get("uid", ""),
     )
 
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-                   "m": 60.0, "h": 3600.0}
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 
 
 def parse_go_duration(s: str) -> float:
@@ -248,12 +280,14 @@ class _Api:
         (which is the authority on what a Pod may hold).
         """
         method_, url, headers, body_, _ = self.client.param_serialize(
-            method, path,
+            method,
+            path,
             header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            body=body, auth_settings=["BearerToken"])
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         try:
-            resp = self.client.call_api(method_, url, headers, body_,
-                                        _request_timeout=self.timeout)
+            resp = self.client.call_api(method_, url, headers, body_, _request_timeout=self.timeout)
             data = resp.read()
         except ApiException as e:
             raise _refusal(what, e.status or 0, str(e.reason or ""), e.body) from e
@@ -263,8 +297,9 @@ class _Api:
             raise _refusal(what, resp.status, str(resp.reason or ""), data)
         return json.loads(data) if data else None
 
-    def list_all(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
-                 ) -> tuple[list[dict[str, Any]], str]:
+    def list_all(
+        self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> tuple[list[dict[str, Any]], str]:
         """All items of a list call, page by page; returns (items, the list's resourceVersion).
 
         Paged (limit 500) so a large namespace is not one huge response held by the server.
@@ -318,15 +353,19 @@ class KubePods:
         """Managed pods of one kind (by label, never by name), name -> Pod."""
         t = self._template(kind)
         items, _ = self._api.list_all(
-            f"list pods {kind}", self._api.core.list_namespaced_pod, t.namespace,
-            label_selector=managed_selector(kind))
+            f"list pods {kind}",
+            self._api.core.list_namespaced_pod,
+            t.namespace,
+            label_selector=managed_selector(kind),
+        )
         return {p.name: p for p in map(pod_from_dict, items)}
 
     def get_pod(self, kind: str, name: str) -> Pod | None:
         t = self._template(kind)
         try:
-            d = self._api.call(f"get pod {name}", self._api.core.read_namespaced_pod,
-                               name, t.namespace)
+            d = self._api.call(
+                f"get pod {name}", self._api.core.read_namespaced_pod, name, t.namespace
+            )
         except KubeError as e:
             if e.status == 404:
                 return None
@@ -346,8 +385,9 @@ class KubePods:
         name = body["metadata"]["name"]
         self._count_write()
         try:
-            d = self._api.send(f"create pod {name}", "POST",
-                               f"/api/v1/namespaces/{t.namespace}/pods", body)
+            d = self._api.send(
+                f"create pod {name}", "POST", f"/api/v1/namespaces/{t.namespace}/pods", body
+            )
             return pod_from_dict(d)
         except KubeError as e:
             if e.status != 409:
@@ -380,8 +420,12 @@ class KubePods:
             body["preconditions"] = {"uid": uid}
         self._count_write()
         try:
-            self._api.send(f"delete pod {name}", "DELETE",
-                           f"/api/v1/namespaces/{t.namespace}/pods/{name}", body or None)
+            self._api.send(
+                f"delete pod {name}",
+                "DELETE",
+                f"/api/v1/namespaces/{t.namespace}/pods/{name}",
+                body or None,
+            )
         except KubeError as e:
             if e.status == 404 or (e.status == 409 and uid):
                 return
@@ -413,8 +457,11 @@ class KubePods:
             if current is None or (uid and current.uid != uid and not current.terminating):
                 break
             if time.monotonic() >= deadline:
-                log.info("pod %s still terminating after %.1fs; creating it on a later tick",
-                         name, wait_seconds)
+                log.info(
+                    "pod %s still terminating after %.1fs; creating it on a later tick",
+                    name,
+                    wait_seconds,
+                )
                 return False
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
@@ -432,17 +479,20 @@ class KubePods:
         PodStillTerminating is an expected answer, not a failing API: it does not stop the
         ramp and is reported in `failed` for the caller to retry later.
         """
+
         def one(iid: int) -> Callable[[], Pod | PodStillTerminating]:
             def run() -> Pod | PodStillTerminating:
                 try:
                     return self.create_pod(kind, iid)
                 except PodStillTerminating as e:
                     return e
+
             return run
 
         raw = slow_start([one(i) for i in instance_ids], max_workers=max_workers)
-        out: SlowStartResult[Pod] = SlowStartResult(failed=list(raw.failed),
-                                                    skipped=list(raw.skipped))
+        out: SlowStartResult[Pod] = SlowStartResult(
+            failed=list(raw.failed), skipped=list(raw.skipped)
+        )
         for i, v in raw.succeeded:
             if isinstance(v, PodStillTerminating):
                 out.failed.append((i, v))
@@ -462,13 +512,19 @@ class KubePods:
         t = self._template(kind)
         try:
             items, _ = self._api.list_all(
-                f"pod metrics {kind}", self._api.custom.list_namespaced_custom_object,
-                METRICS_GROUP, METRICS_VERSION, t.namespace, "pods",
-                label_selector=managed_selector(kind))
+                f"pod metrics {kind}",
+                self._api.custom.list_namespaced_custom_object,
+                METRICS_GROUP,
+                METRICS_VERSION,
+                t.namespace,
+                "pods",
+                label_selector=managed_selector(kind),
+            )
         except KubeError as e:
             if e.status == 404:
-                raise MetricsUnavailable(f"{METRICS_GROUP}/{METRICS_VERSION} is not served "
-                                         f"({e})") from e
+                raise MetricsUnavailable(
+                    f"{METRICS_GROUP}/{METRICS_VERSION} is not served ({e})"
+                ) from e
             raise
         except SourceUnavailable as e:
             if getattr(e, "status", 0) == 503:  # APIService registered, its backend down
@@ -490,16 +546,21 @@ class KubePods:
 
         Raises `SourceUnavailable` (unreachable, 5xx) or `KubeError` saying what went wrong.
         """
-        self._api.call("apiserver /version", client.VersionApi(self._api.client).get_code,
-                       _request_timeout=timeout)
+        self._api.call(
+            "apiserver /version",
+            client.VersionApi(self._api.client).get_code,
+            _request_timeout=timeout,
+        )
 
     def node_capacity(self) -> list[NodeCapacity]:
         """Every node's allocatable CPU/memory and the requests of the pods bound to it."""
         nodes, _ = self._api.list_all("list nodes", self._api.core.list_node)
         # Terminated pods no longer hold their requests; the scheduler skips them too.
         pods, _ = self._api.list_all(
-            "list bound pods", self._api.core.list_pod_for_all_namespaces,
-            field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed")
+            "list bound pods",
+            self._api.core.list_pod_for_all_namespaces,
+            field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed",
+        )
         used: dict[str, list[float]] = {}
         for p in pods:
             spec = p.get("spec") or {}
@@ -518,9 +579,16 @@ class KubePods:
             cpu_m = float(parse_quantity(alloc.get("cpu", 0)) * 1000)
             mem_b = float(parse_quantity(alloc.get("memory", 0)))
             req = used.get(name, [0.0, 0.0])
-            out.append(NodeCapacity(name=name, allocatable_cpu_m=cpu_m, allocatable_mem_bytes=mem_b,
-                                    requested_cpu_m=req[0], requested_mem_bytes=req[1],
-                                    schedulable=_schedulable(n)))
+            out.append(
+                NodeCapacity(
+                    name=name,
+                    allocatable_cpu_m=cpu_m,
+                    allocatable_mem_bytes=mem_b,
+                    requested_cpu_m=req[0],
+                    requested_mem_bytes=req[1],
+                    schedulable=_schedulable(n),
+                )
+            )
         return out
 
 
@@ -534,8 +602,12 @@ def _usage_from_dict(item: dict[str, Any]) -> PodUsage:
     if ts is None:
         raise ValueError(f"no valid timestamp: {item.get('timestamp')!r}")
     window = item.get("window")
-    return PodUsage(cpu_millicores=cpu, memory_bytes=mem, timestamp=ts,
-                    window=parse_go_duration(window) if isinstance(window, str) else 0.0)
+    return PodUsage(
+        cpu_millicores=cpu,
+        memory_bytes=mem,
+        timestamp=ts,
+        window=parse_go_duration(window) if isinstance(window, str) else 0.0,
+    )
 
 
 def _schedulable(node: dict[str, Any]) -> bool:
@@ -546,8 +618,7 @@ def _schedulable(node: dict[str, Any]) -> bool:
     if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
         return False
     # Our template pods carry no tolerations: a tainted node takes none of them.
-    return not any(t.get("effect") in ("NoSchedule", "NoExecute")
-                   for t in spec.get("taints") or [])
+    return not any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
 
 
 # --------------------------------------------------------------------------- watch
@@ -618,8 +689,9 @@ class PodWatcher:
     def start(self) -> None:
         self._stop.clear()
         for kind in self._templates:
-            th = threading.Thread(target=self._run, args=(kind,), name=f"pod-watch-{kind}",
-                                  daemon=True)
+            th = threading.Thread(
+                target=self._run, args=(kind,), name=f"pod-watch-{kind}", daemon=True
+            )
             th.start()
             self._threads.append(th)
 
@@ -655,8 +727,11 @@ class PodWatcher:
     def _relist(self, kind: str) -> str:
         t = self._templates[kind]
         items, rv = self._api.list_all(
-            f"list pods {kind}", self._api.core.list_namespaced_pod, t.namespace,
-            label_selector=managed_selector(kind))
+            f"list pods {kind}",
+            self._api.core.list_namespaced_pod,
+            t.namespace,
+            label_selector=managed_selector(kind),
+        )
         fresh = {p.name: p for p in map(pod_from_dict, items)}
         with self._lock:
             old = self._cache.get(kind) or {}
@@ -691,8 +766,9 @@ class PodWatcher:
                 if self._stop.is_set():
                     break
                 self._set_healthy(kind, False)
-                log.debug("pod watch %s: %s: %s; retry in %.1fs", kind, type(e).__name__, e,
-                          backoff)
+                log.debug(
+                    "pod watch %s: %s: %s; retry in %.1fs", kind, type(e).__name__, e, backoff
+                )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
                 self.reconnects += 1
@@ -702,11 +778,16 @@ class PodWatcher:
         """One watch request from `rv`; returns the resourceVersion to resume from."""
         try:
             resp = self._api.core.list_namespaced_pod(
-                t.namespace, label_selector=managed_selector(kind), watch=True,
-                resource_version=rv, allow_watch_bookmarks=True,
-                timeout_seconds=self._server_timeout, _preload_content=False,
+                t.namespace,
+                label_selector=managed_selector(kind),
+                watch=True,
+                resource_version=rv,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self._server_timeout,
+                _preload_content=False,
                 # read timeout past the server's own close: only a dead connection hits it
-                _request_timeout=(self._api.timeout, self._server_timeout + 15))
+                _request_timeout=(self._api.timeout, self._server_timeout + 15),
+            )
         except ApiException as e:
             if e.status == 410:
                 raise _Gone from e
@@ -728,8 +809,11 @@ class PodWatcher:
                 if etype == "ERROR":
                     if obj.get("code") == 410:
                         raise _Gone
-                    raise KubeError(int(obj.get("code") or 0), str(obj.get("reason", "")),
-                                    str(obj.get("message", "")))
+                    raise KubeError(
+                        int(obj.get("code") or 0),
+                        str(obj.get("reason", "")),
+                        str(obj.get("message", "")),
+                    )
                 new_rv = (obj.get("metadata") or {}).get("resourceVersion")
                 if new_rv:
                     rv = new_rv
