@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,10 +26,10 @@ import paho.mqtt.client as mqtt_client
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reconciler.adapters.inventory import create_tables, insert_ids
-from reconciler.app import App, build
-from reconciler.settings import Settings
+from reconciler.app import App
 from rig.kube import Kube
 from rig.servers import Mosquitto, Postgres, ZooKeeper
+from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import write_policy
 
 TICK_ONLY_SECONDS = 5.0
@@ -40,32 +39,17 @@ TICK_ONLY_SECONDS = 5.0
 def running_daemon(
     zk: ZooKeeper, db: str, kube: Kube, mqtt: Mosquitto | None, tick: float
 ) -> Iterator[App]:
+    """The daemon as `reconciler run` starts it (tests/integration/daemon.py), on its own
+    namespace, once its first pass is done."""
     with tempfile.TemporaryDirectory() as d:
         ns = f"bench-{uuid.uuid4().hex[:6]}"
         kube.create_namespace(ns)
         policy = write_policy(Path(d) / "policy.yaml", ns, tick=tick)
-        settings = Settings(
-            policy_path=policy,
-            zk_hosts=zk.hosts,
-            database_url=db,
-            mqtt_brokers=mqtt.url if mqtt else "",
-            kafka_bootstrap="",
-            mqtt_client_id=f"bench-{uuid.uuid4().hex[:6]}",
-            kubeconfig=str(kube.kubeconfig),
-        )
-        app = build(settings)
-        while not app.zk.connected:
-            time.sleep(0.05)
-        loop = threading.Thread(target=app.daemon.run, daemon=True)
-        loop.start()
-        try:
-            while app.daemon.last_pass is None:
+        settings = settings_for(zk.hosts, db, kube, policy, mqtt=mqtt.url if mqtt else "")
+        with running(settings) as daemon:
+            while "Thing" not in daemon.app.daemon.reconciler.assignments:
                 time.sleep(0.05)
-            yield app
-        finally:
-            app.daemon.stop()
-            loop.join(15)
-            app.close()
+            yield daemon.app
 
 
 def assigned(app: App, rid: str) -> bool:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from reconciler.model import NodeCapacity, PodUsage
 from reconciler.policy import AutoscalePolicy
@@ -42,15 +42,7 @@ Factor = Literal[
     "row-minimum",
     "no-metrics",
 ]
-FACTORS: tuple[Factor, ...] = (
-    "tolerance",
-    "max-instances",
-    "capacity",
-    "stabilization",
-    "max-step",
-    "row-minimum",
-    "no-metrics",
-)
+FACTORS: tuple[Factor, ...] = get_args(Factor)
 
 # Float noise must not add an instance: ceil(5 * 2.0000000000000004) would be 11.
 _EPS = 1e-9

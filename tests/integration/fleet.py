@@ -6,7 +6,10 @@ built directly so a test can count writes and run single passes deterministicall
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -131,3 +134,56 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float 
     if last:
         raise last
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def daemon_env(tmp_path: Path, zk_hosts: str, pg_url: str, kube: Any) -> dict[str, str]:
+    """Environment for a `reconciler run` subprocess against the rig: ZooKeeper, PostgreSQL
+    and the apiserver; no MQTT, no Kafka; nothing inherited that could leak in."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "RECONCILER_ZK_HOSTS": zk_hosts,
+        "RECONCILER_DATABASE_URL": pg_url,
+        "RECONCILER_KUBE_URL": kube.url,
+        "RECONCILER_KUBE_TOKEN": kube.token,
+        "RECONCILER_KUBE_CA_FILE": str(kube.ca_file),
+        "RECONCILER_MQTT_BROKERS": "",
+        "RECONCILER_KAFKA_BOOTSTRAP": "",
+        "RECONCILER_API_HOST": "127.0.0.1",
+        "RECONCILER_API_PORT": "0",
+        "RECONCILER_LOG_FORMAT": "json",
+    }
+
+
+class HeartbeatSender:
+    """Stand-in for the fleet's workers: a Kafka heartbeat (SPEC format) for each instance
+    in `instances` every 0.5 s. Change `instances` to silence or revive a worker."""
+
+    def __init__(self, bootstrap: str, instances: set[int], resource: str = "Thing") -> None:
+        from kafka import KafkaProducer
+
+        self.instances = set(instances)
+        self.resource = resource
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, retries=0, max_block_ms=2000, request_timeout_ms=2000
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            for i in list(self.instances):
+                value = {
+                    "resource": self.resource,
+                    "instanceId": str(i),
+                    "timestamp": str(int(time.time())),
+                }
+                # Kafka stopped by a test: workers keep trying, as real ones do.
+                with contextlib.suppress(Exception):
+                    self.producer.send("HeartBeat", json.dumps(value).encode())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.producer.close(timeout=2)

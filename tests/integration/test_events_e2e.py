@@ -7,11 +7,9 @@ tick so that anything that happens sooner was done by the event paths.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,10 +24,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from reconciler import metrics
 from reconciler.adapters.inventory import create_tables, delete_ids, insert_ids
-from reconciler.app import App, build
+from reconciler.app import App
 from reconciler.loop import Wake
-from reconciler.settings import Settings
-from tests.integration.fleet import REPO, eventually, read_layout, write_policy
+from tests.integration.daemon import running, settings_for
+from tests.integration.fleet import (
+    REPO,
+    HeartbeatSender,
+    eventually,
+    read_layout,
+    write_policy,
+)
 
 
 class Publisher:
@@ -74,33 +78,14 @@ def daemon(
             "heartbeat": {"enabled": True, "timeoutSeconds": 5, "graceSeconds": 3},
         },
     )
-    settings = Settings(
-        policy_path=policy,
-        zk_hosts=zk_hosts,
-        database_url=pg_url,
-        mqtt_brokers=mqtt.url,
-        mqtt_client_id=f"reconciler-{uuid.uuid4().hex[:8]}",
-        mqtt_reconnect_seconds=1,
-        kafka_bootstrap=kafka.bootstrap,
-        kubeconfig=str(kube.kubeconfig),
-    )
-    app = build(settings)
-    eventually(lambda: app.zk.connected)
-    loop = threading.Thread(target=app.daemon.run, daemon=True)
-    loop.start()
-    core = k8s.CoreV1Api(kube.api_client())
-    try:
+    settings = settings_for(zk_hosts, pg_url, kube, policy, mqtt=mqtt.url, kafka=kafka.bootstrap)
+    with running(settings) as daemon:
+        app = daemon.app
+        core = k8s.CoreV1Api(kube.api_client())
         eventually(
-            lambda: (
-                app.daemon.last_pass is not None
-                and len(app.daemon.reconciler.assignments.get("Thing", {})) == 3
-            )
+            lambda: len(app.daemon.reconciler.assignments.get("Thing", {})) == 3, timeout=30
         )
         yield app, pg_url, core, kube_namespace
-    finally:
-        app.daemon.stop()
-        loop.join(15)
-        app.close()
 
 
 def instance_of(kazoo: Any, rid: str) -> tuple[int, int] | None:
@@ -280,36 +265,6 @@ def test_garbage_is_counted_and_the_daemon_keeps_running(
         producer.close()
 
 
-class Workers:
-    """Fleet stand-in: heartbeats for the given Thing instances every 0.5 s."""
-
-    def __init__(self, bootstrap: str, instances: set[int]) -> None:
-        self.instances = set(instances)
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap, retries=0, max_block_ms=2000, request_timeout_ms=2000
-        )
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.5):
-            for i in list(self.instances):
-                value = {
-                    "resource": "Thing",
-                    "instanceId": str(i),
-                    "timestamp": str(int(time.time())),
-                }
-                # Kafka stopped by the test: workers keep trying, as real ones do.
-                with contextlib.suppress(Exception):
-                    self.producer.send("HeartBeat", json.dumps(value).encode())
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.producer.close(timeout=2)
-
-
 def uid(core: k8s.CoreV1Api, ns: str, name: str) -> str:
     return core.read_namespaced_pod(name, ns).metadata.uid
 
@@ -326,7 +281,7 @@ def test_a_silent_worker_is_recreated_but_nobody_while_kafka_is_down(
         timeout=30,
     )
     uids = {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)}
-    workers = Workers(kafka.bootstrap, {0, 2})  # instance 1 says nothing
+    workers = HeartbeatSender(kafka.bootstrap, {0, 2})  # instance 1 says nothing
     try:
         eventually(lambda: uid(core, ns, "iota-dac-1") != uids[1], timeout=30)
         assert uid(core, ns, "iota-dac-0") == uids[0] and uid(core, ns, "iota-dac-2") == uids[2]

@@ -4,7 +4,6 @@ one event per applied operation naming the resource, the instance and the reason
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import httpx
 
 from reconciler.adapters.inventory import create_tables, insert_ids
 from rig.process import free_port
-from tests.integration.fleet import eventually, write_policy
+from tests.integration.fleet import daemon_env, eventually, write_policy
 
 APPLY_EVENTS = {"operation applied", "operation pending", "operation failed"}
 
@@ -54,19 +53,11 @@ def test_one_json_log_event_per_applied_operation(
     )
     port = free_port()
     env = {
-        **os.environ,
+        **daemon_env(tmp_path, zk_hosts, pg_url, kube),
         "RECONCILER_POLICY_PATH": str(policy),
-        "RECONCILER_ZK_HOSTS": zk_hosts,
-        "RECONCILER_DATABASE_URL": pg_url,
-        "RECONCILER_KUBE_URL": kube.url,
-        "RECONCILER_KUBE_TOKEN": kube.token,
-        "RECONCILER_KUBE_CA_FILE": str(kube.ca_file),
-        "RECONCILER_MQTT_BROKERS": "",
-        "RECONCILER_KAFKA_BOOTSTRAP": "",
         "RECONCILER_API_PORT": str(port),
         "RECONCILER_LOG_FORMAT": "auto",  # stderr is a pipe: JSON
     }
-    env.pop("IOTA_MQTT_BROKERS", None)
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "reconciler"), "run"],
         env=env,

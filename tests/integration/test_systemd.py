@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.fleet import REPO, write_policy
+from tests.integration.fleet import REPO, daemon_env, write_policy
 
 UNIT = REPO / "systemd" / "reconciler.service"
 INSTALLED_BIN = "/opt/reconciler/.venv/bin/reconciler"
@@ -199,24 +199,6 @@ class DaemonProc:
         self._log.close()
 
 
-def rig_env(tmp_path: Path, zk_hosts: str, pg_url: str, kube: Any) -> dict[str, str]:
-    """Environment for `reconciler run` against the rig; nothing inherited that could leak in."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "RECONCILER_ZK_HOSTS": zk_hosts,
-        "RECONCILER_DATABASE_URL": pg_url,
-        "RECONCILER_KUBE_URL": kube.url,
-        "RECONCILER_KUBE_TOKEN": kube.token,
-        "RECONCILER_KUBE_CA_FILE": str(kube.ca_file),
-        "RECONCILER_MQTT_BROKERS": "",
-        "RECONCILER_KAFKA_BOOTSTRAP": "",
-        "RECONCILER_API_HOST": "127.0.0.1",
-        "RECONCILER_API_PORT": "0",
-        "RECONCILER_LOG_FORMAT": "json",
-    }
-
-
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
     # AF_UNIX paths are limited to 108 bytes: pytest's tmp_path can be longer.
@@ -255,7 +237,7 @@ def test_sd_notify_ready_watchdog_reload_stopping(
         Thing={"initInstances": 3},
         Rule={"initInstances": 3},
     )
-    env = rig_env(tmp_path, zk_hosts, pg_url, kube)
+    env = daemon_env(tmp_path, zk_hosts, pg_url, kube)
     env.update(
         {
             "RECONCILER_POLICY_PATH": str(policy),
