@@ -66,6 +66,7 @@ class Pods(Protocol):
 
 class HeartbeatSource(Protocol):
     def snapshot(self, kind: str) -> Heartbeats: ...
+    def forget(self, kind: str, instance_id: int) -> None: ...
 
 
 BACKOFF_BASE_SECONDS = 1.0
@@ -275,6 +276,9 @@ class Reconciler:
                 self.store.write_instance(op.kind, op.instance, create=op.create)
             elif isinstance(op, DeleteInstance):
                 self.store.delete_instance(op.kind, op.instance_id)
+                if self.heartbeats is not None:
+                    # A later instance under the same id must not inherit its last heartbeat.
+                    self.heartbeats.forget(op.kind, op.instance_id)
             elif isinstance(op, DeletePod):
                 self.pods.delete_pod(op.kind, op.pod_name)
             elif isinstance(op, RecreatePod):

@@ -164,7 +164,9 @@ class HeartbeatMonitor:
     def forget(self, kind: str, instance_id: int) -> None:
         """Drop an instance's last-seen time (the instance was deleted)."""
         with self._lock:
-            self._states[kind].last_seen.pop(instance_id, None)
+            state = self._states.get(kind)  # kinds without heartbeats have nothing to forget
+            if state is not None:
+                state.last_seen.pop(instance_id, None)
 
     # --- consumer thread --------------------------------------------------------------------
 
