@@ -240,3 +240,32 @@ def test_an_unreachable_database_keeps_the_assignment_and_pods(
         assert len(pod_names(core, ns)) == 13
     finally:
         pg.start()
+
+
+def test_an_apiserver_outage_deletes_no_pod_and_rows_still_reach_zookeeper(
+    world: tuple[Fleet, str, k8s.CoreV1Api, str], kube: Any, kazoo_client: Any
+) -> None:
+    f, db, core, ns = world
+    insert_ids(db, "Thing", uuids(500))
+    f.tick()
+    uids = {p.metadata.name: p.metadata.uid for p in core.list_namespaced_pod(ns).items}
+    assert len(uids) == 13
+
+    kube.stop()
+    try:
+        more = uuids(50)
+        insert_ids(db, "Thing", more)
+        blind = f.reconciler.run(f.loaded(), trigger="test")
+        assert "pods" in blind.plan.reports["Thing"].blind
+        assert not [op for op in blind.plan.ops if "Pod" in type(op).__name__]
+        assigned = {
+            rid for inst in read_layout(kazoo_client, "Thing").values() for rid in inst["ids"]
+        }
+        assert set(more) <= assigned  # the assignment does not wait for the apiserver
+    finally:
+        kube.start()
+
+    pod_writes = f.pods.writes
+    f.tick()
+    assert f.pods.writes == pod_writes  # back: nothing to recreate, nothing deleted
+    assert {p.metadata.name: p.metadata.uid for p in core.list_namespaced_pod(ns).items} == uids
