@@ -269,3 +269,30 @@ def test_an_apiserver_outage_deletes_no_pod_and_rows_still_reach_zookeeper(
     f.tick()
     assert f.pods.writes == pod_writes  # back: nothing to recreate, nothing deleted
     assert {p.metadata.name: p.metadata.uid for p in core.list_namespaced_pod(ns).items} == uids
+
+
+def test_a_zookeeper_outage_changes_nothing_and_the_return_converges(
+    world: tuple[Fleet, str, k8s.CoreV1Api, str], zk: Any, kazoo_client: Any
+) -> None:
+    f, db, core, ns = world
+    things = uuids(500)
+    insert_ids(db, "Thing", things)
+    f.tick()
+    pods_before = {p.metadata.name: p.metadata.uid for p in core.list_namespaced_pod(ns).items}
+
+    zk.stop()
+    try:
+        more = uuids(50)
+        insert_ids(db, "Thing", more)
+        blind = f.reconciler.run(f.loaded(), trigger="test")
+        assert blind.plan.ops == ()  # no assignment seen: no instance, no pod is touched
+        assert "zookeeper" in blind.plan.reports["Thing"].blind
+    finally:
+        zk.start()
+
+    eventually(lambda: f.zk.connected, timeout=30)
+    f.tick()
+    check_layout(kazoo_client, "Thing", set(things) | set(more))
+    assert {p.metadata.name: p.metadata.uid for p in core.list_namespaced_pod(ns).items} == (
+        pods_before
+    )
