@@ -47,17 +47,17 @@ def running_daemon(
         policy = write_policy(Path(d) / "policy.yaml", ns, tick=tick)
         settings = settings_for(zk.hosts, db, kube, policy, mqtt=mqtt.url if mqtt else "")
         with running(settings) as daemon:
-            while "Thing" not in daemon.app.daemon.reconciler.assignments:
+            while daemon.app.daemon.state.assignment("Thing") is None:
                 time.sleep(0.05)
             yield daemon.app
 
 
 def assigned(app: App, rid: str) -> bool:
-    return any(rid in inst.ids for inst in app.daemon.reconciler.assignments["Thing"].values())
+    return any(rid in inst.ids for inst in (app.daemon.state.assignment("Thing") or {}).values())
 
 
 def total(app: App) -> int:
-    return sum(inst.used for inst in app.daemon.reconciler.assignments["Thing"].values())
+    return sum(inst.used for inst in (app.daemon.state.assignment("Thing") or {}).values())
 
 
 def wait(predicate, timeout: float = 120.0) -> float:  # type: ignore[no-untyped-def]

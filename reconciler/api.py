@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler import metrics
 from reconciler.loop import Daemon
-from reconciler.model import Assignment
 from reconciler.planner import size_for
 from reconciler.policy import KindPolicy, effective
 
@@ -84,24 +83,6 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
 
 
-def orchestration_of(
-    kind: str, policy: KindPolicy, assignment: Assignment, unassigned: int | None, error: str | None
-) -> Orchestration:
-    return Orchestration(
-        resource=kind,
-        maxInstances=policy.max_instances,
-        resourcePerInstance=policy.resource_per_instance,
-        instances=[
-            InstanceView(
-                instanceId=str(i), used=inst.used, count=inst.count, resources=sorted(inst.ids)
-            )
-            for i, inst in sorted(assignment.items())
-        ],
-        unassigned=unassigned,
-        error=error,
-    )
-
-
 def _field_errors(e: pydantic.ValidationError, given: dict[str, int]) -> list[FieldError]:
     """Name the override field(s) a merged-policy error is about."""
     out: list[FieldError] = []
@@ -127,6 +108,8 @@ bearer = HTTPBearer(auto_error=False, description="RECONCILER_API_TOKEN, when it
 
 
 def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
+    read = daemon.read  # every GET renders from the read side (reconciler.status)
+    assert read is not None
     app = FastAPI(
         title="reconciler",
         version="1",
@@ -150,9 +133,9 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
             )
 
     def policy_of(resource: str) -> KindPolicy:
-        policy = daemon.policies().get(resource)
+        policy = read.policy(resource)
         if policy is None:
-            known = ", ".join(sorted(daemon.policies())) or "none"
+            known = ", ".join(read.kinds()) or "none"
             raise HTTPException(404, f"unknown resource {resource!r} (known: {known})")
         return policy
 
@@ -192,13 +175,13 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
             merged = effective(policy, overrides)
         except pydantic.ValidationError as e:
             return _bad_request(_field_errors(e, overrides))
-        known = daemon.reconciler.known_rows.get(resource)
+        known = daemon.state.row_count(resource)
         if overrides and known is not None:
-            sizing = size_for(len(known), merged)
+            sizing = size_for(known, merged)
             if sizing.error:
                 return _bad_request(
                     [
-                        FieldError(field=f, message=f"{len(known)} rows: {sizing.error}")
+                        FieldError(field=f, message=f"{known} rows: {sizing.error}")
                         for f in overrides
                     ]
                 )
@@ -216,13 +199,7 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
             raise HTTPException(503, f"orchestration incomplete: {failed[0]}")
         if report.error:
             raise HTTPException(409, f"{report.error} ({report.unassigned} ids unassigned)")
-        return orchestration_of(
-            resource,
-            daemon.policies().get(resource, merged),
-            daemon.reconciler.assignments.get(resource, {}),
-            report.unassigned,
-            report.error,
-        )
+        return read.orchestration(resource)
 
     @app.get(
         "/v1/api/orchestrations/{resource}",
@@ -230,16 +207,9 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         responses=_errors(404),
         summary="The kind's current orchestration (as the last pass left it)",
     )
-    def get_orchestration(resource: str) -> Orchestration:
-        policy = policy_of(resource)
-        report = daemon.reconciler.last_reports.get(resource)
-        return orchestration_of(
-            resource,
-            policy,
-            daemon.reconciler.assignments.get(resource, {}),
-            report.unassigned if report else None,
-            report.error if report else None,
-        )
+    def get_orchestration(resource: str) -> Any:
+        policy_of(resource)
+        return read.orchestration(resource)
 
     @app.get(
         "/v1/api/orchestrations/{resource}/{id}/instances",
@@ -249,14 +219,14 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
     )
     def run_in(resource: str, id: str) -> RunIn:
         policy_of(resource)
-        for i, inst in daemon.reconciler.assignments.get(resource, {}).items():
-            if id in inst.ids:
-                return RunIn(runIn=str(i))
-        raise HTTPException(404, f"{resource} {id!r} is not assigned to any instance")
+        instance = read.run_in(resource, id)
+        if instance is None:
+            raise HTTPException(404, f"{resource} {id!r} is not assigned to any instance")
+        return RunIn(runIn=instance)
 
     @app.get("/v1/status", summary="What `reconciler status` prints")
     def status() -> dict[str, Any]:
-        return daemon.status()
+        return read.status()
 
     @app.get("/healthz", response_class=PlainTextResponse, summary="Alive")
     def healthz() -> str:
@@ -269,14 +239,14 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         summary="Ready: policy loaded, ZooKeeper and the apiserver reachable",
     )
     def readyz() -> JSONResponse:
-        ok, problems = daemon.ready()
+        ok, problems = read.ready()
         return JSONResponse(
             Readiness(ready=ok, problems=problems).model_dump(), status_code=200 if ok else 503
         )
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def prometheus_metrics() -> PlainTextResponse:
-        daemon.refresh_metrics()
+        read.refresh_metrics()
         return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -13,15 +13,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from reconciler import metrics
-from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.inventory import Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.autoscale import Autoscaler
+from reconciler.backoff import Backoff
 from reconciler.logs import log
 from reconciler.loop import Daemon
+from reconciler.model import Pod
+from reconciler.pipeline import Ports
 from reconciler.podspec import PodTemplate
-from reconciler.reconcile import Reconciler
+from reconciler.ports import SourceUnavailable
 from reconciler.settings import Settings
 
 
@@ -57,8 +59,10 @@ def build(settings: Settings, *, events: bool = True) -> App:
         verify_ssl=settings.kube_verify_ssl,
     )
     pods = KubePods(api_client, {})
-    reconciler = Reconciler(store=zk, rows=inventory, pods=pods, autoscaler=Autoscaler(pods))
-    app = App(settings, Daemon(settings.policy_path, reconciler), zk, inventory, pods, stack)
+    ports = Ports(store=zk, rows=inventory, pods=pods, autoscaler=Autoscaler(pods))
+    app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
+    if events:
+        ports.pod_cache = WatchCache(app)
 
     def on_templates(templates: dict[str, PodTemplate]) -> None:
         pods.templates = templates
@@ -71,25 +75,39 @@ def build(settings: Settings, *, events: bool = True) -> App:
             app.watcher.stop()
         app.watcher = PodWatcher(api_client, templates, app.daemon.on_pod_change)
         app.watcher.start()
-        app.daemon.live_pods = app.watcher.pods
 
     app.daemon.on_templates = on_templates
     # /readyz: what the daemon cannot work without. MQTT and Kafka are not in it (the tick
     # converges without row events; heartbeat silence is not acted on while Kafka is down):
     # they show in reconciler_source_up instead.
-    app.daemon.readiness = {
+    assert app.daemon.read is not None
+    app.daemon.read.readiness = {
         "zookeeper": lambda: _connected(zk),
         "apiserver": cached_check(pods.check_reachable, APISERVER_CHECK_SECONDS),
     }
     stack.callback(lambda: app.watcher.stop() if app.watcher else None)
     # Load the policy now (run() keeps it): the event sources need its kinds. A broken file
     # at start is fatal; later broken edits are not.
-    if not app.daemon.load_policy("start") and app.daemon.loaded is None:
+    if not app.daemon.load_policy("start") and app.daemon.state.loaded is None:
         stack.close()
-        raise SystemExit(f"no valid policy: {app.daemon.policy_error}")
+        raise SystemExit(f"no valid policy: {app.daemon.state.policy_error}")
     if events:
         _start_event_sources(app, stack)
     return app
+
+
+class WatchCache:
+    """The pod watch's current pods as the pipeline's PodCache: only while the kind's watch
+    stream is established (a lost stream may be missing changes; the pass then lists)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def pods(self, kind: str) -> dict[str, Pod] | None:
+        watcher = self._app.watcher
+        if watcher is None or not watcher.kind_healthy(kind):
+            return None
+        return watcher.pods(kind)
 
 
 # /readyz asks the apiserver at most this often (a probe every second must not become an
@@ -131,15 +149,15 @@ def _start_in_background(zk: ZkStore, stack: ExitStack) -> None:
     stop = threading.Event()
 
     def connect() -> None:
-        delay = 1.0
+        backoff = Backoff(base=1.0, cap=30.0)
         while not stop.is_set():
             try:
                 zk.start()
                 return
             except SourceUnavailable as e:
+                delay = backoff.failed(time.monotonic())
                 log.warning("zookeeper not reachable yet", error=str(e), retry_in=delay)
                 stop.wait(delay)
-                delay = min(delay * 2, 30.0)
 
     thread = threading.Thread(target=connect, name="zk-connect", daemon=True)
     thread.start()
@@ -180,7 +198,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
 
         # Consumers follow the kinds that have heartbeats enabled when the daemon starts;
         # enabling heartbeats for another kind takes a restart (README).
-        kinds = sorted(k for k, p in app.daemon.policies().items() if p.heartbeat.enabled)
+        kinds = sorted(k for k, p in app.daemon.state.policies().items() if p.heartbeat.enabled)
         if kinds:
             monitor = HeartbeatMonitor(
                 settings.kafka_bootstrap,
@@ -194,6 +212,6 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
                 lambda: float(all(monitor.snapshot(k).connected for k in kinds))
             )
             stack.callback(monitor.stop)
-            app.daemon.reconciler.heartbeats = monitor
+            app.daemon.ports.heartbeats = monitor
     else:
         log.info("heartbeats disabled (no Kafka bootstrap set): silence is not checked")

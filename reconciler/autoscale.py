@@ -1,8 +1,9 @@
 """The autoscaler: reads pod usage and node room, asks scaling.py, sets the kind's target.
 
-Called by `Reconciler.observe` on every full pass, before the planner. For each kind with
-an `autoscale` block it decides at most once per `periodSeconds` and writes the instance
-count it wants into the reconciler's `scale_targets`; the planner then sizes to it and the
+Called by the pipeline's intend stage on every full pass, before the planner. For each kind
+with an `autoscale` block it decides at most once per `periodSeconds` and hands back the
+instance count it wants (the kind's scale target, kept in the daemon's state as intent); the
+planner then sizes to it and the
 minimal-movement rebalance moves the ids. Between decisions the last target stays in force.
 
 When the metrics cannot be read (no metrics.k8s.io, the apiserver down, stale samples) the
@@ -19,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reconciler import metrics
-from reconciler.adapters import SourceUnavailable
 from reconciler.logs import log
-from reconciler.model import Assignment, NodeCapacity, Pod, PodUsage
+from reconciler.model import Assignment, NodeCapacity, Pod, PodUsage, pod_name
 from reconciler.planner import size_for
 from reconciler.podspec import PodTemplate, pod_requests
 from reconciler.policy import AutoscalePolicy, KindPolicy
+from reconciler.ports import SourceUnavailable
 from reconciler.scaling import (
     Decision,
     PodSample,
@@ -187,7 +188,7 @@ class Autoscaler:
         cpu: dict[tuple[str, ...], float] = {}
         mem: dict[tuple[str, ...], float] = {}
         for i in assignment:
-            name = f"{instance_name}-{i}"
+            name = pod_name(instance_name, i)
             u = usage.get(name)
             if u is not None and name in pods:
                 cpu[(str(i),)] = u.cpu_millicores / 1000
@@ -250,7 +251,7 @@ def _samples(
     """
     out: list[PodSample] = []
     for i in sorted(assignment):
-        name = f"{instance_name}-{i}"
+        name = pod_name(instance_name, i)
         pod = pods.get(name)
         running = pod is not None and pod.phase == "Running" and not pod.terminating
         out.append(PodSample(name, running, cpu_m, mem_b, usage.get(name) if running else None))

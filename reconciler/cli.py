@@ -72,14 +72,14 @@ def plan(policy: Path | None) -> None:
     """Print the operations the next tick would apply, applying nothing."""
     from reconciler import logs
     from reconciler.app import build
+    from reconciler.pipeline import run_pass
 
     settings = _settings(policy)
     logs.configure(settings.log_format, "warning")
     app = build(settings, events=False)
     try:
         _wait_for_zookeeper(app)
-        assert app.daemon.loaded is not None
-        result = app.daemon.reconciler.run(app.daemon.loaded, trigger="plan", dry_run=True)
+        result = run_pass(app.daemon.ports, app.daemon.state, trigger="plan", dry_run=True)
     finally:
         app.close()
     for kind, report in result.plan.reports.items():
@@ -126,14 +126,12 @@ def _describe(op: Any) -> str:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
 def validate(file: Path | None) -> None:
     """Check a policy file (default: the configured one): print OK or every error with its line."""
-    from reconciler.podspec import TemplateError, load_pod_template
-    from reconciler.policy import PolicyError, load_policy
+    from reconciler.podspec import TemplateError
+    from reconciler.policy import PolicyError, load_policy_and_templates
 
     path = file or Settings().policy_path
     try:
-        loaded = load_policy(path)
-        for kind, p in loaded.policy.kinds.items():
-            load_pod_template(kind, p.namespace, p.instance_name, loaded.template_path(kind))
+        loaded, _ = load_policy_and_templates(path)
     except PolicyError as e:
         for problem in e.problems:
             click.echo(

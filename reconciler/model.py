@@ -71,10 +71,29 @@ class KindObserved:
     assignment: Assignment | None
     pods: dict[str, Pod] | None  # pod name -> Pod, only pods managed for this kind
     heartbeats: Heartbeats | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KindIntent:
+    """What operators and the autoscaler want of one kind beyond policy.yaml.
+
+    Kept apart from `KindObserved` (Helix's IdealState beside its ExternalView): what the
+    daemon saw and what it is asked for never mix.
+    """
+
     # Instance count asked for by autoscaling (scaling.py); None when it has no opinion.
     scale_target: int | None = None
     # True when an operator asked for a rebalance (REST orchestrate).
     rebalance: bool = False
+
+
+NO_INTENT = KindIntent()
+
+
+def pod_name(instance_name: str, instance_id: int) -> str:
+    """The pod of an instance (SPEC "Pods"): `<instanceName>-<instanceId>`. The one place
+    this rule is written."""
+    return f"{instance_name}-{instance_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +164,15 @@ class DeletePod:
 
 @dataclass(frozen=True, slots=True)
 class RecreatePod:
-    """Delete a dead or silent pod and create it again under the same name."""
+    """Replace a dead or silent pod, level-triggered like a ReplicaSet: this pass deletes it
+    (only the incarnation `uid`, a precondition); a later pass, woken by the pod watch, finds
+    the instance without a pod and creates its successor (CreatePod)."""
 
     kind: str
     pod_name: str
     instance_id: int
     reason: Reason
+    uid: str = ""
 
     @property
     def key(self) -> str:
@@ -215,3 +237,30 @@ def applied(assignment: Assignment, ops: tuple[Op, ...] | list[Op]) -> Assignmen
         elif isinstance(op, DeleteInstance):
             out.pop(op.instance_id, None)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one operation of a plan."""
+
+    op: Op
+    # "ok"; "failed" (retried with backoff, or never when `retry` is False: a terminal
+    # refusal); "pending" (expected, finishes on a later pass); "skipped" (not tried).
+    result: str
+    error: str | None = None
+    retry: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """One pass: why it ran, what it planned, what became of each operation."""
+
+    trigger: str
+    plan: Plan
+    outcomes: tuple[Outcome, ...]
+    seconds: float
+    dry_run: bool = False
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.result == "failed"]

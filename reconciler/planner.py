@@ -17,12 +17,14 @@ from dataclasses import dataclass, replace
 
 from reconciler.model import (
     DEAD_PHASES,
+    NO_INTENT,
     Assignment,
     CreatePod,
     DeleteInstance,
     DeletePod,
     Heartbeats,
     Instance,
+    KindIntent,
     KindObserved,
     KindReport,
     Observed,
@@ -32,6 +34,7 @@ from reconciler.model import (
     Reason,
     RecreatePod,
     WriteInstance,
+    pod_name,
 )
 from reconciler.policy import HeartbeatPolicy, KindPolicy
 
@@ -61,19 +64,27 @@ def size_for(rows: int, policy: KindPolicy, scale_target: int | None = None) -> 
     return Sizing(instances, capacity, None, needed)
 
 
-def plan(policies: Mapping[str, KindPolicy], observed: Observed) -> Plan:
+def plan(
+    policies: Mapping[str, KindPolicy],
+    observed: Observed,
+    intents: Mapping[str, KindIntent] | None = None,
+) -> Plan:
+    """The operations that make every kind of `observed` match its policy and intent."""
     ops: list[Op] = []
     reports: dict[str, KindReport] = {}
     for kind, policy in policies.items():
         obs = observed.kinds.get(kind)
         if obs is None:
             continue
-        kind_ops, reports[kind] = plan_kind(policy, obs, observed.now)
+        intent = (intents or {}).get(kind, NO_INTENT)
+        kind_ops, reports[kind] = plan_kind(policy, obs, observed.now, intent)
         ops.extend(kind_ops)
     return Plan(tuple(ops), reports)
 
 
-def plan_kind(policy: KindPolicy, obs: KindObserved, now: float) -> tuple[list[Op], KindReport]:
+def plan_kind(
+    policy: KindPolicy, obs: KindObserved, now: float, intent: KindIntent = NO_INTENT
+) -> tuple[list[Op], KindReport]:
     kind = obs.kind
     blind = tuple(
         name
@@ -98,9 +109,9 @@ def plan_kind(policy: KindPolicy, obs: KindObserved, now: float) -> tuple[list[O
         report = KindReport(kind, None, len(final), capacity, 0, 0, None, blind)
         counts = {i: inst.count for i, inst in current.items()}
     else:
-        sizing = size_for(len(obs.row_ids), policy, obs.scale_target)
+        sizing = size_for(len(obs.row_ids), policy, intent.scale_target)
         keep, new = choose_instances(current, sizing.instances)
-        rebalance = obs.rebalance or len(keep) + len(new) != len(current)
+        rebalance = intent.rebalance or len(keep) + len(new) != len(current)
         capacity = sizing.capacity
         if not rebalance and sizing.error is None and sizing.instances != sizing.needed:
             # Above the row-count minimum any capacity up to resourcePerInstance fits every
@@ -269,17 +280,17 @@ def _pod_ops(
 ) -> list[Op]:
     ops: list[Op] = []
     for i in sorted(final):
-        name = f"{instance_name}-{i}"
+        name = pod_name(instance_name, i)
         pod = pods.get(name)
         if pod is None:
             ops.append(CreatePod(kind, i))
         elif pod.terminating:
             continue  # its deletion is under way; create it again once it is gone
         elif pod.phase in DEAD_PHASES:
-            ops.append(RecreatePod(kind, name, i, Reason.POD_DEAD))
+            ops.append(RecreatePod(kind, name, i, Reason.POD_DEAD, pod.uid))
         elif i in silent:
-            ops.append(RecreatePod(kind, name, i, Reason.HEARTBEAT_SILENT))
-    expected = {f"{instance_name}-{i}" for i in final}
+            ops.append(RecreatePod(kind, name, i, Reason.HEARTBEAT_SILENT, pod.uid))
+    expected = {pod_name(instance_name, i) for i in final}
     for name, pod in sorted(pods.items()):
         if name not in expected and not pod.terminating:
             reason = Reason.SCALE_DOWN if pod.instance_id is not None else Reason.ORPHAN
@@ -318,7 +329,7 @@ def _silent_instances(
         return f"no instance heard for {timeout:g}s: silence is not acted on", set()
     silent: set[int] = set()
     for i in final:
-        pod = pods.get(f"{instance_name}-{i}")
+        pod = pods.get(pod_name(instance_name, i))
         if pod is None or pod.phase != "Running" or pod.terminating:
             continue
         started = pod.started_at if pod.started_at is not None else now

@@ -1,7 +1,7 @@
 """Pod templates and the pods rendered from them (SPEC.md "Pods").
 
 Pure: no Kubernetes client import, so the planner, the CLI (`reconciler plan`) and the unit
-tests can render and size pods without a cluster. `adapters/kube.py` sends what this renders.
+tests can render and size pods without a cluster. `adapters/kube/pods.py` sends what this renders.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from reconciler.model import pod_name
 
 # Labels the daemon adds to every pod it creates: its pods are found by these, never by name,
 # so pods a human created from the same template are left alone.
@@ -75,16 +77,12 @@ def _check_manifest(p: Path, m: Any) -> None:
         raise TemplateError(f"pod template {p}: metadata is not a mapping")
 
 
-def pod_name(t: PodTemplate, instance_id: int) -> str:
-    return f"{t.instance_name}-{instance_id}"
-
-
 def render_pod(t: PodTemplate, instance_id: int) -> dict[str, Any]:
     """The pod manifest for one instance: the template plus the SPEC fields and our labels."""
     m = copy.deepcopy(t.manifest)
     meta = m.get("metadata") or {}
     m["metadata"] = meta
-    meta["name"] = pod_name(t, instance_id)
+    meta["name"] = pod_name(t.instance_name, instance_id)
     meta["namespace"] = t.namespace
     # Server-set fields copied from a dumped live pod would make the create fail or lie.
     for k in ("uid", "resourceVersion", "creationTimestamp", "generateName", "deletionTimestamp"):

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from reconciler.podspec import PodTemplate, load_pod_template
+
 
 class _Schema(BaseModel):
     # policy.yaml speaks the old orchestrator's camelCase (initInstances, maxInstances, ...);
@@ -231,3 +233,14 @@ def effective(policy: KindPolicy, overrides: dict[str, int] | None) -> KindPolic
     # by_alias: overrides use the policy's camelCase keys, and extra="forbid" would reject
     # the same field given twice (max_instances and maxInstances).
     return KindPolicy.model_validate({**policy.model_dump(by_alias=True), **overrides})
+
+
+def load_policy_and_templates(path: Path | str) -> tuple[LoadedPolicy, dict[str, PodTemplate]]:
+    """policy.yaml and every kind's pod template, validated together: the one way the daemon,
+    `validate` and the tests load a policy. Raises PolicyError or TemplateError."""
+    loaded = load_policy(path)
+    templates = {
+        kind: load_pod_template(kind, p.namespace, p.instance_name, loaded.template_path(kind))
+        for kind, p in loaded.policy.kinds.items()
+    }
+    return loaded, templates

@@ -1,10 +1,12 @@
 """Adapters: the only modules that import kazoo, kubernetes, kafka, paho or SQLAlchemy.
 
-Each one hides a client library behind a narrow interface in terms of `reconciler.model`
-types, and raises `SourceUnavailable` (or a subclass) when its server cannot be reached, so
-the loop can tell "the world is empty" from "I cannot see the world".
+Each one hides a client library behind a narrow interface of `reconciler.ports` in terms of
+`reconciler.model` types, and raises the ports' error vocabulary: `SourceUnavailable` when
+its server cannot be reached (so the loop can tell "the world is empty" from "I cannot see
+the world"), `NotYet` for an expected temporary refusal, `Terminal` for a request that no
+retry fixes.
 """
 
+from reconciler.ports import NotYet, SourceUnavailable, Terminal
 
-class SourceUnavailable(Exception):
-    """The server behind an adapter could not be reached or answered with a transient error."""
+__all__ = ["NotYet", "SourceUnavailable", "Terminal"]

@@ -12,7 +12,7 @@ Why it is shaped this way:
   "blind" and keeps going instead of hanging or, worse, reading "no rows" and deleting
   every instance.
 - A missing table is a configuration error, not an outage: `UnknownTable` (a ValueError)
-  names it, so nobody waits for it to "come back".
+  names it, so nobody waits for it to "come back"; it is a `Terminal` error of the ports.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.sql import quoted_name
 
-from reconciler.adapters import SourceUnavailable
+from reconciler.ports import SourceUnavailable, Terminal
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ CONNECT_TIMEOUT = 3
 _UNDEFINED_TABLE = "42P01"  # PostgreSQL SQLSTATE undefined_table
 
 
-class UnknownTable(ValueError):
+class UnknownTable(Terminal, ValueError):
     """The table does not exist in the database (a configuration error, not an outage)."""
 
     def __init__(self, table: str, where: str) -> None:

@@ -11,7 +11,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,15 @@ from typing import Any
 
 import yaml
 
-from reconciler.adapters.inventory import Inventory
+from reconciler.adapters.inventory import Inventory, create_tables, insert_ids
 from reconciler.adapters.kube import KubePods
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.loop import Daemon
-from reconciler.podspec import load_pod_template
-from reconciler.policy import LoadedPolicy, load_policy
-from reconciler.reconcile import PassResult, Reconciler
+from reconciler.model import PassResult
+from reconciler.pipeline import Ports, run_pass
+from reconciler.policy import LoadedPolicy, load_policy_and_templates
+from reconciler.state import DaemonState
+from tests.polling import eventually as eventually  # re-exported: tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,19 +66,25 @@ class Fleet:
     zk: ZkStore
     inventory: Inventory
     pods: KubePods
-    reconciler: Reconciler
+    ports: Ports
+    state: DaemonState
     policy_path: Path
 
     def loaded(self) -> LoadedPolicy:
-        loaded = load_policy(self.policy_path)
-        self.pods.templates = {
-            kind: load_pod_template(kind, p.namespace, p.instance_name, loaded.template_path(kind))
-            for kind, p in loaded.policy.kinds.items()
-        }
+        """(Re)load policy.yaml into the fleet's state, as the daemon does on an edit."""
+        loaded, templates = load_policy_and_templates(self.policy_path)
+        self.pods.templates = templates
+        if self.state.loaded is None or self.state.loaded.sha256 != loaded.sha256:
+            self.state.policy_accepted(loaded, templates)
         return loaded
 
+    def run(self, **kw: Any) -> PassResult:
+        """One pass on the current policy.yaml (`run_pass` keywords: full, dry_run, kinds)."""
+        self.loaded()
+        return run_pass(self.ports, self.state, trigger="test", **kw)
+
     def tick(self, **kw: Any) -> PassResult:
-        result = self.reconciler.run(self.loaded(), trigger="test", **kw)
+        result = self.run(**kw)
         assert not result.failed, [o.error for o in result.failed]
         return result
 
@@ -86,7 +95,7 @@ class Fleet:
         def set_templates(templates: dict[str, Any]) -> None:
             self.pods.templates = templates
 
-        return Daemon(self.policy_path, self.reconciler, on_templates=set_templates)
+        return Daemon(self.policy_path, self.ports, self.state, on_templates=set_templates)
 
 
 @contextmanager
@@ -95,12 +104,26 @@ def fleet(zk_hosts: str, db_url: str, api_client: Any, policy_path: Path) -> Ite
     zk.start()
     inventory = Inventory(db_url)
     pods = KubePods(api_client, {})
-    reconciler = Reconciler(store=zk, rows=inventory, pods=pods)
+    ports = Ports(store=zk, rows=inventory, pods=pods)
     try:
-        yield Fleet(zk, inventory, pods, reconciler, policy_path)
+        yield Fleet(zk, inventory, pods, ports, DaemonState(), policy_path)
     finally:
         zk.stop()
         inventory.close()
+
+
+def uuids(n: int) -> list[str]:
+    """`n` fresh resource ids, UUIDs as the platform's tables hold them."""
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def seed(db_url: str, things: int, rules: int) -> tuple[list[str], list[str]]:
+    """Create the `Thing` and `Rule` tables and fill them with fresh ids; returns both lists."""
+    create_tables(db_url)
+    thing_ids, rule_ids = uuids(things), uuids(rules)
+    insert_ids(db_url, "Thing", thing_ids)
+    insert_ids(db_url, "Rule", rule_ids)
+    return thing_ids, rule_ids
 
 
 def read_layout(kazoo: Any, kind: str) -> dict[int, dict[str, Any]]:
@@ -117,23 +140,6 @@ def read_layout(kazoo: Any, kind: str) -> dict[int, dict[str, Any]]:
             "tmp": kazoo.get(f"{root}/{child}/tmp")[0],
         }
     return out
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
-    """Poll until `check` returns a truthy value (returned) or raise its last error."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as e:  # e.g. a znode deleted while the check reads the tree
-            last = e
-        time.sleep(interval)
-    if last:
-        raise last
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def daemon_env(tmp_path: Path, zk_hosts: str, pg_url: str, kube: Any) -> dict[str, str]:

@@ -13,30 +13,23 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.adapters.inventory import create_tables, insert_ids
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.loop import Wake
 from reconciler.model import Instance
 from tests.integration.daemon import Running, running, settings_for
-from tests.integration.fleet import eventually, read_layout, write_policy
+from tests.integration.fleet import eventually, read_layout, seed, write_policy
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ORCH = "/v1/api/orchestrations"
 
 
-def uuids(n: int) -> list[str]:
-    return sorted(str(uuid.uuid4()) for _ in range(n))
-
 
 @pytest.fixture
 def world(
     zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path
 ) -> dict[str, Any]:
-    create_tables(pg_url)
-    things, rules = uuids(24), uuids(7)
-    insert_ids(pg_url, "Thing", things)
-    insert_ids(pg_url, "Rule", rules)
+    things, rules = (sorted(ids) for ids in seed(pg_url, things=24, rules=7))
     policy = write_policy(
         tmp_path / "policy.yaml",
         kube_namespace,

@@ -9,7 +9,6 @@ write the usage objects themselves. Node capacity is that of the rig's kwok node
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,15 @@ from reconciler.autoscale import Autoscaler
 from reconciler.podspec import KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from reconciler.scaling import fit_on_nodes
 from rig import podmetrics_standin
-from tests.integration.fleet import REPO, Fleet, eventually, fleet, read_layout, write_policy
+from tests.integration.fleet import (
+    REPO,
+    Fleet,
+    eventually,
+    fleet,
+    read_layout,
+    uuids,
+    write_policy,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +49,6 @@ def figure(name: str, value: object) -> None:
     print(f"\nFIGURE {name}: {value}")  # quoted in the report; shown with -s
 
 
-def uuids(n: int) -> list[str]:
-    return [str(uuid.uuid4()) for _ in range(n)]
-
 
 @pytest.fixture
 def world(
@@ -59,7 +63,7 @@ def world(
         Thing={"initInstances": 5, "maxInstances": 20, "autoscale": AUTOSCALE},
     )
     with fleet(zk_hosts, pg_url, api, policy) as f:
-        f.reconciler.autoscaler = Autoscaler(f.pods)
+        f.ports.autoscaler = Autoscaler(f.pods)
         yield f, pg_url, api, kube_namespace, tmp_path
     api.close()
 
@@ -96,13 +100,13 @@ def running(api: Any, ns: str, n: int) -> bool:
 
 def autoscale_status(f: Fleet, kind: str = "Thing") -> dict[str, Any]:
     d = f.daemon()
-    d.loaded = f.loaded()
+    f.loaded()  # the fleet's state (shared with the daemon) holds the policy
     return d.status()["kinds"][kind]["autoscale"]
 
 
 def next_period(f: Fleet, kind: str = "Thing", seconds: float = 1.0) -> None:
     """Sleep until the kind's next decision is due (periodSeconds after the last one)."""
-    last = f.reconciler.autoscaler.decisions.get(kind) if f.reconciler.autoscaler else None
+    last = f.ports.autoscaler.decisions.get(kind) if f.ports.autoscaler else None
     if last is not None:
         time.sleep(max(0.0, last.at + seconds - time.time()) + 0.02)
 
@@ -118,8 +122,8 @@ def start_five(f: Fleet, db: str, api: Any, ns: str, rows: int = 1000) -> None:
     first = f.tick()
     assert first.plan.reports["Thing"].instances == 5
     # No pods, so no PodMetrics yet: no action beyond what the rows need.
-    assert f.reconciler.autoscaler is not None
-    first_decision = f.reconciler.autoscaler.decisions["Thing"]
+    assert f.ports.autoscaler is not None
+    first_decision = f.ports.autoscaler.decisions["Thing"]
     assert (first_decision.current, first_decision.final) == (0, 5)
     assert first_decision.limits == ("no-metrics", "row-minimum")
     eventually(lambda: running(api, ns, 5 + 3))
@@ -132,7 +136,7 @@ def scale_up_to_ten(f: Fleet, api: Any, ns: str, kazoo: Any, cpu: str, mem: str)
     result = f.tick()
     after = read_layout(kazoo, "Thing")
     assert sorted(after) == list(range(10))
-    d = f.reconciler.autoscaler.decisions["Thing"]  # type: ignore[union-attr]
+    d = f.ports.autoscaler.decisions["Thing"]  # type: ignore[union-attr]
     assert (d.current, d.desired, d.final, d.factor) == (5, 10, 10, None)
     was = owners(before)
     moved = sum(1 for rid, i in owners(after).items() if was[rid] != i)
@@ -199,7 +203,7 @@ def test_load_drop_waits_for_the_window_then_goes_down_to_the_row_minimum(
     start_five(f, db, api, ns)
     scale_up_to_ten(f, api, ns, kazoo_client, cpu="250m", mem="128Mi")
     before = read_layout(kazoo_client, "Thing")
-    scaler = f.reconciler.autoscaler
+    scaler = f.ports.autoscaler
     assert scaler is not None
 
     # 10% CPU and 9.4% memory everywhere: the recommendation is ceil(10 x 0.2) = 2.
@@ -279,7 +283,7 @@ def test_scale_up_is_capped_at_what_fits_on_the_nodes(
     assert fit < 9, f"the nodes have room for {fit} more 5-CPU pods: the test needs full nodes"
     next_period(f, "Rule")
     f.tick()
-    d = f.reconciler.autoscaler.decisions["Rule"]  # type: ignore[union-attr]
+    d = f.ports.autoscaler.decisions["Rule"]  # type: ignore[union-attr]
     assert (d.current, d.desired) == (3, 12)
     assert (d.final, d.factor, d.fit, d.shortfall) == (3 + fit, "capacity", fit, 9 - fit)
     assert len(read_layout(kazoo_client, "Rule")) == 3 + fit

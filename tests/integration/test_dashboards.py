@@ -28,11 +28,11 @@ from kubernetes import client as k8s
 from paho.mqtt import client as mqtt_client
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reconciler.adapters.inventory import create_tables, insert_ids
+from reconciler.adapters.inventory import insert_ids
 from reconciler.podspec import managed_selector
 from rig import podmetrics_standin
 from tests.integration.daemon import Running, running, settings_for
-from tests.integration.fleet import REPO, HeartbeatSender, eventually, write_policy
+from tests.integration.fleet import REPO, HeartbeatSender, eventually, seed, write_policy
 
 DASHBOARD = REPO / "dashboards" / "reconciler.json"
 # Grafana's variables as the test substitutes them: all kinds, and a rate window of a few
@@ -123,9 +123,7 @@ def daemon(
     kafka: Any,
     tmp_path: Path,
 ) -> Iterator[tuple[Running, Path]]:
-    create_tables(pg_url)
-    insert_ids(pg_url, "Thing", [str(uuid.uuid4()) for _ in range(60)])
-    insert_ids(pg_url, "Rule", [str(uuid.uuid4()) for _ in range(7)])
+    seed(pg_url, things=60, rules=7)
     podmetrics_standin.install(kube.api_client())
     policy = write_policy(
         tmp_path / "policy.yaml",
@@ -142,7 +140,7 @@ def daemon(
     )
     settings = settings_for(zk_hosts, pg_url, kube, policy, mqtt=mqtt.url, kafka=kafka.bootstrap)
     with running(settings) as d:
-        reconciler = d.app.daemon.reconciler
+        reconciler = d.app.daemon.ports
         if reconciler.autoscaler is None:  # until app.build wires the autoscaler (issue 6)
             from reconciler.autoscale import Autoscaler
 

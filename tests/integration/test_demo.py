@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rig.process import free_port, port_open
 from tests.integration.fleet import REPO
+from tests.polling import wait_for_line
 
 RECONCILER = Path(sys.executable).parent / "reconciler"
 
@@ -52,15 +53,8 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_for(out: Path, pattern: str, timeout: float, proc: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = out.read_text(errors="replace")
-        m = re.search(pattern, text)
-        if m:
-            return m.group(0)
-        assert proc.poll() is None, f"demo exited with {proc.returncode}:\n{text[-4000:]}"
-        time.sleep(0.5)
-    raise AssertionError(f"no {pattern!r} within {timeout}s:\n{out.read_text()[-4000:]}")
+    """The first match of `pattern` in the demo's output; fails at once if the demo exits."""
+    return wait_for_line(out, pattern, timeout, proc=proc).group(0)
 
 
 def test_demo_runs_the_fleet_and_ctrl_c_stops_everything(tmp_path: Path) -> None:

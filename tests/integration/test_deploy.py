@@ -215,7 +215,8 @@ def test_dockerfile_copies_what_exists_and_pip_builds_it(tmp_path: Path) -> None
         names = set(z.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "reconciler = reconciler.cli:main" in z.read(entry_points).decode()
-    for module in ("cli.py", "loop.py", "api.py", "adapters/kube.py"):
+    for module in ("cli.py", "loop.py", "api.py", "adapters/kube/__init__.py",
+                   "adapters/kube/pods.py"):
         assert f"reconciler/{module}" in names
 
 
@@ -341,7 +342,7 @@ def _templates() -> dict[str, Any]:
 
 def test_serviceaccount_can_make_the_daemons_calls(kube: Any, in_cluster_client: Any) -> None:
     """The real adapter, end to end, as the ServiceAccount: every call it makes is allowed."""
-    from reconciler.adapters.kube import KubePods, PodWatcher
+    from reconciler.adapters.kube import KubePods, PodStillTerminating, PodWatcher
     from reconciler.podspec import render_pod
     from rig import podmetrics_standin as pm
 
@@ -369,9 +370,18 @@ def test_serviceaccount_can_make_the_daemons_calls(kube: Any, in_cluster_client:
         running = eventually(
             lambda: (p := pods.get_pod("Thing", name)) and p.phase == "Running" and p, timeout=30
         )  # bound, kwok runs it
-        assert pods.recreate_pod(
-            "Thing", iid, name, wait_seconds=15, uid=running.uid, grace_seconds=0
-        )
+        # What the daemon does for a dead pod: delete this incarnation (uid precondition),
+        # then create it again once the name is free (a later pass; polled here).
+        pods.delete_pod("Thing", name, grace_seconds=0, uid=running.uid)
+
+        def create_when_free() -> Any:
+            try:
+                return pods.create_pod("Thing", iid)
+            except PodStillTerminating:
+                return None
+
+        recreated = eventually(create_when_free, timeout=15)
+        assert recreated.uid != running.uid
         assert pods.get_pod("Thing", name).uid != running.uid
 
         labels = render_pod(templates["Thing"], iid)["metadata"]["labels"]

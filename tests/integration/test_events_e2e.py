@@ -23,7 +23,7 @@ from kubernetes import client as k8s
 from paho.mqtt.enums import CallbackAPIVersion
 
 from reconciler import metrics
-from reconciler.adapters.inventory import create_tables, delete_ids, insert_ids
+from reconciler.adapters.inventory import delete_ids, insert_ids
 from reconciler.app import App
 from reconciler.loop import Wake
 from tests.integration.daemon import running, settings_for
@@ -32,6 +32,7 @@ from tests.integration.fleet import (
     HeartbeatSender,
     eventually,
     read_layout,
+    seed,
     write_policy,
 )
 
@@ -66,9 +67,7 @@ def daemon(
     kafka: Any,
     tmp_path: Path,
 ) -> Iterator[tuple[App, str, k8s.CoreV1Api, str]]:
-    create_tables(pg_url)
-    insert_ids(pg_url, "Thing", [str(uuid.uuid4()) for _ in range(2000)])
-    insert_ids(pg_url, "Rule", [str(uuid.uuid4()) for _ in range(50)])
+    seed(pg_url, things=2000, rules=50)
     policy = write_policy(
         tmp_path / "policy.yaml",
         kube_namespace,
@@ -83,7 +82,7 @@ def daemon(
         app = daemon.app
         core = k8s.CoreV1Api(kube.api_client())
         eventually(
-            lambda: len(app.daemon.reconciler.assignments.get("Thing", {})) == 3, timeout=30
+            lambda: len(app.daemon.state.assignment("Thing") or {}) == 3, timeout=30
         )
         yield app, pg_url, core, kube_namespace
 
@@ -288,11 +287,11 @@ def test_a_silent_worker_is_recreated_but_nobody_while_kafka_is_down(
 
         # Kafka down for longer than the 5 s timeout: nobody may be recreated for silence.
         workers.instances = {0, 1, 2}
-        eventually(lambda: app.daemon.reconciler.heartbeats.snapshot("Thing").last_seen.get(1))
+        eventually(lambda: app.daemon.ports.heartbeats.snapshot("Thing").last_seen.get(1))
         before = {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)}
         kafka.stop()
         eventually(
-            lambda: not app.daemon.reconciler.heartbeats.snapshot("Thing").connected, timeout=30
+            lambda: not app.daemon.ports.heartbeats.snapshot("Thing").connected, timeout=30
         )
         time.sleep(8)
         assert {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)} == before
@@ -302,7 +301,7 @@ def test_a_silent_worker_is_recreated_but_nobody_while_kafka_is_down(
         # Kafka back: heartbeats count again, a worker that stays silent is recreated.
         workers.instances = {0, 2}
         kafka.start()
-        eventually(lambda: app.daemon.reconciler.heartbeats.snapshot("Thing").connected, timeout=60)
+        eventually(lambda: app.daemon.ports.heartbeats.snapshot("Thing").connected, timeout=60)
         eventually(lambda: uid(core, ns, "iota-dac-1") != before[1], timeout=40)
         assert uid(core, ns, "iota-dac-0") == before[0]
     finally:

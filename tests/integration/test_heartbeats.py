@@ -18,6 +18,7 @@ import pytest
 from kafka import KafkaProducer
 
 from reconciler.adapters.heartbeats import HeartbeatMonitor
+from tests.polling import seconds_until, ticking
 
 TIMEOUT = 30.0
 
@@ -28,18 +29,10 @@ def wait_for(
     what: str = "",
     tick: Callable[[], None] | None = None,
 ) -> float:
-    """Wait until cond() holds, calling tick() every 0.2 s; returns the seconds it took."""
-    start = time.monotonic()
-    next_tick = start
-    while not cond():
-        now = time.monotonic()
-        if now - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
-        if tick is not None and now >= next_tick:
-            tick()
-            next_tick = now + 0.2
-        time.sleep(0.02)
-    return time.monotonic() - start
+    """Wait until cond() holds, polled every 20 ms and calling tick() (if given) every 0.2 s
+    meanwhile; returns the seconds it took."""
+    check = cond if tick is None else ticking(cond, tick, every=0.2)
+    return seconds_until(check, timeout=timeout, interval=0.02, what=what)
 
 
 class Producer:

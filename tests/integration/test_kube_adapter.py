@@ -32,7 +32,9 @@ from reconciler.adapters.kube import (
 )
 from reconciler.model import Pod
 from reconciler.podspec import PodTemplate, load_pod_template, pod_requests, render_pod
+from reconciler.ports import NotYet
 from rig import podmetrics_standin
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +43,9 @@ KWOK_CUSTOM = {"kwok.x-k8s.io/status": "custom"}  # kwok leaves such a pod alone
 HOLD = "reconciler.iota/test-hold"  # a finalizer: keeps a deleted pod terminating
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
-             what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+def wait_for(pred: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """tests.polling.eventually, polling a little faster (pod phases change within ms here)."""
+    return eventually(pred, timeout=timeout, interval=0.05, what=what)
 
 
 def figure(name: str, value: str) -> None:
@@ -98,6 +93,14 @@ def raw_pod(core: client.CoreV1Api, ns: str, name: str) -> dict[str, Any] | None
 def running(pods: KubePods, kind: str, name: str) -> Pod | None:
     p = pods.get_pod(kind, name)
     return p if p is not None and p.phase == "Running" and not p.terminating else None
+
+
+def create_when_free(pods: KubePods, kind: str, instance_id: int) -> Pod | None:
+    """One pass's create of the pod: None while the old pod still holds the name."""
+    try:
+        return pods.create_pod(kind, instance_id)
+    except PodStillTerminating:
+        return None
 
 
 def fail_pod(core: client.CoreV1Api, ns: str, name: str) -> None:
@@ -187,9 +190,13 @@ def test_recreate_failed_pod(pods: KubePods, core: client.CoreV1Api,
     wait_for(lambda: running(pods, "Thing", "iota-dac-2"), what="pod Running")
     fail_pod(core, kube_namespace, "iota-dac-2")
     assert pods.list_pods("Thing")["iota-dac-2"].phase == "Failed"
+    # What the daemon does, level-triggered: delete this incarnation (uid precondition),
+    # then create the pod again on a later pass once its name is free (here: polled).
     t0 = time.monotonic()
-    assert pods.recreate_pod("Thing", 2, "iota-dac-2", uid=old.uid) is True
+    pods.delete_pod("Thing", "iota-dac-2", uid=old.uid)
+    created = wait_for(lambda: create_when_free(pods, "Thing", 2), what="name free, created")
     took = time.monotonic() - t0
+    assert created.uid != old.uid and created.phase in ("Pending", "Running")
     new = wait_for(lambda: running(pods, "Thing", "iota-dac-2"), what="new pod Running")
     figure("recreate of a Failed pod (delete, name free, create)", f"{took:.3f}s")
     assert new.uid != old.uid
@@ -207,9 +214,14 @@ def test_create_while_old_pod_terminates(pods: KubePods, core: client.CoreV1Api,
         assert pods.list_pods("Thing")["iota-dac-5"].terminating
         with pytest.raises(PodStillTerminating):
             pods.create_pod("Thing", 5)
+        # The daemon's delete + create of that pod: the delete is accepted (already under
+        # way), the create is refused at once as NotYet, and nothing waits for the name.
         t0 = time.monotonic()
-        assert pods.recreate_pod("Thing", 5, "iota-dac-5", wait_seconds=1.0) is False
-        assert 0.9 < time.monotonic() - t0 < 3.0  # waited, bounded, no exception
+        pods.delete_pod("Thing", "iota-dac-5", uid=old.uid)
+        with pytest.raises(PodStillTerminating) as refused:
+            pods.create_pod("Thing", 5)
+        assert isinstance(refused.value, NotYet)
+        assert time.monotonic() - t0 < 2.0  # answered, not waited for
         # A burst of creates with the terminating one among them: the others all go
         # through; the terminating one is reported, and does not stop the ramp.
         res = pods.create_pods("Thing", [5, 6, 7, 8, 9])

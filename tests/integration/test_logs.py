@@ -9,15 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from reconciler.adapters.inventory import create_tables, insert_ids
 from rig.process import free_port
-from tests.integration.fleet import daemon_env, eventually, write_policy
+from tests.integration.fleet import daemon_env, eventually, seed, write_policy
 
 APPLY_EVENTS = {"operation applied", "operation pending", "operation failed"}
 
@@ -42,9 +40,7 @@ class Lines:
 def test_one_json_log_event_per_applied_operation(
     zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path
 ) -> None:
-    create_tables(pg_url)
-    insert_ids(pg_url, "Thing", [str(uuid.uuid4()) for _ in range(40)])
-    insert_ids(pg_url, "Rule", [str(uuid.uuid4()) for _ in range(5)])
+    seed(pg_url, things=40, rules=5)
     policy = write_policy(
         tmp_path / "policy.yaml",
         kube_namespace,

@@ -6,6 +6,7 @@ so a shared topic would let one test's queued messages leak into the next.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -20,18 +21,13 @@ import pytest
 
 from reconciler.adapters.notify import NotifyListener
 from reconciler.events import RowEvent
+from tests.polling import seconds_until
 
 TIMEOUT = 15.0
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> float:
-    """Wait until cond() holds; returns the seconds it took."""
-    start = time.monotonic()
-    while not cond():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
-        time.sleep(0.02)
-    return time.monotonic() - start
+# wait_for(cond, timeout=TIMEOUT, what="") -> the seconds until cond() held, polled every 20 ms.
+wait_for = functools.partial(seconds_until, timeout=TIMEOUT, interval=0.02)
 
 
 class Recorder:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,7 @@ import pytest
 from kubernetes import client as k8s
 
 from reconciler.adapters.inventory import create_tables, delete_ids, insert_ids
-from tests.integration.fleet import Fleet, eventually, fleet, read_layout, write_policy
-
-
-def uuids(n: int) -> list[str]:
-    return [str(uuid.uuid4()) for _ in range(n)]
+from tests.integration.fleet import Fleet, eventually, fleet, read_layout, uuids, write_policy
 
 
 @pytest.fixture
@@ -180,11 +175,11 @@ def test_over_max_instances_reports_an_error_and_loses_nothing(
     assigned = {rid for inst in layout.values() for rid in inst["ids"]}
     assert set(rules) <= assigned and len(assigned) == 300
     daemon = f.daemon()
-    daemon.loaded = f.loaded()
+    f.loaded()  # the fleet's state (shared with the daemon) holds the policy
     assert daemon.status()["kinds"]["Rule"]["error"] == report.error
 
 
-def test_a_pod_deleted_by_hand_or_failed_is_back_after_the_next_tick(
+def test_a_pod_deleted_by_hand_or_failed_is_back_once_its_delete_is_seen(
     world: tuple[Fleet, str, k8s.CoreV1Api, str], kube: Any
 ) -> None:
     f, db, core, ns = world
@@ -202,6 +197,12 @@ def test_a_pod_deleted_by_hand_or_failed_is_back_after_the_next_tick(
     core.patch_namespaced_pod_status("iota-dac-4", ns, {"status": {"phase": "Failed"}})
     eventually(lambda: "iota-dac-3" not in pod_names(core, ns), timeout=60)
 
+    # Level-triggered, like a ReplicaSet: this pass creates the missing pod and deletes the
+    # Failed one (uid precondition); the pass after its delete is seen creates its successor.
+    f.tick()
+    eventually(lambda: core.list_namespaced_pod(ns, field_selector="metadata.name=iota-dac-4")
+               .items == [] or core.read_namespaced_pod("iota-dac-4", ns).metadata.uid != old_uid,
+               timeout=60)
     f.tick()
 
     assert core.read_namespaced_pod("iota-dac-3", ns).metadata.deletion_timestamp is None
@@ -233,7 +234,7 @@ def test_an_unreachable_database_keeps_the_assignment_and_pods(
     before = read_layout(kazoo_client, "Thing")
     pg.stop()
     try:
-        result = f.reconciler.run(f.loaded(), trigger="test")
+        result = f.run()
         assert "rows" not in result.plan.reports["Thing"].blind  # last known rows kept
         assert result.plan.ops == ()
         assert read_layout(kazoo_client, "Thing") == before
@@ -255,7 +256,7 @@ def test_an_apiserver_outage_deletes_no_pod_and_rows_still_reach_zookeeper(
     try:
         more = uuids(50)
         insert_ids(db, "Thing", more)
-        blind = f.reconciler.run(f.loaded(), trigger="test")
+        blind = f.run()
         assert "pods" in blind.plan.reports["Thing"].blind
         assert not [op for op in blind.plan.ops if "Pod" in type(op).__name__]
         assigned = {
@@ -284,7 +285,7 @@ def test_a_zookeeper_outage_changes_nothing_and_the_return_converges(
     try:
         more = uuids(50)
         insert_ids(db, "Thing", more)
-        blind = f.reconciler.run(f.loaded(), trigger="test")
+        blind = f.run()
         assert blind.plan.ops == ()  # no assignment seen: no instance, no pod is touched
         assert "zookeeper" in blind.plan.reports["Thing"].blind
     finally:

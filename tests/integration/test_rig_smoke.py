@@ -10,17 +10,7 @@ from typing import Any
 
 import pytest
 
-
-def _eventually(check: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
+from tests.polling import eventually
 
 # ------------------------------------------------------------------ ZooKeeper
 
@@ -152,7 +142,7 @@ def test_kafka_produce_heartbeat_and_consume_in_group(kafka: Any) -> None:
             seen.extend(m.value for m in consumer)
             return value in seen
 
-        _eventually(poll, timeout=60)
+        eventually(poll, timeout=60)
         consumer.commit()
     finally:
         consumer.close()
@@ -170,7 +160,7 @@ def test_prometheus_scrapes_a_client_endpoint(prometheus: Any) -> None:
     try:
         port = server.server_address[1]
         prometheus.scrape([f"127.0.0.1:{port}"])
-        result = _eventually(lambda: prometheus.query("rig_smoke_value"), timeout=30)
+        result = eventually(lambda: prometheus.query("rig_smoke_value"), timeout=30)
         assert float(result[0]["value"][1]) == 42.5
         assert result[0]["metric"]["instance"] == f"127.0.0.1:{port}"
     finally:
@@ -199,7 +189,7 @@ def test_kube_pod_lifecycle_from_template(kube: Any, kube_namespace: str) -> Non
             pod = v1.read_namespaced_pod(name, kube_namespace)
             return pod if pod.status.phase == "Running" else None
 
-        pod = _eventually(running, timeout=30)
+        pod = eventually(running, timeout=30)
         assert pod.spec.node_name in kube.node_names  # bound by kube-scheduler
 
         # kwok leaves pods annotated "custom" alone, so the Failed status sticks
@@ -220,7 +210,7 @@ def test_kube_pod_lifecycle_from_template(kube: Any, kube_namespace: str) -> Non
                 return True
             return False
 
-        _eventually(gone, timeout=30)
+        eventually(gone, timeout=30)
 
 
 def test_kube_nodes_and_restricted_token(kube: Any) -> None:

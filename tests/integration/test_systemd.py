@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.integration.fleet import REPO, daemon_env, write_policy
+from tests.polling import eventually, wait_for_log
 
 UNIT = REPO / "systemd" / "reconciler.service"
 INSTALLED_BIN = "/opt/reconciler/.venv/bin/reconciler"
@@ -124,32 +125,50 @@ class NotifySocket:
 
     def wait_for(self, line: str, timeout: float) -> float:
         """Read datagrams until one carries `line`; returns when it arrived (monotonic)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for at, msg in self.received:
-                if line in msg.split("\n"):
-                    return at
-            left = deadline - time.monotonic()
-            if left <= 0:
+
+        def arrived() -> float:
+            at = self._arrival(line)
+            if at is None and self._receive(0.1):
+                at = self._arrival(line)
+            if at is None:
                 raise AssertionError(f"no {line} within {timeout}s; got {self.received}")
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.received.append((time.monotonic(), data.decode()))
+            return at
+
+        return eventually(arrived, timeout=timeout, interval=0, what=line)  # recv blocks
+
+    def _arrival(self, line: str) -> float | None:
+        return next((at for at, msg in self.received if line in msg.split("\n")), None)
+
+    def _receive(self, wait: float) -> bool:
+        """One datagram into `received`, waiting up to `wait` seconds; False if none came."""
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(4096)
+        except TimeoutError:
+            return False
+        self.received.append((time.monotonic(), data.decode()))
+        return True
 
     def drain(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                self.received.append((time.monotonic(), self.sock.recv(4096).decode()))
-            except TimeoutError:
-                break
+        while (left := deadline - time.monotonic()) > 0 and self._receive(left):
+            pass
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _json_events(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among a log's lines (other lines skipped)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
+    return out
 
 
 class DaemonProc:
@@ -168,28 +187,29 @@ class DaemonProc:
         )
 
     def events(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
-        return out
+        return _json_events(self.log_path.read_text(errors="replace"))
 
     def wait_event(self, event: str, timeout: float = 20.0, **match: Any) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for ev in self.events():
-                if ev.get("event") == event and all(ev.get(k) == v for k, v in match.items()):
-                    return ev
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(
-            f"no log event {event!r} {match} within {timeout}s; log:\n"
-            + self.log_path.read_text(errors="replace")[-4000:]
+        """The first log event `event` with the fields in `match`; fails at once if the daemon
+        exits without it."""
+
+        def find(text: str) -> dict[str, Any] | None:
+            return next(
+                (
+                    ev
+                    for ev in _json_events(text)
+                    if ev.get("event") == event and all(ev.get(k) == v for k, v in match.items())
+                ),
+                None,
+            )
+
+        return wait_for_log(
+            self.log_path,
+            find,
+            timeout,
+            proc=self.popen,
+            interval=0.1,
+            what=f"log event {event!r} {match}",
         )
 
     def stop(self) -> None:
@@ -274,10 +294,11 @@ def test_sd_notify_ready_watchdog_reload_stopping(
         daemon.popen.send_signal(signal.SIGHUP)
         loaded = daemon.wait_event("policy loaded", tick_seconds=45.0)
         assert loaded["why"] in ("SIGHUP", "file changed")
-        deadline = time.monotonic() + 5
-        while _metric(url, "reconciler_policy_reloads_total", result="ok") < ok_before + 1:
-            assert time.monotonic() < deadline, "reloads_total{result=ok} did not go up"
-            time.sleep(0.1)
+        eventually(
+            lambda: _metric(url, "reconciler_policy_reloads_total", result="ok") >= ok_before + 1,
+            timeout=5,
+            what="reloads_total{result=ok} to go up",
+        )
         assert daemon.popen.poll() is None
 
         # SIGTERM: STOPPING=1, then a clean exit.

@@ -19,6 +19,7 @@ from kazoo.security import make_acl
 from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.zookeeper import ZkStore, ZkTransactionError
 from reconciler.model import Instance
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -213,17 +214,6 @@ def test_start_fails_fast_when_nothing_listens() -> None:
     s.stop()
 
 
-def _eventually(func: Any, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return func()
-        except SourceUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_zookeeper_outage_raises_source_unavailable_then_recovers(zk: Any, zk_hosts: str) -> None:
     store = ZkStore(zk_hosts, timeout=3.0)
     store.start()
@@ -252,7 +242,8 @@ def test_zookeeper_outage_raises_source_unavailable_then_recovers(zk: Any, zk_ho
             zk.start()
         # The same store, not a new one: kazoo reconnects by itself.
         started = time.monotonic()
-        _eventually(lambda: store.read("Thing"), within=30)
+        # Any answer will do: until then, read raises SourceUnavailable (re-raised at 30 s).
+        eventually(lambda: store.read("Thing") is not None, timeout=30, interval=0.2)
         print(f"reconnected {time.monotonic() - started:.2f}s after the server was back")
         assert store.connected
         newer = Instance(0, frozenset({"a", "b"}), count=2, reload_times=2)

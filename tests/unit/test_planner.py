@@ -13,6 +13,7 @@ from reconciler.model import (
     DeleteInstance,
     DeletePod,
     Heartbeats,
+    KindIntent,
     KindObserved,
     Observed,
     Pod,
@@ -250,7 +251,7 @@ def test_explicit_rebalance_evens_load_moving_only_off_the_fullest() -> None:
     drop = frozenset(sorted(a[2].ids)[:60])
     ids = rows(300) - drop
     lopsided[2] = replace(a[2], ids=a[2].ids - drop)
-    ops, report = plan_kind(p, observed(ids, lopsided, {}, rebalance=True), NOW)
+    ops, report = plan_kind(p, observed(ids, lopsided, {}), NOW, KindIntent(rebalance=True))
     after = apply(lopsided, ops)
     assert sorted(len(i.ids) for i in after.values()) == [80, 80, 80]
     assert report.moved == 40
@@ -260,7 +261,7 @@ def test_scale_target_adds_instances_and_rebalances() -> None:
     p = policy(init=3, max_=10, per=500)
     ids = rows(1000)
     a = converge(p, ids)
-    ops, report = plan_kind(p, observed(ids, a, {}, scale_target=5), NOW)
+    ops, report = plan_kind(p, observed(ids, a, {}), NOW, KindIntent(scale_target=5))
     after = apply(a, ops)
     assert len(after) == 5 and all(i.used == 200 for i in after.values())
     assert report.moved == 400
@@ -393,7 +394,7 @@ def worlds(draw: st.DrawFn) -> tuple[KindPolicy, frozenset[str], Assignment, boo
 @given(worlds())
 def test_property_every_id_assigned_once_within_capacity(world) -> None:
     p, ids, start, rebalance = world
-    ops, report = plan_kind(p, observed(ids, start, {}, rebalance=rebalance), NOW)
+    ops, report = plan_kind(p, observed(ids, start, {}), NOW, KindIntent(rebalance=rebalance))
     after = apply(start, ops)
     assigned = [rid for inst in after.values() for rid in inst.ids]
     assert len(assigned) == len(set(assigned))  # at most once
@@ -409,8 +410,9 @@ def test_property_every_id_assigned_once_within_capacity(world) -> None:
 @given(worlds())
 def test_property_planning_on_the_applied_result_yields_nothing(world) -> None:
     p, ids, start, rebalance = world
-    after = apply(start, plan_kind(p, observed(ids, start, {}, rebalance=rebalance), NOW)[0])
-    again, _ = plan_kind(p, observed(ids, after, running_pods(after), rebalance=rebalance), NOW)
+    intent = KindIntent(rebalance=rebalance)
+    after = apply(start, plan_kind(p, observed(ids, start, {}), NOW, intent)[0])
+    again, _ = plan_kind(p, observed(ids, after, running_pods(after)), NOW, intent)
     assert again == []
 
 

@@ -34,7 +34,7 @@ def swap(folder: Path, version: str, text: str) -> None:
 
 
 def test_every_configmap_update_wakes_the_loop_not_only_the_first(configmap: Path) -> None:
-    daemon = Daemon(configmap / "policy.yaml", reconciler=None)  # type: ignore[arg-type]
+    daemon = Daemon(configmap / "policy.yaml", ports=None)  # type: ignore[arg-type]
     daemon.watch_policy_file()
     try:
         swap(configmap, "..2026_02", "tickSeconds: 20\n")
@@ -54,7 +54,7 @@ def test_every_configmap_update_wakes_the_loop_not_only_the_first(configmap: Pat
 def test_an_editor_replacing_the_file_wakes_the_loop(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("tickSeconds: 30\n")
-    daemon = Daemon(policy, reconciler=None)  # type: ignore[arg-type]
+    daemon = Daemon(policy, ports=None)  # type: ignore[arg-type]
     daemon.watch_policy_file()
     try:
         (tmp_path / ".policy.yaml.swp").write_text("tickSeconds: 5\n")
@@ -67,7 +67,7 @@ def test_an_editor_replacing_the_file_wakes_the_loop(tmp_path: Path) -> None:
 def test_other_files_in_the_folder_do_not_wake_the_loop(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("tickSeconds: 30\n")
-    daemon = Daemon(policy, reconciler=None)  # type: ignore[arg-type]
+    daemon = Daemon(policy, ports=None)  # type: ignore[arg-type]
     daemon.watch_policy_file()
     try:
         (tmp_path / "notes.txt").write_text("hello")

@@ -1,0 +1,347 @@
+"""One pass, as a pipeline of plain functions: observe -> intend -> plan -> apply -> record.
+
+Like controller-runtime's Reconcile: level-triggered and idempotent. Each stage is a function
+of its inputs; what must outlive the pass goes to `DaemonState` through its methods, and the
+outside world is reached only through `reconciler.ports` (never an adapter), so the whole
+pass runs in milliseconds against the fakes in tests/unit/fakes.py.
+
+- observe: read what each kind looks like now. Full passes read the database, ZooKeeper and
+  a fresh pod list; event passes (row events, pod changes, heartbeat checks) trust the rows
+  patched by events, the assignment the last pass left (this daemon is its only writer) and
+  the pod watch's cache. A source that cannot be read is "blind" (None): nothing that
+  depends on it changes.
+- intend: operators' overrides and rebalance requests, and the autoscaler's targets (full
+  passes only), per kind, beside the observation.
+- plan: the pure planner (`reconciler.planner.plan`).
+- apply: each operation through a port. A failure is retried on a later pass with backoff,
+  an expected refusal (`NotYet`) on the next pass without, a `Terminal` one not at all until
+  the operation changes. Pods are level-triggered: a dead pod is deleted (uid precondition)
+  and its successor created by a later pass, woken by the watch; nothing waits here.
+- record: remember what the pass saw and left, publish metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from reconciler import metrics
+from reconciler.logs import log
+from reconciler.model import (
+    CreatePod,
+    DeleteInstance,
+    DeletePod,
+    KindIntent,
+    KindObserved,
+    Observed,
+    Op,
+    Outcome,
+    PassResult,
+    Plan,
+    Pod,
+    RecreatePod,
+    WriteInstance,
+    pod_name,
+)
+from reconciler.planner import plan
+from reconciler.policy import KindPolicy
+from reconciler.ports import (
+    AssignmentStore,
+    HeartbeatSource,
+    NotYet,
+    PodCache,
+    Pods,
+    Rows,
+    SourceUnavailable,
+    Terminal,
+)
+from reconciler.state import DaemonState
+
+if TYPE_CHECKING:
+    from reconciler.autoscale import Autoscaler
+
+T = TypeVar("T")
+
+
+@dataclass
+class Ports:
+    """Everything a pass reaches beyond its own state: the ports, the autoscaler (it reads
+    pod metrics through its own port) and the clocks (time is an input too)."""
+
+    store: AssignmentStore
+    rows: Rows
+    pods: Pods
+    pod_cache: PodCache | None = None
+    heartbeats: HeartbeatSource | None = None
+    autoscaler: Autoscaler | None = None
+    wall: Callable[[], float] = time.time  # Unix seconds: heartbeats, pod start times
+    mono: Callable[[], float] = time.monotonic  # intervals: backoff, expectations
+
+
+def run_pass(
+    ports: Ports,
+    state: DaemonState,
+    *,
+    trigger: str,
+    full: bool = True,
+    dry_run: bool = False,
+    kinds: Iterable[str] | None = None,
+) -> PassResult:
+    """One pass over `kinds` (default: every kind of the policy in force)."""
+    started = ports.mono()
+    policies = state.policies()
+    if kinds is not None:
+        wanted = set(kinds)
+        policies = {k: p for k, p in policies.items() if k in wanted}
+    observed = observe(ports, state, policies, full=full)
+    intents = intend(ports, state, policies, observed, full=full)
+    the_plan = plan(policies, observed, intents)
+    if dry_run:
+        return PassResult(trigger, the_plan, (), ports.mono() - started, True)
+    outcomes = apply(ports, state, policies, the_plan)
+    result = PassResult(trigger, the_plan, tuple(outcomes), ports.mono() - started)
+    record(ports, state, result, observed)
+    return result
+
+
+# --- observe ---------------------------------------------------------------------------
+
+
+def observe(
+    ports: Ports, state: DaemonState, policies: Mapping[str, KindPolicy], *, full: bool
+) -> Observed:
+    kinds: dict[str, KindObserved] = {}
+    for kind, policy in policies.items():
+        row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows(kind)
+        assignment = None if full else state.assignment(kind)
+        if assignment is None:
+            assignment = _read(state, "zookeeper", lambda k=kind: ports.store.read(k))
+        heartbeats = (
+            ports.heartbeats.snapshot(kind)
+            if ports.heartbeats is not None and policy.heartbeat.enabled
+            else None
+        )
+        pods = _observe_pods(ports, state, kind, full=full)
+        kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
+    return Observed(ports.wall(), kinds)
+
+
+def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> frozenset[str] | None:
+    ids = _read(state, "database", lambda: ports.rows.ids(table))
+    if ids is None:
+        return state.rows(kind)  # keep what we know rather than forget every row
+    state.remember_rows(kind, ids)
+    return ids
+
+
+def _observe_pods(
+    ports: Ports, state: DaemonState, kind: str, *, full: bool
+) -> dict[str, Pod] | None:
+    if not full and ports.pod_cache is not None:
+        cached = ports.pod_cache.pods(kind)
+        if cached is not None:
+            return state.expected_view(kind, cached, ports.mono())
+    pods = _read(state, "kubernetes", lambda: ports.pods.list_pods(kind))
+    if pods is not None:
+        state.forget_expectations(kind)  # a fresh list already shows our own changes
+    return pods
+
+
+def _read(state: DaemonState, source: str, read: Callable[[], T]) -> T | None:
+    """`read()`, or None when its source cannot be read now (unavailable, or a terminal
+    refusal such as a table that does not exist): the pass is blind to it."""
+    try:
+        value = read()
+    except (SourceUnavailable, Terminal) as e:
+        if state.source_failed(source, str(e)):
+            log.warning("source unavailable", source=source, error=str(e))
+        metrics.SOURCE_UP.labels(source).set(0)
+        return None
+    if state.source_ok(source):
+        log.info("source back", source=source)
+    metrics.SOURCE_UP.labels(source).set(1)
+    return value
+
+
+# --- intend ----------------------------------------------------------------------------
+
+
+def intend(
+    ports: Ports,
+    state: DaemonState,
+    policies: Mapping[str, KindPolicy],
+    observed: Observed,
+    *,
+    full: bool,
+) -> dict[str, KindIntent]:
+    """Each kind's intent: rebalance requests, and on full passes the autoscaler's target
+    from pod CPU/memory (it decides at most once per its period; the target stays between)."""
+    if full and ports.autoscaler is not None:
+        for kind, policy in policies.items():
+            obs = observed.kinds[kind]
+            targets: dict[str, int] = {}
+            ports.autoscaler.update(
+                kind, policy, obs.row_ids, obs.assignment, obs.pods, observed.now, targets
+            )
+            state.set_scale_target(kind, targets.get(kind))
+    return state.intents(policies)
+
+
+# --- apply -----------------------------------------------------------------------------
+
+
+def apply(
+    ports: Ports, state: DaemonState, policies: Mapping[str, KindPolicy], the_plan: Plan
+) -> list[Outcome]:
+    now = ports.mono()
+    outcomes: list[Outcome] = []
+    failed_instances: set[tuple[str, int]] = set()
+    creates: list[CreatePod] = []
+    for op in the_plan.ops:
+        why = state.skip_reason(op, now)
+        if why is not None:
+            outcomes.append(Outcome(op, "skipped", why))
+            continue
+        if isinstance(op, CreatePod):
+            if (op.kind, op.instance_id) in failed_instances:
+                # Its znodes were not written: a worker started now would find no shard.
+                outcomes.append(Outcome(op, "skipped", "instance write failed"))
+            else:
+                creates.append(op)
+            continue
+        outcome = _apply_one(ports, op)
+        outcomes.append(outcome)
+        if outcome.result == "failed" and isinstance(op, WriteInstance):
+            failed_instances.add((op.kind, op.instance.instance_id))
+    outcomes.extend(_create_pods(ports, creates))
+    for outcome in outcomes:
+        _remember(state, policies, outcome, now)
+    return outcomes
+
+
+def _apply_one(ports: Ports, op: Op) -> Outcome:
+    try:
+        if isinstance(op, WriteInstance):
+            ports.store.write_instance(op.kind, op.instance, create=op.create)
+        elif isinstance(op, DeleteInstance):
+            ports.store.delete_instance(op.kind, op.instance_id)
+            if ports.heartbeats is not None:
+                # A later instance under the same id must not inherit its last heartbeat.
+                ports.heartbeats.forget(op.kind, op.instance_id)
+        elif isinstance(op, DeletePod):
+            ports.pods.delete_pod(op.kind, op.pod_name)
+        elif isinstance(op, RecreatePod):
+            # This incarnation only; its successor comes on a later pass (level-triggered).
+            ports.pods.delete_pod(op.kind, op.pod_name, uid=op.uid or None)
+        else:  # CreatePod goes through _create_pods, in slow-start batches
+            raise TypeError(f"unexpected operation {op!r}")
+    except Exception as e:  # every failure is reported, never fatal
+        return _failure(op, e)
+    return Outcome(op, "ok")
+
+
+def _failure(op: Op, e: BaseException) -> Outcome:
+    error = f"{type(e).__name__}: {e}"
+    if isinstance(e, NotYet):
+        return Outcome(op, "pending", error)
+    return Outcome(op, "failed", error, retry=not isinstance(e, Terminal))
+
+
+def _create_pods(ports: Ports, creates: list[CreatePod]) -> list[Outcome]:
+    """Pod creates of one pass, per kind in slow-start batches (1, 2, 4 ...)."""
+    outcomes: list[Outcome] = []
+    by_kind: dict[str, list[CreatePod]] = {}
+    for op in creates:
+        by_kind.setdefault(op.kind, []).append(op)
+    for kind, ops in by_kind.items():
+        try:
+            result = ports.pods.create_pods(kind, [op.instance_id for op in ops])
+        except Exception as e:  # the adapter itself broke: report, retry next pass
+            outcomes.extend(_failure(op, e) for op in ops)
+            continue
+        outcomes.extend(Outcome(ops[i], "ok") for i, _ in result.succeeded)
+        outcomes.extend(_failure(ops[i], e) for i, e in result.failed)
+        outcomes.extend(
+            Outcome(ops[i], "skipped", "slow start stopped after a failed batch")
+            for i in result.skipped
+        )
+    return outcomes
+
+
+def _remember(
+    state: DaemonState, policies: Mapping[str, KindPolicy], outcome: Outcome, now: float
+) -> None:
+    """Backoff, refusals and pod expectations for one outcome; its metric and log line."""
+    op = outcome.op
+    metrics.OPERATIONS.labels(op.kind, type(op).__name__, outcome.result).inc()
+    retry_in = state.op_done(outcome, now)
+    if outcome.result == "skipped":
+        return
+    fields = op_fields(op)
+    if outcome.result == "failed":
+        if outcome.retry:
+            log.warning("operation failed", **fields, error=outcome.error, retry_in=retry_in)
+        else:
+            log.error("operation refused", **fields, error=outcome.error, retry="never")
+        return
+    if outcome.result == "ok":
+        if isinstance(op, CreatePod) and op.kind in policies:
+            name = pod_name(policies[op.kind].instance_name, op.instance_id)
+            state.expect_created(op.kind, name, op.instance_id, now)
+        elif isinstance(op, RecreatePod):
+            state.expect_deleted(op.kind, op.pod_name, op.uid, now)
+    log.info("operation applied" if outcome.result == "ok" else "operation pending", **fields)
+
+
+def op_fields(op: Op) -> dict[str, object]:
+    """An operation as log fields."""
+    fields: dict[str, object] = {
+        "op": type(op).__name__,
+        "resource": op.kind,
+        "reason": str(op.reason),
+    }
+    if isinstance(op, WriteInstance):
+        fields.update(
+            instance_id=op.instance.instance_id,
+            used=op.instance.used,
+            count=op.instance.count,
+            reload_times=op.instance.reload_times,
+        )
+    elif isinstance(op, DeleteInstance | CreatePod | DeletePod | RecreatePod):
+        # DeletePod: None for a pod without an instanceId label (an orphan).
+        fields["instance_id"] = op.instance_id
+    if isinstance(op, DeletePod | RecreatePod):
+        fields["pod"] = op.pod_name
+    return fields
+
+
+# --- record ----------------------------------------------------------------------------
+
+
+def record(ports: Ports, state: DaemonState, result: PassResult, observed: Observed) -> None:
+    """Remember the pass in the state; publish its figures."""
+    state.record_pass(result, observed.kinds, ports.wall())
+    for kind, report in result.plan.reports.items():
+        if report.rows is not None:
+            metrics.ROWS.labels(kind).set(report.rows)
+        metrics.INSTANCES.labels(kind).set(report.instances)
+        metrics.UNASSIGNED.labels(kind).set(report.unassigned)
+        metrics.OVER_CAPACITY.labels(kind).set(1 if report.error else 0)
+        if report.moved:
+            metrics.IDS_MOVED.labels(kind).inc(report.moved)
+        if report.error:
+            log.error(
+                "over capacity", resource=kind, error=report.error, unassigned=report.unassigned
+            )
+        assignment = state.assignment(kind)
+        if assignment is not None:
+            metrics.publish(
+                metrics.INSTANCE_USED, kind, {(str(i),): x.used for i, x in assignment.items()}
+            )
+            metrics.publish(
+                metrics.INSTANCE_COUNT, kind, {(str(i),): x.count for i, x in assignment.items()}
+            )
+    if not state.blind and not result.failed:
+        metrics.LAST_SUCCESS.set(ports.wall())

@@ -1,0 +1,81 @@
+"""The narrow interfaces one pass needs, and the one error vocabulary every adapter speaks.
+
+The pipeline (`reconciler.pipeline`) imports these, never an adapter: ZooKeeper, SQL,
+Kubernetes and Kafka hide behind them (`reconciler.adapters.*` implement them), and the
+in-memory fakes in `tests/unit/fakes.py` implement them for millisecond tests.
+
+Three errors, three reactions (controller-runtime's "requeue with backoff", "requeue",
+"do not requeue"):
+
+- `SourceUnavailable`: the server could not be reached or answered with a transient error.
+  Back off; act on nothing that depends on what it would have said ("blind").
+- `NotYet`: an expected, temporary refusal (a pod name still held by the pod being deleted).
+  Retry on the next pass, without backoff and without reporting it as a failure.
+- `Terminal`: a bad request that no retry fixes (403, 422, a malformed object). Report it
+  and do not retry it until the inputs change.
+
+Any other exception out of an adapter is a bug or an unforeseen fault: it is reported and
+retried with backoff, like `SourceUnavailable`, but logged as a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from reconciler.model import Assignment, Heartbeats, Instance, NodeCapacity, Pod, PodUsage
+from reconciler.slowstart import SlowStartResult
+
+
+class SourceUnavailable(Exception):
+    """The server behind an adapter could not be reached or answered with a transient error."""
+
+
+class NotYet(Exception):
+    """Expected and temporary: try again on the next pass (no backoff, not a failure)."""
+
+
+class Terminal(Exception):
+    """A request the server refused for good (4xx other than 404/409/429): do not retry."""
+
+
+class AssignmentStore(Protocol):
+    """Where the assignment lives (ZooKeeper, SPEC layout): the workers read it from there."""
+
+    def read(self, kind: str) -> Assignment: ...
+    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> None: ...
+    def delete_instance(self, kind: str, instance_id: int) -> None: ...
+
+
+class Rows(Protocol):
+    """The inventory: which resource ids exist in a table."""
+
+    def ids(self, table: str) -> frozenset[str]: ...
+
+
+class Pods(Protocol):
+    """The managed pods of each kind, as the apiserver holds them now."""
+
+    def list_pods(self, kind: str) -> dict[str, Pod]: ...
+    def create_pods(self, kind: str, instance_ids: Sequence[int]) -> SlowStartResult[Pod]: ...
+    def delete_pod(self, kind: str, name: str, *, uid: str | None = None) -> None: ...
+
+
+class PodCache(Protocol):
+    """A watch's current view of a kind's pods (None until its first list)."""
+
+    def pods(self, kind: str) -> dict[str, Pod] | None: ...
+
+
+class HeartbeatSource(Protocol):
+    """The last heartbeat of each instance (Kafka) and whether the source is connected."""
+
+    def snapshot(self, kind: str) -> Heartbeats: ...
+    def forget(self, kind: str, instance_id: int) -> None: ...
+
+
+class PodMetricsSource(Protocol):
+    """Pod CPU/memory (metrics.k8s.io) and the nodes' room, for autoscaling."""
+
+    def pod_usage(self, kind: str) -> dict[str, PodUsage]: ...
+    def node_capacity(self) -> list[NodeCapacity]: ...

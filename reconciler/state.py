@@ -1,0 +1,310 @@
+"""What the daemon knows between passes: the only mutable object shared by loop, REST and status.
+
+A pass (`reconciler.pipeline`) is a pipeline of plain functions; everything it must remember
+for the next one lives here, behind methods: the policy in force, the last rows read per
+kind (patched by row events meanwhile), operators' and the autoscaler's intent, what the last
+pass saw and left, per-operation backoff, terminal refusals, pod expectations, source health.
+Nobody else touches the fields. Readers (REST, `status`, /metrics) get a `StateView`: a
+consistent copy taken under the lock, so a pass on the loop thread never races a reader.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from reconciler.backoff import Backoff
+from reconciler.model import (
+    Assignment,
+    KindIntent,
+    KindObserved,
+    KindReport,
+    Op,
+    Outcome,
+    PassResult,
+    Pod,
+    applied,
+)
+from reconciler.podspec import PodTemplate
+from reconciler.policy import KindPolicy, LoadedPolicy, effective
+
+OP_BACKOFF_BASE_SECONDS = 1.0
+OP_BACKOFF_MAX_SECONDS = 300.0
+# How long a create or delete we made may go unseen by the pod watch before we stop
+# assuming it happened (ReplicaSet "expectations" expire after 5 minutes; a watch that lags
+# this long is re-listed anyway).
+EXPECTATION_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Expectation:
+    """A pod change we made that the watch's cache may not show yet."""
+
+    created: bool  # True: we created the pod; False: we deleted incarnation `uid`
+    uid: str
+    until: float  # monotonic deadline
+    instance_id: int | None = None
+
+
+@dataclass(frozen=True)
+class StateView:
+    """A consistent copy of the state for the read side (status, REST, metrics)."""
+
+    loaded: LoadedPolicy | None
+    policy_error: str | None
+    policies: dict[str, KindPolicy]
+    overrides: dict[str, dict[str, int]]
+    assignments: dict[str, Assignment]
+    reports: dict[str, KindReport]
+    observed_pods: dict[str, dict[str, Pod] | None]
+    known_rows: dict[str, int]  # kind -> number of rows last known
+    source_errors: dict[str, str]
+    last_pass: PassResult | None
+    last_pass_at: float | None  # Unix seconds
+
+
+@dataclass
+class DaemonState:
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _loaded: LoadedPolicy | None = None
+    _templates: dict[str, PodTemplate] = field(default_factory=dict)
+    _policy_error: str | None = None
+    # Last ids read from the database per kind, patched by row events in between reads: when
+    # the database is down the daemon keeps what it knows instead of forgetting every row.
+    _rows: dict[str, set[str]] = field(default_factory=dict)
+    # Intent: REST overrides (until policy.yaml next changes), rebalance requests, targets.
+    _overrides: dict[str, dict[str, int]] = field(default_factory=dict)
+    _rebalance: set[str] = field(default_factory=set)
+    _scale_targets: dict[str, int] = field(default_factory=dict)
+    # What the last pass saw of each kind, and the assignment it left (observed + its writes).
+    _observed: dict[str, KindObserved] = field(default_factory=dict)
+    _assignments: dict[str, Assignment] = field(default_factory=dict)
+    _reports: dict[str, KindReport] = field(default_factory=dict)
+    _source_errors: dict[str, str] = field(default_factory=dict)
+    _op_backoff: dict[str, Backoff] = field(default_factory=dict)
+    _rejected: dict[str, tuple[Op, str]] = field(default_factory=dict)  # key -> (op, error)
+    _expected: dict[str, dict[str, _Expectation]] = field(default_factory=dict)
+    _last_pass: PassResult | None = None
+    _last_pass_at: float | None = None
+
+    # --- the policy in force -------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedPolicy | None:
+        return self._loaded
+
+    @property
+    def templates(self) -> dict[str, PodTemplate]:
+        return self._templates
+
+    @property
+    def policy_error(self) -> str | None:
+        return self._policy_error
+
+    def policy_accepted(self, loaded: LoadedPolicy, templates: dict[str, PodTemplate]) -> None:
+        """A new policy is in force: REST overrides end with it (README), and refusals of
+        operations planned under the old one may be tried again."""
+        with self._lock:
+            self._loaded, self._templates, self._policy_error = loaded, templates, None
+            self._overrides.clear()
+            self._rejected.clear()
+
+    def policy_rejected(self, error: str | None) -> None:
+        """The last edit was rejected (error) or was the same bytes (None): keep the policy."""
+        with self._lock:
+            self._policy_error = error
+
+    def policies(self) -> dict[str, KindPolicy]:
+        """Each kind's policy with the operators' REST overrides merged in."""
+        with self._lock:
+            if self._loaded is None:
+                return {}
+            return {
+                kind: effective(p, self._overrides.get(kind))
+                for kind, p in self._loaded.policy.kinds.items()
+            }
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def rows(self, kind: str) -> frozenset[str] | None:
+        with self._lock:
+            known = self._rows.get(kind)
+            return frozenset(known) if known is not None else None
+
+    def row_count(self, kind: str) -> int | None:
+        with self._lock:
+            known = self._rows.get(kind)
+            return len(known) if known is not None else None
+
+    def remember_rows(self, kind: str, ids: frozenset[str]) -> None:
+        with self._lock:
+            self._rows[kind] = set(ids)
+
+    def patch_rows(self, kind: str, added: Iterable[str], removed: Iterable[str]) -> bool:
+        """Apply a row event to the cached ids; True if it changed anything."""
+        with self._lock:
+            known = self._rows.get(kind)
+            if known is None:
+                return False  # never read the table yet: the next full pass will
+            added, removed = set(added), set(removed)
+            changed = not added <= known or not known.isdisjoint(removed)
+            known |= added
+            known -= removed
+            return changed
+
+    # --- intent ----------------------------------------------------------------------------
+
+    def request_rebalance(self, kind: str, overrides: Mapping[str, int] | None = None) -> None:
+        """An operator asked to re-orchestrate `kind` (REST), maybe with new sizing."""
+        with self._lock:
+            if overrides:
+                self._overrides[kind] = {**self._overrides.get(kind, {}), **overrides}
+            self._rebalance.add(kind)
+
+    def set_scale_target(self, kind: str, target: int | None) -> None:
+        with self._lock:
+            if target is None:
+                self._scale_targets.pop(kind, None)
+            else:
+                self._scale_targets[kind] = target
+
+    def intents(self, kinds: Iterable[str]) -> dict[str, KindIntent]:
+        with self._lock:
+            return {k: KindIntent(self._scale_targets.get(k), k in self._rebalance) for k in kinds}
+
+    # --- what the last pass saw and left ---------------------------------------------------
+
+    def assignment(self, kind: str) -> Assignment | None:
+        with self._lock:
+            a = self._assignments.get(kind)
+            return dict(a) if a is not None else None
+
+    def record_pass(
+        self, result: PassResult, observed: Mapping[str, KindObserved], at: float
+    ) -> None:
+        """Remember a pass: what it saw, the assignment its successful writes left, its plan's
+        reports; a kind whose operations all went through has had its rebalance."""
+        with self._lock:
+            self._observed.update(observed)
+            for kind, obs in observed.items():
+                if not any(o.op.kind == kind and o.result == "failed" for o in result.outcomes):
+                    self._rebalance.discard(kind)
+                if obs.assignment is not None:
+                    done = [o.op for o in result.outcomes if o.op.kind == kind and o.result == "ok"]
+                    self._assignments[kind] = applied(obs.assignment, done)
+            self._reports.update(result.plan.reports)
+            self._last_pass, self._last_pass_at = result, at
+
+    # --- sources ---------------------------------------------------------------------------
+
+    def source_failed(self, source: str, error: str) -> bool:
+        """Note a source as unavailable; True if that is news (or a new error)."""
+        with self._lock:
+            news = self._source_errors.get(source) != error
+            self._source_errors[source] = error
+            return news
+
+    def source_ok(self, source: str) -> bool:
+        """Note a source as readable; True if it had been unavailable."""
+        with self._lock:
+            return self._source_errors.pop(source, None) is not None
+
+    @property
+    def blind(self) -> bool:
+        """True while any source is unavailable."""
+        with self._lock:
+            return bool(self._source_errors)
+
+    # --- operation retries -----------------------------------------------------------------
+
+    def skip_reason(self, op: Op, now: float) -> str | None:
+        """Why `op` must not be tried now, or None. `now` is monotonic."""
+        with self._lock:
+            rejected = self._rejected.get(op.key)
+            if rejected is not None and rejected[0] == op:
+                return f"refused before, not retried until its inputs change: {rejected[1]}"
+            backoff = self._op_backoff.get(op.key)
+            if backoff is not None and not backoff.ready(now):
+                return "backing off after earlier failures"
+            return None
+
+    def op_done(self, outcome: Outcome, now: float) -> float | None:
+        """Record an operation's outcome; returns the retry delay when it failed."""
+        op = outcome.op
+        with self._lock:
+            if outcome.result == "skipped":
+                return None
+            if outcome.result == "failed":
+                if not outcome.retry:
+                    self._rejected[op.key] = (op, outcome.error or "")
+                    return None
+                backoff = self._op_backoff.setdefault(
+                    op.key, Backoff(OP_BACKOFF_BASE_SECONDS, OP_BACKOFF_MAX_SECONDS)
+                )
+                return backoff.failed(now)
+            self._op_backoff.pop(op.key, None)
+            self._rejected.pop(op.key, None)
+            return None
+
+    # --- pod expectations (ReplicaSet) -----------------------------------------------------
+
+    def expect_created(self, kind: str, name: str, instance_id: int, now: float) -> None:
+        """We created pod `name`: until the watch shows it, count it as Pending."""
+        with self._lock:
+            self._expected.setdefault(kind, {})[name] = _Expectation(
+                True, "", now + EXPECTATION_SECONDS, instance_id
+            )
+
+    def expect_deleted(self, kind: str, name: str, uid: str, now: float) -> None:
+        """We deleted incarnation `uid` of pod `name`: until the watch shows it go, count it
+        as terminating."""
+        with self._lock:
+            self._expected.setdefault(kind, {})[name] = _Expectation(
+                False, uid, now + EXPECTATION_SECONDS
+            )
+
+    def expected_view(self, kind: str, cached: Mapping[str, Pod], now: float) -> dict[str, Pod]:
+        """A watch cache's pods with our own recent changes that it has not shown yet: a pod
+        we created is there (Pending), a pod we deleted is terminating. So a pass woken
+        between our write and the watch event does not create or delete a second time."""
+        pods = dict(cached)
+        with self._lock:
+            expected = self._expected.get(kind, {})
+            for name, exp in list(expected.items()):
+                pod = pods.get(name)
+                seen = (
+                    pod is not None
+                    if exp.created
+                    else pod is None or pod.terminating or pod.uid != exp.uid
+                )
+                if seen or now > exp.until:
+                    del expected[name]
+                elif exp.created:
+                    pods[name] = Pod(name, exp.instance_id, "Pending")
+                elif pod is not None:
+                    pods[name] = replace(pod, terminating=True)
+        return pods
+
+    def forget_expectations(self, kind: str) -> None:
+        """A fresh list from the apiserver is the truth: nothing left to expect."""
+        with self._lock:
+            self._expected.pop(kind, None)
+
+    # --- the read side ---------------------------------------------------------------------
+
+    def view(self) -> StateView:
+        with self._lock:
+            return StateView(
+                loaded=self._loaded,
+                policy_error=self._policy_error,
+                policies=self.policies(),
+                overrides={k: dict(v) for k, v in self._overrides.items()},
+                assignments={k: dict(v) for k, v in self._assignments.items()},
+                reports=dict(self._reports),
+                observed_pods={k: o.pods for k, o in self._observed.items()},
+                known_rows={k: len(v) for k, v in self._rows.items()},
+                source_errors=dict(self._source_errors),
+                last_pass=self._last_pass,
+                last_pass_at=self._last_pass_at,
+            )

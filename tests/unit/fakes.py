@@ -1,0 +1,215 @@
+"""In-memory FAKES of the pipeline's ports (reconciler.ports), for millisecond unit tests of
+the pipeline and the scheduler. They are fakes, not the real servers: the adapters are tested
+against ZooKeeper, PostgreSQL and the apiserver in tests/integration.
+
+Each fake can be switched "down" (raises SourceUnavailable) and can be told to refuse
+particular calls with any exception, and counts the writes it was asked to make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from reconciler.model import Assignment, Heartbeats, Instance, Pod, pod_name
+from reconciler.ports import SourceUnavailable, Terminal
+from reconciler.slowstart import SlowStartResult
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = {"Thing": "iota-dac", "Rule": "iota-rules-engine"}
+
+
+@dataclass
+class FakeStore:
+    """ZooKeeper's assignment, in a dict."""
+
+    data: dict[str, Assignment] = field(default_factory=dict)
+    down: bool = False
+    writes: int = 0
+    refuse: dict[str, Exception] = field(default_factory=dict)  # kind -> raised on write
+
+    def _check(self) -> None:
+        if self.down:
+            raise SourceUnavailable("fake ZooKeeper is down")
+
+    def read(self, kind: str) -> Assignment:
+        self._check()
+        return dict(self.data.get(kind, {}))
+
+    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> None:
+        self._check()
+        self.writes += 1
+        if kind in self.refuse:
+            raise self.refuse[kind]
+        self.data.setdefault(kind, {})[instance.instance_id] = instance
+
+    def delete_instance(self, kind: str, instance_id: int) -> None:
+        self._check()
+        self.writes += 1
+        self.data.get(kind, {}).pop(instance_id, None)
+
+
+@dataclass
+class FakeRows:
+    """The database's tables, as sets of ids. A table not in `tables` does not exist."""
+
+    tables: dict[str, set[str]] = field(default_factory=dict)
+    down: bool = False
+    reads: int = 0
+
+    def ids(self, table: str) -> frozenset[str]:
+        self.reads += 1
+        if self.down:
+            raise SourceUnavailable("fake database is down")
+        if table not in self.tables:
+            raise Terminal(f'table "{table}" does not exist')
+        return frozenset(self.tables[table])
+
+
+@dataclass
+class FakePods:
+    """The apiserver's pods per kind. A delete marks the pod terminating (a graceful delete);
+    `finish_deletes()` makes them go, as the kubelet would. `cache_lags` keeps the watch
+    cache (`pods()`) from showing changes until `sync()`, as a slow watch would."""
+
+    pods: dict[str, dict[str, Pod]] = field(default_factory=dict)
+    down: bool = False
+    refuse_create: dict[str, Exception] = field(default_factory=dict)  # kind -> raised
+    creates: int = 0
+    deletes: int = 0
+    lists: int = 0
+    cache_lags: bool = False
+    _cache: dict[str, dict[str, Pod]] = field(default_factory=dict)
+    _uids: int = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise SourceUnavailable("fake apiserver is down")
+
+    def list_pods(self, kind: str) -> dict[str, Pod]:
+        self._check()
+        self.lists += 1
+        return dict(self.pods.get(kind, {}))
+
+    def create_pods(self, kind: str, instance_ids: Sequence[int]) -> SlowStartResult[Pod]:
+        self._check()
+        out: SlowStartResult[Pod] = SlowStartResult()
+        for i, iid in enumerate(instance_ids):
+            self.creates += 1
+            if kind in self.refuse_create:
+                out.failed.append((i, self.refuse_create[kind]))
+                continue
+            name = pod_name(NAMES[kind], iid)
+            if name in self.pods.get(kind, {}):
+                out.succeeded.append((i, self.pods[kind][name]))
+                continue
+            self._uids += 1
+            pod = Pod(name, iid, "Pending", started_at=0.0, uid=f"uid-{self._uids}")
+            self.pods.setdefault(kind, {})[name] = pod
+            out.succeeded.append((i, pod))
+        self._maybe_sync()
+        return out
+
+    def delete_pod(self, kind: str, name: str, *, uid: str | None = None) -> None:
+        self._check()
+        self.deletes += 1
+        pod = self.pods.get(kind, {}).get(name)
+        if pod is None or (uid and pod.uid != uid):
+            return
+        self.pods[kind][name] = replace(pod, terminating=True)
+        self._maybe_sync()
+
+    def set_phase(self, kind: str, name: str, phase: str) -> None:
+        self.pods[kind][name] = replace(self.pods[kind][name], phase=phase)
+        self._maybe_sync()
+
+    def run_all(self) -> None:
+        for pods in self.pods.values():
+            for name, pod in pods.items():
+                if pod.phase == "Pending":
+                    pods[name] = replace(pod, phase="Running")
+        self._maybe_sync()
+
+    def finish_deletes(self) -> None:
+        for pods in self.pods.values():
+            for name in [n for n, p in pods.items() if p.terminating]:
+                del pods[name]
+        self._maybe_sync()
+
+    # --- the watch cache (PodCache port) ---
+
+    def pods_cached(self, kind: str) -> dict[str, Pod] | None:
+        cache = self._cache.get(kind)
+        return dict(cache) if cache is not None else None
+
+    def sync(self) -> None:
+        self._cache = {k: dict(v) for k, v in self.pods.items()}
+
+    def _maybe_sync(self) -> None:
+        if not self.cache_lags:
+            self.sync()
+
+
+@dataclass
+class FakePodCache:
+    """The pod watch's cache over a FakePods."""
+
+    source: FakePods
+
+    def pods(self, kind: str) -> dict[str, Pod] | None:
+        return self.source.pods_cached(kind)
+
+
+@dataclass
+class FakeHeartbeats:
+    connected: bool = True
+    connected_since: float | None = 0.0
+    last_seen: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def snapshot(self, kind: str) -> Heartbeats:
+        return Heartbeats(self.connected, self.connected_since, dict(self.last_seen.get(kind, {})))
+
+    def forget(self, kind: str, instance_id: int) -> None:
+        self.last_seen.get(kind, {}).pop(instance_id, None)
+
+
+@dataclass
+class FakeClock:
+    """Wall and monotonic time that move only when told."""
+
+    now: float = 1_700_000_000.0
+
+    def wall(self) -> float:
+        return self.now
+
+    def mono(self) -> float:
+        return self.now - 1_600_000_000.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def write_policy(folder: Path, tick: float = 60, **kinds: dict[str, object]) -> Path:
+    """A policy.yaml for Thing (init 3) and Rule (init 2), each kind's dict overriding."""
+    base: dict[str, dict[str, object]] = {
+        "Thing": {
+            "table": "Thing",
+            "instanceName": NAMES["Thing"],
+            "template": str(REPO / "templates/iota-dac/pod-template.yml"),
+            "initInstances": 3,
+        },
+        "Rule": {
+            "table": "Rule",
+            "instanceName": NAMES["Rule"],
+            "template": str(REPO / "templates/iota-rules-engine/pod-template.yml"),
+            "initInstances": 3,
+        },
+    }
+    for kind, override in kinds.items():
+        base[kind] = {**base[kind], **override}
+    path = folder / "policy.yaml"
+    path.write_text(yaml.safe_dump({"tickSeconds": tick, "kinds": base}, sort_keys=False))
+    return path

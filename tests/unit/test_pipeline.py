@@ -1,0 +1,220 @@
+"""One pass (reconciler.pipeline) on in-memory fakes of the ports (tests/unit/fakes.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.model import CreatePod, Reason, RecreatePod, WriteInstance
+from reconciler.pipeline import Ports, run_pass
+from reconciler.policy import load_policy_and_templates
+from reconciler.ports import NotYet, Terminal
+from reconciler.state import DaemonState
+from tests.unit.fakes import (
+    FakeClock,
+    FakeHeartbeats,
+    FakePodCache,
+    FakePods,
+    FakeRows,
+    FakeStore,
+    write_policy,
+)
+
+
+class World:
+    def __init__(self, folder: Path, **kinds: dict[str, object]) -> None:
+        self.clock = FakeClock()
+        self.store = FakeStore()
+        self.rows = FakeRows(
+            {"Thing": {f"t{i}" for i in range(30)}, "Rule": {f"r{i}" for i in range(12)}}
+        )
+        self.pods = FakePods()
+        self.ports = Ports(
+            store=self.store,
+            rows=self.rows,
+            pods=self.pods,
+            pod_cache=FakePodCache(self.pods),
+            heartbeats=FakeHeartbeats(),
+            wall=self.clock.wall,
+            mono=self.clock.mono,
+        )
+        self.state = DaemonState()
+        self.state.policy_accepted(*load_policy_and_templates(write_policy(folder, **kinds)))
+
+    def run(self, full: bool = True, **kw: object):  # type: ignore[no-untyped-def]
+        return run_pass(self.ports, self.state, trigger="test", full=full, **kw)  # type: ignore[arg-type]
+
+    def converge(self) -> None:
+        result = self.run()
+        assert not result.failed
+        self.pods.run_all()
+        assert self.run().plan.ops == ()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_a_converged_world_plans_nothing_and_writes_nothing(world: World) -> None:
+    world.converge()
+    writes = (world.store.writes, world.pods.creates, world.pods.deletes)
+    assert world.run().plan.ops == ()
+    assert (world.store.writes, world.pods.creates, world.pods.deletes) == writes
+
+
+def test_an_unavailable_database_moves_no_id_and_keeps_the_pods(world: World) -> None:
+    world.converge()
+    before = world.store.read("Thing")
+    world.rows.tables["Thing"] -= {"t0", "t1", "t2"}
+    world.rows.down = True
+    result = world.run()
+    assert result.plan.reports["Thing"].blind == ()  # rows known from the last read
+    assert not any(isinstance(op, WriteInstance) for op in result.plan.ops)
+    assert world.store.read("Thing") == before
+    assert world.state.view().source_errors.keys() == {"database"}
+
+
+def test_an_unavailable_database_at_start_writes_no_instance(world: World) -> None:
+    world.rows.down = True
+    result = world.run()
+    assert result.plan.reports["Thing"].blind == ("rows",)
+    assert not any(isinstance(op, WriteInstance) for op in result.plan.ops)
+    assert world.store.writes == 0
+
+
+def test_an_unavailable_zookeeper_plans_nothing_for_any_kind(world: World) -> None:
+    world.store.down = True
+    result = world.run()
+    assert result.plan.ops == ()
+    assert world.pods.creates == 0 and world.pods.deletes == 0
+
+
+def test_an_unavailable_apiserver_writes_the_assignment_but_no_pod(world: World) -> None:
+    world.pods.down = True
+    result = world.run()
+    assert world.store.writes == 6  # 3 + 3 instances
+    assert not any(isinstance(op, CreatePod) for op in result.plan.ops)
+    assert result.plan.reports["Thing"].blind == ("pods",)
+
+
+def test_a_terminal_refusal_on_one_kind_leaves_the_others_applied_and_is_not_retried(
+    world: World,
+) -> None:
+    world.pods.refuse_create["Rule"] = Terminal("403 Forbidden: pods is forbidden")
+    first = world.run()
+    thing = [o for o in first.outcomes if o.op.kind == "Thing"]
+    rule_creates = [
+        o for o in first.outcomes if isinstance(o.op, CreatePod) and o.op.kind == "Rule"
+    ]
+    assert thing and all(o.result == "ok" for o in thing)
+    assert rule_creates and all(o.result == "failed" and not o.retry for o in rule_creates)
+    assert len(world.store.read("Rule")) == 3  # Rule's ZooKeeper writes went through
+    tried = world.pods.creates
+
+    world.clock.advance(3600)  # far past any backoff
+    second = world.run()
+    again = [o for o in second.outcomes if isinstance(o.op, CreatePod) and o.op.kind == "Rule"]
+    assert again and all(o.result == "skipped" for o in again)
+    assert world.pods.creates == tried  # not asked again
+
+    # A new policy is new inputs: the refused operations are tried again.
+    del world.pods.refuse_create["Rule"]
+    world.state.policy_accepted(
+        *load_policy_and_templates(write_policy(world_folder(world), tick=30))
+    )
+    third = world.run()
+    assert (
+        all(o.result == "ok" for o in third.outcomes if isinstance(o.op, CreatePod))
+        and world.pods.creates > tried
+    )
+
+
+def world_folder(world: World) -> Path:
+    assert world.state.loaded is not None
+    return world.state.loaded.path.parent
+
+
+def test_a_failed_operation_backs_off_doubling_and_resets_on_success(world: World) -> None:
+    world.converge()
+    world.rows.tables["Thing"].add("t-new")
+    world.store.refuse["Thing"] = RuntimeError("connection reset")
+    delays = []
+    for _ in range(3):
+        result = world.run()
+        failed = [o for o in result.outcomes if o.result == "failed"]
+        assert len(failed) == 1
+        delays.append(world.state._op_backoff[failed[0].op.key].delay)
+        skipped = world.run()  # at once: still backing off
+        assert [o.result for o in skipped.outcomes] == ["skipped"]
+        world.clock.advance(delays[-1])
+    assert delays == [1.0, 2.0, 4.0]
+
+    del world.store.refuse["Thing"]
+    assert [o.result for o in world.run().outcomes] == ["ok"]
+    assert world.state._op_backoff == {}
+
+
+def test_not_yet_is_pending_without_backoff(world: World) -> None:
+    world.pods.refuse_create["Thing"] = NotYet("pod iota-dac-0 is still terminating")
+    result = world.run()
+    pending = [o for o in result.outcomes if o.result == "pending"]
+    assert len(pending) == 3
+    again = world.run()  # no time passed: tried again at once
+    assert [o.result for o in again.outcomes if o.op.kind == "Thing"] == ["pending"] * 3
+
+
+def test_a_dead_pods_successor_is_created_on_the_pass_after_its_delete_is_seen(
+    world: World,
+) -> None:
+    world.converge()
+    world.pods.cache_lags = True  # the watch shows changes only on sync()
+    world.pods.set_phase("Thing", "iota-dac-1", "Failed")
+    world.pods.sync()
+    old_uid = world.pods.pods["Thing"]["iota-dac-1"].uid
+
+    first = world.run(full=False)  # woken by the watch: the pod failed
+    assert first.plan.ops == (RecreatePod("Thing", "iota-dac-1", 1, Reason.POD_DEAD, old_uid),)
+    assert world.pods.creates == 6  # no create in the same pass
+
+    # Woken again before the watch saw the delete: the expectation holds it as terminating.
+    assert world.run(full=False).plan.ops == ()
+
+    world.pods.finish_deletes()
+    world.pods.sync()  # the watch sees it gone
+    third = world.run(full=False)
+    assert third.plan.ops == (CreatePod("Thing", 1),)
+    # Created but not yet in the watch cache: the next event pass does not create it again.
+    assert world.run(full=False).plan.ops == ()
+    world.pods.sync()
+    new = world.pods.pods["Thing"]["iota-dac-1"]
+    assert new.uid != old_uid and new.phase == "Pending"
+
+
+def test_event_passes_read_pods_from_the_watch_and_full_passes_list(world: World) -> None:
+    world.converge()
+    lists = world.pods.lists
+    world.run(full=False)
+    assert world.pods.lists == lists
+    world.run(full=True)
+    assert world.pods.lists == lists + 2  # one list per kind
+
+
+def test_event_passes_do_not_read_the_database(world: World) -> None:
+    world.converge()
+    reads = world.rows.reads
+    world.state.patch_rows("Thing", ["t-new"], [])
+    result = world.run(full=False, kinds=["Thing"])
+    assert world.rows.reads == reads
+    assert any(
+        "t-new" in op.instance.ids for op in result.plan.ops if isinstance(op, WriteInstance)
+    )
+
+
+def test_a_table_that_does_not_exist_blinds_its_kind_only(tmp_path: Path) -> None:
+    w = World(tmp_path, Rule={"table": "Rulez"})
+    result = w.run()
+    assert result.plan.reports["Rule"].blind == ("rows",)
+    assert len(w.store.read("Thing")) == 3 and "Rule" not in w.store.data
+    assert "database" in w.state.view().source_errors
