@@ -21,6 +21,10 @@ The rules follow Kubernetes' HorizontalPodAutoscaler (DESIGN.md, "Lessons"):
 - then bounds and rate: never above maxInstances, at most `maxStep` per decision, never below
   what the row count needs (`planner.size_for` with no target), and a scale-up never past what
   the schedulable nodes can still hold (`fit_on_nodes`), with the shortfall reported.
+
+This module turns usage into a recommendation and a recommendation into a decision over the
+time windows; the room on the nodes (`Room`, `fit_on_nodes`, `claim`, `limit_to_room`) is
+`capacity.py`'s job, re-exported here so callers need one import.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
-from reconciler.model import NodeCapacity, PodUsage
+# Re-exported (the `X as X` form): autoscale.py and the tests import them from here.
+from reconciler.capacity import Room as Room
+from reconciler.capacity import claim as claim
+from reconciler.capacity import fit_on_nodes as fit_on_nodes
+from reconciler.capacity import limit_to_room as limit_to_room
+from reconciler.model import PodUsage
 from reconciler.policy import AutoscalePolicy
 
 Factor = Literal[
@@ -82,24 +91,6 @@ class Recommendation:
     metrics: tuple[MetricReading, ...]
     factor: Factor | None = None  # "tolerance" or "no-metrics" when it holds the count
     note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Room:
-    """How many more pods of the kind the nodes can hold now.
-
-    `fit` None with `known` True: nothing to check (the template requests nothing); with
-    `known` False the nodes could not be read, and no pod is added on a guess.
-    """
-
-    fit: int | None  # pods that fit on the schedulable nodes
-    pending: int = 0  # the kind's instances whose pod is not Running yet: they take room first
-    known: bool = True
-    note: str | None = None
-
-    @property
-    def headroom(self) -> int | None:
-        return None if self.fit is None else max(0, self.fit - self.pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,54 +333,6 @@ def prune(history: list[tuple[float, int]], now: float, keep_seconds: float) -> 
         del history[: older[-1]]
 
 
-# --------------------------------------------------------------------------- capacity
-
-
-def fit_on_nodes(nodes: Sequence[NodeCapacity], pod_cpu_m: float, pod_mem_bytes: float) -> int:
-    """Pods of this size the schedulable nodes can still hold (SPEC.md's capacity check).
-
-    Sum over schedulable nodes of floor(min(free CPU / pod CPU, free memory / pod memory)),
-    free = allocatable - the requests of the pods already bound there. A zero request does
-    not limit that dimension; a pod requesting nothing at all is not something this check
-    can size (ValueError).
-    """
-    if pod_cpu_m <= 0 and pod_mem_bytes <= 0:
-        raise ValueError("the pod requests neither CPU nor memory: nothing to fit")
-    total = 0
-    for n in nodes:
-        if not n.schedulable:
-            continue
-        fits = []
-        if pod_cpu_m > 0:
-            fits.append(max(0.0, n.allocatable_cpu_m - n.requested_cpu_m) / pod_cpu_m)
-        if pod_mem_bytes > 0:
-            fits.append(max(0.0, n.allocatable_mem_bytes - n.requested_mem_bytes) / pod_mem_bytes)
-        total += math.floor(min(fits) + _EPS)
-    return total
-
-
-def claim(
-    nodes: Sequence[NodeCapacity], pods: int, pod_cpu_m: float, pod_mem_bytes: float
-) -> list[NodeCapacity]:
-    """The nodes after placing `pods` more pods (first fit, as many per node as hold).
-
-    Used to let a second kind scaling up in the same pass see the room the first one took.
-    """
-    out: list[NodeCapacity] = []
-    left = pods
-    for n in nodes:
-        if left > 0 and n.schedulable:
-            here = min(left, fit_on_nodes([n], pod_cpu_m, pod_mem_bytes))
-            left -= here
-            n = replace(
-                n,
-                requested_cpu_m=n.requested_cpu_m + here * pod_cpu_m,
-                requested_mem_bytes=n.requested_mem_bytes + here * pod_mem_bytes,
-            )
-        out.append(n)
-    return out
-
-
 # --------------------------------------------------------------------------- decide
 
 
@@ -445,37 +388,6 @@ def decide(
         note=rec.note,
         limits=tuple(limits),
     )
-
-
-def limit_to_room(decision: Decision, room: Room) -> Decision:
-    """Cap a scale-up at current + what fits on the nodes; the rest is the shortfall.
-
-    Instances the row count needs are the planner's business and are never held back here.
-    """
-    current, wanted = decision.current, decision.final
-    if wanted <= current:
-        return decision
-    checked = replace(decision, fit=room.fit, pending=room.pending)
-    headroom = room.headroom
-    if headroom is None and room.known:
-        return replace(checked, note=_join(decision.note, room.note))
-    # Room unknown (nodes unreadable): adding pods that may never schedule is worse than
-    # waiting a period.
-    allowed = max(current + (headroom or 0), decision.row_minimum)
-    if wanted <= allowed:
-        return checked
-    return replace(
-        checked,
-        final=allowed,
-        factor="capacity",
-        shortfall=wanted - allowed,
-        note=_join(decision.note, room.note),
-        limits=(*decision.limits, "capacity"),
-    )
-
-
-def _join(a: str | None, b: str | None) -> str | None:
-    return "; ".join(x for x in (a, b) if x) or None
 
 
 def _round(x: float | None) -> float | None:

@@ -1,11 +1,7 @@
 """ZooKeeper: where the assignment lives and where the workers read it (SPEC "ZooKeeper layout").
 
-```
-<root>/<kind>/<instanceId>             {"used": <int>, "count": <int>}
-<root>/<kind>/<instanceId>/tmp         no data; workers may put "status" under it
-<root>/<kind>/<instanceId>/_reload     {"times": <int>}
-<root>/<kind>/<instanceId>/resources   {"ids": ["<id>", ...]}
-```
+`ZkStore` is the connection and the reads, transactions and deletes. The layout itself (the
+paths, the JSON of each node, what makes an instance well-formed) is `zk_layout`'s, pure.
 
 Rules this module keeps, and why:
 
@@ -29,9 +25,7 @@ Rules this module keeps, and why:
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -52,18 +46,23 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.interfaces import IAsyncResult
 from kazoo.retry import KazooRetry, RetryFailedError
 
-from reconciler.adapters import SourceUnavailable
+from reconciler.adapters.zk_layout import (
+    CHILDREN,
+    decode_instance,
+    dumps,
+    encode_instance,
+    node_path,
+    parse_instance_name,
+)
 from reconciler.model import Assignment, Instance
+from reconciler.ports import SourceUnavailable
+
+# Re-exported: the layout's names were defined here before zk_layout.py existed.
+__all__ = ["CHILDREN", "ZkStore", "ZkTransactionError", "dumps"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-CHILDREN = ("tmp", "_reload", "resources")
-
-# Instance ids are written as str(int): "0", "1", ... A name like "01" or "-1" would not
-# round-trip to the same path, so it is treated like any other foreign node and ignored.
-_INSTANCE_NAME = re.compile(r"0|[1-9][0-9]*")
 
 # Errors that mean "the server could not be reached or did not answer in time".
 _UNAVAILABLE = (
@@ -90,24 +89,6 @@ class ZkTransactionError(Exception):
         self.path = path
         self.error = error
         super().__init__(f"{action}: {type(error).__name__} at {path}")
-
-
-def dumps(value: object) -> bytes:
-    """Compact UTF-8 JSON, byte-identical to Node.js `JSON.stringify` for our shapes.
-
-    The old orchestrator was Node.js and the workers parse what it wrote; `ensure_ascii`
-    is off because JSON.stringify writes non-ASCII characters as raw UTF-8, not \\uXXXX.
-    """
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _loads(raw: bytes) -> Any:
-    return json.loads(raw.decode("utf-8"))
-
-
-def _is_int(value: object) -> bool:
-    # JSON true/false load as bool, which is an int subclass in Python: not a count.
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class ZkStore:
@@ -175,14 +156,7 @@ class ZkStore:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _path(self, kind: str, instance_id: int | None = None, child: str | None = None) -> str:
-        if not kind or "/" in kind:
-            raise ValueError(f"invalid resource kind {kind!r}")
-        path = f"{self.root}/{kind}"
-        if instance_id is not None:
-            path += f"/{int(instance_id)}"
-        if child is not None:
-            path += f"/{child}"
-        return path
+        return node_path(self.root, kind, instance_id, child)
 
     def _bounded(self, what: str, func: Callable[[float], T]) -> T:
         """Run `func(deadline)` with retries on transient errors, all within `timeout`.
@@ -278,8 +252,9 @@ class ZkStore:
             return {}
         ids: list[int] = []
         for name in names:
-            if _INSTANCE_NAME.fullmatch(name):
-                ids.append(int(name))
+            instance_id = parse_instance_name(name)
+            if instance_id is not None:
+                ids.append(instance_id)
             else:
                 log.warning("ignoring non-instance node %s/%s", kind_path, name)
         # Pipeline every request first, then collect: one round trip's latency for the
@@ -310,74 +285,32 @@ class ZkStore:
         tmp: IAsyncResult,
         deadline: float,
     ) -> Instance | None:
-        problems: list[str] = []
-
-        def data(result: IAsyncResult, child: str) -> Any:
-            try:
-                raw, _stat = self._wait(result, deadline)
-            except NoNodeError:
-                problems.append(f"{child} missing")
-                return None
-            try:
-                return _loads(raw)
-            except (UnicodeDecodeError, ValueError):
-                problems.append(f"{child} not JSON: {raw[:80]!r}")
-                return None
-
         try:
-            head = self._wait(base, deadline)
+            head, _stat = self._wait(base, deadline)
         except NoNodeError:
             # Deleted between listing and reading: it is gone, not broken. (The other
             # requests complete on their own; nobody needs their answers.)
             return None
-        try:
-            head_data: Any = _loads(head[0])
-        except (UnicodeDecodeError, ValueError):
-            problems.append(f"instance node not JSON: {head[0][:80]!r}")
-            head_data = None
-        res_data = data(resources, "resources")
-        reload_data = data(reload_, "_reload")
-        if self._wait(tmp, deadline) is None:
-            problems.append("tmp missing")
-
-        count = 0
-        used: object = None
-        if isinstance(head_data, dict) and _is_int(head_data.get("count")):
-            count = head_data["count"]
-            used = head_data.get("used")
-        elif head_data is not None:
-            problems.append(f"instance node has no integer count: {head_data!r}"[:160])
-
-        ids: frozenset[str] = frozenset()
-        raw_ids = res_data.get("ids") if isinstance(res_data, dict) else None
-        if isinstance(raw_ids, list) and all(isinstance(x, str) for x in raw_ids):
-            ids = frozenset(raw_ids)
-            if len(ids) != len(raw_ids):
-                problems.append("resources has duplicate ids")
-        elif res_data is not None:
-            problems.append("resources has no list of string ids")
-
-        times = 0
-        if isinstance(reload_data, dict) and _is_int(reload_data.get("times")):
-            times = reload_data["times"]
-        elif reload_data is not None:
-            problems.append("_reload has no integer times")
-
-        if used is not None and used != len(ids) and not problems:
-            # Workers may rely on "used"; a stale value is worth one rewrite.
-            problems.append(f"used={used!r} but {len(ids)} ids")
-
+        instance, problems = decode_instance(
+            instance_id,
+            head,
+            self._data(resources, deadline),
+            self._data(reload_, deadline),
+            tmp_exists=self._wait(tmp, deadline) is not None,
+        )
         if problems:
             log.warning(
                 "instance %s is incomplete: %s", self._path(kind, instance_id), "; ".join(problems)
             )
-        return Instance(
-            instance_id=instance_id,
-            ids=ids,
-            count=count,
-            reload_times=times,
-            complete=not problems,
-        )
+        return instance
+
+    def _data(self, result: IAsyncResult, deadline: float) -> bytes | None:
+        """The data of a node read with `get_async`; None if the node does not exist."""
+        try:
+            data, _stat = self._wait(result, deadline)
+        except NoNodeError:
+            return None
+        return data
 
     # -- write -------------------------------------------------------------------------------
 
@@ -389,9 +322,7 @@ class ZkStore:
         in the same transaction — whatever `create` says, so a repair or a retry after a
         lost connection needs no special case."""
         base = self._path(kind, instance.instance_id)
-        node = dumps({"used": len(instance.ids), "count": instance.count})
-        resources = dumps({"ids": sorted(instance.ids)})
-        reload_ = dumps({"times": instance.reload_times})
+        node, children = encode_instance(instance)
 
         def write(deadline: float) -> None:
             kind_path = self._path(kind)
@@ -411,7 +342,7 @@ class ZkStore:
                 else:
                     tx.create(base, node)
                 paths.append(base)
-                for child, value in (("tmp", None), ("_reload", reload_), ("resources", resources)):
+                for child, value in children.items():
                     path = f"{base}/{child}"
                     if child not in present:
                         tx.create(path, value or b"")
