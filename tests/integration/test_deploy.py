@@ -423,6 +423,8 @@ NEEDED = [
     ("list", "metrics.k8s.io", "pods", "", NS),
     ("list", "", "nodes", "", ""),
     ("list", "", "pods", "", ""),  # all namespaces, for the capacity check
+    ("create", "events.k8s.io", "events", "", NS),  # EventRecorder: a new Event
+    ("patch", "events.k8s.io", "events", "", NS),  # EventRecorder: its series, when repeated
 ]
 # Near misses and escalations: all refused.
 REFUSED = [
@@ -453,6 +455,11 @@ REFUSED = [
     ("create", "rbac.authorization.k8s.io", "rolebindings", "", NS),
     ("escalate", "rbac.authorization.k8s.io", "roles", "", NS),
     ("create", "", "events", "", NS),
+    ("get", "events.k8s.io", "events", "", NS),
+    ("list", "events.k8s.io", "events", "", NS),
+    ("update", "events.k8s.io", "events", "", NS),
+    ("delete", "events.k8s.io", "events", "", NS),
+    ("create", "events.k8s.io", "events", "", "kube-system"),
 ]
 
 
@@ -478,6 +485,34 @@ def test_serviceaccount_is_allowed_exactly_the_daemons_calls(in_cluster_client: 
     wrong = [(a, "should be allowed") for a in NEEDED if not _allowed(in_cluster_client, *a)]
     wrong += [(a, "should be refused") for a in REFUSED if _allowed(in_cluster_client, *a)]
     assert not wrong, wrong
+
+
+def test_serviceaccount_can_record_pod_events(kube: Any, in_cluster_client: Any) -> None:
+    """The real EventRecorder as the ServiceAccount: the create and the series patch pass."""
+    from kubernetes import client
+
+    from reconciler.adapters.kube.events import EventRecorder
+
+    recorder = EventRecorder(in_cluster_client, "reconciler-deploy-test", idle_seconds=0.1)
+    pod = f"iota-dac-{900 + int(time.time()) % 50}"
+    try:
+        for _ in range(2):
+            recorder.pod_event("Thing", NS, pod, "Recreate", "PodDead", "phase Failed")
+            assert recorder.wait_idle(10)
+    finally:
+        recorder.close()
+    assert (recorder.counts["created"], recorder.counts["patched"]) == (1, 1), recorder.counts
+    assert recorder.counts["failed"] == 0
+    with kube.api_client() as admin:
+        events = client.EventsV1Api(admin)
+        mine = [
+            e
+            for e in events.list_namespaced_event(NS).items
+            if e.reporting_instance == "reconciler-deploy-test" and e.regarding.name == pod
+        ]
+        for e in mine:
+            events.delete_namespaced_event(e.metadata.name, NS)
+    assert [e.series.count for e in mine] == [2]
 
 
 def test_serviceaccount_is_refused_elsewhere_for_real(kube: Any, in_cluster_client: Any) -> None:
