@@ -13,6 +13,7 @@ build_kube() {
   # requests, as in a real cluster (the capacity check depends on it).
   local dest="$out/kube-$kube"
   [ -x "$dest/kube-apiserver" ] && [ -x "$dest/kube-scheduler" ] && return 0
+  echo "== building kube-apiserver and kube-scheduler $kube (go build -v: one line per package)"
   local work; work=$(mktemp -d)
   # k8s.io/kubernetes points its staging modules at ./staging, which a module download lacks:
   # a wrapper module replaces each with the published k8s.io/<m> v0.<minor>.<patch>.
@@ -28,7 +29,7 @@ build_kube() {
   printf 'package main\nimport (\n_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n_ "k8s.io/kubernetes/cmd/kube-scheduler/app"\n)\nfunc main() {}\n' > "$work/main.go"
   (cd "$work" && go mod tidy >/dev/null 2>&1 || true
    cd "$work" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$kube" && \
-     go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/client-go/pkg/version.gitVersion=$kube" \
+     go build -v -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/client-go/pkg/version.gitVersion=$kube" \
        -o "$dest.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-scheduler)
   mv "$dest.tmp" "$dest"; rm -rf "$work"
 }
@@ -36,6 +37,7 @@ build_kube() {
 build_etcd() {
   local dest="$out/etcd-$etcd"
   [ -x "$dest/etcd" ] && return 0
+  echo "== building etcd $etcd"
   local work; work=$(mktemp -d)
   printf 'module rigbuild\ngo 1.24\n' > "$work/go.mod"
   printf 'package main\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\nfunc main() {}\n' > "$work/main.go"
@@ -47,6 +49,7 @@ build_etcd() {
 build_kwok() {
   local dest="$out/kwok-$kwok"
   [ -x "$dest/kwok" ] && return 0
+  echo "== building kwok $kwok"
   GOBIN="$dest.tmp" go install "sigs.k8s.io/kwok/cmd/kwok@$kwok"
   mv "$dest.tmp" "$dest"
 }

@@ -5,7 +5,10 @@ kube-apiserver, kube-scheduler and kwok are built from the Go module proxy by `r
 Built artefacts live under ``${XDG_CACHE_HOME:-~/.cache}/reconciler-rig/``, one folder per
 version, so only the first run pays; a second run only checks that they are there.
 
-    python -m rig provision [zookeeper mosquitto postgres prometheus kafka kube]
+    python -m rig provision [zookeeper mosquitto postgres prometheus kafka kube kustomize]
+
+Every step that has work to do says so first, with what it costs, and prints a heartbeat line
+(`rig/progress.py`) at least every 30 s while it works; a cached step prints one line.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.errors import RigError, log_tail
+from rig.progress import elapsed, heartbeat, step
 
 KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.25.4"  # the log4j-core that kafka_2.13 4.3.1 depends on
@@ -28,6 +32,7 @@ SCALA_VERSION = "2.13"
 ETCD_VERSION = "v3.6.16"
 KUBE_VERSION = "v1.34.4"
 KWOK_VERSION = "v0.7.0"
+KUSTOMIZE_VERSION = "v5.6.0"  # renders the repository's kustomization.yaml in tests
 PG_MAJOR = "15"
 
 RIG_DIR = Path(__file__).resolve().parent
@@ -41,7 +46,8 @@ APT_PACKAGES: dict[str, list[str]] = {
     "kafka": ["maven", "default-jre-headless"],
     "kube": ["openssl"],
 }
-SERVERS = ["zookeeper", "mosquitto", "postgres", "prometheus", "kafka", "kube"]
+# Servers, and kustomize: a tool the deploy tests run, built from Go modules like kube.
+SERVERS = ["zookeeper", "mosquitto", "postgres", "prometheus", "kafka", "kube", "kustomize"]
 
 
 def cache_dir() -> Path:
@@ -64,10 +70,13 @@ def _lock(name: str) -> Iterator[None]:
 
 
 def _run(server: str, argv: list[str], log_path: Path, cwd: Path | None = None,
-         env: dict[str, str] | None = None) -> None:
-    """Run one provisioning command, its output appended to log_path; raise RigError on failure."""
+         env: dict[str, str] | None = None, what: str | None = None) -> None:
+    """Run one provisioning command, its output appended to log_path; raise RigError on failure.
+
+    While it runs, a heartbeat line says it is still `what` (default: the command), how long
+    it has taken and the log's last line."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log, heartbeat(f"{server}: {what or ' '.join(argv)}", log_path):
         log.write(f"\n$ {' '.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
@@ -93,16 +102,20 @@ def ensure_apt(server: str) -> None:
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", *missing]
+    step(server, f"installing Debian packages {' '.join(missing)} with apt-get",
+         cost="~10 s to 2 min depending on the mirror, once; log " + str(log_path))
     with _lock("apt"):
         lists = Path("/var/lib/apt/lists")
         if not any(lists.glob("*_Packages*")):
-            _run(server, [*sudo, "apt-get", "update"], log_path, env=env)
+            _run(server, [*sudo, "apt-get", "update"], log_path, env=env,
+                 what="refreshing apt's package lists")
         try:
-            _run(server, install, log_path, env=env)
+            _run(server, install, log_path, env=env, what=f"installing {' '.join(missing)}")
         except RigError:
             # an old package list names versions the mirror no longer has: refresh once
-            _run(server, [*sudo, "apt-get", "update"], log_path, env=env)
-            _run(server, install, log_path, env=env)
+            _run(server, [*sudo, "apt-get", "update"], log_path, env=env,
+                 what="refreshing apt's package lists")
+            _run(server, install, log_path, env=env, what=f"installing {' '.join(missing)}")
 
 
 # ---------------------------------------------------------------- Kafka (Maven Central)
@@ -153,8 +166,11 @@ def ensure_kafka() -> Path:
                                                        version=KAFKA_VERSION,
                                                        log4j=LOG4J_VERSION))
         log_path = cache_dir() / "logs" / f"kafka-{KAFKA_VERSION}.log"
+        step("kafka", f"fetching Kafka {KAFKA_VERSION} jars from Maven Central with mvn",
+             cost=f"~10 s and 60 MB, cached afterwards in {home}; log {log_path}")
         _run("kafka", ["mvn", "-B", "-q", "dependency:copy-dependencies",
-                       "-DincludeScope=runtime", "-DoutputDirectory=libs"], log_path, cwd=work)
+                       "-DincludeScope=runtime", "-DoutputDirectory=libs"], log_path, cwd=work,
+             what=f"fetching Kafka {KAFKA_VERSION} jars")
         jars = [p.name for p in (work / "libs").glob("*.jar")]
         for needed in (f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar", "log4j-core-"):
             if not any(j.startswith(needed) for j in jars):
@@ -190,26 +206,83 @@ def kube_binaries() -> KubeBinaries:
     )
 
 
+# What building each Go binary costs here (2 cores): with a cold Go build cache (a fresh
+# machine) and with a warm one (only the link step). Printed before the build starts.
+GO_BUILD_COST = {
+    "etcd": "~2 min cold, ~10 s warm",
+    "kwok": "~1 min cold, ~5 s warm",
+    "kube-apiserver": "~15-25 min cold on 2 cores, ~30 s warm",
+    "kube-scheduler": "~3 min more, built with kube-apiserver",
+    "kustomize": "~1 min cold, ~15 s warm",
+}
+
+
+def _go_env(server: str) -> dict[str, str]:
+    """The environment for `go`: Debian's golang or /usr/local/go; RigError without either."""
+    if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
+        raise RigError(server, ["go"], cache_dir() / "logs", "the Go toolchain is not installed")
+    env = dict(os.environ)
+    if shutil.which("go") is None:
+        env["PATH"] = "/usr/local/go/bin:" + env.get("PATH", "")
+    return env
+
+
 def ensure_kube() -> KubeBinaries:
     """etcd, kube-apiserver, kube-scheduler and kwok built from Go modules (cold: ~20-30 min)."""
     ensure_apt("kube")
     bins = kube_binaries()
     if all(os.access(p, os.X_OK) for p in vars(bins).values()):
         return bins
-    if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
-        raise RigError("kube", ["go"], cache_dir() / "logs", "the Go toolchain is not installed")
-    env = dict(os.environ)
-    if shutil.which("go") is None:
-        env["PATH"] = "/usr/local/go/bin:" + env.get("PATH", "")
+    env = _go_env("kube")
     log_path = cache_dir() / "logs" / f"go-build-{KUBE_VERSION}-{ETCD_VERSION}-{KWOK_VERSION}.log"
+    names = {"etcd": bins.etcd, "kwok": bins.kwok, "kube-apiserver": bins.kube_apiserver,
+             "kube-scheduler": bins.kube_scheduler}
+    missing = [name for name, path in names.items() if not os.access(path, os.X_OK)]
+    for name in missing:
+        step("kube", f"building {name} from Go modules",
+             cost=f"{GO_BUILD_COST[name]}, cached afterwards in {names[name].parent}")
+    step("kube", f"one build script for {', '.join(missing)}", cost=f"log {log_path}")
     with _lock("go"):
         _run("kube", ["bash", str(RIG_DIR / "build-go.sh"), str(go_dir()), KUBE_VERSION,
-                      ETCD_VERSION, KWOK_VERSION], log_path, env=env)
+                      ETCD_VERSION, KWOK_VERSION], log_path, env=env,
+             what="building etcd/kube-apiserver/kube-scheduler/kwok from Go modules")
     missing = [str(p) for p in vars(bins).values() if not os.access(p, os.X_OK)]
     if missing:
         raise RigError("kube", ["rig/build-go.sh"], log_path, f"not built: {missing}",
                        log_tail(log_path))
     return bins
+
+
+def kustomize_binary() -> Path:
+    return go_dir() / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
+
+
+def ensure_kustomize() -> Path:
+    """kustomize, built from Go modules: renders kustomization.yaml exactly as `kubectl
+    apply -k` does (kubectl embeds it), without needing a kubectl on the machine."""
+    binary = kustomize_binary()
+    if os.access(binary, os.X_OK):
+        return binary
+    env = {**_go_env("kustomize"), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod",
+           "GOTOOLCHAIN": "local"}
+    log_path = cache_dir() / "logs" / f"go-build-kustomize-{KUSTOMIZE_VERSION}.log"
+    with _lock("go"):
+        if os.access(binary, os.X_OK):
+            return binary
+        step("kustomize", f"building kustomize {KUSTOMIZE_VERSION} from Go modules",
+             cost=f"{GO_BUILD_COST['kustomize']}, cached afterwards in {binary.parent}; "
+                  f"log {log_path}")
+        work = binary.parent.with_name(binary.parent.name + ".tmp")
+        shutil.rmtree(work, ignore_errors=True)
+        _run("kustomize", ["go", "install",
+                           f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
+             log_path, env={**env, "GOBIN": str(work)}, what="building kustomize")
+        if not os.access(work / "kustomize", os.X_OK):
+            raise RigError("kustomize", ["go", "install"], log_path, "kustomize not built",
+                           log_tail(log_path))
+        shutil.rmtree(binary.parent, ignore_errors=True)
+        work.rename(binary.parent)
+    return binary
 
 
 # ---------------------------------------------------------------- entry points
@@ -222,6 +295,8 @@ def ensure(server: str) -> None:
         ensure_kafka()
     elif server == "kube":
         ensure_kube()
+    elif server == "kustomize":
+        ensure_kustomize()
     else:
         ensure_apt(server)
 
@@ -241,6 +316,7 @@ def versions() -> dict[str, str]:
         "kafka": f"org.apache.kafka:kafka_{SCALA_VERSION}:{KAFKA_VERSION} (KRaft)",
         "kube": (f"etcd {ETCD_VERSION}, kube-apiserver/kube-scheduler {KUBE_VERSION}, "
                  f"kwok {KWOK_VERSION}"),
+        "kustomize": f"sigs.k8s.io/kustomize/kustomize/v5 {KUSTOMIZE_VERSION}",
     }
 
 
@@ -248,4 +324,6 @@ def provision(servers: list[str] | None = None) -> None:
     for server in servers or SERVERS:
         t0 = time.monotonic()
         ensure(server)
-        print(f"rig: {server} ready ({time.monotonic() - t0:.1f}s)", flush=True)
+        took = time.monotonic() - t0
+        state = "already there" if took < 1 else f"done in {elapsed(took)}"
+        print(f"rig: {server} ready ({state})", flush=True)
