@@ -7,6 +7,8 @@ scrape target) and would rename ours to `exported_instance`.
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from collections.abc import Mapping
 
 from prometheus_client import (
@@ -14,6 +16,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 
@@ -207,3 +211,28 @@ def publish(gauge: Gauge, resource: str, values: Mapping[tuple[str, ...], float]
     for labels, value in values.items():
         gauge.labels(resource, *labels).set(value)
     _published[key] = now
+
+
+# --- the process itself ------------------------------------------------------------------
+# process_* (CPU seconds, resident memory, open fds, start time) and python_info, as every
+# prometheus_client process exports them on the default registry; ours is a registry of its
+# own, so they are registered here explicitly.
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" from a bare tree."""
+    try:
+        return importlib.metadata.version("reconciler")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO = Gauge(
+    "reconciler_build_info",
+    "Always 1; the labels say which reconciler and Python run",
+    ["version", "python"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(package_version(), platform.python_version()).set(1)
