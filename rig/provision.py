@@ -5,7 +5,7 @@ kube-apiserver, kube-scheduler and kwok are built from the Go module proxy by `r
 Built artefacts live under ``${XDG_CACHE_HOME:-~/.cache}/reconciler-rig/``, one folder per
 version, so only the first run pays; a second run only checks that they are there.
 
-    python -m rig provision [zookeeper mosquitto postgres prometheus kafka kube kustomize]
+    python -m rig provision [zookeeper mosquitto postgres prometheus kafka kube kustomize browser]
 
 Every step that has work to do says so first, with what it costs, and prints a heartbeat line
 (`rig/progress.py`) at least every 30 s while it works; a cached step prints one line.
@@ -45,9 +45,13 @@ APT_PACKAGES: dict[str, list[str]] = {
     "prometheus": ["prometheus"],
     "kafka": ["maven", "default-jre-headless"],
     "kube": ["openssl"],
+    # not a server: headless Chromium and chromedriver for tests/integration/test_fleet_page.py
+    "browser": ["chromium", "chromium-driver"],
 }
-# Servers, and kustomize: a tool the deploy tests run, built from Go modules like kube.
-SERVERS = ["zookeeper", "mosquitto", "postgres", "prometheus", "kafka", "kube", "kustomize"]
+# Servers, and kustomize: a tool the deploy tests run, built from Go modules like kube; and
+# browser: Debian's Chromium that the fleet page's test drives.
+SERVERS = ["zookeeper", "mosquitto", "postgres", "prometheus", "kafka", "kube", "kustomize",
+           "browser"]
 
 
 def cache_dir() -> Path:
@@ -317,6 +321,7 @@ def versions() -> dict[str, str]:
         "kube": (f"etcd {ETCD_VERSION}, kube-apiserver/kube-scheduler {KUBE_VERSION}, "
                  f"kwok {KWOK_VERSION}"),
         "kustomize": f"sigs.k8s.io/kustomize/kustomize/v5 {KUSTOMIZE_VERSION}",
+        "browser": f"{deb('chromium')}, {deb('chromium-driver')}",
     }
 
 
