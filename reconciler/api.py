@@ -78,7 +78,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "RECONCILER_API_TOKEN is set and the bearer token is missing or wrong",
         404: "unknown resource kind, or the id is not assigned to any instance",
         409: "the kind needs more instances than maxInstances: some ids stay unassigned",
-        503: "the orchestration could not be written (ZooKeeper or the database unreachable)",
+        503: "the orchestration could not be written (ZooKeeper or the database unreachable),"
+        " or this daemon is a standby (the error names the leader)",
     }
     return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
 
@@ -185,6 +186,16 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
                         for f in overrides
                     ]
                 )
+        election = daemon.ports.leadership
+        leader = election.leader() if election and not election.is_leader else None
+        if election is not None and leader is not None:
+            # A standby never applies a write; the UI treats 503 as "try again".
+            raise HTTPException(
+                503,
+                f"not the leader: this daemon ({election.identity}) is a standby; "
+                f"the leader is {leader}",
+                headers={"X-Reconciler-Leader": leader},
+            )
         try:
             result = daemon.orchestrate(resource, overrides)
         except Exception as e:  # timed out, or the daemon is stopping
@@ -194,6 +205,8 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         if report is None or blind:
             what = ", ".join(blind) or "policy"
             raise HTTPException(503, f"not rebalanced: cannot read {what}")
+        if result.standby:
+            raise HTTPException(503, "not rebalanced: this daemon does not lead (no leader yet)")
         failed = [o.error for o in result.failed if o.op.kind == resource]
         if failed:
             raise HTTPException(503, f"orchestration incomplete: {failed[0]}")

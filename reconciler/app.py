@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from reconciler import metrics
+from reconciler.adapters.election import ZkElection
 from reconciler.adapters.inventory import Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
 from reconciler.adapters.zookeeper import ZkStore
@@ -38,6 +39,7 @@ class App:
     pods: KubePods
     stack: ExitStack = field(default_factory=ExitStack)
     watcher: PodWatcher | None = None
+    election: ZkElection | None = None
 
     def close(self) -> None:
         self.stack.close()
@@ -46,7 +48,7 @@ class App:
 def build(settings: Settings, *, events: bool = True) -> App:
     """Adapters and daemon; with events=False (reconciler plan) no background listeners."""
     stack = ExitStack()
-    zk = ZkStore(settings.zk_hosts)
+    zk = ZkStore(settings.zk_hosts, session_timeout=settings.zk_session_timeout)
     _start_in_background(zk, stack)
     inventory = Inventory(settings.database_url.get_secret_value())
     stack.callback(inventory.close)
@@ -63,6 +65,8 @@ def build(settings: Settings, *, events: bool = True) -> App:
     app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
     if events:
         ports.pod_cache = WatchCache(app)
+        if settings.leader_election:
+            _campaign(app, ports, stack)
 
     def on_templates(templates: dict[str, PodTemplate]) -> None:
         pods.templates = templates
@@ -94,6 +98,26 @@ def build(settings: Settings, *, events: bool = True) -> App:
     if events:
         _start_event_sources(app, stack)
     return app
+
+
+def _campaign(app: App, ports: Ports, stack: ExitStack) -> None:
+    """Contend for leadership (README "High availability"): only the leader writes.
+
+    ZooKeeper transactions are fenced by the leader's lock node, pod writes are gated by a
+    fresh proof of leadership, and the loop runs standby passes (observe, apply nothing)
+    while another daemon leads. SIGTERM releases leadership before the daemon exits."""
+    election = ZkElection(
+        app.zk.client, app.zk.root, app.settings.identity, app.daemon.on_leadership_change
+    )
+    app.election = election
+    app.zk.fence = election.fence
+    app.pods.gate = election.may_act
+    app.pods.created_by = app.settings.identity
+    ports.leadership = election
+    app.daemon.on_stop = election.release
+    election.start()  # the campaign waits for the ZooKeeper connection
+    stack.callback(election.release)
+    log.info("leader election", identity=app.settings.identity, node=election.path)
 
 
 class WatchCache:
@@ -177,7 +201,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
         listener = NotifyListener(
             settings.mqtt_brokers,
             app.daemon.on_row_event,
-            client_id=settings.mqtt_client_id,
+            client_id=settings.mqtt_client,
             on_malformed=malformed,
             on_ignored=lambda reason: metrics.EVENTS_IGNORED.labels("mqtt", reason).inc(),
             reconnect_delay=settings.mqtt_reconnect_seconds,
@@ -203,6 +227,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
             monitor = HeartbeatMonitor(
                 settings.kafka_bootstrap,
                 kinds,
+                group=settings.heartbeat_group,
                 on_malformed=malformed_heartbeat,
                 on_heartbeat=lambda _kind: metrics.EVENTS.labels("kafka").inc(),
             )

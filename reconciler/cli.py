@@ -171,6 +171,11 @@ def _format_status(data: dict[str, Any]) -> str:
         f"policy {pol['path']} sha256 {str(pol['sha256'])[:12]}"
         + (f"  REJECTED EDIT: {pol['error']}" if pol.get("error") else "")
     )
+    lead = data.get("leadership") or {}
+    if lead.get("election"):
+        lines.append(
+            f"role: {lead['role']} (identity {lead['identity']}); leader: {lead['leader'] or '-'}"
+        )
     last = data["lastPass"]
     lines.append(f"last pass: {last['trigger']} ops={last['ops']} failed={len(last['failed'])}")
     for source, error in data.get("sources", {}).items():

@@ -44,7 +44,7 @@ class Wake:
     """Why the loop should run now."""
 
     # "timer" (tick or heartbeat check due), "tick" (full pass now), "policy" (file changed),
-    # "reload" (SIGHUP), "rows", "pod", "orchestrate", "stop"
+    # "reload" (SIGHUP), "rows", "pod", "orchestrate", "leader" (leadership changed), "stop"
     reason: str
     rows: RowEvent | None = None
     kind: str | None = None
@@ -61,7 +61,10 @@ class Daemon:
     # and the pod watcher render pods from them).
     on_templates: Callable[[dict[str, PodTemplate]], None] = lambda _t: None
     read: ReadSide | None = None  # the read side over `state` (built when not given)
+    # Called once the loop has ended (SIGTERM): releases leadership so a standby takes over.
+    on_stop: Callable[[], None] = lambda: None
     passes: int = 0  # passes run (tests and the bench count them)
+    _was_leader: bool | None = None
 
     _queue: queue.Queue[Wake] = field(default_factory=queue.Queue)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -94,6 +97,10 @@ class Daemon:
         reply: Future[PassResult] = Future()
         self.wake(Wake("orchestrate", kind=kind, overrides=overrides, reply=reply))
         return reply.result(timeout)
+
+    def on_leadership_change(self) -> None:
+        """Won or lost the election: a new leader starts with a full pass at once."""
+        self.wake(Wake("leader"))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -157,6 +164,8 @@ class Daemon:
                 self._next_tick = self.ports.mono() + self._retry.failed(self.ports.mono())
         self._fail_pending(batch)
         systemd.notify("STOPPING=1")
+        self.on_stop()
+        self._note_role()
         log.info("stopped")
 
     def _collect(self, timeout: float) -> list[Wake]:
@@ -186,6 +195,7 @@ class Daemon:
 
     def _handle(self, batch: list[Wake]) -> None:
         reasons = {w.reason for w in batch}
+        self._note_role()
         if "policy" in reasons or "reload" in reasons:
             self.load_policy("SIGHUP" if "reload" in reasons else "file changed")
         orchestrations = [w for w in batch if w.reason == "orchestrate"]
@@ -198,7 +208,9 @@ class Daemon:
                 changed |= self._patch_rows(w.rows)
         now = self.ports.mono()
         tick_due = now >= self._next_tick or bool({"policy", "reload", "tick"} & reasons)
-        if tick_due or orchestrations:
+        if "leader" in reasons and self._was_leader:
+            result = self._pass("leader", full=True)  # a new leader starts from a full view
+        elif tick_due or orchestrations:
             result = self._pass("tick" if tick_due else "orchestrate", full=True)
         elif changed or "pod" in reasons or now >= self._next_check:
             trigger = "event" if changed else "pod" if "pod" in reasons else "heartbeat"
@@ -214,6 +226,20 @@ class Daemon:
         for w in orchestrations:
             if w.reply is not None:
                 w.reply.set_result(result)
+
+    def _note_role(self) -> None:
+        """Leader or standby, as metrics and the log should say."""
+        leadership = self.ports.leadership
+        if leadership is None:
+            return
+        leading = leadership.is_leader
+        if leading == self._was_leader:
+            return
+        if self._was_leader is not None:
+            metrics.LEADER_TRANSITIONS.inc()
+        self._was_leader = leading
+        metrics.LEADER.labels(leadership.identity).set(1 if leading else 0)
+        log.info("role", role="leader" if leading else "standby", identity=leadership.identity)
 
     def _patch_rows(self, event: RowEvent) -> set[str]:
         kinds = [k for k, p in self.state.policies().items() if p.table == event.table]

@@ -171,6 +171,19 @@ SCALE_LIMITED = Gauge(
     registry=REGISTRY,
 )
 
+# --- leader election ---------------------------------------------------------------------
+LEADER = Gauge(
+    "reconciler_leader",
+    "1 on the daemon that leads (writes), 0 on a standby; labelled with the daemon's identity",
+    ["identity"],
+    registry=REGISTRY,
+)
+LEADER_TRANSITIONS = Counter(
+    "reconciler_leader_transitions_total",
+    "Times this daemon became leader or stopped being it",
+    registry=REGISTRY,
+)
+
 
 # Operation types (reconciler.model) and the results every kind reports from the start, so
 # that rate() of failures reads 0 rather than "no data" before the first failure.

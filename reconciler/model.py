@@ -260,6 +260,7 @@ class PassResult:
     outcomes: tuple[Outcome, ...]
     seconds: float
     dry_run: bool = False
+    standby: bool = False  # a standby's pass: observed and planned, nothing applied
 
     @property
     def failed(self) -> list[Outcome]:

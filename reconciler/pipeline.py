@@ -50,6 +50,7 @@ from reconciler.policy import KindPolicy
 from reconciler.ports import (
     AssignmentStore,
     HeartbeatSource,
+    Leadership,
     NotYet,
     PodCache,
     Pods,
@@ -76,6 +77,7 @@ class Ports:
     pod_cache: PodCache | None = None
     heartbeats: HeartbeatSource | None = None
     autoscaler: Autoscaler | None = None
+    leadership: Leadership | None = None  # None: no election, this daemon always writes
     wall: Callable[[], float] = time.time  # Unix seconds: heartbeats, pod start times
     mono: Callable[[], float] = time.monotonic  # intervals: backoff, expectations
 
@@ -89,7 +91,11 @@ def run_pass(
     dry_run: bool = False,
     kinds: Iterable[str] | None = None,
 ) -> PassResult:
-    """One pass over `kinds` (default: every kind of the policy in force)."""
+    """One pass over `kinds` (default: every kind of the policy in force).
+
+    Under leader election, a daemon that does not lead (or cannot prove it does) runs a
+    standby pass: it observes and plans, so its view stays current for the moment it takes
+    over, and applies nothing."""
     started = ports.mono()
     policies = state.policies()
     if kinds is not None:
@@ -100,6 +106,10 @@ def run_pass(
     the_plan = plan(policies, observed, intents)
     if dry_run:
         return PassResult(trigger, the_plan, (), ports.mono() - started, True)
+    if ports.leadership is not None and not ports.leadership.may_act():
+        result = PassResult(trigger, the_plan, (), ports.mono() - started, standby=True)
+        record(ports, state, result, observed)
+        return result
     outcomes = apply(ports, state, policies, the_plan)
     result = PassResult(trigger, the_plan, tuple(outcomes), ports.mono() - started)
     record(ports, state, result, observed)
@@ -329,9 +339,9 @@ def record(ports: Ports, state: DaemonState, result: PassResult, observed: Obser
         metrics.INSTANCES.labels(kind).set(report.instances)
         metrics.UNASSIGNED.labels(kind).set(report.unassigned)
         metrics.OVER_CAPACITY.labels(kind).set(1 if report.error else 0)
-        if report.moved:
+        if report.moved and not result.standby:
             metrics.IDS_MOVED.labels(kind).inc(report.moved)
-        if report.error:
+        if report.error and not result.standby:
             log.error(
                 "over capacity", resource=kind, error=report.error, unassigned=report.unassigned
             )

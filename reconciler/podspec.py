@@ -23,6 +23,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "reconciler"
 KIND_LABEL = "reconciler.iota/kind"
 INSTANCE_ID_LABEL = "instanceId"  # SPEC.md: metadata.labels.instanceId
+# The identity of the daemon that created the pod (leader election: only the leader creates).
+CREATED_BY_ANNOTATION = "reconciler.iota/created-by"
 
 
 def managed_selector(kind: str) -> str:

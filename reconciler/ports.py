@@ -35,6 +35,11 @@ class NotYet(Exception):
     """Expected and temporary: try again on the next pass (no backoff, not a failure)."""
 
 
+class NotLeader(NotYet):
+    """This daemon does not lead (or cannot prove it does): the write was not made. The
+    leader makes it; a daemon that wins the election makes it on its next pass."""
+
+
 class Terminal(Exception):
     """A request the server refused for good (4xx other than 404/409/429): do not retry."""
 
@@ -79,3 +84,15 @@ class PodMetricsSource(Protocol):
 
     def pod_usage(self, kind: str) -> dict[str, PodUsage]: ...
     def node_capacity(self) -> list[NodeCapacity]: ...
+
+
+class Leadership(Protocol):
+    """Leader election: only the leader writes; standbys observe and keep warm."""
+
+    identity: str
+    transitions: int
+
+    @property
+    def is_leader(self) -> bool: ...
+    def may_act(self) -> bool: ...
+    def leader(self) -> str | None: ...

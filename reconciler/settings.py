@@ -7,7 +7,9 @@ Secrets are SecretStr: they print as '**********'.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +30,9 @@ class Settings(BaseSettings):
 
     # ZooKeeper connection string; a chroot suffix ("host:2181/prefix") is allowed.
     zk_hosts: str = "localhost:2181"
+    # ZooKeeper session timeout, seconds: also the leader's lease (a crashed leader is
+    # replaced within it plus one server tick). The server clamps it to 2..20 ticks.
+    zk_session_timeout: float = Field(10.0, ge=2.0, le=60.0)
     # SQLAlchemy URL of the inventory: PostgreSQL in production
     # ("postgresql+psycopg://user@host/db"), SQLite as the embedded default.
     database_url: SecretStr = SecretStr("sqlite:///iota.db")
@@ -37,9 +42,20 @@ class Settings(BaseSettings):
         "mqtt://localhost:1883",
         validation_alias=AliasChoices("RECONCILER_MQTT_BROKERS", "IOTA_MQTT_BROKERS"),
     )
-    mqtt_client_id: str = "reconciler"
+    # MQTT client id; default "reconciler-<identity>": two daemons must never share one (the
+    # broker kicks the older session off).
+    mqtt_client_id: str | None = None
     mqtt_reconnect_seconds: float = 10.0
     kafka_bootstrap: str = "localhost:9092"
+    # Kafka consumer group prefix for heartbeats ("<group>-<Resource>"); default
+    # "reconciler-<identity>": never the old orchestrator's `iota-orchestrator-<Resource>`, and
+    # each daemon (leader and standbys) reads every partition in a group of its own.
+    kafka_group: str | None = None
+
+    # Leader election on ZooKeeper (<root>/_leader): only the leader writes; the others are
+    # warm standbys. Identity: this daemon's name in the election, logs and metrics.
+    leader_election: bool = True
+    identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     # Kubernetes: in-cluster service account (the old `runInPod`), else URL + token, else a
     # kubeconfig file (KUBECONFIG or ~/.kube/config when none is named).
@@ -64,6 +80,14 @@ class Settings(BaseSettings):
 
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a TTY, else JSON
     log_level: str = "info"
+
+    @property
+    def mqtt_client(self) -> str:
+        return self.mqtt_client_id or f"reconciler-{self.identity}"
+
+    @property
+    def heartbeat_group(self) -> str:
+        return self.kafka_group or f"reconciler-{self.identity}"
 
     def redacted(self) -> dict[str, object]:
         """The settings as an operator may see them: secrets masked."""

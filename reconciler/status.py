@@ -123,6 +123,7 @@ class ReadSide:
             }
         last = view.last_pass
         return {
+            "leadership": self.leadership(),
             "policy": {
                 "path": str(self.policy_path),
                 "sha256": view.loaded.sha256 if view.loaded else None,
@@ -136,6 +137,19 @@ class ReadSide:
             },
             "sources": view.source_errors,
             "kinds": kinds,
+        }
+
+    def leadership(self) -> dict[str, Any]:
+        """This daemon's role and who leads (a standby is ready: it has nothing to change)."""
+        election = self.ports.leadership
+        if election is None:
+            return {"role": "leader", "identity": None, "leader": None, "election": False}
+        return {
+            "role": "leader" if election.is_leader else "standby",
+            "identity": election.identity,
+            "leader": election.leader(),
+            "election": True,
+            "transitions": election.transitions,
         }
 
     def ready(self) -> tuple[bool, dict[str, str]]:
@@ -154,6 +168,9 @@ class ReadSide:
         """Gauges that change between passes, set at scrape time."""
         view = self.state.view()
         now = self.wall()
+        election = self.ports.leadership
+        if election is not None:
+            metrics.LEADER.labels(election.identity).set(1 if election.is_leader else 0)
         for kind in view.policies:
             ages = self.heartbeat_ages(view, kind, now)
             metrics.publish(metrics.HEARTBEAT_AGE, kind, {(str(i),): a for i, a in ages.items()})

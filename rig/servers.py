@@ -138,6 +138,9 @@ def _java() -> str:
 
 # ====================================================================== ZooKeeper
 
+TICK_MS = 500  # ZooKeeper's tickTime: session timeouts may range 1 s .. 10 s (2..20 ticks)
+
+
 class ZooKeeper(Server):
     """Debian's ZooKeeper 3.8, standalone, AdminServer off."""
 
@@ -158,7 +161,9 @@ class ZooKeeper(Server):
                        "-Dzookeeper.4lw.commands.whitelist=ruok,srvr,stat",
                        "-cp", self.CLASSPATH,
                        "org.apache.zookeeper.server.ZooKeeperServerMain",
-                       str(self.port), self.dir / "data"])
+                       # tickTime 500 ms: a session expires within its timeout + 0.5 s (sessions
+                       # expire on tick boundaries), so leader failover is measured, not the tick.
+                       str(self.port), self.dir / "data", str(TICK_MS)])
         self.procs = [p]
         p.start()
         wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="serving")

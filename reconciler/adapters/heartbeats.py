@@ -1,9 +1,13 @@
 """Kafka `HeartBeat` monitor: last heartbeat per instance, and whether Kafka itself is visible.
 
-SPEC "Heartbeats": topic `HeartBeat`, consumer group `iota-orchestrator-<Resource>`, from the
-latest offset. The old orchestrator recreated every pod when Kafka was down; this module's
-main job beyond recording heartbeats is to say truthfully when it cannot see them
-(`Heartbeats.connected`), so the planner never blames workers for Kafka's outage.
+SPEC "Heartbeats": topic `HeartBeat`, from the latest offset. The old orchestrator consumed in
+group `iota-orchestrator-<Resource>`; we never use it (running beside it at cutover, the two
+would split the partitions and each miss heartbeats): our group is `<group>-<Resource>`, with
+`<group>` a setting that defaults to `reconciler-<identity>`, one per daemon, so the leader and
+every standby each read all partitions. The old orchestrator recreated every pod when Kafka
+was down; this module's main job beyond recording heartbeats is to say truthfully when it
+cannot see them (`Heartbeats.connected`), so the planner never blames workers for Kafka's
+outage.
 
 Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 broker:
 - `poll()` never reports a broker outage: it returns `{}` and the client reconnects in the
@@ -49,8 +53,12 @@ BOOTSTRAP_TIMEOUT_MS = 1500
 RETRY_DELAY_S = 1.0  # between attempts to (re)create a consumer
 
 
-def group_id(kind: str) -> str:
-    return f"iota-orchestrator-{kind}"
+OLD_ORCHESTRATOR_GROUP = "iota-orchestrator"  # never ours
+
+
+def group_id(group: str, kind: str) -> str:
+    """The consumer group of one kind's heartbeat consumer."""
+    return f"{group}-{kind}"
 
 
 class _SeekToEnd(ConsumerRebalanceListener):
@@ -98,6 +106,7 @@ class HeartbeatMonitor:
         kinds: list[str],
         *,
         topic: str = "HeartBeat",
+        group: str = "reconciler",
         on_malformed: Callable[[bytes, str], None] | None = None,
         on_heartbeat: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -114,6 +123,9 @@ class HeartbeatMonitor:
         self.bootstrap = bootstrap
         self.kinds = list(kinds)
         self.topic = topic
+        if group == OLD_ORCHESTRATOR_GROUP:
+            raise ValueError(f"{group!r} is the old orchestrator's consumer group: pick another")
+        self.group = group
         self._on_malformed = on_malformed
         self._on_heartbeat = on_heartbeat  # called with the kind for every heartbeat recorded
         self._clock = clock
@@ -195,7 +207,7 @@ class HeartbeatMonitor:
         try:
             consumer.__init__(  # type: ignore[misc]
                 bootstrap_servers=self.bootstrap,
-                group_id=group_id(kind),
+                group_id=group_id(self.group, kind),
                 client_id=f"reconciler-heartbeats-{kind}",
                 auto_offset_reset="latest",
                 enable_auto_commit=False,

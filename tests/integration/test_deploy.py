@@ -383,6 +383,8 @@ def test_serviceaccount_can_make_the_daemons_calls(kube: Any, in_cluster_client:
         recreated = eventually(create_when_free, timeout=15)
         assert recreated.uid != running.uid
         assert pods.get_pod("Thing", name).uid != running.uid
+        # Bound to a node before its requests count in node_capacity (the scheduler's job).
+        eventually(lambda: (p := pods.get_pod("Thing", name)) and p.phase == "Running", timeout=30)
 
         labels = render_pod(templates["Thing"], iid)["metadata"]["labels"]
         with kube.api_client() as admin:

@@ -19,7 +19,8 @@ from reconciler.adapters.kube.client import KubeError, PodStillTerminating, _Api
 from reconciler.adapters.kube.convert import pod_from_dict
 from reconciler.adapters.kube.usage import KubeUsage
 from reconciler.model import Pod
-from reconciler.podspec import PodTemplate, managed_selector, render_pod
+from reconciler.podspec import CREATED_BY_ANNOTATION, PodTemplate, managed_selector, render_pod
+from reconciler.ports import NotLeader
 from reconciler.slowstart import SlowStartResult, slow_start
 
 
@@ -40,6 +41,11 @@ class KubePods(KubeUsage):
         self.templates = templates
         self._writes = 0
         self._writes_lock = threading.Lock()
+        # Leader election: may this daemon write now (leader with a fresh proof)? A write
+        # without it raises NotLeader and is not sent. None: no election, always.
+        self.gate: Callable[[], bool] | None = None
+        # Annotated on every pod this daemon creates (its identity): who made which pod.
+        self.created_by: str | None = None
 
     # Writes sent to the apiserver (creates, deletes, patches), whatever their outcome: a
     # converged pass must make none, and the tests and bench read this to prove it.
@@ -48,6 +54,9 @@ class KubePods(KubeUsage):
         return self._writes
 
     def _count_write(self) -> None:
+        """Called right before every write: refuses it unless this daemon may act."""
+        if self.gate is not None and not self.gate():
+            raise NotLeader("not the leader (or leadership not proven): no pod write")
         with self._writes_lock:
             self._writes += 1
 
@@ -91,6 +100,8 @@ class KubePods(KubeUsage):
         t = self._template(kind)
         body = render_pod(t, instance_id)
         name = body["metadata"]["name"]
+        if self.created_by:
+            body["metadata"].setdefault("annotations", {})[CREATED_BY_ANNOTATION] = self.created_by
         self._count_write()
         try:
             d = self._api.send(

@@ -1,0 +1,233 @@
+"""Leader election with real `reconciler run` processes on the rig: one writer, always.
+
+Every daemon runs with a 6 s ZooKeeper session (RECONCILER_ZK_SESSION_TIMEOUT) on the rig's
+ZooKeeper (tickTime 500 ms), MQTT and Kafka off: a row change reaches ZooKeeper on the next
+full pass, which a new leader runs the moment it wins.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from reconciler.adapters.inventory import insert_ids
+from reconciler.podspec import CREATED_BY_ANNOTATION
+from tests.integration.fleet import eventually, read_layout, seed, uuids, write_policy
+from tests.integration.processes import DaemonProcess, leaders, wait_for_leader
+
+SESSION = 6.0  # RECONCILER_ZK_SESSION_TIMEOUT of every daemon here
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str
+) -> Iterator[Any]:
+    seed(pg_url, things=300, rules=40)
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        kube_namespace,
+        tick=1,
+        Thing={"initInstances": 3, "maxInstances": 10},
+        Rule={"initInstances": 3, "maxInstances": 10},
+    )
+    started: list[DaemonProcess] = []
+
+    def run(n: int) -> list[DaemonProcess]:
+        for _ in range(n):
+            name = f"d{len(started)}"
+            started.append(DaemonProcess(tmp_path, zk_hosts, pg_url, kube, policy, name))
+        return started[-n:]
+
+    yield run
+    for d in started:
+        d.close()
+
+
+def assigned(kazoo: Any, kind: str = "Thing") -> dict[str, int]:
+    """id -> instance, read from ZooKeeper directly; an id found twice fails here."""
+    owner: dict[str, int] = {}
+    for i, inst in read_layout(kazoo, kind).items():
+        for rid in inst["ids"]:
+            assert rid not in owner, f"{rid} on instances {owner[rid]} and {i}"
+            owner[rid] = i
+    return owner
+
+
+def converged(kazoo: Any, pg_ids: set[str], core: k8s.CoreV1Api, ns: str) -> bool:
+    """Invariants: every row on exactly one instance, one live pod per instance."""
+    layout = read_layout(kazoo, "Thing")
+    if set(assigned(kazoo)) != pg_ids:
+        return False
+    pods = [
+        p.metadata.name
+        for p in core.list_namespaced_pod(ns).items
+        if p.metadata.deletion_timestamp is None and p.metadata.name.startswith("iota-dac-")
+    ]
+    return sorted(pods) == sorted(f"iota-dac-{i}" for i in layout)
+
+
+def test_exactly_one_leader_and_every_write_comes_from_it(
+    start: Any, pg_url: str, kazoo_client: Any, kube: Any, kube_namespace: str
+) -> None:
+    daemons = start(3)
+    leader = wait_for_leader(daemons)
+    eventually(lambda: len(read_layout(kazoo_client, "Thing")) == 3, timeout=60)
+
+    # 30 s of row churn while we sample every daemon's role.
+    added: list[str] = []
+    deadline = time.monotonic() + 30
+    samples = 0
+    while time.monotonic() < deadline:
+        batch = uuids(5)
+        insert_ids(pg_url, "Thing", batch)
+        added += batch
+        now_leading = leaders(daemons)
+        assert len(now_leading) <= 1, [d.identity for d in now_leading]
+        assert now_leading == [leader]
+        samples += 1
+        time.sleep(0.3)
+    assert samples > 50
+
+    eventually(lambda: set(added) <= set(assigned(kazoo_client)), timeout=30)
+    for d in daemons:
+        if d is not leader:
+            assert d.applied() == [], f"standby {d.identity} applied {d.applied()[:3]}"
+    assert leader.applied()
+    with kube.api_client() as api:
+        pods = k8s.CoreV1Api(api).list_namespaced_pod(kube_namespace).items
+    creators = {(p.metadata.annotations or {}).get(CREATED_BY_ANNOTATION) for p in pods}
+    assert creators == {leader.identity}
+    status = daemons[1].status()
+    assert status is not None and status["leadership"]["leader"] == leader.identity
+
+
+def time_until_row_assigned(kazoo: Any, pg_url: str, row: str, timeout: float) -> float:
+    insert_ids(pg_url, "Thing", [row])
+    t0 = time.monotonic()
+    eventually(lambda: row in assigned(kazoo), timeout=timeout, interval=0.02)
+    return time.monotonic() - t0
+
+
+def test_sigkill_of_the_leader_a_standby_applies_a_pending_row_within_the_session(
+    start: Any, pg_url: str, kazoo_client: Any
+) -> None:
+    daemons = start(2)
+    leader = wait_for_leader(daemons)
+    eventually(lambda: len(read_layout(kazoo_client, "Thing")) == 3, timeout=60)
+    leader.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    row = uuids(1)[0]
+    insert_ids(pg_url, "Thing", [row])
+    eventually(lambda: row in assigned(kazoo_client), timeout=SESSION + 10, interval=0.02)
+    took = time.monotonic() - killed
+    print(f"\nFIGURE failover after SIGKILL: {took:.2f}s (session timeout {SESSION:g}s)")
+    assert took <= SESSION + 1.0
+    (other,) = [d for d in daemons if d is not leader]
+    assert other.role() == "leader"
+
+
+def test_sigterm_hands_leadership_over_at_once(start: Any, pg_url: str, kazoo_client: Any) -> None:
+    daemons = start(2)
+    leader = wait_for_leader(daemons)
+    eventually(lambda: len(read_layout(kazoo_client, "Thing")) == 3, timeout=60)
+    (other,) = [d for d in daemons if d is not leader]
+    leader.signal(signal.SIGTERM)
+    termed = time.monotonic()
+    row = uuids(1)[0]
+    insert_ids(pg_url, "Thing", [row])
+    eventually(lambda: row in assigned(kazoo_client), timeout=SESSION + 10, interval=0.02)
+    took = time.monotonic() - termed
+    print(f"\nFIGURE failover after SIGTERM: {took:.2f}s")
+    assert took <= 2.0  # 1 s + one pass
+    assert leader.proc.wait(timeout=10) == 0
+    assert other.role() == "leader"
+
+
+def test_a_paused_leader_writes_nothing_when_it_resumes_and_rejoins_as_standby(
+    start: Any, pg_url: str, kazoo_client: Any, kube: Any, kube_namespace: str
+) -> None:
+    daemons = start(2)
+    old = wait_for_leader(daemons)
+    eventually(lambda: len(read_layout(kazoo_client, "Thing")) == 3, timeout=60)
+    (new,) = [d for d in daemons if d is not old]
+    old.signal(signal.SIGSTOP)
+    try:
+        eventually(lambda: new.role() == "leader", timeout=SESSION + 10)
+        # Work for whoever leads: new rows (more instances) and a pod to replace.
+        insert_ids(pg_url, "Thing", uuids(40))
+        with kube.api_client() as api:
+            k8s.CoreV1Api(api).delete_namespaced_pod(
+                "iota-dac-0", kube_namespace, grace_period_seconds=0
+            )
+    finally:
+        mark = len(old.lines)
+        old.signal(signal.SIGCONT)
+    eventually(lambda: old.role() == "standby", timeout=30)
+    time.sleep(3)  # passes on both sides
+    assert old.applied(since=mark) == [], old.applied(since=mark)[:3]
+    assert any(e.get("event") == "leadership lost" for e in old.events(mark))
+    assert leaders(daemons) == [new]
+    with kube.api_client() as api:
+        core = k8s.CoreV1Api(api)
+        pod = core.read_namespaced_pod("iota-dac-0", kube_namespace)
+        assert pod.metadata.annotations[CREATED_BY_ANNOTATION] == new.identity
+
+
+def test_zookeeper_restarted_under_two_daemons_one_leader_and_the_invariants_hold(
+    start: Any, pg_url: str, zk: Any, kazoo_client: Any, kube: Any, kube_namespace: str
+) -> None:
+    daemons = start(2)
+    wait_for_leader(daemons)
+    eventually(lambda: len(read_layout(kazoo_client, "Thing")) == 3, timeout=60)
+    zk.stop()
+    insert_ids(pg_url, "Thing", uuids(25))
+    time.sleep(2)
+    zk.start()
+    leader = wait_for_leader(daemons, timeout=60)
+    with kube.api_client() as api:
+        core = k8s.CoreV1Api(api)
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.connect() as conn:
+            ids = {str(r[0]) for r in conn.execute(text('SELECT id FROM "Thing"'))}
+        engine.dispose()
+        eventually(lambda: converged(kazoo_client, ids, core, kube_namespace), timeout=60)
+    assert leaders(daemons) == [leader]
+
+
+def test_a_transaction_fenced_by_a_lock_node_that_is_gone_writes_nothing(
+    zk_hosts: str, kazoo_client: Any
+) -> None:
+    from reconciler.adapters.zookeeper import ZkStore
+    from reconciler.model import Instance
+    from reconciler.ports import NotLeader
+
+    store = ZkStore(zk_hosts)
+    store.start()
+    try:
+        kazoo_client.ensure_path("/iota/orchestration/_leader")
+        token = kazoo_client.create(
+            "/iota/orchestration/_leader/x__lock__", b"me", ephemeral=True, sequence=True
+        )
+        store.fence = lambda: (token, 0)
+        store.write_instance("Thing", Instance(0, frozenset({"a"}), 5), create=True)
+        assert assigned(kazoo_client) == {"a": 0}
+
+        kazoo_client.delete(token)  # our session's lock node is gone: we were deposed
+        with pytest.raises(NotLeader):
+            store.write_instance("Thing", Instance(0, frozenset({"a", "b"}), 5), create=False)
+        with pytest.raises(NotLeader):
+            store.delete_instance("Thing", 0)
+        store.fence = lambda: None  # not leading at all: nothing is even sent
+        with pytest.raises(NotLeader):
+            store.write_instance("Thing", Instance(1, frozenset({"c"}), 5), create=True)
+        assert assigned(kazoo_client) == {"a": 0}
+    finally:
+        store.stop()
