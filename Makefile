@@ -2,7 +2,7 @@
 # (tests/unit and tests/integration).
 PYTHON := .venv/bin/python
 
-.PHONY: setup test demo
+.PHONY: setup test demo manifests
 
 setup:
 	bash rig/setup.sh
@@ -14,3 +14,8 @@ test: setup
 # database and a simulated worker fleet (demo/run.py; README "Demo"). Ctrl-C stops it all.
 demo: setup
 	$(PYTHON) -m demo.run $(DEMO_ARGS)
+
+# `make manifests`: the files generated from another (tests fail when one is stale):
+# deploy/kubernetes/prometheusrule.yaml from dashboards/alerts.yaml.
+manifests:
+	$(PYTHON) deploy/prometheusrule.py --write

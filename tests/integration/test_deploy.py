@@ -5,14 +5,18 @@
 - The ServiceAccount and its RBAC are created for real; a token of that ServiceAccount (a real
   TokenRequest, read through the daemon's in-cluster mode) runs the real KubePods adapter and
   PodWatcher, and everything outside the daemon's calls is refused (403).
-- The ConfigMap carries config/policy.yaml and the templates byte for byte, mounted where the
-  Deployment's RECONCILER_POLICY_PATH says, and validates as `reconciler validate` does.
+- The manifests are what `kubectl apply -k .` applies: the repository root's kustomization.yaml
+  rendered by kustomize (the rig builds it). Its ConfigMap is generated from config/policy.yaml
+  and templates/, carries them byte for byte, is mounted where the Deployment's
+  RECONCILER_POLICY_PATH says, and validates as `reconciler validate` does.
 - The Dockerfile installs what pyproject.toml builds and agrees with the Deployment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import re
 import shutil
 import subprocess
@@ -26,10 +30,16 @@ from typing import Any
 import pytest
 import yaml
 
+from rig import provision
 from tests.integration.fleet import REPO, eventually
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
+KUSTOMIZATION = REPO / "kustomization.yaml"
+# In deploy/kubernetes/ but not applied by `kubectl apply -k .`: the Secret is an example (the
+# real one is created out of band, never from git); the PrometheusRule needs the Prometheus
+# Operator's CRD (applied on its own where the operator runs).
+NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "prometheusrule.yaml"}
 NS = "iota"
 SA_USER = f"system:serviceaccount:{NS}:reconciler"
 
@@ -38,12 +48,25 @@ def _docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
+@functools.cache
+def _rendered() -> tuple[dict[str, Any], ...]:
+    """`kustomize build` of the repository root: what `kubectl apply -k .` sends."""
+    res = subprocess.run(
+        [str(provision.ensure_kustomize()), "build", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    return tuple(d for d in yaml.safe_load_all(res.stdout) if d)
+
+
 def manifests(include_secret: bool = False) -> list[dict[str, Any]]:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    files = list(kustomization["resources"])
+    docs = [copy.deepcopy(d) for d in _rendered()]
     if include_secret:
-        files.append("secret.example.yaml")
-    return [d for f in files for d in _docs(K8S / f)]
+        docs += _docs(K8S / "secret.example.yaml")
+    return docs
 
 
 def _by_kind(kind: str) -> list[dict[str, Any]]:
@@ -59,10 +82,13 @@ def _one(kind: str) -> dict[str, Any]:
 
 
 def test_kustomization_lists_every_manifest() -> None:
-    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
-    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    # The Secret is an example: the real one is created out of band, never from git.
-    assert listed == on_disk - {"secret.example.yaml"}
+    kustomization = yaml.safe_load(KUSTOMIZATION.read_text())
+    listed = {Path(r) for r in kustomization["resources"]}
+    on_disk = {p.relative_to(REPO) for p in K8S.glob("*.yaml")}
+    assert listed == {p for p in on_disk if p.name not in NOT_IN_KUSTOMIZATION}
+    # No second, partial entry point: `kubectl apply -k deploy/kubernetes` would deploy a pod
+    # whose ConfigMap does not exist.
+    assert not (K8S / "kustomization.yaml").exists()
     kinds = sorted(d["kind"] for d in manifests())
     assert kinds == sorted(
         [
@@ -80,6 +106,22 @@ def test_kustomization_lists_every_manifest() -> None:
     for d in manifests():
         if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
             assert d["metadata"]["namespace"] == NS, d["metadata"]
+
+
+def test_configmap_is_generated_from_the_repositorys_policy_and_templates() -> None:
+    """Not a copy that can drift: kustomize reads config/policy.yaml and the templates the
+    policy names, and each kind's template is among them."""
+    from reconciler.policy import load_policy
+
+    (generator,) = yaml.safe_load(KUSTOMIZATION.read_text())["configMapGenerator"]
+    sources = {key: REPO / path for key, _, path in (f.partition("=") for f in generator["files"])}
+    assert sources["policy.yaml"] == REPO / "config" / "policy.yaml"
+    loaded = load_policy(REPO / "config" / "policy.yaml")
+    for kind in loaded.policy.kinds:
+        assert loaded.template_path(kind).resolve() in {p.resolve() for p in sources.values()}
+    assert all(p.is_relative_to(REPO) and p.is_file() for p in sources.values())
+    assert generator["options"]["disableNameSuffixHash"] is True  # edited in place (README)
+    assert _one("ConfigMap")["metadata"]["name"] == generator["name"]
 
 
 def test_configmap_is_the_repositorys_policy_and_templates(tmp_path: Path) -> None:
