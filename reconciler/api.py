@@ -25,6 +25,7 @@ from reconciler import metrics
 from reconciler.loop import Daemon
 from reconciler.planner import size_for
 from reconciler.policy import KindPolicy, effective
+from reconciler.web import fleet_router
 
 
 class OrchestrateBody(BaseModel):
@@ -262,6 +263,7 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         read.refresh_metrics()
         return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(fleet_router(read))  # the operator's page at / (reconciler/web)
     return app
 
 
