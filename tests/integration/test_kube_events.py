@@ -131,6 +131,8 @@ def test_repeated_identical_events_update_one_series(
     assert silent.series.last_observed_time > silent.event_time
     assert silent.note == "no heartbeat for 95 s (#0)"  # the first occurrence's note
     assert events["PodMissing"].series is None
+    # A worker that fell silent is a Warning; creating a missing pod is routine.
+    assert (silent.type, events["PodMissing"].type) == ("Warning", "Normal")
     assert recorder.counts["created"] == 2
     assert recorder.counts["patched"] == 4
     assert recorder.counts["aggregated"] == 4

@@ -1,10 +1,11 @@
 """Kubernetes Events (events.k8s.io/v1) about the worker pods the daemon acts on.
 
-`kubectl get events -n iota` and `kubectl describe pod` then say why a pod was created,
-deleted or recreated, next to what the scheduler and the kubelet say about it:
+`kubectl get events -n iota` then says why a pod was created, deleted or recreated, next to
+what the scheduler and the kubelet say about it (README "Kubernetes Events"):
 
-    LAST SEEN   TYPE      REASON       OBJECT           MESSAGE
-    3s          Warning   PodDead      pod/iota-dac-1   Thing instance 1: phase Failed (x3)
+    LAST SEEN   TYPE      REASON       OBJECT                    MESSAGE
+    1s          Warning   PodDead      pod/iota-dac-1            Thing instance 1: phase Failed; ...
+    0s          Normal    ScaleDown    pod/iota-rules-engine-4   Rule scaled 5 -> 4 instances: ...
 
 Like client-go's recorder (k8s.io/client-go/tools/events):
 
@@ -51,8 +52,9 @@ log = logging.getLogger(__name__)
 CONTROLLER = "reconciler"
 EVENTS_PATH = "/apis/events.k8s.io/v1/namespaces/{namespace}/events"
 
-# Reasons the pipeline reports; a reason in WARNING_REASONS is a Warning unless told otherwise.
-WARNING_REASONS = frozenset({"PodMissing", "PodDead", "HeartbeatSilent"})
+# Reasons the pipeline reports; a reason in WARNING_REASONS is a Warning unless told otherwise
+# (a worker died or fell silent). Creating a missing pod or scaling down is Normal.
+WARNING_REASONS = frozenset({"PodDead", "HeartbeatSilent"})
 NOTE_LIMIT = 1024  # bytes (apiserver validation)
 FIELD_LIMIT = 128  # action, reason, reportingInstance
 
@@ -250,8 +252,8 @@ class EventRecorder:
     ) -> None:
         """Record that the daemon did `action` to pod `namespace/pod_name` because of `reason`.
 
-        Returns at once and never raises. `event_type` defaults to Warning for PodMissing,
-        PodDead and HeartbeatSilent, Normal otherwise. `uid` pins the Event to that pod
+        Returns at once and never raises. `event_type` defaults to Warning for PodDead and
+        HeartbeatSilent, Normal otherwise. `uid` pins the Event to that pod
         incarnation (`regarding.uid`; as in client-go, occurrences about different
         incarnations are then different Events); without it, occurrences about the pod's
         name aggregate, whichever incarnation they concern.
