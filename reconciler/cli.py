@@ -1,9 +1,14 @@
-"""reconciler run | plan | validate | status  (click: help, options and exit codes for free)."""
+"""reconciler run | plan | validate | status  (click: help, options and exit codes for free).
+
+Settings come from the environment and .env; `run` also takes the common ones as options.
+Every expected failure (settings, policy, an unreachable server, a busy port, a refused token)
+is one line on stderr naming the fix, with exit status 2 (fix the configuration) or 3 (a server
+did not answer): see reconciler/preflight.py.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,18 +16,20 @@ from typing import Any
 
 import click
 
-from reconciler.settings import Settings
+from reconciler.preflight import Failure, Unreachable, load_settings
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Where to fix each source `plan` could not read.
+SOURCE_FIX = {
+    "zookeeper": "start it or fix RECONCILER_ZK_HOSTS",
+    "database": "start it or fix RECONCILER_DATABASE_URL",
+    "kubernetes": "start it or fix RECONCILER_KUBE_URL / KUBECONFIG / RECONCILER_KUBE_IN_CLUSTER",
+}
 
-def _settings(policy: Path | None) -> Settings:
-    settings = Settings()
-    if policy is not None:
-        settings = settings.model_copy(update={"policy_path": policy})
-    return settings
-
-
+# The click parameter is named after the Settings field it overrides (settings_doc lists it).
 policy_option = click.option(
     "--policy",
+    "policy_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="policy.yaml to use (default: RECONCILER_POLICY_PATH or config/policy.yaml).",
@@ -30,6 +37,8 @@ policy_option = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reconciler", prog_name="reconciler",
+                      message="%(prog)s %(version)s")
 def main() -> None:
     """Keep the IoT worker fleet sharded, sized and healthy, as config/policy.yaml says.
 
@@ -40,22 +49,43 @@ def main() -> None:
 
 @main.command()
 @policy_option
-def run(policy: Path | None) -> None:
-    """Run the daemon: reconcile every tick and on every event, serve REST and /metrics."""
-    from reconciler import logs
-    from reconciler.api import ApiServer, create_app
+@click.option("--log-level", "log_level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              default=None, help="Log level (default: RECONCILER_LOG_LEVEL or info).")
+@click.option("--api-host", "api_host", default=None,
+              help="Address of REST, /metrics and probes (default: RECONCILER_API_HOST or "
+                   "127.0.0.1).")
+@click.option("--api-port", "api_port", type=click.IntRange(0, 65535), default=None,
+              help="Port of REST, /metrics and probes (default: RECONCILER_API_PORT or 8080; "
+                   "0: any free port).")
+def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
+        api_port: int | None) -> None:
+    """Run the daemon: reconcile every tick and on every event, serve REST and /metrics.
+
+    Before it connects to anything it checks the settings, binds the REST port and loads the
+    policy and its templates; any of those failing is one line and exit status 2.
+    """
+    from reconciler import logs, preflight
+    from reconciler.api import create_app
     from reconciler.app import build
 
-    settings = _settings(policy)
+    settings = load_settings(policy_path=policy_path, log_level=log_level and log_level.lower(),
+                             api_host=api_host, api_port=api_port)
+    sock = preflight.bind_api(settings.api_host, settings.api_port)
+    try:
+        preflight.check_policy(settings.policy_path)
+        preflight.check_kube_credentials(settings)
+    except Failure:
+        sock.close()
+        raise
     logs.configure(settings.log_format, settings.log_level)
     logs.log.info("starting", settings=settings.redacted())
     try:
         app = build(settings)
-    except ValueError as e:  # a configuration error: say it in one line, no traceback
-        logs.log.error("cannot start", error=str(e))
-        raise SystemExit(2) from e
+    except (ValueError, SystemExit) as e:  # a configuration error: one line, no traceback
+        sock.close()
+        raise Failure(str(e)) from None
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    server = ApiServer(create_app(app.daemon, token), settings.api_host, settings.api_port)
+    server = preflight.prebound_server(create_app(app.daemon, token), sock)
     try:
         server.start()
         logs.log.info("serving", url=f"http://{settings.api_host}:{server.port}")
@@ -63,23 +93,40 @@ def run(policy: Path | None) -> None:
         app.daemon.run()
     finally:
         server.stop()
+        sock.close()
         app.close()
 
 
 @main.command()
 @policy_option
-def plan(policy: Path | None) -> None:
-    """Print the operations the next tick would apply, applying nothing."""
-    from reconciler import logs
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=10.0,
+              show_default=True, help="Seconds to wait for a ZooKeeper session.")
+def plan(policy_path: Path | None, wait_seconds: float) -> None:
+    """Print the operations the next tick would apply, applying nothing.
+
+    Exit status 3 when a source could not be read (the plan is then partial, or empty
+    without ZooKeeper); the last line says which and how to fix it.
+    """
+    from reconciler import logs, preflight
     from reconciler.app import build
     from reconciler.pipeline import run_pass
 
-    settings = _settings(policy)
-    logs.configure(settings.log_format, "warning")
-    app = build(settings, events=False)
+    settings = load_settings(policy_path=policy_path)
+    preflight.check_policy(settings.policy_path)
+    preflight.check_kube_credentials(settings)
+    logs.configure(settings.log_format, "error")
     try:
-        _wait_for_zookeeper(app)
+        app = build(settings, events=False)
+    except (ValueError, SystemExit) as e:
+        raise Failure(str(e)) from None
+    try:
+        if not _wait_for_zookeeper(app, wait_seconds):
+            raise Unreachable(
+                f"no ZooKeeper session with {settings.zk_hosts} after {wait_seconds:g} s: "
+                f"{SOURCE_FIX['zookeeper']}"
+            )
         result = run_pass(app.daemon.ports, app.daemon.state, trigger="plan", dry_run=True)
+        down = app.daemon.state.view().source_errors
     finally:
         app.close()
     for kind, report in result.plan.reports.items():
@@ -97,14 +144,24 @@ def plan(policy: Path | None) -> None:
         click.echo("nothing to do: the world matches the policy")
     for op in result.plan.ops:
         click.echo(f"  {_describe(op)}")
+    if down:
+        raise Unreachable(
+            "the plan is partial: "
+            + "; ".join(
+                f"{source} unreadable ({' '.join(error.split())}): "
+                f"{SOURCE_FIX.get(source, 'check it')}"
+                for source, error in sorted(down.items())
+            )
+        )
 
 
-def _wait_for_zookeeper(app: Any, timeout: float = 10.0) -> None:
+def _wait_for_zookeeper(app: Any, timeout: float) -> bool:
     import time
 
     deadline = time.monotonic() + timeout
     while not app.zk.connected and time.monotonic() < deadline:
         time.sleep(0.05)
+    return bool(app.zk.connected)
 
 
 def _describe(op: Any) -> str:
@@ -129,7 +186,7 @@ def validate(file: Path | None) -> None:
     from reconciler.podspec import TemplateError
     from reconciler.policy import PolicyError, load_policy_and_templates
 
-    path = file or Settings().policy_path
+    path = file or load_settings().policy_path
     try:
         loaded, _ = load_policy_and_templates(path)
     except PolicyError as e:
@@ -137,31 +194,60 @@ def validate(file: Path | None) -> None:
             click.echo(
                 f"{path}:{problem.line or 1}: {problem.where or '-'}: {problem.message}", err=True
             )
-        sys.exit(1)
+        raise SystemExit(1) from None
     except TemplateError as e:
         click.echo(f"{path}: {e}", err=True)
-        sys.exit(1)
+        raise SystemExit(1) from None
     click.echo(f"{path}: OK ({', '.join(loaded.policy.kinds)}; sha256 {loaded.sha256[:12]})")
 
 
 @main.command()
 @click.option("--url", default=None, help="The daemon's REST address (default from settings).")
+@click.option("--token", default=None,
+              help="Bearer token for the daemon (default: RECONCILER_API_TOKEN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
-def status(url: str | None, as_json: bool) -> None:
+def status(url: str | None, token: str | None, as_json: bool) -> None:
     """Ask the running daemon: per kind instances, used/count, pod phase, unassigned ids."""
-    if url is None:
-        s = Settings()
-        url = f"http://{s.api_host}:{s.api_port}"
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/v1/status", timeout=5) as resp:
-            data = json.load(resp)
-    except (urllib.error.URLError, OSError) as e:
-        click.echo(f"cannot reach the daemon at {url}: {e}", err=True)
-        sys.exit(2)
+    if url is None or token is None:
+        s = load_settings()
+        url = url or f"http://{s.api_host}:{s.api_port}"
+        token = token or (s.api_token.get_secret_value() if s.api_token else None)
+    data = _get_status(url, token)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(_format_status(data))
+
+
+def _get_status(url: str, token: str | None) -> dict[str, Any]:
+    """GET /v1/status, every expected failure as one line naming the fix."""
+    request = urllib.request.Request(f"{url.rstrip('/')}/v1/status")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            data = json.load(resp)
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            given = "a token that" if token else "no token, and it"
+            raise Failure(
+                f"the daemon at {url} refused the request (HTTP {e.code}): we sent {given} "
+                "does not match: pass the daemon's RECONCILER_API_TOKEN with --token or in "
+                "the environment"
+            ) from None
+        raise Failure(f"the daemon at {url} answered HTTP {e.code} {e.reason}: see its log") \
+            from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise Unreachable(
+            f"cannot reach the daemon at {url} ({reason}): is `reconciler run` running there? "
+            "Point --url (or RECONCILER_API_HOST/RECONCILER_API_PORT) at it"
+        ) from None
+    except ValueError:
+        raise Failure(f"{url}/v1/status did not answer JSON: is --url a reconciler?") from None
+    if not isinstance(data, dict) or "kinds" not in data:
+        raise Failure(f"{url}/v1/status is not a reconciler's status: check --url")
+    return data
 
 
 def _format_status(data: dict[str, Any]) -> str:
