@@ -2,7 +2,7 @@
 # (tests/unit and tests/integration).
 PYTHON := .venv/bin/python
 
-.PHONY: setup test demo manifests
+.PHONY: setup test demo manifests install
 
 setup:
 	bash rig/setup.sh
@@ -19,3 +19,12 @@ demo: setup
 # deploy/kubernetes/prometheusrule.yaml from dashboards/alerts.yaml.
 manifests:
 	$(PYTHON) deploy/prometheusrule.py --write
+
+# `make install`: the daemon for systemd/reconciler.service, at exactly the paths the unit uses
+# (deploy/install.sh; README "Running under systemd"). Override the paths to install elsewhere:
+# make install PREFIX=/srv/reconciler SYSCONFDIR=/srv/reconciler/etc UNITDIR=/srv/units
+PREFIX ?= /opt/reconciler
+SYSCONFDIR ?= /etc/reconciler
+UNITDIR ?= /etc/systemd/system
+install:
+	PREFIX=$(PREFIX) SYSCONFDIR=$(SYSCONFDIR) UNITDIR=$(UNITDIR) bash deploy/install.sh

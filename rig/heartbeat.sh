@@ -1,5 +1,6 @@
 # Sourced by rig/setup.sh: run a command while printing a line every SETUP_HEARTBEAT_SECONDS
 # (default 30) that says it is still working, so a slow step never looks like a hang.
+# Lines start with "$HEARTBEAT_PREFIX:" (default "setup:").
 #   with_heartbeat "installing the project into .venv" cmd args...
 # Returns the command's exit status.
 with_heartbeat() {
@@ -12,7 +13,7 @@ with_heartbeat() {
       sleep "$every" </dev/null >/dev/null 2>&1 &
       nap=$!
       wait "$nap"
-      echo "setup: still $what ($((SECONDS - start))s so far)"
+      echo "${HEARTBEAT_PREFIX:-setup}: still $what ($((SECONDS - start))s so far)"
     done
   ) &
   ticker=$!

@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from rig import provision
 from tests.integration.fleet import REPO
 
 SETUP = REPO / "rig" / "setup.sh"
@@ -52,5 +53,5 @@ def test_setup_announces_each_step_with_its_cost() -> None:
         "setup: .venv is up to date with pyproject.toml",
     ) or lines[0].startswith("setup: installing reconciler"), lines
     ready = [ln for ln in lines if re.fullmatch(r"rig: \S+ ready \(.+\)", ln)]
-    assert len(ready) == 7, lines  # six servers and kustomize
+    assert len(ready) == len(provision.SERVERS), lines
     assert re.fullmatch(r"rig: provisioned in [\d.]+s; cache .+", lines[-1]), lines
