@@ -2,7 +2,7 @@
 # (tests/unit and tests/integration).
 PYTHON := .venv/bin/python
 
-.PHONY: setup test demo manifests install
+.PHONY: setup test demo manifests docs install
 
 setup:
 	bash rig/setup.sh
@@ -19,6 +19,10 @@ demo: setup
 # deploy/kubernetes/prometheusrule.yaml from dashboards/alerts.yaml.
 manifests:
 	$(PYTHON) deploy/prometheusrule.py --write
+
+# `make docs`: README.md's settings table from reconciler/settings.py (the fields' docstrings).
+docs:
+	$(PYTHON) -m reconciler.settings_doc --write README.md
 
 # `make install`: the daemon for systemd/reconciler.service, at exactly the paths the unit uses
 # (deploy/install.sh; README "Running under systemd"). Override the paths to install elsewhere:

@@ -3,6 +3,9 @@
 Every variable has the prefix RECONCILER_ (e.g. RECONCILER_ZK_HOSTS), except the two the old
 deployment already set: IOTA_MQTT_BROKERS and IOTA_AUTH_TOKEN, which are still honoured.
 Secrets are SecretStr: they print as '**********'.
+
+Each field's docstring is its description: the README's settings table is generated from them
+(`make docs`, reconciler/settings_doc.py), and a test fails when one is missing or stale.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class Settings(BaseSettings):
@@ -24,62 +29,85 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     policy_path: Path = Path("config/policy.yaml")
+    """policy.yaml to follow; its template paths are relative to it."""
 
-    # ZooKeeper connection string; a chroot suffix ("host:2181/prefix") is allowed.
     zk_hosts: str = "localhost:2181"
-    # ZooKeeper session timeout, seconds: also the leader's lease (a crashed leader is
-    # replaced within it plus one server tick). The server clamps it to 2..20 ticks.
+    """ZooKeeper connection string; a chroot suffix (`host:2181/prefix`) is allowed."""
     zk_session_timeout: float = Field(10.0, ge=2.0, le=60.0)
-    # SQLAlchemy URL of the inventory: PostgreSQL in production
-    # ("postgresql+psycopg://user@host/db"), SQLite as the embedded default.
+    """ZooKeeper session timeout in seconds (2..60): also the leader's lease, so a crashed
+    leader is replaced within it plus one server tick. The server clamps it to 2..20 ticks."""
     database_url: SecretStr = SecretStr("sqlite:///iota.db")
+    """SQLAlchemy URL of the inventory: `postgresql+psycopg://user:pw@host/db` in production,
+    SQLite as the embedded default. Secret: the password is masked in logs."""
 
-    # Empty disables the source: no row events (the tick still converges) / no heartbeat checks.
     mqtt_brokers: str = Field(
         "mqtt://localhost:1883",
         validation_alias=AliasChoices("RECONCILER_MQTT_BROKERS", "IOTA_MQTT_BROKERS"),
     )
-    # MQTT client id; default "reconciler-<identity>": two daemons must never share one (the
-    # broker kicks the older session off).
+    """MQTT brokers for the `cm/notify` row events, comma-separated. Empty: no row events (the
+    tick still converges)."""
     mqtt_client_id: str | None = None
+    """MQTT client id (persistent session); default `reconciler-<identity>`. Two daemons must
+    never share one: the broker kicks the older session off."""
     mqtt_reconnect_seconds: float = 10.0
+    """Seconds between attempts to reconnect to MQTT."""
     kafka_bootstrap: str = "localhost:9092"
-    # Kafka consumer group prefix for heartbeats ("<group>-<Resource>"); default
-    # "reconciler-<identity>": never the old orchestrator's `iota-orchestrator-<Resource>`, and
-    # each daemon (leader and standbys) reads every partition in a group of its own.
+    """Kafka bootstrap servers for the workers' heartbeats. Empty: no heartbeat checks."""
     kafka_group: str | None = None
+    """Kafka consumer group prefix for heartbeats (`<group>-<Resource>`); default
+    `reconciler-<identity>`: never the old orchestrator's `iota-orchestrator-<Resource>`, and
+    each daemon (leader and standbys) reads every partition in a group of its own."""
 
-    # Leader election on ZooKeeper (<root>/_leader): only the leader writes; the others are
-    # warm standbys. Identity: this daemon's name in the election, logs and metrics.
     leader_election: bool = True
+    """Leader election on ZooKeeper (`<root>/_leader`): only the leader writes, the others are
+    warm standbys. `false`: this daemon always acts (run exactly one)."""
     identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    """This daemon's name in the election, the logs and the metrics; default
+    `<hostname>-<pid>`."""
 
-    # Kubernetes: in-cluster service account (the old `runInPod`), else URL + token, else a
-    # kubeconfig file (KUBECONFIG or ~/.kube/config when none is named).
     kube_in_cluster: bool = Field(
         False, validation_alias=AliasChoices("RECONCILER_KUBE_IN_CLUSTER", "RECONCILER_RUN_IN_POD")
     )
+    """Reach the apiserver with the pod's service account (the old `runInPod`). Else URL +
+    token, else a kubeconfig file."""
     kube_url: str | None = None
+    """The apiserver's URL, used with the bearer token below."""
     kube_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("RECONCILER_KUBE_TOKEN", "IOTA_AUTH_TOKEN")
     )
+    """Bearer token for the apiserver URL. Secret."""
     kube_ca_file: str | None = None
+    """CA bundle that signed the apiserver URL's certificate."""
     kube_verify_ssl: bool = True
+    """Verify the apiserver URL's TLS certificate."""
     kubeconfig: str | None = Field(
         None, validation_alias=AliasChoices("RECONCILER_KUBECONFIG", "KUBECONFIG")
     )
+    """kubeconfig file, used when neither of the above is set; default `~/.kube/config`."""
 
-    # The REST API, /metrics and the health probes.
     api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    # When set, POST endpoints require "Authorization: Bearer <token>".
+    """Address of the REST API, `/metrics` and the health probes."""
+    api_port: int = Field(8080, ge=0, le=65535)
+    """Port of the REST API, `/metrics` and the health probes; 0: any free port."""
     api_token: SecretStr | None = None
+    """When set, POST endpoints require `Authorization: Bearer <token>`. Secret."""
 
-    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a TTY, else JSON
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """`json`, `console`, or `auto`: console on a terminal, else JSON."""
     log_level: str = "info"
+    """`debug`, `info`, `warning`, `error` or `critical`."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @property
     def mqtt_client(self) -> str:

@@ -5,8 +5,9 @@ environment variable(s), default, `reconciler run` option and description.
     python -m reconciler.settings_doc --write README.md  replace the table between the markers
     python -m reconciler.settings_doc --check README.md  exit 1 if that table is stale
 
-A field without a description is an error: document it with Field(description=...) in
-reconciler/settings.py, then `make docs`.
+A field without a description is an error: give it a docstring (the string on the line
+under the field, pydantic's use_attribute_docstrings) in reconciler/settings.py, then
+`make docs`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings
 
 from reconciler.settings import Settings
 
@@ -27,15 +29,15 @@ BEGIN = ("<!-- BEGIN settings: generated from reconciler/settings.py by `make do
 END = "<!-- END settings -->"
 
 
-def env_names(field: str) -> list[str]:
+def env_names(field: str, model: type[BaseSettings] = Settings) -> list[str]:
     """The environment variables a field is read from, the preferred one first."""
-    info = Settings.model_fields[field]
+    info = model.model_fields[field]
     alias = info.validation_alias
     if isinstance(alias, AliasChoices):
         return [str(c) for c in alias.choices]
     if isinstance(alias, str):
         return [alias]
-    prefix = Settings.model_config.get("env_prefix", "")
+    prefix = model.model_config.get("env_prefix", "")
     return [f"{prefix}{field}".upper()]
 
 
@@ -65,24 +67,25 @@ def run_options() -> dict[str, str]:
     return {p.name: p.opts[0] for p in run.params if p.name in Settings.model_fields and p.opts}
 
 
-def undocumented() -> list[str]:
-    return [name for name, info in Settings.model_fields.items() if not info.description]
+def undocumented(model: type[BaseSettings] = Settings) -> list[str]:
+    """Fields with no docstring (no description)."""
+    return [name for name, info in model.model_fields.items() if not info.description]
 
 
-def render() -> str:
-    missing = undocumented()
+def render(model: type[BaseSettings] = Settings) -> str:
+    missing = undocumented(model)
     if missing:
         raise ValueError(
-            f"settings without a description: {', '.join(missing)}: add "
-            "Field(description=...) in reconciler/settings.py, then `make docs`"
+            f"settings without a description: {', '.join(missing)}: give each a docstring "
+            "(the line under the field) in reconciler/settings.py, then `make docs`"
         )
     options = run_options()
     lines = [
         "| variable | default | `run` option | meaning |",
         "|---|---|---|---|",
     ]
-    for name, info in Settings.model_fields.items():
-        variables = " or ".join(f"`{v}`" for v in env_names(name))
+    for name, info in model.model_fields.items():
+        variables = " or ".join(f"`{v}`" for v in env_names(name, model))
         option = f"`{options[name]}`" if name in options else ""
         description = " ".join(str(info.description).split()).replace("|", "\\|")
         lines.append(f"| {variables} | {default_text(info)} | {option} | {description} |")
@@ -92,7 +95,7 @@ def render() -> str:
 def replace_block(text: str, table: str) -> str:
     """`text` with the part between BEGIN and END replaced by `table`."""
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[:start] + "\n" + table + text[end:]
+    return text[:start] + "\n\n" + table + "\n" + text[end:]
 
 
 def main(argv: list[str]) -> int:
