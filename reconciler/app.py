@@ -107,7 +107,11 @@ def _campaign(app: App, ports: Ports, stack: ExitStack) -> None:
     fresh proof of leadership, and the loop runs standby passes (observe, apply nothing)
     while another daemon leads. SIGTERM releases leadership before the daemon exits."""
     election = ZkElection(
-        app.zk.client, app.zk.root, app.settings.identity, app.daemon.on_leadership_change
+        app.zk.client,
+        app.zk.root,
+        app.settings.identity,
+        app.daemon.on_leadership_change,
+        group=app.settings.election_group,
     )
     app.election = election
     app.zk.fence = election.fence

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     leader_election: bool = True
     """Leader election on ZooKeeper (`<root>/_leader`): only the leader writes, the others are
     warm standbys. `false`: this daemon always acts (run exactly one)."""
+    election_group: str = Field("", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$|^$", max_length=40)
+    """Daemons of one group elect one leader among them (`<root>/_leader-<group>`); groups whose
+    policies name different kinds lead side by side. Empty: the one group."""
     identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """This daemon's name in the election, the logs and the metrics; default
     `<hostname>-<pid>`."""

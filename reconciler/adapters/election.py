@@ -48,11 +48,15 @@ class ZkElection:
         identity: str,
         on_change: Callable[[], None] = lambda: None,
         *,
+        group: str = "",
         proof_seconds: float = 3.0,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
-        self.path = f"{root.rstrip('/')}/{LEADER_NODE}"
+        # One election per daemon group: groups that orchestrate different kinds each elect
+        # a leader of their own (README "High availability": beyond one fleet).
+        node = f"{LEADER_NODE}-{group}" if group else LEADER_NODE
+        self.path = f"{root.rstrip('/')}/{node}"
         self.identity = identity
         self.on_change = on_change
         self.proof_seconds = proof_seconds

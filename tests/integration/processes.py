@@ -26,7 +26,15 @@ class DaemonProcess:
     """One `reconciler run` subprocess with its own identity, API port and JSON log."""
 
     def __init__(
-        self, tmp_path: Path, zk_hosts: str, pg_url: str, kube: Any, policy: Path, identity: str
+        self,
+        tmp_path: Path,
+        zk_hosts: str,
+        pg_url: str,
+        kube: Any,
+        policy: Path,
+        identity: str,
+        *,
+        session_timeout: float = 6.0,
     ) -> None:
         self.identity = identity
         self.port = free_port()
@@ -37,7 +45,7 @@ class DaemonProcess:
             "RECONCILER_POLICY_PATH": str(policy),
             "RECONCILER_API_PORT": str(self.port),
             "RECONCILER_IDENTITY": identity,
-            "RECONCILER_ZK_SESSION_TIMEOUT": "6",
+            "RECONCILER_ZK_SESSION_TIMEOUT": str(session_timeout),
         }
         self.lines: list[str] = []
         self.proc = subprocess.Popen(

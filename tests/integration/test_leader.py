@@ -107,42 +107,34 @@ def test_exactly_one_leader_and_every_write_comes_from_it(
     assert status is not None and status["leadership"]["leader"] == leader.identity
 
 
-def time_until_row_assigned(kazoo: Any, pg_url: str, row: str, timeout: float) -> float:
-    insert_ids(pg_url, "Thing", [row])
+def failover(
+    start: Any, pg_url: str, kazoo: Any, sig: int
+) -> tuple[float, DaemonProcess, DaemonProcess]:
+    """Two daemons; signal the leader, insert a row at once; seconds until the row is in
+    ZooKeeper (the standby won and applied it), the old leader and the other daemon."""
+    daemons = start(2)
+    leader = wait_for_leader(daemons)
+    eventually(lambda: len(read_layout(kazoo, "Thing")) == 3, timeout=60)
+    (other,) = [d for d in daemons if d is not leader]
+    leader.signal(sig)
     t0 = time.monotonic()
-    eventually(lambda: row in assigned(kazoo), timeout=timeout, interval=0.02)
-    return time.monotonic() - t0
+    row = uuids(1)[0]
+    insert_ids(pg_url, "Thing", [row])
+    eventually(lambda: row in assigned(kazoo), timeout=SESSION + 10, interval=0.02)
+    return time.monotonic() - t0, leader, other
 
 
 def test_sigkill_of_the_leader_a_standby_applies_a_pending_row_within_the_session(
     start: Any, pg_url: str, kazoo_client: Any
 ) -> None:
-    daemons = start(2)
-    leader = wait_for_leader(daemons)
-    eventually(lambda: len(read_layout(kazoo_client, "Thing")) == 3, timeout=60)
-    leader.signal(signal.SIGKILL)
-    killed = time.monotonic()
-    row = uuids(1)[0]
-    insert_ids(pg_url, "Thing", [row])
-    eventually(lambda: row in assigned(kazoo_client), timeout=SESSION + 10, interval=0.02)
-    took = time.monotonic() - killed
+    took, _, other = failover(start, pg_url, kazoo_client, signal.SIGKILL)
     print(f"\nFIGURE failover after SIGKILL: {took:.2f}s (session timeout {SESSION:g}s)")
     assert took <= SESSION + 1.0
-    (other,) = [d for d in daemons if d is not leader]
     assert other.role() == "leader"
 
 
 def test_sigterm_hands_leadership_over_at_once(start: Any, pg_url: str, kazoo_client: Any) -> None:
-    daemons = start(2)
-    leader = wait_for_leader(daemons)
-    eventually(lambda: len(read_layout(kazoo_client, "Thing")) == 3, timeout=60)
-    (other,) = [d for d in daemons if d is not leader]
-    leader.signal(signal.SIGTERM)
-    termed = time.monotonic()
-    row = uuids(1)[0]
-    insert_ids(pg_url, "Thing", [row])
-    eventually(lambda: row in assigned(kazoo_client), timeout=SESSION + 10, interval=0.02)
-    took = time.monotonic() - termed
+    took, leader, other = failover(start, pg_url, kazoo_client, signal.SIGTERM)
     print(f"\nFIGURE failover after SIGTERM: {took:.2f}s")
     assert took <= 2.0  # 1 s + one pass
     assert leader.proc.wait(timeout=10) == 0
@@ -231,3 +223,32 @@ def test_a_transaction_fenced_by_a_lock_node_that_is_gone_writes_nothing(
         assert assigned(kazoo_client) == {"a": 0}
     finally:
         store.stop()
+
+
+def test_daemon_groups_elect_a_leader_each_and_one_per_group(zk_hosts: str) -> None:
+    from kazoo.client import KazooClient
+
+    from reconciler.adapters.election import ZkElection
+
+    clients = [KazooClient(hosts=zk_hosts, timeout=6) for _ in range(3)]
+    for c in clients:
+        c.start(timeout=10)
+    things_a = ZkElection(clients[0], "/iota/orchestration", "a", group="things")
+    things_b = ZkElection(clients[1], "/iota/orchestration", "b", group="things")
+    rules_c = ZkElection(clients[2], "/iota/orchestration", "c", group="rules")
+    elections = [things_a, things_b, rules_c]
+    try:
+        for e in elections:
+            e.start()
+        eventually(lambda: rules_c.is_leader and (things_a.is_leader != things_b.is_leader))
+        first, second = (things_a, things_b) if things_a.is_leader else (things_b, things_a)
+        assert second.leader() == first.identity and rules_c.leader() == "c"
+        first.release()
+        eventually(lambda: second.is_leader, timeout=5)
+        assert rules_c.is_leader
+    finally:
+        for e in elections:
+            e.release()
+        for c in clients:
+            c.stop()
+            c.close()
