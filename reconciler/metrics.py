@@ -187,7 +187,7 @@ LEADER_TRANSITIONS = Counter(
 
 # Operation types (reconciler.model) and the results every kind reports from the start, so
 # that rate() of failures reads 0 rather than "no data" before the first failure.
-OP_TYPES = ("WriteInstance", "DeleteInstance", "CreatePod", "DeletePod", "RecreatePod")
+OP_TYPES = ("WriteInstance", "DeleteInstance", "CreatePod", "DeletePod", "RecreatePod", "AdoptPod")
 OP_RESULTS = ("ok", "failed")
 
 

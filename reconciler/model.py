@@ -43,6 +43,9 @@ class Pod:
     terminating: bool = False  # deletionTimestamp set: gone soon, do not act on it again
     started_at: float | None = None  # status.startTime (else creationTimestamp), Unix seconds
     uid: str = ""
+    # False for a pod found by its name alone (`<instanceName>-<id>`, e.g. one the old
+    # orchestrator made): it is the instance's pod all the same, and gets our labels (adopted).
+    labelled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ class Reason(StrEnum):
     POD_DEAD = "pod-dead"
     HEARTBEAT_SILENT = "heartbeat-silent"
     ORPHAN = "orphan"
+    UNLABELLED = "unlabelled"  # found by name only: adopt it
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +183,23 @@ class RecreatePod:
         return f"pod:{self.kind}/{self.instance_id}"
 
 
-Op = WriteInstance | DeleteInstance | CreatePod | DeletePod | RecreatePod
+@dataclass(frozen=True, slots=True)
+class AdoptPod:
+    """Give a pod found by its name alone our labels (only that incarnation, `uid`), so the
+    watch follows it and it is healed and scaled like every pod the daemon created."""
+
+    kind: str
+    pod_name: str
+    instance_id: int
+    uid: str = ""
+    reason: Reason = Reason.UNLABELLED
+
+    @property
+    def key(self) -> str:
+        return f"adopt:{self.kind}/{self.pod_name}"
+
+
+Op = WriteInstance | DeleteInstance | CreatePod | DeletePod | RecreatePod | AdoptPod
 
 
 @dataclass(frozen=True, slots=True)

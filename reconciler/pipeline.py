@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 from reconciler import metrics
 from reconciler.logs import log
 from reconciler.model import (
+    AdoptPod,
     CreatePod,
     DeleteInstance,
     DeletePod,
@@ -245,6 +246,8 @@ def _apply_one(ports: Ports, op: Op) -> Outcome:
         elif isinstance(op, RecreatePod):
             # This incarnation only; its successor comes on a later pass (level-triggered).
             ports.pods.delete_pod(op.kind, op.pod_name, uid=op.uid or None)
+        elif isinstance(op, AdoptPod):
+            ports.pods.adopt_pod(op.kind, op.pod_name, op.instance_id, uid=op.uid or None)
         else:  # CreatePod goes through _create_pods, in slow-start batches
             raise TypeError(f"unexpected operation {op!r}")
     except Exception as e:  # every failure is reported, never fatal
@@ -319,10 +322,10 @@ def op_fields(op: Op) -> dict[str, object]:
             count=op.instance.count,
             reload_times=op.instance.reload_times,
         )
-    elif isinstance(op, DeleteInstance | CreatePod | DeletePod | RecreatePod):
+    elif isinstance(op, DeleteInstance | CreatePod | DeletePod | RecreatePod | AdoptPod):
         # DeletePod: None for a pod without an instanceId label (an orphan).
         fields["instance_id"] = op.instance_id
-    if isinstance(op, DeletePod | RecreatePod):
+    if isinstance(op, DeletePod | RecreatePod | AdoptPod):
         fields["pod"] = op.pod_name
     return fields
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from reconciler.model import (
     DEAD_PHASES,
     NO_INTENT,
+    AdoptPod,
     Assignment,
     CreatePod,
     DeleteInstance,
@@ -286,6 +287,11 @@ def _pod_ops(
             ops.append(CreatePod(kind, i))
         elif pod.terminating:
             continue  # its deletion is under way; create it again once it is gone
+        elif not pod.labelled and pod.phase not in DEAD_PHASES:
+            # A live pod the old orchestrator made: ours by its name; kept, labelled.
+            ops.append(AdoptPod(kind, name, i, pod.uid))
+            if i in silent:
+                ops.append(RecreatePod(kind, name, i, Reason.HEARTBEAT_SILENT, pod.uid))
         elif pod.phase in DEAD_PHASES:
             ops.append(RecreatePod(kind, name, i, Reason.POD_DEAD, pod.uid))
         elif i in silent:

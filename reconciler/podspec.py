@@ -90,13 +90,18 @@ def render_pod(t: PodTemplate, instance_id: int) -> dict[str, Any]:
     for k in ("uid", "resourceVersion", "creationTimestamp", "generateName", "deletionTimestamp"):
         meta.pop(k, None)
     m.pop("status", None)
-    labels = meta.get("labels") or {}
-    meta["labels"] = labels
-    labels[INSTANCE_ID_LABEL] = str(instance_id)
-    labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
-    labels[KIND_LABEL] = t.kind
+    meta["labels"] = {**(meta.get("labels") or {}), **pod_labels(t, instance_id)}
     m["spec"]["containers"][0]["env"][0]["value"] = str(instance_id)
     return m
+
+
+def pod_labels(t: PodTemplate, instance_id: int) -> dict[str, str]:
+    """The labels the daemon puts on an instance's pod (also on a pod it adopts)."""
+    return {
+        INSTANCE_ID_LABEL: str(instance_id),
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        KIND_LABEL: t.kind,
+    }
 
 
 def pod_requests(t: PodTemplate) -> tuple[float, float]:

@@ -464,6 +464,7 @@ NEEDED = [
     ("watch", "", "pods", "", NS),
     ("create", "", "pods", "", NS),
     ("delete", "", "pods", "", NS),
+    ("patch", "", "pods", "", NS),  # adopt_pod: our labels on the old orchestrator's pods
     ("list", "metrics.k8s.io", "pods", "", NS),
     ("list", "", "nodes", "", ""),
     ("list", "", "pods", "", ""),  # all namespaces, for the capacity check
@@ -473,7 +474,6 @@ NEEDED = [
 # Near misses and escalations: all refused.
 REFUSED = [
     ("update", "", "pods", "", NS),
-    ("patch", "", "pods", "", NS),
     ("deletecollection", "", "pods", "", NS),
     ("patch", "", "pods", "status", NS),
     ("create", "", "pods", "exec", NS),
@@ -582,8 +582,8 @@ def test_serviceaccount_is_refused_elsewhere_for_real(kube: Any, in_cluster_clie
         ),
         "get a pod in kube-system": lambda: core.read_namespaced_pod("x", "kube-system"),
         "create a pod in default": lambda: core.create_namespaced_pod("default", pod),
-        "patch a pod in iota": lambda: core.patch_namespaced_pod(
-            "iota-dac-0", NS, {"metadata": {"labels": {"x": "y"}}}
+        "patch a pod's status in iota": lambda: core.patch_namespaced_pod_status(
+            "iota-dac-0", NS, {"status": {"phase": "Failed"}}
         ),
         "delete the namespace": lambda: core.delete_namespace(NS),
         "create a deployment": lambda: client.AppsV1Api(

@@ -80,6 +80,7 @@ class FakePods:
     refuse_create: dict[str, Exception] = field(default_factory=dict)  # kind -> raised
     creates: int = 0
     deletes: int = 0
+    adopts: int = 0
     lists: int = 0
     cache_lags: bool = False
     _cache: dict[str, dict[str, Pod]] = field(default_factory=dict)
@@ -120,6 +121,14 @@ class FakePods:
         if pod is None or (uid and pod.uid != uid):
             return
         self.pods[kind][name] = replace(pod, terminating=True)
+        self._maybe_sync()
+
+    def adopt_pod(self, kind: str, name: str, instance_id: int, *, uid: str | None = None) -> None:
+        self._check()
+        self.adopts += 1
+        pod = self.pods.get(kind, {}).get(name)
+        if pod is not None and (not uid or pod.uid == uid):
+            self.pods[kind][name] = replace(pod, labelled=True)
         self._maybe_sync()
 
     def set_phase(self, kind: str, name: str, phase: str) -> None:

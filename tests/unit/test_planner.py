@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.model import (
+    AdoptPod,
     Assignment,
     CreatePod,
     DeleteInstance,
@@ -431,3 +432,20 @@ def test_property_without_rebalance_an_id_moves_only_when_it_must(world) -> None
         set().union(*(inst.ids & ids for inst in start.values())) if start else set()
     )
     assert report.moved <= must_move + duplicates
+
+
+def test_unlabelled_pods_found_by_name_are_adopted_kept_or_replaced_never_duplicated() -> None:
+    """The old orchestrator's pods: named <instanceName>-<id>, without our labels."""
+    p = policy(3, 10, 100)
+    a = converge(p, rows(30))
+    pods = {
+        n: replace(pod, uid=f"u{i}", labelled=False)
+        for i, (n, pod) in enumerate(running_pods(a).items())
+    }
+    pods["iota-dac-2"] = Pod("iota-dac-2", 2, "Failed", uid="u2", labelled=False)
+    ops, _ = plan_kind(p, observed(rows(30), a, pods), NOW)
+    assert ops == [
+        AdoptPod("Thing", "iota-dac-0", 0, "u0"),
+        AdoptPod("Thing", "iota-dac-1", 1, "u1"),
+        RecreatePod("Thing", "iota-dac-2", 2, Reason.POD_DEAD, "u2"),
+    ]

@@ -173,7 +173,14 @@ class _Api:
             raise _unavailable(what, e) from e
         return json.loads(data) if data else None
 
-    def send(self, what: str, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    def send(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        content_type: str = "application/json",
+    ) -> Any:
         """A write with a raw JSON body, as JSON.
 
         Not through the generated create/delete methods: client v37 validates bodies
@@ -184,7 +191,7 @@ class _Api:
         method_, url, headers, body_, _ = self.client.param_serialize(
             method,
             path,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            header_params={"Accept": "application/json", "Content-Type": content_type},
             body=body,
             auth_settings=["BearerToken"],
         )

@@ -8,8 +8,10 @@ go away, so nothing sleeps on the loop's thread.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client
@@ -18,9 +20,17 @@ from kubernetes.client import ApiClient
 from reconciler.adapters.kube.client import KubeError, PodStillTerminating, _Api
 from reconciler.adapters.kube.convert import pod_from_dict
 from reconciler.adapters.kube.usage import KubeUsage
-from reconciler.model import Pod
-from reconciler.podspec import CREATED_BY_ANNOTATION, PodTemplate, managed_selector, render_pod
-from reconciler.ports import NotLeader
+from reconciler.model import DEAD_PHASES, Pod
+from reconciler.podspec import (
+    CREATED_BY_ANNOTATION,
+    KIND_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PodTemplate,
+    pod_labels,
+    render_pod,
+)
+from reconciler.ports import NotLeader, NotYet
 from reconciler.slowstart import SlowStartResult, slow_start
 
 
@@ -67,15 +77,50 @@ class KubePods(KubeUsage):
             raise KeyError(f"no pod template for kind {kind!r}") from None
 
     def list_pods(self, kind: str) -> dict[str, Pod]:
-        """Managed pods of one kind (by label, never by name), name -> Pod."""
+        """The pods of one kind, name -> Pod: those with our labels, and those named
+        `<instanceName>-<id>` without them (made by the old orchestrator: `labelled=False`,
+        instance id from the name; the planner adopts them). A pod of that name that carries
+        another manager's or another kind's labels is not ours."""
         t = self._template(kind)
         items, _ = self._api.list_all(
-            f"list pods {kind}",
-            self._api.core.list_namespaced_pod,
-            t.namespace,
-            label_selector=managed_selector(kind),
+            f"list pods {kind}", self._api.core.list_namespaced_pod, t.namespace
         )
-        return {p.name: p for p in map(pod_from_dict, items)}
+        named = re.compile(rf"^{re.escape(t.instance_name)}-(\d+)$")
+        out: dict[str, Pod] = {}
+        for item in items:
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            pod = pod_from_dict(item)
+            if labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
+                if labels.get(KIND_LABEL) == kind:
+                    out[pod.name] = pod
+                continue
+            m = named.match(pod.name)
+            if m is None or labels.get(MANAGED_BY_LABEL) or labels.get(KIND_LABEL):
+                continue
+            iid = pod.instance_id if pod.instance_id is not None else int(m.group(1))
+            out[pod.name] = replace(pod, instance_id=iid, labelled=False)
+        return out
+
+    def adopt_pod(self, kind: str, name: str, instance_id: int, *, uid: str | None = None) -> None:
+        """Give a pod found by its name our labels (a JSON merge patch of labels only; with
+        `uid`, only that incarnation: the apiserver refuses a patch whose uid differs)."""
+        t = self._template(kind)
+        meta: dict[str, Any] = {"labels": pod_labels(t, instance_id)}
+        if uid:
+            meta["uid"] = uid
+        self._count_write()
+        try:
+            self._api.send(
+                f"adopt pod {name}",
+                "PATCH",
+                f"/api/v1/namespaces/{t.namespace}/pods/{name}",
+                {"metadata": meta},
+                content_type="application/merge-patch+json",
+            )
+        except KubeError as e:
+            if e.status == 404:
+                return  # gone meanwhile: the next pass creates the instance's pod
+            raise
 
     def get_pod(self, kind: str, name: str) -> Pod | None:
         t = self._template(kind)
@@ -116,6 +161,10 @@ class KubePods(KubeUsage):
             raise PodStillTerminating(f"pod {t.namespace}/{name} was just deleted; retry")
         if existing.terminating:
             raise PodStillTerminating(f"pod {t.namespace}/{name} is still terminating")
+        if existing.phase in DEAD_PHASES:
+            # Not a create that succeeded: a dead pod holds the name. A full pass lists it
+            # (by name, if it lacks our labels) and replaces it.
+            raise NotYet(f"pod {t.namespace}/{name} exists and is {existing.phase}: replaced next")
         return existing
 
     def delete_pod(
@@ -159,15 +208,18 @@ class KubePods(KubeUsage):
     ) -> SlowStartResult[Pod]:
         """Create many pods in slow-start batches (1, 2, 4, ...), stopping at a failure.
 
-        PodStillTerminating is an expected answer, not a failing API: it does not stop the
-        ramp and is reported in `failed` for the caller to retry later.
+        An expected refusal (`NotYet`: the name is still held by a terminating or a dead
+        pod) is not a failing API: it does not stop the ramp and is reported in `failed` for
+        the caller to retry later. `NotLeader` does stop it: no create may go out.
         """
 
-        def one(iid: int) -> Callable[[], Pod | PodStillTerminating]:
-            def run() -> Pod | PodStillTerminating:
+        def one(iid: int) -> Callable[[], Pod | NotYet]:
+            def run() -> Pod | NotYet:
                 try:
                     return self.create_pod(kind, iid)
-                except PodStillTerminating as e:
+                except NotLeader:
+                    raise
+                except NotYet as e:
                     return e
 
             return run
@@ -177,7 +229,7 @@ class KubePods(KubeUsage):
             failed=list(raw.failed), skipped=list(raw.skipped)
         )
         for i, v in raw.succeeded:
-            if isinstance(v, PodStillTerminating):
+            if isinstance(v, NotYet):
                 out.failed.append((i, v))
             else:
                 out.succeeded.append((i, v))
