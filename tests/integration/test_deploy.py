@@ -98,6 +98,7 @@ def test_kustomization_lists_every_manifest() -> None:
             "RoleBinding",
             "ClusterRole",
             "ClusterRoleBinding",
+            "PodDisruptionBudget",
             "ConfigMap",
             "Deployment",
             "Service",
@@ -173,7 +174,14 @@ def test_configmap_is_the_repositorys_policy_and_templates(tmp_path: Path) -> No
 def test_deployment_runs_the_daemon_in_pod_mode() -> None:
     deploy = _one("Deployment")
     spec = deploy["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    # Two replicas electing a leader; a rolling update never leaves none running.
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    pdb = _one("PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == spec["selector"]
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == _one("ServiceAccount")["metadata"]["name"]
     (c,) = pod["containers"]
