@@ -16,6 +16,7 @@ from reconciler import metrics
 from reconciler.adapters.election import ZkElection
 from reconciler.adapters.inventory import Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
+from reconciler.adapters.kube.events import EventRecorder
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.autoscale import Autoscaler
 from reconciler.backoff import Backoff
@@ -65,6 +66,9 @@ def build(settings: Settings, *, events: bool = True) -> App:
     app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
     if events:
         ports.pod_cache = WatchCache(app)
+        recorder = EventRecorder(api_client, settings.identity)
+        ports.events = recorder
+        stack.callback(recorder.close)
         if settings.leader_election:
             _campaign(app, ports, stack)
 

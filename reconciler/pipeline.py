@@ -54,11 +54,13 @@ from reconciler.ports import (
     Leadership,
     NotYet,
     PodCache,
+    PodEvents,
     Pods,
     Rows,
     SourceUnavailable,
     Terminal,
 )
+from reconciler.reporting import op_fields, pod_event
 from reconciler.state import DaemonState
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ class Ports:
     heartbeats: HeartbeatSource | None = None
     autoscaler: Autoscaler | None = None
     leadership: Leadership | None = None  # None: no election, this daemon always writes
+    events: PodEvents | None = None  # Kubernetes Events about the pods acted on
     wall: Callable[[], float] = time.time  # Unix seconds: heartbeats, pod start times
     mono: Callable[[], float] = time.monotonic  # intervals: backoff, expectations
 
@@ -228,7 +231,7 @@ def apply(
             failed_instances.add((op.kind, op.instance.instance_id))
     outcomes.extend(_create_pods(ports, creates))
     for outcome in outcomes:
-        _remember(state, policies, outcome, now)
+        _remember(state, policies, outcome, now, ports.events)
     return outcomes
 
 
@@ -284,7 +287,11 @@ def _create_pods(ports: Ports, creates: list[CreatePod]) -> list[Outcome]:
 
 
 def _remember(
-    state: DaemonState, policies: Mapping[str, KindPolicy], outcome: Outcome, now: float
+    state: DaemonState,
+    policies: Mapping[str, KindPolicy],
+    outcome: Outcome,
+    now: float,
+    events: PodEvents | None,
 ) -> None:
     """Backoff, refusals and pod expectations for one outcome; its metric and log line."""
     op = outcome.op
@@ -305,29 +312,9 @@ def _remember(
             state.expect_created(op.kind, name, op.instance_id, now)
         elif isinstance(op, RecreatePod):
             state.expect_deleted(op.kind, op.pod_name, op.uid, now)
+        if events is not None and op.kind in policies:
+            pod_event(events, policies[op.kind], op)
     log.info("operation applied" if outcome.result == "ok" else "operation pending", **fields)
-
-
-def op_fields(op: Op) -> dict[str, object]:
-    """An operation as log fields."""
-    fields: dict[str, object] = {
-        "op": type(op).__name__,
-        "resource": op.kind,
-        "reason": str(op.reason),
-    }
-    if isinstance(op, WriteInstance):
-        fields.update(
-            instance_id=op.instance.instance_id,
-            used=op.instance.used,
-            count=op.instance.count,
-            reload_times=op.instance.reload_times,
-        )
-    elif isinstance(op, DeleteInstance | CreatePod | DeletePod | RecreatePod | AdoptPod):
-        # DeletePod: None for a pod without an instanceId label (an orphan).
-        fields["instance_id"] = op.instance_id
-    if isinstance(op, DeletePod | RecreatePod | AdoptPod):
-        fields["pod"] = op.pod_name
-    return fields
 
 
 # --- record ----------------------------------------------------------------------------

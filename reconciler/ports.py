@@ -89,6 +89,23 @@ class PodMetricsSource(Protocol):
     def node_capacity(self) -> list[NodeCapacity]: ...
 
 
+class PodEvents(Protocol):
+    """Kubernetes Events about the pods the daemon acts on (`kubectl describe pod`)."""
+
+    def pod_event(
+        self,
+        kind: str,
+        namespace: str,
+        pod_name: str,
+        action: str,
+        reason: str,
+        note: str,
+        *,
+        uid: str | None = None,
+        event_type: str | None = None,
+    ) -> None: ...
+
+
 class Leadership(Protocol):
     """Leader election: only the leader writes; standbys observe and keep warm."""
 

@@ -328,3 +328,16 @@ def test_a_failed_pod_is_replaced_within_two_seconds_by_the_watch(
     eventually(replaced, timeout=10, interval=0.05)
     took = time.monotonic() - failed_at
     assert took < 2.0, f"replaced after {took:.2f}s"
+
+    # `kubectl get events` tells what the daemon did and why (events.k8s.io/v1).
+    def recorded() -> list[Any]:
+        items = k8s.EventsV1Api(core.api_client).list_namespaced_event(ns).items
+        return [
+            e
+            for e in items
+            if e.regarding.name == name and e.reason == "PodDead" and e.action == "Delete"
+        ]
+
+    (event,) = eventually(recorded, timeout=15)
+    assert event.reporting_controller and event.type == "Warning"
+    assert event.regarding.uid == old

@@ -173,6 +173,27 @@ class FakePodCache:
 
 
 @dataclass
+class FakeEvents:
+    """Kubernetes Events the pipeline asked for: (kind, namespace, pod, action, reason)."""
+
+    recorded: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+
+    def pod_event(
+        self,
+        kind: str,
+        namespace: str,
+        pod_name: str,
+        action: str,
+        reason: str,
+        note: str,
+        *,
+        uid: str | None = None,
+        event_type: str | None = None,
+    ) -> None:
+        self.recorded.append((kind, namespace, pod_name, action, reason))
+
+
+@dataclass
 class FakeHeartbeats:
     connected: bool = True
     connected_since: float | None = 0.0

@@ -13,6 +13,7 @@ from reconciler.ports import NotYet, Terminal
 from reconciler.state import DaemonState
 from tests.unit.fakes import (
     FakeClock,
+    FakeEvents,
     FakeHeartbeats,
     FakePodCache,
     FakePods,
@@ -30,12 +31,14 @@ class World:
             {"Thing": {f"t{i}" for i in range(30)}, "Rule": {f"r{i}" for i in range(12)}}
         )
         self.pods = FakePods()
+        self.events = FakeEvents()
         self.ports = Ports(
             store=self.store,
             rows=self.rows,
             pods=self.pods,
             pod_cache=FakePodCache(self.pods),
             heartbeats=FakeHeartbeats(),
+            events=self.events,
             wall=self.clock.wall,
             mono=self.clock.mono,
         )
@@ -218,3 +221,15 @@ def test_a_table_that_does_not_exist_blinds_its_kind_only(tmp_path: Path) -> Non
     assert result.plan.reports["Rule"].blind == ("rows",)
     assert len(w.store.read("Thing")) == 3 and "Rule" not in w.store.data
     assert "database" in w.state.view().source_errors
+
+
+def test_pod_operations_that_went_through_become_kubernetes_events(world: World) -> None:
+    world.pods.refuse_create["Rule"] = Terminal("403 Forbidden")
+    world.run()
+    world.pods.run_all()
+    world.pods.set_phase("Thing", "iota-dac-2", "Failed")
+    world.run(full=False)
+    events = world.events.recorded
+    assert ("Thing", "iota", "iota-dac-0", "Create", "PodMissing") in events
+    assert ("Thing", "iota", "iota-dac-2", "Delete", "PodDead") in events
+    assert not any(e[0] == "Rule" for e in events)  # refused: no Event claims it happened
