@@ -1,9 +1,10 @@
 """Bench: leader failover after SIGKILL and after SIGTERM, beside the ZooKeeper session timeout.
 
 Two `reconciler run` processes (leader + warm standby) on the rig's ZooKeeper, PostgreSQL and
-kube-apiserver+kwok. Each round signals the leader, inserts a row at once, and times until that
-row is in ZooKeeper (read by a separate kazoo client): the standby must win the election and
-apply the pending change. A fresh standby replaces the old leader before the next round.
+kube-apiserver+kwok. Each round commits a row (the 30 s tick is far off: it stays
+pending), signals the leader, and times until that row is in ZooKeeper (read by a separate
+kazoo client): the standby must win the election and apply the pending change. A fresh
+standby replaces the old leader before the next round.
 
     .venv/bin/python -m bench.failover [--rounds 5] [--session-timeout 10]
 """
@@ -59,10 +60,12 @@ def failover(sig: int, rounds: int, session: float) -> list[float]:
                 while not read_layout(kazoo, "Thing") and time.monotonic() < deadline:
                     time.sleep(0.1)
                 time.sleep(1.0)  # both warm: the standby has run a pass
-                leader.signal(sig)
-                t0 = time.monotonic()
+                # The pending change is committed first (the tick is 30 s: the old leader does
+                # not apply it), then the leader is signalled: the clock starts there.
                 row = str(uuid.uuid4())
                 insert_ids(db, "Thing", [row])
+                leader.signal(sig)
+                t0 = time.monotonic()
                 while not _has(kazoo, row):
                     if time.monotonic() - t0 > session + 30:
                         raise SystemExit("no failover within session timeout + 30 s")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +65,23 @@ class DaemonProcess:
         for line in self.proc.stderr:
             self.lines.append(line)
 
-    def events(self, since: int = 0) -> list[dict[str, Any]]:
+    def events(self, after: float = 0.0) -> list[dict[str, Any]]:
+        """Its JSON log events stamped after `after` (Unix seconds). By the stamp, not by the
+        position: lines written before a SIGSTOP may still be in the pipe after it."""
         out = []
-        for line in list(self.lines)[since:]:
+        for line in list(self.lines):
             try:
-                out.append(json.loads(line))
+                event = json.loads(line)
             except ValueError:
                 continue  # a line a library wrote outside structlog
+            stamp = datetime.fromisoformat(str(event.get("timestamp", "")).replace("Z", "+00:00"))
+            if stamp.timestamp() > after:
+                out.append(event)
         return out
 
-    def applied(self, since: int = 0) -> list[dict[str, Any]]:
+    def applied(self, after: float = 0.0) -> list[dict[str, Any]]:
         """Operations this daemon applied (ZooKeeper writes and pod calls that went out)."""
-        return [e for e in self.events(since) if e.get("event") == "operation applied"]
+        return [e for e in self.events(after) if e.get("event") == "operation applied"]
 
     def status(self, timeout: float = 2.0) -> dict[str, Any] | None:
         try:
