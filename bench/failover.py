@@ -29,11 +29,15 @@ from tests.integration.fleet import read_layout, seed, write_policy
 from tests.integration.processes import DaemonProcess, wait_for_leader
 
 
-def _has(kazoo: KazooClient, row: str) -> bool:
+def _instances(kazoo: KazooClient) -> dict[int, dict[str, object]]:
     try:
-        return any(row in inst["ids"] for inst in read_layout(kazoo, "Thing").values())
-    except Exception:  # a node deleted while we read: not yet
-        return False
+        return read_layout(kazoo, "Thing")
+    except Exception:  # not written yet, or a node deleted while we read
+        return {}
+
+
+def _has(kazoo: KazooClient, row: str) -> bool:
+    return any(row in inst["ids"] for inst in _instances(kazoo).values())  # type: ignore[operator]
 
 
 def failover(sig: int, rounds: int, session: float) -> list[float]:
@@ -57,7 +61,7 @@ def failover(sig: int, rounds: int, session: float) -> list[float]:
             for _ in range(rounds):
                 leader = wait_for_leader(daemons, timeout=120)
                 deadline = time.monotonic() + 120
-                while not read_layout(kazoo, "Thing") and time.monotonic() < deadline:
+                while not _instances(kazoo) and time.monotonic() < deadline:
                     time.sleep(0.1)
                 time.sleep(1.0)  # both warm: the standby has run a pass
                 # The pending change is committed first (the tick is 30 s: the old leader does

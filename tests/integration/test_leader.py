@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client as k8s
 
@@ -104,8 +105,19 @@ def test_exactly_one_leader_and_every_write_comes_from_it(
         pods = k8s.CoreV1Api(api).list_namespaced_pod(kube_namespace).items
     creators = {(p.metadata.annotations or {}).get(CREATED_BY_ANNOTATION) for p in pods}
     assert creators == {leader.identity}
-    status = daemons[1].status()
-    assert status is not None and status["leadership"]["leader"] == leader.identity
+    for d in daemons:
+        status = d.status()
+        assert status is not None and status["leadership"]["leader"] == leader.identity
+        base = f"http://127.0.0.1:{d.port}"
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        mine = 1 if d is leader else 0
+        assert f'reconciler_leader{{identity="{d.identity}"}} {mine}.0' in metrics
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200  # standbys too
+        if d is not leader:
+            post = httpx.post(f"{base}/v1/api/orchestrations/Thing/orchestrate", timeout=10)
+            assert post.status_code == 503, post.text
+            assert leader.identity in post.json()["error"]
+            assert post.headers["X-Reconciler-Leader"] == leader.identity
 
 
 def failover(
