@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler import metrics
-from reconciler.loop import Daemon
+from reconciler.loop import Daemon, Wake
 from reconciler.planner import size_for
 from reconciler.policy import KindPolicy, effective
 from reconciler.web import fleet_router
@@ -58,6 +58,11 @@ class Orchestration(BaseModel):
     error: str | None = None
 
 
+class Confirmation(BaseModel):
+    resource: str
+    confirmed: str  # what the held plan would do
+
+
 class FieldError(BaseModel):
     field: str
     message: str
@@ -78,7 +83,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "a body parameter is invalid: `errors` names each field",
         401: "RECONCILER_API_TOKEN is set and the bearer token is missing or wrong",
         404: "unknown resource kind, or the id is not assigned to any instance",
-        409: "the kind needs more instances than maxInstances: some ids stay unassigned",
+        409: "orchestrate: the kind needs more instances than maxInstances (some ids stay"
+        " unassigned); confirm: nothing is held by the safety valve",
         503: "the orchestration could not be written (ZooKeeper or the database unreachable),"
         " or this daemon is a standby (the error names the leader)",
     }
@@ -134,6 +140,18 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
                 401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
             )
 
+    def refuse_on_standby() -> None:
+        """A standby never applies a write: 503 naming the leader (the UI: "try again")."""
+        election = daemon.ports.leadership
+        leader = election.leader() if election and not election.is_leader else None
+        if election is not None and leader is not None:
+            raise HTTPException(
+                503,
+                f"not the leader: this daemon ({election.identity}) is a standby; "
+                f"the leader is {leader}",
+                headers={"X-Reconciler-Leader": leader},
+            )
+
     def policy_of(resource: str) -> KindPolicy:
         policy = read.policy(resource)
         if policy is None:
@@ -187,16 +205,7 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
                         for f in overrides
                     ]
                 )
-        election = daemon.ports.leadership
-        leader = election.leader() if election and not election.is_leader else None
-        if election is not None and leader is not None:
-            # A standby never applies a write; the UI treats 503 as "try again".
-            raise HTTPException(
-                503,
-                f"not the leader: this daemon ({election.identity}) is a standby; "
-                f"the leader is {leader}",
-                headers={"X-Reconciler-Leader": leader},
-            )
+        refuse_on_standby()
         try:
             result = daemon.orchestrate(resource, overrides)
         except Exception as e:  # timed out, or the daemon is stopping
@@ -214,6 +223,24 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         if report.error:
             raise HTTPException(409, f"{report.error} ({report.unassigned} ids unassigned)")
         return read.orchestration(resource)
+
+    @app.post(
+        "/v1/api/orchestrations/{resource}/confirm",
+        response_model=Confirmation,
+        dependencies=[Depends(require_token)],
+        responses=_errors(401, 404, 409, 503),
+        summary="Let the kind's plan held by the safety valve go ahead",
+    )
+    def confirm(resource: str) -> Confirmation:
+        """The safety valve holds a plan that would unassign a large share of the kind's ids
+        or delete many pods (`status` says why). This lets it go ahead on the next pass."""
+        policy_of(resource)
+        refuse_on_standby()
+        valve = daemon.state.valve(resource)
+        if not daemon.state.valve_confirm(resource):
+            raise HTTPException(409, f"nothing of {resource} is held by the safety valve")
+        daemon.wake(Wake("tick"))
+        return Confirmation(resource=resource, confirmed=str(valve["reason"]))
 
     @app.get(
         "/v1/api/orchestrations/{resource}",

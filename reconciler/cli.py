@@ -219,6 +219,38 @@ def status(url: str | None, token: str | None, as_json: bool) -> None:
     click.echo(_format_status(data))
 
 
+@main.command()
+@click.argument("kind")
+@click.option("--url", default=None, help="The daemon's REST address (default from settings).")
+@click.option("--token", default=None,
+              help="Bearer token for the daemon (default: RECONCILER_API_TOKEN).")
+def confirm(kind: str, url: str | None, token: str | None) -> None:
+    """Let KIND's plan held by the safety valve go ahead (`status` shows what it would do)."""
+    if url is None or token is None:
+        s = load_settings()
+        url = url or f"http://{s.api_host}:{s.api_port}"
+        token = token or (s.api_token.get_secret_value() if s.api_token else None)
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/v1/api/orchestrations/{kind}/confirm", method="POST", data=b""
+    )
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            data = json.load(resp)
+    except urllib.error.HTTPError as e:
+        try:
+            why = json.load(e).get("error", e.reason)
+        except ValueError:
+            why = e.reason
+        raise Failure(f"the daemon at {url} did not confirm (HTTP {e.code}): {why}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise Unreachable(
+            f"cannot reach the daemon at {url} ({getattr(e, 'reason', e)}): point --url at it"
+        ) from None
+    click.echo(f"{kind}: confirmed; the held plan goes ahead now: {data.get('confirmed')}")
+
+
 def _get_status(url: str, token: str | None) -> dict[str, Any]:
     """GET /v1/status, every expected failure as one line naming the fix."""
     request = urllib.request.Request(f"{url.rstrip('/')}/v1/status")
@@ -277,6 +309,14 @@ def _format_status(data: dict[str, Any]) -> str:
             lines.append(f"  ERROR: {k['error']}")
         if k.get("blind"):
             lines.append(f"  blind: {', '.join(k['blind'])}")
+        for source, error in (k.get("degraded") or {}).items():
+            lines.append(f"  DEGRADED: cannot read {source}: {error}")
+        valve = k.get("valve") or {}
+        if valve.get("engaged"):
+            lines.append(
+                f"  SAFETY VALVE: held for {valve['passes']} pass(es): {valve['reason']} "
+                f"(`reconciler confirm {kind}` lets it go ahead)"
+            )
         if k.get("heartbeat"):
             lines.append(f"  heartbeats: {k['heartbeat']}")
         if k.get("autoscale"):

@@ -121,6 +121,20 @@ OPERATIONS = Counter(
     ["resource", "op", "result"],
     registry=REGISTRY,
 )
+VALVE_ENGAGED = Gauge(
+    "reconciler_safety_valve_engaged",
+    "1 while the kind's plan is held: it would unassign a large share of its ids or delete "
+    "many pods (confirm with `reconciler confirm <Kind>`)",
+    ["resource"],
+    registry=REGISTRY,
+)
+KIND_DEGRADED = Gauge(
+    "reconciler_kind_degraded",
+    "1 while a source cannot be read for this kind (its table, its namespace, ...): the other "
+    "kinds go on",
+    ["resource"],
+    registry=REGISTRY,
+)
 SOURCE_UP = Gauge(
     "reconciler_source_up",
     "1 when the source answered at the last try",

@@ -62,11 +62,14 @@ from reconciler.ports import (
 )
 from reconciler.reporting import op_fields, pod_event
 from reconciler.state import DaemonState
+from reconciler.valve import ValveLimits, held, judge
 
 if TYPE_CHECKING:
     from reconciler.autoscale import Autoscaler
 
 T = TypeVar("T")
+
+VALVE_LIMITS = ValveLimits()
 
 
 @dataclass
@@ -107,7 +110,7 @@ def run_pass(
         policies = {k: p for k, p in policies.items() if k in wanted}
     observed = observe(ports, state, policies, full=full)
     intents = intend(ports, state, policies, observed, full=full)
-    the_plan = plan(policies, observed, intents)
+    the_plan = guard(state, observed, plan(policies, observed, intents), full=full)
     if dry_run:
         return PassResult(trigger, the_plan, (), ports.mono() - started, True)
     if ports.leadership is not None and not ports.leadership.may_act():
@@ -131,7 +134,7 @@ def observe(
         row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows(kind)
         assignment = None if full else state.assignment(kind)
         if assignment is None:
-            assignment = _read(state, "zookeeper", lambda k=kind: ports.store.read(k))
+            assignment = _read(state, "zookeeper", kind, lambda k=kind: ports.store.read(k))
         heartbeats = (
             ports.heartbeats.snapshot(kind)
             if ports.heartbeats is not None and policy.heartbeat.enabled
@@ -143,7 +146,7 @@ def observe(
 
 
 def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> frozenset[str] | None:
-    ids = _read(state, "database", lambda: ports.rows.ids(table))
+    ids = _read(state, "database", kind, lambda: ports.rows.ids(table))
     if ids is None:
         return state.rows(kind)  # keep what we know rather than forget every row
     state.remember_rows(kind, ids)
@@ -157,25 +160,27 @@ def _observe_pods(
         cached = ports.pod_cache.pods(kind)
         if cached is not None:
             return state.expected_view(kind, cached, ports.mono())
-    pods = _read(state, "kubernetes", lambda: ports.pods.list_pods(kind))
+    pods = _read(state, "kubernetes", kind, lambda: ports.pods.list_pods(kind))
     if pods is not None:
         state.forget_expectations(kind)  # a fresh list already shows our own changes
     return pods
 
 
-def _read(state: DaemonState, source: str, read: Callable[[], T]) -> T | None:
-    """`read()`, or None when its source cannot be read now (unavailable, or a terminal
-    refusal such as a table that does not exist): the pass is blind to it."""
+def _read(state: DaemonState, source: str, kind: str, read: Callable[[], T]) -> T | None:
+    """`read()`, or None when its source cannot be read now for `kind` (unavailable, or a
+    terminal refusal such as a table that does not exist or a forbidden namespace): the
+    pass is blind to it for that kind only, and the kind is degraded."""
     try:
         value = read()
     except (SourceUnavailable, Terminal) as e:
-        if state.source_failed(source, str(e)):
-            log.warning("source unavailable", source=source, error=str(e))
-        metrics.SOURCE_UP.labels(source).set(0)
-        return None
-    if state.source_ok(source):
-        log.info("source back", source=source)
-    metrics.SOURCE_UP.labels(source).set(1)
+        if state.source_failed(source, kind, str(e)):
+            log.warning("source unavailable", source=source, resource=kind, error=str(e))
+        value = None
+    else:
+        if state.source_ok(source, kind):
+            log.info("source back", source=source, resource=kind)
+    metrics.SOURCE_UP.labels(source).set(0 if state.source_down(source) else 1)
+    metrics.KIND_DEGRADED.labels(kind).set(1 if state.degraded(kind) else 0)
     return value
 
 
@@ -201,6 +206,38 @@ def intend(
             )
             state.set_scale_target(kind, targets.get(kind))
     return state.intents(policies)
+
+
+# --- guard -----------------------------------------------------------------------------
+
+
+def guard(state: DaemonState, observed: Observed, the_plan: Plan, *, full: bool) -> Plan:
+    """The safety valve (reconciler/valve.py): hold a kind's destructive operations while its
+    plan would unassign a large share of its ids or delete many pods."""
+    limits = VALVE_LIMITS
+    kept: list[Op] = []
+    for kind, obs in observed.kinds.items():
+        ops = [op for op in the_plan.ops if op.kind == kind]
+        if obs.assignment is None:
+            kept += ops
+            continue
+        verdict = judge(obs.assignment, ops, limits)
+        hold, news = state.valve_decide(
+            kind, verdict.reason, full=full, confirm_passes=limits.confirm_passes
+        )
+        metrics.VALVE_ENGAGED.labels(kind).set(1 if hold else 0)
+        if news is not None:
+            (log.warning if hold else log.info)(
+                "safety valve",
+                resource=kind,
+                state=news,
+                unassigned=verdict.unassigned,
+                assigned=verdict.assigned,
+                pod_deletes=verdict.pod_deletes,
+            )
+        kept += held(ops)[0] if hold else ops
+    kept += [op for op in the_plan.ops if op.kind not in observed.kinds]
+    return Plan(tuple(kept), the_plan.reports)
 
 
 # --- apply -----------------------------------------------------------------------------

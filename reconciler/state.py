@@ -47,6 +47,15 @@ class _Expectation:
     instance_id: int | None = None
 
 
+@dataclass
+class _Valve:
+    """The safety valve of one kind (reconciler/valve.py): tripped since `passes` full passes."""
+
+    reason: str | None = None
+    passes: int = 0
+    confirmed: bool = False  # an operator said go: the next pass applies the held plan
+
+
 @dataclass(frozen=True)
 class StateView:
     """A consistent copy of the state for the read side (status, REST, metrics)."""
@@ -59,7 +68,7 @@ class StateView:
     reports: dict[str, KindReport]
     observed_pods: dict[str, dict[str, Pod] | None]
     known_rows: dict[str, int]  # kind -> number of rows last known
-    source_errors: dict[str, str]
+    source_errors: dict[str, str]  # source -> "<Kind>: <error>; ..." for the kinds it fails
     last_pass: PassResult | None
     last_pass_at: float | None  # Unix seconds
 
@@ -81,10 +90,11 @@ class DaemonState:
     _observed: dict[str, KindObserved] = field(default_factory=dict)
     _assignments: dict[str, Assignment] = field(default_factory=dict)
     _reports: dict[str, KindReport] = field(default_factory=dict)
-    _source_errors: dict[str, str] = field(default_factory=dict)
+    _source_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     _op_backoff: dict[str, Backoff] = field(default_factory=dict)
     _rejected: dict[str, tuple[Op, str]] = field(default_factory=dict)  # key -> (op, error)
     _expected: dict[str, dict[str, _Expectation]] = field(default_factory=dict)
+    _valves: dict[str, _Valve] = field(default_factory=dict)
     _last_pass: PassResult | None = None
     _last_pass_at: float | None = None
 
@@ -198,21 +208,34 @@ class DaemonState:
 
     # --- sources ---------------------------------------------------------------------------
 
-    def source_failed(self, source: str, error: str) -> bool:
-        """Note a source as unavailable; True if that is news (or a new error)."""
+    # Per (source, kind): one kind's missing table or forbidden namespace is that kind's
+    # fault; the others read fine, and the log does not flap between "unavailable" and "back".
+
+    def source_failed(self, source: str, kind: str, error: str) -> bool:
+        """Note a source as unreadable for `kind`; True if that is news (or a new error)."""
         with self._lock:
-            news = self._source_errors.get(source) != error
-            self._source_errors[source] = error
+            news = self._source_errors.get((source, kind)) != error
+            self._source_errors[(source, kind)] = error
             return news
 
-    def source_ok(self, source: str) -> bool:
-        """Note a source as readable; True if it had been unavailable."""
+    def source_ok(self, source: str, kind: str) -> bool:
+        """Note a source as readable for `kind`; True if it had been unavailable."""
         with self._lock:
-            return self._source_errors.pop(source, None) is not None
+            return self._source_errors.pop((source, kind), None) is not None
+
+    def source_down(self, source: str) -> bool:
+        """True while `source` cannot be read for some kind."""
+        with self._lock:
+            return any(s == source for s, _ in self._source_errors)
+
+    def degraded(self, kind: str) -> dict[str, str]:
+        """What `kind` cannot read now: source -> error (empty: healthy)."""
+        with self._lock:
+            return {s: e for (s, k), e in self._source_errors.items() if k == kind}
 
     @property
     def blind(self) -> bool:
-        """True while any source is unavailable."""
+        """True while any source is unavailable for any kind."""
         with self._lock:
             return bool(self._source_errors)
 
@@ -291,7 +314,55 @@ class DaemonState:
         with self._lock:
             self._expected.pop(kind, None)
 
+    # --- the safety valve ------------------------------------------------------------------
+
+    def valve_decide(
+        self, kind: str, reason: str | None, *, full: bool, confirm_passes: int
+    ) -> tuple[bool, str | None]:
+        """Hold this kind's drastic plan? Returns (hold, news): news is what to log, once."""
+        with self._lock:
+            valve = self._valves.setdefault(kind, _Valve())
+            if reason is None:
+                was, valve.reason, valve.passes = valve.reason, None, 0
+                valve.confirmed = False
+                return False, "released: the plan is no longer drastic" if was else None
+            if valve.confirmed:
+                self._valves[kind] = _Valve()
+                return False, f"released by an operator: {reason}"
+            news = None if valve.reason == reason else f"engaged: {reason}"
+            valve.reason = reason
+            if full:
+                valve.passes += 1
+            if valve.passes >= confirm_passes:
+                self._valves[kind] = _Valve()
+                return False, f"released: the same picture held for {confirm_passes} passes"
+            return True, news
+
+    def valve_confirm(self, kind: str) -> bool:
+        """An operator confirms the held plan of `kind`; False when nothing is held."""
+        with self._lock:
+            valve = self._valves.get(kind)
+            if valve is None or valve.reason is None:
+                return False
+            valve.confirmed = True
+            return True
+
+    def valve(self, kind: str) -> dict[str, object]:
+        with self._lock:
+            valve = self._valves.get(kind) or _Valve()
+            return {
+                "engaged": valve.reason is not None,
+                "reason": valve.reason,
+                "passes": valve.passes,
+            }
+
     # --- the read side ---------------------------------------------------------------------
+
+    def _errors_by_source(self) -> dict[str, str]:
+        out: dict[str, list[str]] = {}
+        for (source, kind), error in sorted(self._source_errors.items()):
+            out.setdefault(source, []).append(f"{kind}: {error}")
+        return {source: "; ".join(errors) for source, errors in out.items()}
 
     def view(self) -> StateView:
         with self._lock:
@@ -304,7 +375,7 @@ class DaemonState:
                 reports=dict(self._reports),
                 observed_pods={k: o.pods for k, o in self._observed.items()},
                 known_rows={k: len(v) for k, v in self._rows.items()},
-                source_errors=dict(self._source_errors),
+                source_errors=self._errors_by_source(),
                 last_pass=self._last_pass,
                 last_pass_at=self._last_pass_at,
             )

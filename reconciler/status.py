@@ -103,6 +103,8 @@ class ReadSide:
                 "unassigned": report.unassigned if report else None,
                 "error": report.error if report else None,
                 "blind": list(report.blind) if report else [],
+                "degraded": self.state.degraded(kind),
+                "valve": self.state.valve(kind),
                 "heartbeat": report.heartbeat_note if report else None,
                 "autoscale": autoscaler.status(kind, policy) if autoscaler else None,
                 "maxInstances": policy.max_instances,

@@ -24,7 +24,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ORCH = "/v1/api/orchestrations"
 
 
-
 @pytest.fixture
 def world(
     zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path
@@ -296,3 +295,56 @@ def test_orchestrate_answers_409_when_the_kind_needs_more_than_max_instances(
             1,
             "require instances more than the max: 4/3",
         )
+
+
+def test_an_emptied_table_is_held_until_an_operator_confirms(
+    zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path, kazoo_client: Any
+) -> None:
+    from reconciler.adapters.inventory import delete_ids
+
+    things, _ = seed(pg_url, things=400, rules=5)
+    # A long tick: the valve would let go by itself after 3 full passes with the same picture.
+    policy = write_policy(tmp_path / "policy.yaml", kube_namespace, tick=3600)
+    with running(settings_for(zk_hosts, pg_url, kube, policy, token=TOKEN)) as d:
+        eventually(
+            lambda: sum(len(i["ids"]) for i in read_layout(kazoo_client, "Thing").values()) == 400,
+            timeout=60,
+        )
+        delete_ids(pg_url, "Thing", things)  # the table reads empty now
+        d.app.daemon.wake(Wake("tick"))  # one full pass sees it
+        with d.client() as c:
+            valve = eventually(
+                lambda: (
+                    (v := c.get("/v1/status").json()["kinds"]["Thing"]["valve"])["engaged"] and v
+                ),
+                timeout=30,
+            )
+            assert "unassign 400 of 400" in valve["reason"]
+            metrics = c.get("/metrics").text
+            assert 'reconciler_safety_valve_engaged{resource="Thing"} 1.0' in metrics
+            held = sum(len(i["ids"]) for i in read_layout(kazoo_client, "Thing").values())
+            assert held == 400  # nothing was unassigned
+            assert c.post(f"{ORCH}/Thing/confirm").status_code == 401  # the token is needed
+        cli = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "reconciler"),
+                "confirm",
+                "Thing",
+                "--url",
+                d.url,
+                "--token",
+                TOKEN,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert "Thing: confirmed" in cli.stdout
+        eventually(
+            lambda: all(not i["ids"] for i in read_layout(kazoo_client, "Thing").values()),
+            timeout=30,
+        )
+        with d.client() as c:
+            assert c.post(f"{ORCH}/Thing/confirm", headers=AUTH).status_code == 409

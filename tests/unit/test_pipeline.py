@@ -233,3 +233,42 @@ def test_pod_operations_that_went_through_become_kubernetes_events(world: World)
     assert ("Thing", "iota", "iota-dac-0", "Create", "PodMissing") in events
     assert ("Thing", "iota", "iota-dac-2", "Delete", "PodDead") in events
     assert not any(e[0] == "Rule" for e in events)  # refused: no Event claims it happened
+
+
+def test_an_emptied_table_is_held_by_the_safety_valve_until_the_picture_holds(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path)
+    w.rows.tables["Thing"] = {f"t{i}" for i in range(300)}
+    w.converge()
+    before = w.store.read("Thing")
+    w.rows.tables["Thing"] = set()  # a wrong schema, an emptied replica: 0 rows
+    for n in (1, 2):
+        w.run()
+        assert w.store.read("Thing") == before, f"pass {n} applied the drastic plan"
+        assert w.state.valve("Thing")["engaged"] is True
+    assert "unassign 300 of 300" in str(w.state.valve("Thing")["reason"])
+    w.run()  # third full pass with the same picture: it goes ahead
+    assert all(inst.ids == frozenset() for inst in w.store.read("Thing").values())
+    assert w.state.valve("Thing")["engaged"] is False
+
+
+def test_an_operator_confirms_a_held_plan(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.rows.tables["Thing"] = {f"t{i}" for i in range(300)}
+    w.converge()
+    w.rows.tables["Thing"] = {f"t{i}" for i in range(100)}  # 200 of 300 rows deleted
+    w.run()
+    assert sum(len(i.ids) for i in w.store.read("Thing").values()) == 300  # held
+    assert w.state.valve_confirm("Thing") is True
+    w.run()
+    assert sum(len(i.ids) for i in w.store.read("Thing").values()) == 100
+    assert w.state.valve_confirm("Thing") is False  # nothing held any more
+
+
+def test_ordinary_churn_and_small_fleets_never_trip_the_valve(world: World) -> None:
+    world.converge()  # 30 Things: removing 25 of them is below the 50-id floor
+    world.rows.tables["Thing"] = {f"t{i}" for i in range(5)}
+    world.run()
+    assert sum(len(i.ids) for i in world.store.read("Thing").values()) == 5
+    assert world.state.valve("Thing")["engaged"] is False

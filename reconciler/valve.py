@@ -1,0 +1,70 @@
+"""The safety valve: a plan that would unassign a large share of a kind's ids, or delete many
+of its pods, is held instead of applied (Apache Helix pauses rebalancing when too many
+instances go offline at once).
+
+Pure: the plan and what the assignment holds now in, a verdict out. An emptied table (a wrong
+schema, missing permissions, an emptied replica) reads as "every row was deleted": the valve
+holds that plan until the same picture has held for `confirm_passes` full passes or an
+operator confirms (`reconciler confirm <Kind>`, REST `.../<Kind>/confirm`). Only the
+destructive operations are held; pods are still healed and adopted meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reconciler.model import Assignment, DeleteInstance, DeletePod, Op, WriteInstance, applied
+
+# Held while tripped: what takes ids off instances or removes pods. Creates, recreations of
+# dead pods and adoptions go ahead.
+HELD_OPS = (WriteInstance, DeleteInstance, DeletePod)
+
+
+@dataclass(frozen=True, slots=True)
+class ValveLimits:
+    max_unassign_share: float = 0.5  # of the ids assigned now
+    min_unassign_ids: int = 50  # below this many ids leaving, never trip (small fleets)
+    max_pod_deletes: int = 10
+    confirm_passes: int = 3  # full passes with the valve tripped before it lets go
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why a kind's plan is drastic (None: it is not)."""
+
+    unassigned: int  # ids this plan takes off every instance
+    assigned: int  # ids on instances before it
+    pod_deletes: int
+    reason: str | None
+
+
+def judge(current: Assignment, ops: Iterable[Op], limits: ValveLimits) -> Verdict:
+    """Is the plan for one kind (`ops`, on top of `current`) drastic?"""
+    ops = list(ops)
+    before = set().union(*(inst.ids for inst in current.values())) if current else set()
+    after_assignment = applied(current, ops)
+    after = set().union(*(i.ids for i in after_assignment.values())) if after_assignment else set()
+    unassigned = len(before - after)
+    pod_deletes = sum(isinstance(op, DeletePod) for op in ops)
+    reason = None
+    if (
+        unassigned >= limits.min_unassign_ids
+        and before
+        and unassigned / len(before) > limits.max_unassign_share
+    ):
+        reason = (
+            f"would unassign {unassigned} of {len(before)} ids "
+            f"(over {limits.max_unassign_share:.0%})"
+        )
+    elif pod_deletes > limits.max_pod_deletes:
+        reason = f"would delete {pod_deletes} pods (over {limits.max_pod_deletes})"
+    return Verdict(unassigned, len(before), pod_deletes, reason)
+
+
+def held(ops: Iterable[Op]) -> tuple[list[Op], list[Op]]:
+    """Split a kind's ops into (go ahead, held)."""
+    go, hold = [], []
+    for op in ops:
+        (hold if isinstance(op, HELD_OPS) else go).append(op)
+    return go, hold
