@@ -15,6 +15,11 @@ Decisions the SPEC leaves open (see SPEC.md "Change notifications" and "Heartbea
   None, so "RowEvent" always means "some ids were added or removed".
 - Events for every table are returned; deciding which tables are orchestrated is the loop's
   job (it knows the policy), so this module stays free of configuration.
+- A heartbeat is `resource` + `instanceId` (a string "3" or a number 3); the worker's timestamp
+  is for logs only (the receive time is what counts), so its key may be `timestamp` or
+  `Timestamp` (the Go worker's field name), it may be missing, and one that is not a time
+  (not Unix seconds, as a number or as text, nor an RFC 3339 time as Go's `time.Time`
+  marshals it) leaves `timestamp` None instead of losing the worker's sign of life.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 __all__ = [
@@ -62,11 +68,12 @@ class RowEvent:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """One worker heartbeat. `timestamp` is the worker's clock: for logs only, it may skew."""
+    """One worker heartbeat. `timestamp` is the worker's clock (Unix seconds): for logs only,
+    it may skew; None when the worker sent none, or none that reads as a time."""
 
     resource: str
     instance_id: int
-    timestamp: float
+    timestamp: float | None = None
 
 
 def _load_object(payload: bytes) -> dict[str, Any]:
@@ -170,29 +177,49 @@ def _instance_id(value: object) -> int:
     raise MalformedMessage("field 'instanceId' missing or not an integer")
 
 
-def _timestamp(value: object) -> float:
+# Keys the worker's clock may come under: SPEC's `timestamp`, and `Timestamp`, the Go worker's
+# struct field name when it has no JSON tag. The first that reads as a time wins.
+TIMESTAMP_KEYS = ("timestamp", "Timestamp")
+
+
+def _timestamp(value: object) -> float | None:
+    """Unix seconds from a number, numeric text or an RFC 3339 time; None for anything else
+    (absent, null, garbage, negative, not finite, out of range)."""
     ts: float
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        ts = float(value)  # an int too large for a float raises OverflowError below
-    elif isinstance(value, str):
-        try:
-            ts = float(value)
-        except ValueError:
-            raise MalformedMessage("timestamp is not a number") from None
-    else:
-        raise MalformedMessage("field 'timestamp' missing or not a number")
-    if not math.isfinite(ts) or ts < 0:
-        raise MalformedMessage("timestamp is not a finite non-negative number")
-    return ts
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            ts = float(value)  # an int too large for a float raises OverflowError
+        elif isinstance(value, str):
+            try:
+                ts = float(value)
+            except ValueError:
+                ts = _rfc3339(value)
+        else:
+            return None
+    except (OverflowError, ValueError):
+        return None
+    return ts if math.isfinite(ts) and ts >= 0 else None
+
+
+def _rfc3339(text: str) -> float:
+    """Go's `time.Time` marshals as RFC 3339 ("2023-11-14T22:13:20.123456789Z"); ValueError
+    for anything else, including a time without a zone (no instant)."""
+    if len(text) > 40:
+        raise ValueError(text)
+    parsed = datetime.fromisoformat(text)  # 3.11: "Z" and any number of fraction digits
+    if parsed.tzinfo is None:
+        raise ValueError(text)
+    return parsed.timestamp()
 
 
 def parse_heartbeat(payload: bytes) -> Heartbeat:
-    """Parse one `HeartBeat` value: {"resource": "Thing", "instanceId": "3", "timestamp": "..."}."""
+    """Parse one `HeartBeat` value: {"resource": "Thing", "instanceId": "3", "timestamp": "..."}.
+
+    `resource` and `instanceId` are required (MalformedMessage otherwise); the timestamp is
+    not: see the module docstring."""
     doc = _load_object(payload)
     resource = _require_str(doc, "resource")
     instance_id = _instance_id(doc.get("instanceId"))
-    try:
-        timestamp = _timestamp(doc.get("timestamp"))
-    except OverflowError:
-        raise MalformedMessage("timestamp out of range") from None
+    stamps = (_timestamp(doc.get(key)) for key in TIMESTAMP_KEYS)
+    timestamp = next((ts for ts in stamps if ts is not None), None)
     return Heartbeat(resource=resource, instance_id=instance_id, timestamp=timestamp)

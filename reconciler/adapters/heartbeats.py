@@ -24,7 +24,9 @@ Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 b
 - Default `reconnect_backoff_max_ms` is 30 s; 2 s makes recovery after an outage prompt.
 
 Last-seen times are the RECEIVE time (`clock()`), not the worker's timestamp: worker clocks
-may skew, and the planner compares last-seen with its own `now`. Offsets are never committed
+may skew, and the planner compares last-seen with its own `now`. So the Go worker's forms all
+count (`events.parse_heartbeat`): `instanceId` as "3" or 3, the time under `timestamp` or
+`Timestamp`, or no time at all. Offsets are never committed
 and every assignment seeks to the end: an old committed position (e.g. the old orchestrator's,
 same group name) would replay stale heartbeats that would then look fresh.
 """
@@ -298,13 +300,16 @@ class HeartbeatMonitor:
                 self._on_heartbeat(kind)
             except Exception:
                 log.exception("on_heartbeat failed")
-        log.debug(
-            "heartbeat %s/%d (worker time %.0f, skew %.1f s)",
-            kind,
-            hb.instance_id,
-            hb.timestamp,
-            received - hb.timestamp,
-        )
+        if hb.timestamp is None:  # none sent, or none that reads as a time: still alive
+            log.debug("heartbeat %s/%d (no worker time)", kind, hb.instance_id)
+        else:
+            log.debug(
+                "heartbeat %s/%d (worker time %.0f, skew %.1f s)",
+                kind,
+                hb.instance_id,
+                hb.timestamp,
+                received - hb.timestamp,
+            )
 
     def _report_malformed(self, kind: str, payload: bytes, reason: str) -> None:
         if kind != self.kinds[0]:

@@ -140,6 +140,32 @@ def test_heartbeats_from_two_instances_are_recorded_per_kind_at_receive_time(
     assert monitor.snapshot("Rule").last_seen == {7: 5_100.0}
 
 
+def test_go_worker_heartbeats_without_timestamp_or_with_Timestamp_both_count(
+    make_monitor: Callable[..., HeartbeatMonitor],
+    producer: Producer,
+    malformed: list[tuple[bytes, str]],
+) -> None:
+    # The Go worker's JSON as the SPEC allows it, bytes as sent: no timestamp at all, and a
+    # numeric instanceId with the time under `Timestamp`. Both are heartbeats of their
+    # instance, recorded at receive time.
+    clock = FakeClock()
+    monitor = make_monitor(["Thing"], clock=clock)
+    monitor.start()
+    wait_for(connected(monitor, "Thing"), what="consumer connected")
+
+    def beat() -> None:
+        producer.send(b'{"resource":"Thing","instanceId":"3"}')
+        producer.send(b'{"resource":"Thing","instanceId":4,"Timestamp":"1700000000"}')
+
+    wait_for(
+        lambda: {3, 4} <= set(monitor.snapshot("Thing").last_seen),
+        tick=beat,
+        what="both Go-format heartbeats recorded",
+    )
+    assert monitor.snapshot("Thing").last_seen == {3: clock.now, 4: clock.now}
+    assert [p for p, _ in malformed if p != b"warm-up"] == []
+
+
 def test_a_rule_heartbeat_does_not_count_for_thing(
     make_monitor: Callable[..., HeartbeatMonitor], producer: Producer
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from typing import Any
 
 import pytest
@@ -189,20 +190,81 @@ def test_heartbeat_ignores_extra_fields() -> None:
         enc({"resource": "Thing", "instanceId": "1" * 5000, "timestamp": "1"}),
         enc({"resource": "Thing", "instanceId": 1.0, "timestamp": "1"}),
         enc({"resource": "Thing", "instanceId": True, "timestamp": "1"}),
-        enc({"resource": "Thing", "instanceId": "3"}),  # no timestamp
-        enc({"resource": "Thing", "instanceId": "3", "timestamp": "yesterday"}),
-        enc({"resource": "Thing", "instanceId": "3", "timestamp": "nan"}),
-        enc({"resource": "Thing", "instanceId": "3", "timestamp": "inf"}),
-        enc({"resource": "Thing", "instanceId": "3", "timestamp": -5}),
-        enc({"resource": "Thing", "instanceId": "3", "timestamp": None}),
-        enc({"resource": "Thing", "instanceId": "3", "timestamp": False}),
-        b'{"resource": "Thing", "instanceId": "3", "timestamp": 1e999}',
-        b'{"resource": "Thing", "instanceId": "3", "timestamp": ' + b"9" * 400 + b"}",
+        enc({"resource": "Thing", "instanceId": None, "timestamp": "1"}),
+        enc({"Resource": "Thing", "InstanceId": "3"}),  # only the time's key has two spellings
     ],
 )
 def test_malformed_heartbeats_raise_malformed_message(payload: bytes) -> None:
     with pytest.raises(MalformedMessage):
         parse_heartbeat(payload)
+
+
+# The Go worker's forms (SPEC "Heartbeats"): the key of its clock may be `Timestamp`, or there
+# is none; `instanceId` may be text or a number. The receive time is what counts, so each one
+# is a heartbeat of that instance.
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"resource":"Thing","instanceId":"3"}', Heartbeat("Thing", 3, None)),
+        (b'{"resource":"Thing","instanceId":3}', Heartbeat("Thing", 3, None)),
+        (
+            b'{"resource":"Thing","instanceId":3,"Timestamp":"1700000000"}',
+            Heartbeat("Thing", 3, 1700000000.0),
+        ),
+        (
+            b'{"resource":"Thing","instanceId":"3","Timestamp":1700000000}',
+            Heartbeat("Thing", 3, 1700000000.0),
+        ),
+        (
+            b'{"resource":"Thing","instanceId":"3","timestamp":"1700000000"}',
+            Heartbeat("Thing", 3, 1700000000.0),
+        ),
+        # Go's time.Time marshals as RFC 3339, with up to nine fraction digits
+        (
+            b'{"resource":"Thing","instanceId":3,"Timestamp":"2023-11-14T22:13:20.123456789Z"}',
+            Heartbeat("Thing", 3, 1700000000.123456),
+        ),
+        (
+            b'{"resource":"Rule","instanceId":0,"Timestamp":"2023-11-14T23:13:20+01:00"}',
+            Heartbeat("Rule", 0, 1700000000.0),
+        ),
+    ],
+)
+def test_go_worker_heartbeat_forms_are_heartbeats(payload: bytes, expected: Heartbeat) -> None:
+    assert parse_heartbeat(payload) == expected
+
+
+def test_lowercase_timestamp_wins_when_both_spellings_are_sent() -> None:
+    doc = {"resource": "Thing", "instanceId": "3", "timestamp": "5", "Timestamp": "7"}
+    assert parse_heartbeat(enc(doc)).timestamp == 5.0
+
+
+def test_an_unreadable_timestamp_falls_back_to_the_other_spelling() -> None:
+    doc = {"resource": "Thing", "instanceId": "3", "timestamp": None, "Timestamp": "7"}
+    assert parse_heartbeat(enc(doc)).timestamp == 7.0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        b'"yesterday"',
+        b'"nan"',
+        b'"inf"',
+        b"-5",
+        b"null",
+        b"false",
+        b"{}",
+        b'"2023-11-14T22:13:20"',  # no zone: not an instant
+        b'"2023-11-14"',
+        b"1e999",
+        b"9" * 400,
+    ],
+)
+def test_a_heartbeat_whose_time_is_unreadable_still_counts(stamp: bytes) -> None:
+    # The worker is alive whatever its clock says: losing the heartbeat would get a healthy
+    # pod recreated for silence.
+    payload = b'{"resource": "Thing", "instanceId": "3", "timestamp": ' + stamp + b"}"
+    assert parse_heartbeat(payload) == Heartbeat("Thing", 3, None)
 
 
 # --- fuzz: any input gives a value or MalformedMessage, never another exception -----------
@@ -236,6 +298,7 @@ near_heartbeats = st.fixed_dictionaries(
         "resource": st.sampled_from(["Thing", "Rule"]) | json_values,
         "instanceId": st.from_regex(r"\A-?[0-9]{0,12}\Z") | json_values,
         "timestamp": st.from_regex(r"\A[0-9.e+-]{0,12}\Z") | json_values,
+        "Timestamp": st.from_regex(r"\A[0-9T:.Z+-]{0,30}\Z") | json_values,
     },
 )
 
@@ -274,7 +337,8 @@ def test_fuzz_heartbeat_shapes(doc: dict[str, Any]) -> None:
     except MalformedMessage:
         return
     assert hb.instance_id >= 0 and hb.resource
-    assert hb.timestamp >= 0 and hb.timestamp == hb.timestamp  # finite, not NaN
+    if hb.timestamp is not None:
+        assert math.isfinite(hb.timestamp) and hb.timestamp >= 0
 
 
 @given(st.sets(st.text(min_size=1, max_size=10), min_size=1, max_size=20))
