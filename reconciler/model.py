@@ -7,7 +7,7 @@ them into operations, and the adapters execute those operations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 # Pod phases after which a pod never runs again: the daemon deletes and recreates it.
@@ -23,6 +23,10 @@ class Instance:
     count: int  # capacity: resources this instance may hold
     reload_times: int = 0  # _reload.times, bumped whenever ids change
     complete: bool = True  # False when a child node is missing or unreadable: rewrite it
+    # True when a worker holds an EPHEMERAL node under `<id>/tmp` (e.g. `tmp/status`): its
+    # ZooKeeper session is alive (Helix's live instance), so it is never silent. Read by
+    # ZkStore.read; never written (the workers own `tmp`'s children).
+    worker_session: bool = False
 
     @property
     def used(self) -> int:
@@ -249,11 +253,14 @@ class NodeCapacity:
 
 
 def applied(assignment: Assignment, ops: tuple[Op, ...] | list[Op]) -> Assignment:
-    """The assignment after `ops` succeeded: what ZooKeeper then holds."""
+    """The assignment after `ops` succeeded: what ZooKeeper then holds. A write keeps the
+    workers' `tmp` children, so an instance keeps the worker session it was read with."""
     out = dict(assignment)
     for op in ops:
         if isinstance(op, WriteInstance):
-            out[op.instance.instance_id] = op.instance
+            old = out.get(op.instance.instance_id)
+            session = old.worker_session if old is not None else op.instance.worker_session
+            out[op.instance.instance_id] = replace(op.instance, worker_session=session)
         elif isinstance(op, DeleteInstance):
             out.pop(op.instance_id, None)
     return out

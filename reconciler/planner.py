@@ -135,7 +135,7 @@ def plan_kind(
         ops.extend(_instance_ops(kind, current, final, counts))
 
     hb_note, silent = _silent_instances(
-        policy.heartbeat, obs.heartbeats, obs.pods, final, now, policy.instance_name
+        policy.heartbeat, obs.heartbeats, obs.pods, final, now, policy.instance_name, current
     )
     if obs.pods is not None:
         ops.extend(_pod_ops(kind, policy.instance_name, final, obs.pods, silent))
@@ -311,12 +311,15 @@ def _silent_instances(
     final: Mapping[int, frozenset[str]],
     now: float,
     instance_name: str,
+    assignment: Mapping[int, Instance] | None = None,
 ) -> tuple[str | None, set[int]]:
     """Instances whose running pod has been silent too long, and a note when none can be.
 
     Silence is only believed while the heartbeat source itself is healthy: when Kafka is
     down, or nobody at all has been heard lately, every worker would look dead (the old
-    orchestrator then killed the whole fleet).
+    orchestrator then killed the whole fleet). An instance whose worker holds a live
+    ZooKeeper session (an ephemeral node under its `tmp`, `Instance.worker_session`) is
+    never silent, whatever Kafka says.
     """
     if not policy.enabled:
         return None, set()
@@ -334,7 +337,10 @@ def _silent_instances(
     if final and (newest is None or now - newest > timeout):
         return f"no instance heard for {timeout:g}s: silence is not acted on", set()
     silent: set[int] = set()
+    live = {i for i, inst in (assignment or {}).items() if inst.worker_session}
     for i in final:
+        if i in live:
+            continue  # its worker's ZooKeeper session is alive
         pod = pods.get(pod_name(instance_name, i))
         if pod is None or pod.phase != "Running" or pod.terminating:
             continue

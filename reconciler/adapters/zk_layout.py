@@ -2,7 +2,8 @@
 
 ```
 <root>/<kind>/<instanceId>             {"used": <int>, "count": <int>}
-<root>/<kind>/<instanceId>/tmp         no data; workers may put "status" under it
+<root>/<kind>/<instanceId>/tmp         no data; workers may put "status" under it (an
+                                       ephemeral child there: the worker's session is alive)
 <root>/<kind>/<instanceId>/_reload     {"times": <int>}
 <root>/<kind>/<instanceId>/resources   {"ids": ["<id>", ...]}
 ```
@@ -85,11 +86,13 @@ def decode_instance(
     reload_: bytes | None,
     *,
     tmp_exists: bool,
+    worker_session: bool = False,
 ) -> tuple[Instance, list[str]]:
     """The instance from its nodes' data (None: that child node is missing), and its problems.
 
     Whatever could be read is kept; any problem makes the instance `complete=False`, so the
-    planner rewrites it instead of the whole read failing.
+    planner rewrites it instead of the whole read failing. `worker_session`: a worker holds an
+    ephemeral node under `tmp` (see `is_worker_session`).
     """
     problems: list[str] = []
     head_data = _decode(head, "instance node", problems)
@@ -131,8 +134,18 @@ def decode_instance(
         count=count,
         reload_times=times,
         complete=not problems,
+        worker_session=worker_session,
     )
     return instance, problems
+
+
+def is_worker_session(ephemeral_owners: list[int]) -> bool:
+    """Whether `tmp`'s children (their stat's `ephemeralOwner`s) show a live worker session.
+
+    A worker that keeps an EPHEMERAL node under `<id>/tmp` (e.g. `tmp/status`) is alive for as
+    long as that node exists: ZooKeeper deletes it when the worker's session ends (Helix
+    counts live instances the same way). A persistent child (owner 0) proves nothing."""
+    return any(owner != 0 for owner in ephemeral_owners)
 
 
 def _decode(raw: bytes | None, node: str, problems: list[str]) -> Any:

@@ -29,6 +29,7 @@ from reconciler.adapters.zk_layout import (
     decode_instance,
     dumps,
     encode_instance,
+    is_worker_session,
     node_path,
     parse_instance_name,
 )
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # How often delete_instance re-gathers the tree when a worker adds a child meanwhile.
 _DELETE_ATTEMPTS = 5
+# Children of `<id>/tmp` whose stat a read looks at for a worker's ephemeral node. Workers put
+# one there ("status"); the bound keeps a cluttered `tmp` from multiplying a read's requests.
+_TMP_CHILDREN_CHECKED = 8
 
 
 class ZkStore(ZkSession):
@@ -74,22 +78,53 @@ class ZkStore(ZkSession):
             else:
                 log.warning("ignoring non-instance node %s/%s", kind_path, name)
         # Pipeline every request first, then collect: one round trip's latency for the
-        # whole kind instead of one per node.
+        # whole kind instead of one per node; a second one for the stats of `tmp`'s children
+        # (a worker's ephemeral node there is a live session).
         pending = {
             i: (
                 self._client.get_async(self._path(kind, i)),
                 self._client.get_async(self._path(kind, i, "resources")),
                 self._client.get_async(self._path(kind, i, "_reload")),
-                self._client.exists_async(self._path(kind, i, "tmp")),
+                self._client.get_children_async(self._path(kind, i, "tmp")),
             )
             for i in sorted(ids)
         }
+        tmp_children = {i: self._children(tmp, deadline) for i, (*_, tmp) in pending.items()}
+        stats = {
+            i: [
+                self._client.exists_async(f"{self._path(kind, i, 'tmp')}/{child}")
+                for child in sorted(children)[:_TMP_CHILDREN_CHECKED]
+            ]
+            for i, children in tmp_children.items()
+            if children
+        }
         assignment: Assignment = {}
-        for i, (base, resources, reload_, tmp) in pending.items():
-            instance = self._instance(kind, i, base, resources, reload_, tmp, deadline)
+        for i, (base, resources, reload_, _tmp) in pending.items():
+            owners = [stat.ephemeralOwner for stat in self._stats(stats.get(i, []), deadline)]
+            instance = self._instance(
+                kind,
+                i,
+                base,
+                resources,
+                reload_,
+                tmp_exists=tmp_children[i] is not None,
+                worker_session=is_worker_session(owners),
+                deadline=deadline,
+            )
             if instance is not None:
                 assignment[i] = instance
         return assignment
+
+    def _children(self, result: IAsyncResult, deadline: float) -> list[str] | None:
+        """The children of a node listed with `get_children_async`; None if it does not exist."""
+        try:
+            return list(self._wait(result, deadline))
+        except NoNodeError:
+            return None
+
+    def _stats(self, results: list[IAsyncResult], deadline: float) -> list[Any]:
+        """The stats of nodes asked with `exists_async`, leaving out those gone meanwhile."""
+        return [stat for stat in (self._wait(r, deadline) for r in results) if stat is not None]
 
     def _instance(
         self,
@@ -98,7 +133,9 @@ class ZkStore(ZkSession):
         base: IAsyncResult,
         resources: IAsyncResult,
         reload_: IAsyncResult,
-        tmp: IAsyncResult,
+        *,
+        tmp_exists: bool,
+        worker_session: bool,
         deadline: float,
     ) -> Instance | None:
         try:
@@ -112,7 +149,8 @@ class ZkStore(ZkSession):
             head,
             self._data(resources, deadline),
             self._data(reload_, deadline),
-            tmp_exists=self._wait(tmp, deadline) is not None,
+            tmp_exists=tmp_exists,
+            worker_session=worker_session,
         )
         if problems:
             log.warning(

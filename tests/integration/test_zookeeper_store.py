@@ -139,6 +139,33 @@ def test_write_keeps_worker_status_under_tmp(store: ZkStore, kazoo_client: Kazoo
     assert raw(kazoo_client, f"{base}/tmp/status") == b"running"
 
 
+def test_an_ephemeral_node_under_tmp_reads_as_a_live_worker_session_until_it_ends(
+    store: ZkStore, kazoo_client: KazooClient, zk_hosts: str
+) -> None:
+    for i in range(3):
+        store.write_instance("Thing", Instance(i, frozenset({f"id-{i}"}), 2), create=True)
+    # A worker's own session (another client, as the Go worker is): instance 1's status is
+    # ephemeral; instance 2 has only a persistent child there, which proves nothing.
+    worker = KazooClient(hosts=zk_hosts, timeout=10)
+    worker.start(timeout=15)
+    try:
+        worker.create(f"{ROOT}/Thing/1/tmp/status", b"running", ephemeral=True)
+        kazoo_client.create(f"{ROOT}/Thing/2/tmp/leftover", b"")
+        sessions = {i: inst.worker_session for i, inst in store.read("Thing").items()}
+        assert sessions == {0: False, 1: True, 2: False}
+
+        # Our writes keep the workers' tmp children: the node is still the worker's.
+        store.write_instance("Thing", Instance(1, frozenset({"id-1", "new"}), 2, 1), create=False)
+        _data, stat = kazoo_client.get(f"{ROOT}/Thing/1/tmp/status")
+        assert stat.ephemeralOwner == worker.client_id[0]
+        assert store.read("Thing")[1].worker_session is True
+    finally:
+        worker.stop()  # the session ends: ZooKeeper deletes its ephemeral nodes
+        worker.close()
+    assert store.read("Thing")[1] == Instance(1, frozenset({"id-1", "new"}), 2, 1)
+    assert kazoo_client.get_children(f"{ROOT}/Thing/2/tmp") == ["leftover"]
+
+
 def test_delete_removes_worker_created_children(store: ZkStore, kazoo_client: KazooClient) -> None:
     store.write_instance("Thing", Instance(0, frozenset({"a"}), 2), create=True)
     store.write_instance("Thing", Instance(1, frozenset({"b"}), 2), create=True)

@@ -364,6 +364,44 @@ def test_new_pod_gets_a_grace_period_before_silence_counts() -> None:
     assert ops == []
 
 
+def with_worker_sessions(obs: KindObserved, *live: int) -> KindObserved:
+    """`obs` with a live worker ZooKeeper session (ephemeral `tmp` child) on `live`."""
+    assert obs.assignment is not None
+    a = {i: replace(inst, worker_session=i in live) for i, inst in obs.assignment.items()}
+    return replace(obs, assignment=a)
+
+
+def test_a_silent_worker_with_a_live_zookeeper_session_is_not_recreated() -> None:
+    p, obs = hb_world({0: NOW - 10, 1: NOW - 200, 2: NOW - 500})
+    ops, report = plan_kind(p, with_worker_sessions(obs, 1), NOW)
+    # 1 is silent on Kafka but its session is alive; 2 is silent with no session.
+    assert ops == [RecreatePod("Thing", "iota-dac-2", 2, Reason.HEARTBEAT_SILENT)]
+    assert report.heartbeat_note is None
+
+
+def test_a_live_session_does_not_make_kafka_silence_credible() -> None:
+    # Nobody heard on Kafka: the source is suspect, so nobody is recreated, session or not.
+    p, obs = hb_world({0: NOW - 500, 1: NOW - 500, 2: NOW - 500})
+    ops, report = plan_kind(p, with_worker_sessions(obs, 0), NOW)
+    assert ops == [] and "no instance heard" in (report.heartbeat_note or "")
+
+
+def test_the_session_survives_the_instances_own_write_for_the_next_event_pass() -> None:
+    # An event pass plans on the assignment the last pass left: a write of the instance's ids
+    # keeps the workers' tmp children, so it keeps its live session there too.
+    p, obs = hb_world({0: NOW - 10, 1: NOW - 200, 2: NOW - 5})
+    obs = with_worker_sessions(obs, 1)
+    assert obs.assignment is not None
+    more = obs.row_ids | rows(2, start=1000)  # type: ignore[operator]  (room for them)
+    ops, _ = plan_kind(p, replace(obs, row_ids=more), NOW)
+    writes = [op for op in ops if isinstance(op, WriteInstance)]
+    assert writes and all(not op.instance.worker_session for op in writes)
+    after = apply(obs.assignment, ops)
+    assert {i for i, inst in after.items() if inst.worker_session} == {1}
+    ops, _ = plan_kind(p, replace(obs, row_ids=more, assignment=after), NOW)
+    assert ops == []
+
+
 def test_plan_covers_every_kind_in_the_policy() -> None:
     p = policy(init=3, per=500)
     obs = Observed(NOW, {"Thing": observed(rows(5), {}, {})})
