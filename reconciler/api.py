@@ -2,7 +2,8 @@
 
 FastAPI (with uvicorn, in a thread beside the loop) rather than a hand-written server: it
 validates parameters into 4xx answers that name the field and publishes the OpenAPI document
-the UI team and the fuzz tests read.
+the UI team and the fuzz tests read. Browsers on other origins and authenticating proxies in
+front of the daemon: `reconciler/api_access.py`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler import metrics
+from reconciler.api_access import BrowserAccess, add_cors, foreign_origin, proxy_user
+from reconciler.logs import log
 from reconciler.loop import Daemon, Wake
 from reconciler.planner import size_for
 from reconciler.policy import KindPolicy, effective
@@ -81,7 +84,9 @@ class Readiness(BaseModel):
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {
         400: "a body parameter is invalid: `errors` names each field",
-        401: "RECONCILER_API_TOKEN is set and the bearer token is missing or wrong",
+        401: "RECONCILER_API_TOKEN is set and the bearer token is missing or wrong (and no"
+        " trusted proxy vouches for a user)",
+        403: "authorised by a trusted proxy's header, but sent from a page of another origin",
         404: "unknown resource kind, or the id is not assigned to any instance",
         409: "orchestrate: the kind needs more instances than maxInstances (some ids stay"
         " unassigned); confirm: nothing is held by the safety valve",
@@ -115,7 +120,12 @@ def _bad_request(errors: list[FieldError]) -> JSONResponse:
 bearer = HTTPBearer(auto_error=False, description="RECONCILER_API_TOKEN, when it is set")
 
 
-def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
+def create_app(
+    daemon: Daemon, token: str | None = None, access: BrowserAccess | None = None
+) -> FastAPI:
+    """The REST app. `token`: RECONCILER_API_TOKEN; `access`: CORS origins and the trusted
+    proxy header (`BrowserAccess.from_settings`); None keeps both off."""
+    access = access or BrowserAccess()
     read = daemon.read  # every GET renders from the read side (reconciler.status)
     assert read is not None
     app = FastAPI(
@@ -131,14 +141,40 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
     )
 
     def require_token(
+        request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        if token is None:
-            return
-        if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
+        """Authorise a POST, or 401/403. Who asked goes to `request.state.caller` for the
+        log: "token", the user a trusted proxy names, or "anyone" when POSTs are open
+        (neither a token nor a trusted header is configured)."""
+        request.state.caller = caller(request, creds)
+
+    def caller(request: Request, creds: HTTPAuthorizationCredentials | None) -> str:
+        if token is None and not access.requires_auth:
+            return "anyone"
+        if (
+            token is not None
+            and creds is not None
+            and secrets.compare_digest(creds.credentials.encode(), token.encode())
+        ):
+            return "token"
+        user = proxy_user(request, access)
+        if user is None:
             raise HTTPException(
-                401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+                401,
+                "a bearer token is required"
+                + (
+                    f" (or {access.trusted_header} from a trusted proxy)"
+                    if access.trusted_header
+                    else ""
+                ),
+                headers={"WWW-Authenticate": "Bearer"},
             )
+        origin = foreign_origin(request, access)
+        if origin is not None:
+            # The proxy's cookie rides along on any page's request: refuse foreign pages.
+            raise HTTPException(403, f"cross-origin request from {origin} refused")
+        return user
 
     def refuse_on_standby() -> None:
         """A standby never applies a write: 503 naming the leader (the UI: "try again")."""
@@ -182,10 +218,10 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         "/v1/api/orchestrations/{resource}/orchestrate",
         response_model=Orchestration,
         dependencies=[Depends(require_token)],
-        responses=_errors(400, 401, 404, 409, 503),
+        responses=_errors(400, 401, 403, 404, 409, 503),
         summary="Rebalance the kind now and return the new orchestration",
     )
-    def orchestrate(resource: str, body: OrchestrateBody | None = None) -> Any:
+    def orchestrate(request: Request, resource: str, body: OrchestrateBody | None = None) -> Any:
         """Rebalance now (ids move off the fullest instances only). `maxInstances` and
         `resourcePerInstance`, when given, override policy.yaml for this kind until the file
         next changes."""
@@ -206,6 +242,9 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
                     ]
                 )
         refuse_on_standby()
+        log.info(
+            "orchestrate requested", resource=resource, overrides=overrides, by=request.state.caller
+        )
         try:
             result = daemon.orchestrate(resource, overrides)
         except Exception as e:  # timed out, or the daemon is stopping
@@ -228,7 +267,7 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         "/v1/api/orchestrations/{resource}/confirm",
         response_model=Confirmation,
         dependencies=[Depends(require_token)],
-        responses=_errors(401, 404, 409, 503),
+        responses=_errors(401, 403, 404, 409, 503),
         summary="Let the kind's plan held by the safety valve go ahead",
     )
     def confirm(resource: str) -> Confirmation:
@@ -291,6 +330,7 @@ def create_app(daemon: Daemon, token: str | None = None) -> FastAPI:
         return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(fleet_router(read))  # the operator's page at / (reconciler/web)
+    add_cors(app, access.cors_origins)  # the old admin UI, from its own origin
     return app
 
 
@@ -298,8 +338,16 @@ class ApiServer:
     """uvicorn in a daemon thread; stop() shuts it down gracefully."""
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        # proxy_headers off: the client address stays the TCP peer, never X-Forwarded-For
+        # (api_access.proxy_user trusts a header by that address).
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)

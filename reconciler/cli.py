@@ -66,6 +66,7 @@ def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
     """
     from reconciler import logs, preflight
     from reconciler.api import create_app
+    from reconciler.api_access import BrowserAccess
     from reconciler.app import build
 
     settings = load_settings(policy_path=policy_path, log_level=log_level and log_level.lower(),
@@ -85,7 +86,8 @@ def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
         sock.close()
         raise Failure(str(e)) from None
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    server = preflight.prebound_server(create_app(app.daemon, token), sock)
+    access = BrowserAccess.from_settings(settings)  # CORS origins, trusted proxy header
+    server = preflight.prebound_server(create_app(app.daemon, token, access), sock)
     try:
         server.start()
         logs.log.info("serving", url=f"http://{settings.api_host}:{server.port}")

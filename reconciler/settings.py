@@ -10,13 +10,14 @@ Each field's docstring is its description: the README's settings table is genera
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -98,6 +99,62 @@ class Settings(BaseSettings):
     """Port of the REST API, `/metrics` and the health probes; 0: any free port."""
     api_token: SecretStr | None = None
     """When set, POST endpoints require `Authorization: Bearer <token>`. Secret."""
+    # Browsers and authenticating proxies in front of the REST API; the MQTT version.
+    api_cors_origins: str = Field("", validate_default=True)
+    """Web origins (exact `scheme://host[:port]`, comma-separated) whose pages may call the REST
+    API with credentials, as the old admin UI does (`credentials: 'include'`): CORS preflights
+    are answered for them, with `Access-Control-Allow-Credentials: true`. `*` is refused. Empty:
+    no CORS headers, same-origin calls only."""
+    api_trusted_header: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+    """Header an authenticating reverse proxy sets to the signed-in user (`X-Forwarded-User`,
+    oauth2-proxy's `X-Auth-Request-User`): a POST that carries it from one of
+    `RECONCILER_API_TRUSTED_PROXIES` is authorised without the bearer token. When set, POST
+    needs the header or the token even if `RECONCILER_API_TOKEN` is unset."""
+    api_trusted_proxies: str = Field("", validate_default=True)
+    """Addresses or networks of those proxies, comma-separated (`10.0.0.5,10.1.0.0/16`): the
+    header is believed only on a connection from one of them (its TCP peer; `X-Forwarded-For`
+    is never read), and ignored from anyone else. Required with the header."""
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    """MQTT version for `cm/notify`: `5`, `3.1.1`, or `auto`: MQTT 5, and 3.1.1 from then on
+    once a broker refuses 5 (or, before 5 ever worked, ends the connection unanswered). Both
+    keep a persistent session."""
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: str) -> str:
+        origins = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            if item == "*" or item == "null":
+                raise ValueError(f"{item!r} is not allowed with credentials: list each origin")
+            origin = item.rstrip("/").lower()
+            if not re.fullmatch(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?", origin):
+                raise ValueError(f"{item!r} is not an origin like https://admin.example.com:8443")
+            origins.append(origin)
+        return ",".join(origins)
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str, info: ValidationInfo) -> str:
+        networks = [part.strip() for part in value.split(",") if part.strip()]
+        for item in networks:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        if info.data.get("api_trusted_header") and not networks:
+            raise ValueError("RECONCILER_API_TRUSTED_HEADER needs the proxies that may set it")
+        return ",".join(networks)
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o for o in self.api_cors_origins.split(",") if o]
+
+    @property
+    def trusted_proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        items = (p for p in self.api_trusted_proxies.split(",") if p)
+        return [ipaddress.ip_network(p, strict=False) for p in items]
 
     log_format: Literal["auto", "json", "console"] = "auto"
     """`json`, `console`, or `auto`: console on a terminal, else JSON."""

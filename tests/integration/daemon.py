@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from reconciler.api import ApiServer, create_app
+from reconciler.api_access import BrowserAccess
 from reconciler.app import App, build
 from reconciler.settings import Settings
 
@@ -47,7 +48,9 @@ def settings_for(
     mqtt: str = "",
     kafka: str = "",
     token: str | None = None,
+    **extra: Any,
 ) -> Settings:
+    """Settings for an in-process daemon on the rig; `extra`: any other Settings field."""
     return Settings(
         policy_path=policy,
         zk_hosts=zk_hosts,
@@ -63,6 +66,7 @@ def settings_for(
         api_port=0,
         api_token=token,
         _env_file=None,
+        **extra,
     )
 
 
@@ -70,7 +74,8 @@ def settings_for(
 def running(settings: Settings) -> Iterator[Running]:
     app = build(settings)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    server = ApiServer(create_app(app.daemon, token), settings.api_host, settings.api_port)
+    access = BrowserAccess.from_settings(settings)
+    server = ApiServer(create_app(app.daemon, token, access), settings.api_host, settings.api_port)
     thread = threading.Thread(target=app.daemon.run, name="daemon", daemon=True)
     try:
         server.start()
