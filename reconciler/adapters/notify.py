@@ -1,13 +1,25 @@
 """MQTT `cm/notify` listener: row created/deleted hints for the loop (SPEC "Change notifications").
 
 paho-mqtt 2.x with its own network thread (`loop_start`). Choices and why:
-- MQTT 5 with a fixed client id, `clean_start=False` and a session expiry: the broker keeps
-  our subscription and queues QoS-1 messages while we are away (a network blip, a daemon
-  restart), and delivers them when we reconnect with the same client id. Two processes must
-  never share a client id (they would take the session from each other in a loop), so the
-  caller passes one per replica. Mosquitto caps the queue (`max_queued_messages`, default
-  1000) and forgets sessions on its own restart unless `persistence true`: events stay hints
-  and the periodic tick converges whatever is lost.
+- A persistent session under a fixed client id: the broker keeps our subscription and queues
+  QoS-1 messages while we are away (a network blip, a daemon restart), and delivers them when
+  we reconnect with the same client id. MQTT 5: `clean_start=False` and a session expiry;
+  MQTT 3.1.1: `clean_session=False` (the broker keeps the session until it is cleaned). Two
+  processes must never share a client id (they would take the session from each other in a
+  loop), so the caller passes one per replica. Mosquitto caps the queue
+  (`max_queued_messages`, default 1000) and forgets sessions on its own restart unless
+  `persistence true`: events stay hints and the periodic tick converges whatever is lost.
+- Protocol (`protocol`): "5", "3.1.1", or "auto" (the default): MQTT 5, and 3.1.1 from then on
+  once a broker shows it does not speak 5, i.e. when
+  (a) its CONNACK refuses the protocol version (MQTT 5 reason 0x84; a 3.1.1 broker answers
+      return code 1, "unacceptable protocol level", which paho reads as the same reason), or
+  (b) before MQTT 5 ever worked for this listener, the connection ends without any CONNACK
+      (a 3.1.1-only broker that cannot parse a v5 CONNECT, such as amqtt 0.12, waits for bytes
+      that never come until our keepalive gives up).
+  Falling back is always safe (every MQTT 5 broker speaks 3.1.1) and never reversed until a
+  restart; a TCP connect that fails is an outage, not a protocol answer, and changes nothing.
+  paho fixes the protocol when a client is made, so the fallback makes a new client (same
+  client id, persistent session) off the network thread.
 - Subscribe again on every CONNACK: with a fresh session (broker restarted, or the session
   expired) the broker has forgotten the subscription; with a resumed one it is harmless.
 - paho sends PUBACK after `on_message` returns, so a message is acknowledged only after
@@ -23,7 +35,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -33,7 +45,7 @@ from paho.mqtt.properties import Properties
 
 from reconciler.events import MalformedMessage, RowEvent, ignored_reason, parse_notification
 
-__all__ = ["Broker", "NotifyListener", "parse_broker_urls"]
+__all__ = ["PROTOCOLS", "Broker", "NotifyListener", "ProtocolChoice", "parse_broker_urls"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +54,50 @@ KEEPALIVE_S = 30  # a dead TCP connection is noticed within 1.5 x keepalive
 # How long the broker keeps our session (and queues messages) while we are disconnected;
 # after a longer outage the periodic tick re-reads the database anyway.
 SESSION_EXPIRY_S = 24 * 3600
+
+Protocol = Literal["auto", "5", "3.1.1"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+_PAHO = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
+# CONNACK "Unsupported protocol version": MQTT 5's 0x84, and what paho makes of a 3.1.1
+# broker's return code 1 ("unacceptable protocol level") to a v5 CONNECT.
+UNSUPPORTED_PROTOCOL_VERSION = 132
+
+
+class ProtocolChoice:
+    """Which MQTT version to speak next, from the setting and what brokers answered.
+
+    Pure (no client): the listener reports each CONNACK and each connection that ended before
+    one; a True answer means "switch to `speaking` now" (see the module docstring)."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in PROTOCOLS:
+            raise ValueError(f"MQTT protocol {mode!r}: expected one of {', '.join(PROTOCOLS)}")
+        self.mode = mode
+        self.speaking = "3.1.1" if mode == "3.1.1" else "5"
+        self.v5_worked = False
+        self.fallback_reason: str | None = None
+
+    def connack(self, reason_code: int) -> bool:
+        """A CONNACK arrived with this (MQTT 5) reason code; True: fall back to 3.1.1."""
+        if reason_code == 0:
+            self.v5_worked = self.v5_worked or self.speaking == "5"
+            return False
+        if reason_code == UNSUPPORTED_PROTOCOL_VERSION:
+            return self._fall_back("the broker refused MQTT 5 (unsupported protocol version)")
+        return False
+
+    def ended_without_connack(self) -> bool:
+        """A connection ended before any CONNACK; True: fall back to 3.1.1."""
+        if self.v5_worked:
+            return False  # MQTT 5 worked before: this is an outage, not the protocol
+        return self._fall_back("the broker closed the MQTT 5 connection without a CONNACK")
+
+    def _fall_back(self, why: str) -> bool:
+        if self.mode != "auto" or self.speaking != "5":
+            return False
+        self.speaking = "3.1.1"
+        self.fallback_reason = why
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +153,21 @@ class NotifyListener:
         on_malformed: Callable[[bytes, str], None] | None = None,
         on_ignored: Callable[[str], None] | None = None,
         reconnect_delay: float = 10.0,
+        protocol: str = "auto",
+        keepalive: int = KEEPALIVE_S,
     ) -> None:
+        """`protocol`: "auto" (MQTT 5, falling back to 3.1.1 for a broker that does not speak
+        5), "5" or "3.1.1" (RECONCILER_MQTT_PROTOCOL). `keepalive`: seconds; a dead
+        connection, or a broker that never answers our CONNECT, is given up after 1.5x."""
         if not client_id:
             # An empty id makes the broker invent one per connection: no persistent session.
             raise ValueError("a fixed, non-empty client_id is needed for a persistent session")
         if reconnect_delay <= 0:
             raise ValueError("reconnect_delay must be positive")
         self.brokers = parse_broker_urls(broker_url)
+        self._choice = ProtocolChoice(protocol)
+        self._keepalive = keepalive
+        self._awaiting_connack = False  # a CONNECT is out and no CONNACK came back yet
         self.client_id = client_id
         self.topic = topic
         self._on_event = on_event
@@ -129,6 +193,11 @@ class NotifyListener:
         """The broker currently used (or being tried)."""
         return self.brokers[self._broker_index]
 
+    @property
+    def protocol(self) -> str:
+        """The MQTT version spoken (or being tried): "5" or "3.1.1"."""
+        return self._choice.speaking
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -137,32 +206,69 @@ class NotifyListener:
         with self._lock:
             if self._client is not None:
                 return
+            self._client = self._new_client()
+            log.info(
+                "mqtt listener %s started, broker %s, topic %s, MQTT %s (setting %s)",
+                self.client_id,
+                self.broker,
+                self.topic,
+                self.protocol,
+                self._choice.mode,
+            )
+
+    def _new_client(self) -> mqtt.Client:
+        """A started client speaking `self.protocol`; the caller holds `_lock`."""
+        if self.protocol == "5":
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=_PAHO["5"]
+            )
+        else:
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=self.client_id,
-                protocol=MQTTProtocolVersion.MQTTv5,
+                clean_session=False,  # 3.1.1's persistent session
+                protocol=_PAHO["3.1.1"],
             )
-            # paho waits min_delay after a loss, doubling up to max_delay; SPEC's old client
-            # retried every 10 s. paho's delays are ints in its signature but it only compares
-            # and sleeps on them, so fractions (for tests) work.
-            client.reconnect_delay_set(
-                min_delay=min(1.0, self._reconnect_delay),  # type: ignore[arg-type]
-                max_delay=self._reconnect_delay,  # type: ignore[arg-type]
-            )
-            client.on_connect = self._handle_connect
-            client.on_disconnect = self._handle_disconnect
-            client.on_connect_fail = self._handle_connect_fail
-            client.on_message = self._handle_message
-            client.on_subscribe = self._handle_subscribe
-            broker = self.broker
-            # connect_async + loop_start: the first connection is retried in the background
-            # too, so a daemon started before its broker does not fail.
-            self._connect_async(client)
-            client.loop_start()
-            self._client = client
-            log.info(
-                "mqtt listener %s started, broker %s, topic %s", self.client_id, broker, self.topic
-            )
+        # paho waits min_delay after a loss, doubling up to max_delay; SPEC's old client
+        # retried every 10 s. paho's delays are ints in its signature but it only compares
+        # and sleeps on them, so fractions (for tests) work.
+        client.reconnect_delay_set(
+            min_delay=min(1.0, self._reconnect_delay),  # type: ignore[arg-type]
+            max_delay=self._reconnect_delay,  # type: ignore[arg-type]
+        )
+        client.on_pre_connect = self._handle_pre_connect
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_connect_fail = self._handle_connect_fail
+        client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribe
+        # connect_async + loop_start: the first connection is retried in the background
+        # too, so a daemon started before its broker does not fail.
+        self._connect_async(client)
+        client.loop_start()
+        return client
+
+    def _fall_back(self, client: mqtt.Client) -> None:
+        """On paho's thread: this client spoke MQTT 5 to a broker that does not. Replace it
+        with a 3.1.1 client from another thread (loop_stop joins the network thread)."""
+        log.warning(
+            "mqtt broker %s: %s; speaking MQTT 3.1.1 from now on (persistent session with "
+            "clean_session=false; set RECONCILER_MQTT_PROTOCOL=3.1.1 to skip the attempt)",
+            self.broker,
+            self._choice.fallback_reason,
+        )
+        threading.Thread(
+            target=self._replace_client, args=(client,), name="mqtt-fallback", daemon=True
+        ).start()
+
+    def _replace_client(self, old: mqtt.Client) -> None:
+        with self._lock:
+            if self._client is not old:
+                return  # stopped (or replaced) meanwhile
+            old.loop_stop()  # before its backoff ends: no further MQTT 5 attempt
+            old.disconnect()
+            self._connected.clear()
+            self._client = self._new_client()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Disconnect cleanly (the broker keeps our session) and join the network thread."""
@@ -176,6 +282,11 @@ class NotifyListener:
             log.info("mqtt listener %s stopped", self.client_id)
 
     def _connect_async(self, client: mqtt.Client) -> None:
+        broker = self.broker
+        if self.protocol == "3.1.1":
+            # clean_session=False was given to the client: 3.1.1 has no properties.
+            client.connect_async(broker.host, broker.port, keepalive=self._keepalive)
+            return
         # MQTT 5 with clean_start=False and a session expiry: the broker keeps our session
         # and queues QoS-1 messages while we are away. Receive Maximum 65535 lets the broker
         # send a burst without waiting for our PUBACKs (Mosquitto's default window is 20):
@@ -185,12 +296,18 @@ class NotifyListener:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = 65535
-        broker = self.broker
         client.connect_async(
-            broker.host, broker.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props
+            broker.host,
+            broker.port,
+            keepalive=self._keepalive,
+            clean_start=False,
+            properties=props,
         )
 
     # --- paho callbacks (network thread) ------------------------------------------------
+
+    def _handle_pre_connect(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self._awaiting_connack = True
 
     def _handle_connect(
         self,
@@ -200,10 +317,20 @@ class NotifyListener:
         reason_code: Any,
         _properties: Any,
     ) -> None:
+        self._awaiting_connack = False
+        if self._choice.connack(reason_code.value):
+            self._fall_back(client)
+            return
         if reason_code.is_failure:
             # paho closes the socket and retries after the backoff; a refusal (bad client id,
-            # not authorised) is a configuration problem, so say it loudly.
-            log.error("mqtt broker %s refused connection: %s", self.broker, reason_code)
+            # not authorised, or MQTT 5 forced on a 3.1.1 broker) is a configuration problem,
+            # so say it loudly.
+            hint = (
+                ": set RECONCILER_MQTT_PROTOCOL to auto or 3.1.1"
+                if reason_code.value == UNSUPPORTED_PROTOCOL_VERSION
+                else ""
+            )
+            log.error("mqtt broker %s refused connection: %s%s", self.broker, reason_code, hint)
             return
         result, mid = client.subscribe(self.topic, qos=1)
         if result != mqtt.MQTT_ERR_SUCCESS:
@@ -211,8 +338,9 @@ class NotifyListener:
             return
         self._subscribe_mid = mid
         log.info(
-            "mqtt connected to %s (session present: %s), subscribing to %s",
+            "mqtt connected to %s with MQTT %s (session present: %s), subscribing to %s",
             self.broker,
+            self.protocol,
             flags.session_present,
             self.topic,
         )
@@ -242,12 +370,23 @@ class NotifyListener:
 
     def _handle_disconnect(
         self,
-        _client: mqtt.Client,
+        client: mqtt.Client,
         _userdata: Any,
         _flags: mqtt.DisconnectFlags,
         reason_code: Any,
         _properties: Any,
     ) -> None:
+        no_connack, self._awaiting_connack = self._awaiting_connack, False
+        if no_connack and client is self._client:
+            if self._choice.ended_without_connack():
+                self._fall_back(client)
+                return
+            log.warning(
+                "mqtt broker %s ended the connection before answering our MQTT %s CONNECT (%s)",
+                self.broker,
+                self.protocol,
+                reason_code,
+            )
         was_connected = self._connected.is_set()
         self._connected.clear()
         if was_connected and self._client is not None:  # not our own stop()
@@ -258,6 +397,7 @@ class NotifyListener:
         # `host`/`port` setters refuse while paho's state is still CONNECTING, so re-arm with
         # connect_async, which only resets state and address; paho's loop then waits its
         # backoff and calls reconnect() on the new address.
+        self._awaiting_connack = False  # no connection: an outage, not a protocol answer
         previous = self.broker
         if len(self.brokers) > 1:
             self._broker_index = (self._broker_index + 1) % len(self.brokers)
