@@ -104,3 +104,23 @@ def test_the_link_check_can_fail() -> None:
             "```\n[inside a block](not/checked.md)\n```\n")
     assert relative_links(text) == ["systemd/nope.service", "../elsewhere.md"]
     assert repository_paths(text) == ["reconciler/gone.py"]
+
+
+def test_every_link_and_path_in_the_contracts_resolves() -> None:
+    # docs/contracts.md is where the README sends readers for the contracts: its links are
+    # relative to docs/, the files it names in code spans to the repository's root.
+    doc = REPO / "docs" / "contracts.md"
+    text = doc.read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+        for title in re.findall(r"^## (.+)$", text, flags=re.M)
+    }
+    links = LINK.findall(_outside_code_blocks(text))
+    assert [t for t in links if t.startswith("#") and t[1:] not in anchors] == []
+    broken = [t for t in relative_links(text) if not (doc.parent / t).exists()]
+    broken += [p for p in repository_paths(text) if not (REPO / p).exists()]
+    assert len(repository_paths(text)) > 10
+    assert not broken, broken
+    readme = README.read_text()
+    assert "docs/contracts.md" in relative_links(readme)
+    assert "../shared/SPEC.md" not in readme
