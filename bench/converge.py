@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.baseline import full_reorchestration, moved
 from reconciler.adapters.inventory import create_tables, insert_ids
-from reconciler.model import KindObserved, applied
+from reconciler.model import KindIntent, KindObserved, applied
 from reconciler.planner import plan_kind
 from reconciler.policy import KindPolicy
 from rig.kube import Kube
@@ -88,7 +88,9 @@ def moves_on_resize(n: int) -> None:
         )
         p1 = p0.model_copy(update={"resource_per_instance": after})
         start = applied({}, plan_kind(p0, KindObserved("Thing", ids, {}, {}), 0)[0])
-        ops, report = plan_kind(p1, KindObserved("Thing", ids, start, {}), 0)
+        # A policy edit: the daemon re-sizes in full (held layouts grow only by the seed's rule).
+        resize = KindIntent(resize=True)
+        ops, report = plan_kind(p1, KindObserved("Thing", ids, start, {}), 0, resize)
         ours = applied(start, ops)
         base0 = full_reorchestration(ids, p0)
         base1 = full_reorchestration(ids, p1)

@@ -1,5 +1,8 @@
 """The autoscaler: reads pod usage and node room, asks scaling.py, sets the kind's target.
 
+Kinds without an `autoscale` block get their pods' CPU/memory read and exported too (at most
+once a minute), so the dashboard's pod panels show every kind.
+
 Called by the pipeline's intend stage on every full pass, before the planner. For each kind
 with an `autoscale` block it decides at most once per `periodSeconds` and hands back the
 instance count it wants (the kind's scale target, kept in the daemon's state as intent); the
@@ -59,6 +62,8 @@ class Autoscaler:
     decisions: dict[str, Decision] = field(default_factory=dict)
     _targets: dict[str, int] = field(default_factory=dict)
     _logged: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # When each kind without autoscale last had its pod usage read (Observed.now).
+    _usage_read: dict[str, float] = field(default_factory=dict)
     # The nodes as read in this pass (keyed by the pass's time), minus what kinds decided
     # earlier in the pass took: two kinds scaling up at once do not both count the same room.
     _nodes: tuple[float, list[NodeCapacity] | SourceUnavailable] | None = None
@@ -79,6 +84,7 @@ class Autoscaler:
             if kind in self._targets:
                 self.forget(kind)
                 targets.pop(kind, None)
+            self._observe_usage(kind, policy, assignment, pods, now)
             return
         last = self.decisions.get(kind)
         due = last is None or now - last.at >= auto.period_seconds
@@ -176,6 +182,25 @@ class Autoscaler:
         if pending:
             note += f", {pending} of ours not Running yet"
         return Room(fit, pending, True, note)
+
+    def _observe_usage(
+        self,
+        kind: str,
+        policy: KindPolicy,
+        assignment: Assignment | None,
+        pods: Mapping[str, Pod] | None,
+        now: float,
+    ) -> None:
+        """Pod CPU/memory for a kind that does not autoscale: exported all the same (the
+        dashboard's pod panels), at most once a minute, whenever metrics.k8s.io serves it."""
+        if assignment is None or pods is None or now - self._usage_read.get(kind, -1e18) < 60:
+            return
+        self._usage_read[kind] = now
+        try:
+            usage = self.source.pod_usage(kind)
+        except SourceUnavailable:  # no metrics-server (MetricsUnavailable), or unreachable
+            usage = {}
+        self._publish_usage(kind, assignment, pods, usage, policy.instance_name)
 
     def _publish_usage(
         self,

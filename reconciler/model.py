@@ -92,6 +92,10 @@ class KindIntent:
     scale_target: int | None = None
     # True when an operator asked for a rebalance (REST orchestrate).
     rebalance: bool = False
+    # True when the kind's sizing policy (initInstances, maxInstances, resourcePerInstance,
+    # REST overrides included) changed since the layout was last sized: re-size in full.
+    # Otherwise the layout is held and grows by the seed's rule (reconciler/growth.py).
+    resize: bool = False
 
 
 NO_INTENT = KindIntent()

@@ -115,11 +115,11 @@ def run_pass(
         return PassResult(trigger, the_plan, (), ports.mono() - started, True)
     if ports.leadership is not None and not ports.leadership.may_act():
         result = PassResult(trigger, the_plan, (), ports.mono() - started, standby=True)
-        record(ports, state, result, observed)
+        record(ports, state, result, observed, policies)
         return result
     outcomes = apply(ports, state, policies, the_plan)
     result = PassResult(trigger, the_plan, tuple(outcomes), ports.mono() - started)
-    record(ports, state, result, observed)
+    record(ports, state, result, observed, policies)
     return result
 
 
@@ -132,7 +132,7 @@ def observe(
     kinds: dict[str, KindObserved] = {}
     for kind, policy in policies.items():
         row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows(kind)
-        assignment = None if full else state.assignment(kind)
+        assignment = None if full else state.assignment(kind, trusted=True)
         if assignment is None:
             assignment = _read(state, "zookeeper", kind, lambda k=kind: ports.store.read(k))
         heartbeats = (
@@ -357,9 +357,20 @@ def _remember(
 # --- record ----------------------------------------------------------------------------
 
 
-def record(ports: Ports, state: DaemonState, result: PassResult, observed: Observed) -> None:
+def record(
+    ports: Ports,
+    state: DaemonState,
+    result: PassResult,
+    observed: Observed,
+    policies: Mapping[str, KindPolicy],
+) -> None:
     """Remember the pass in the state; publish its figures."""
     state.record_pass(result, observed.kinds, ports.wall())
+    if not result.standby:
+        for kind, obs in observed.kinds.items():
+            failed = any(o.op.kind == kind and o.result == "failed" for o in result.outcomes)
+            if obs.row_ids is not None and obs.assignment is not None and not failed:
+                state.note_sizing(kind, policies[kind])
     for kind, report in result.plan.reports.items():
         if report.rows is not None:
             metrics.ROWS.labels(kind).set(report.rows)

@@ -11,10 +11,10 @@ an explicit rebalance evens the load out, and then only ids on the fullest insta
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from reconciler.growth import fill, hold_layout
 from reconciler.model import (
     DEAD_PHASES,
     NO_INTENT,
@@ -109,6 +109,21 @@ def plan_kind(
         capacity = max((inst.count for inst in current.values()), default=0)
         report = KindReport(kind, None, len(final), capacity, 0, 0, None, blind)
         counts = {i: inst.count for i, inst in current.items()}
+    elif (held := _held(policy, obs, intent)) is not None:
+        # The layout as it is (the old orchestrator's, or ours): new rows fill instances with
+        # room, else new instances are added; counts stay. SPEC's seed growth rule.
+        final, counts = held
+        report = KindReport(
+            kind,
+            len(obs.row_ids),
+            len(final),
+            max(counts.values(), default=0),
+            0,
+            moved_ids(current, final),
+            None,
+            blind,
+        )
+        ops.extend(_instance_ops(kind, current, final, counts))
     else:
         sizing = size_for(len(obs.row_ids), policy, intent.scale_target)
         keep, new = choose_instances(current, sizing.instances)
@@ -140,6 +155,20 @@ def plan_kind(
     if obs.pods is not None:
         ops.extend(_pod_ops(kind, policy.instance_name, final, obs.pods, silent))
     return ops, replace(report, heartbeat_note=hb_note)
+
+
+def _held(
+    policy: KindPolicy, obs: KindObserved, intent: KindIntent
+) -> tuple[dict[int, frozenset[str]], dict[int, int]] | None:
+    """The held layout, unless a full re-sizing is due: an orchestrate, a sizing policy
+    that changed, an autoscaling target, or a layout that breaks the sizing rules."""
+    if intent.rebalance or intent.resize or not obs.assignment or obs.row_ids is None:
+        return None
+    if intent.scale_target is not None:
+        target = size_for(len(obs.row_ids), policy, intent.scale_target).instances
+        if target != len(obs.assignment):
+            return None
+    return hold_layout(obs.assignment, obs.row_ids, policy)
 
 
 def choose_instances(current: Assignment, instances: int) -> tuple[list[int], list[int]]:
@@ -188,7 +217,7 @@ def assign(
     pool = sorted(rows - assigned)
     # A rebalance evens loads exactly (the quotas); otherwise 5% of capacity of imbalance
     # is worth fewer workers reloading for every few new rows.
-    _fill(held, quota, pool, slack=1 if rebalance else max(1, capacity // 20))
+    fill(held, quota, pool, slack=1 if rebalance else max(1, capacity // 20))
     return {i: frozenset(ids) for i, ids in held.items()}
 
 
@@ -202,27 +231,6 @@ def _quotas(held: Mapping[int, set[str]], rows: int, capacity: int) -> dict[int,
         return dict.fromkeys(held, capacity)
     by_load = sorted(held, key=lambda i: (-len(held[i]), i))
     return {i: low + (1 if rank < extra else 0) for rank, i in enumerate(by_load)}
-
-
-def _fill(held: dict[int, set[str]], quota: Mapping[int, int], pool: list[str], slack: int) -> None:
-    """Give pool ids to the least-loaded instance with room.
-
-    An instance takes ids until it is `slack` above the next least-loaded one: a small batch
-    of new rows then lands on one or two instances instead of one id on each, and every
-    instance that gains an id must reload (a `_reload` bump). Loads stay within `slack`.
-    """
-    heap = [(len(ids), i) for i, ids in held.items() if len(ids) < quota[i]]
-    heapq.heapify(heap)
-    taken = 0
-    while taken < len(pool) and heap:
-        load, i = heapq.heappop(heap)
-        ceiling = min(quota[i], heap[0][0] + slack) if heap else quota[i]
-        n = min(max(ceiling - load, 1), len(pool) - taken)
-        held[i].update(pool[taken : taken + n])
-        taken += n
-        if load + n < quota[i]:
-            heapq.heappush(heap, (load + n, i))
-    # What is left has no room anywhere (over maxInstances): it stays unassigned, reported.
 
 
 def moved_ids(current: Assignment, final: Mapping[int, frozenset[str]]) -> int:

@@ -47,6 +47,10 @@ class _Expectation:
     instance_id: int | None = None
 
 
+def _sizing(policy: KindPolicy) -> tuple[int, int, int]:
+    return (policy.init_instances, policy.max_instances, policy.resource_per_instance)
+
+
 @dataclass
 class _Valve:
     """The safety valve of one kind (reconciler/valve.py): tripped since `passes` full passes."""
@@ -89,12 +93,16 @@ class DaemonState:
     # What the last pass saw of each kind, and the assignment it left (observed + its writes).
     _observed: dict[str, KindObserved] = field(default_factory=dict)
     _assignments: dict[str, Assignment] = field(default_factory=dict)
+    _acting: set[str] = field(default_factory=set)  # kinds whose assignment a leader's pass left
     _reports: dict[str, KindReport] = field(default_factory=dict)
     _source_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     _op_backoff: dict[str, Backoff] = field(default_factory=dict)
     _rejected: dict[str, tuple[Op, str]] = field(default_factory=dict)  # key -> (op, error)
     _expected: dict[str, dict[str, _Expectation]] = field(default_factory=dict)
     _valves: dict[str, _Valve] = field(default_factory=dict)
+    # The sizing (initInstances, maxInstances, resourcePerInstance) each kind was last
+    # planned with; a different one re-sizes the kind in full.
+    _sized_with: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     _last_pass: PassResult | None = None
     _last_pass_at: float | None = None
 
@@ -179,16 +187,34 @@ class DaemonState:
             else:
                 self._scale_targets[kind] = target
 
-    def intents(self, kinds: Iterable[str]) -> dict[str, KindIntent]:
+    def intents(self, policies: Mapping[str, KindPolicy]) -> dict[str, KindIntent]:
         with self._lock:
-            return {k: KindIntent(self._scale_targets.get(k), k in self._rebalance) for k in kinds}
+            return {
+                k: KindIntent(
+                    self._scale_targets.get(k),
+                    k in self._rebalance,
+                    k in self._sized_with and self._sized_with[k] != _sizing(p),
+                )
+                for k, p in policies.items()
+            }
+
+    def note_sizing(self, kind: str, policy: KindPolicy) -> None:
+        """The layout of `kind` now follows `policy`'s sizing: a later change re-sizes it.
+        Nothing noted yet (a daemon that just started) means: hold the layout it finds."""
+        with self._lock:
+            self._sized_with[kind] = _sizing(policy)
 
     # --- what the last pass saw and left ---------------------------------------------------
 
-    def assignment(self, kind: str) -> Assignment | None:
+    def assignment(self, kind: str, *, trusted: bool = False) -> Assignment | None:
+        """The kind's assignment as the last pass left it. `trusted`: only if that pass acted
+        (a leader's): a standby's view may be stale by the leader's writes since, so a pass
+        that acts on it must read ZooKeeper first."""
         with self._lock:
             a = self._assignments.get(kind)
-            return dict(a) if a is not None else None
+            if a is None or (trusted and kind not in self._acting):
+                return None
+            return dict(a)
 
     def record_pass(
         self, result: PassResult, observed: Mapping[str, KindObserved], at: float
@@ -203,6 +229,10 @@ class DaemonState:
                 if obs.assignment is not None:
                     done = [o.op for o in result.outcomes if o.op.kind == kind and o.result == "ok"]
                     self._assignments[kind] = applied(obs.assignment, done)
+                    if result.standby:
+                        self._acting.discard(kind)
+                    else:
+                        self._acting.add(kind)
             self._reports.update(result.plan.reports)
             self._last_pass, self._last_pass_at = result, at
 

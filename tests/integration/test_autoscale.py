@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client as k8s
 from structlog.testing import capture_logs
 
+from reconciler import metrics
 from reconciler.adapters.inventory import create_tables, insert_ids
 from reconciler.autoscale import Autoscaler
 from reconciler.podspec import KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -332,3 +333,22 @@ def test_missing_stale_or_absent_metrics_never_scale_and_say_why(
         figure("metrics absent: status text", status["text"])
     finally:
         podmetrics_standin.install(api)
+
+
+def test_pod_usage_is_exported_for_kinds_that_do_not_autoscale(
+    world: tuple[Fleet, str, Any, str, Path],
+) -> None:
+    f, db, api, ns, _ = world
+    insert_ids(db, "Rule", uuids(20))  # Rule has no autoscale block
+    f.tick()
+    eventually(lambda: running(api, ns, 8), timeout=60)  # 5 Thing + 3 Rule pods
+    put_usage(api, ns, "Rule", "iota-rules-engine", range(3), "250m", "64Mi")
+    f.ports.autoscaler._usage_read.clear()  # type: ignore[union-attr]  (the once-a-minute read)
+    f.tick()
+    cpu = metrics.REGISTRY.get_sample_value(
+        "reconciler_pod_cpu_usage_cores", {"resource": "Rule", "instance_id": "1"}
+    )
+    mem = metrics.REGISTRY.get_sample_value(
+        "reconciler_pod_memory_usage_bytes", {"resource": "Rule", "instance_id": "1"}
+    )
+    assert cpu == pytest.approx(0.25) and mem == 64 * 2**20

@@ -104,14 +104,23 @@ def test_the_old_orchestrators_fleet_is_taken_over_without_touching_a_healthy_wo
             )
             f.tick()  # its successor
             third = f.tick()
+            after = read_layout(kazoo_client, "Rule")
+            pods = {p.metadata.name: p for p in core.list_namespaced_pod(ns).items}
 
-        after = read_layout(kazoo_client, "Rule")
+            # 100 single creates, one pass each (a row event's pass): the seed's growth rule.
+            writes_before = f.zk.writes
+            added = uuids(100)
+            for rid in added:
+                insert_ids(pg_url, "Rule", [rid])
+                f.tick()
+            grown = read_layout(kazoo_client, "Rule")
+            grow_writes = f.zk.writes - writes_before
+
         assert {i: x["ids"] for i, x in after.items()} == {i: x["ids"] for i, x in before.items()}
         assert {i: x["times"] for i, x in after.items()} == {i: 3 for i in range(10)}
         assert {i: x["node"] for i, x in after.items()} == {i: x["node"] for i, x in before.items()}
         assert third.plan.ops == ()  # converged
 
-        pods = {p.metadata.name: p for p in core.list_namespaced_pod(ns).items}
         assert len(pods) == 10
         for name, pod in pods.items():
             assert pod.metadata.labels[MANAGED_BY_LABEL] == "reconciler", name
@@ -121,3 +130,15 @@ def test_the_old_orchestrators_fleet_is_taken_over_without_touching_a_healthy_wo
         replaced = pods["iota-rules-engine-4"]
         assert replaced.metadata.uid != uids["iota-rules-engine-4"]
         assert replaced.status.phase != "Failed"
+
+    # The ten old instances took one id each (their room), then new instances 10 and 11 were
+    # added with the kind's count; nobody else's ids moved or reloaded twice.
+    count = RULES // 10 + 1
+    assert sorted(grown) == list(range(12))
+    assert all(x["node"]["count"] == count for x in grown.values())
+    for i in range(10):
+        assert set(before[i]["ids"]) <= set(grown[i]["ids"])  # no id left its instance
+        assert len(grown[i]["ids"]) == count and grown[i]["times"] == 4  # one new id, one reload
+    assert len(grown[10]["ids"]) == count and len(grown[11]["ids"]) == 100 - 10 - count
+    assert {rid for x in grown.values() for rid in x["ids"]} == set(rules) | set(added)
+    assert grow_writes == 100  # one instance write per create

@@ -102,11 +102,12 @@ def test_demo_runs_the_fleet_and_ctrl_c_stops_everything(tmp_path: Path) -> None
         )
         assert res.returncode == 0, res.stderr
         status = res.stdout
-        # Thing: 2500 rows -> initInstances 10; Rule: 800 rows / 500 -> 2, at least 3.
+        # Thing: 2500 rows -> initInstances 10; Rule: 800 rows -> initInstances 10 too (the
+        # shipped policy runs both kinds at the old orchestrator's seed defaults).
         assert re.search(r"^Thing: rows=\d+ instances=10 ", status, re.M), status
-        assert re.search(r"^Rule: rows=\d+ instances=3 ", status, re.M), status
+        assert re.search(r"^Rule: rows=\d+ instances=10 ", status, re.M), status
         assert len(re.findall(r"iota-dac-\d+ Running", status)) == 10, status
-        assert len(re.findall(r"iota-rules-engine-\d+ Running", status)) == 3, status
+        assert len(re.findall(r"iota-rules-engine-\d+ Running", status)) == 10, status
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
             metrics = r.read().decode()
         assert 'reconciler_instances{resource="Thing"} 10.0' in metrics

@@ -243,3 +243,22 @@ def write_policy(folder: Path, tick: float = 60, **kinds: dict[str, object]) -> 
     path = folder / "policy.yaml"
     path.write_text(yaml.safe_dump({"tickSeconds": tick, "kinds": base}, sort_keys=False))
     return path
+
+
+@dataclass
+class FakeLeadership:
+    """Leader election as the pipeline sees it: `leading` decides."""
+
+    leading: bool = False
+    identity: str = "me"
+    transitions: int = 0
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leading
+
+    def may_act(self) -> bool:
+        return self.leading
+
+    def leader(self) -> str | None:
+        return self.identity if self.leading else "someone-else"

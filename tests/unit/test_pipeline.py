@@ -272,3 +272,22 @@ def test_ordinary_churn_and_small_fleets_never_trip_the_valve(world: World) -> N
     world.run()
     assert sum(len(i.ids) for i in world.store.read("Thing").values()) == 5
     assert world.state.valve("Thing")["engaged"] is False
+
+
+def test_a_standby_that_becomes_leader_never_acts_on_its_stale_view(world: World) -> None:
+    from tests.unit.fakes import FakeLeadership
+
+    world.ports.leadership = FakeLeadership(leading=False)
+    standby = world.run()  # sees an empty ZooKeeper: nothing written yet
+    assert standby.standby and world.store.writes == 0
+    # Meanwhile the leader (another daemon) lays the kinds out.
+    other = World(world_folder(world))
+    other.store = world.store
+    other.ports.store = world.store
+    other.run()
+    layout = world.store.read("Thing")
+    writes = world.store.writes
+    world.ports.leadership.leading = True  # type: ignore[union-attr]
+    event = world.run(full=False)  # an event pass right after winning
+    assert not any(isinstance(op, WriteInstance) and op.create for op in event.plan.ops)
+    assert world.store.read("Thing") == layout and world.store.writes == writes

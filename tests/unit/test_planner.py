@@ -122,15 +122,53 @@ def test_converged_world_plans_nothing() -> None:
 
 def test_new_rows_go_only_to_instances_with_room_and_bump_reload() -> None:
     p = policy(init=3, per=500)
-    a = converge(p, rows(700))
-    ops, report = plan_kind(p, observed(rows(710), a, running_pods(a)), NOW)
+    a = converge(p, rows(702))  # 3 instances of 234, count 235: room for 3 more
+    ops, report = plan_kind(p, observed(rows(705), a, running_pods(a)), NOW)
     writes = [op for op in ops if isinstance(op, WriteInstance)]
     assert writes and report.moved == 0
     for w in writes:
         old = a[w.instance.instance_id]
         assert w.instance.ids > old.ids  # only gained
         assert w.instance.reload_times == old.reload_times + 1
-    assert set().union(*(w.instance.ids for w in writes)) >= rows(10, 700)
+    assert set().union(*(w.instance.ids for w in writes)) >= rows(3, 702)
+    assert all(w.instance.count == a[w.instance.instance_id].count for w in writes)
+
+
+def test_with_no_room_one_new_instance_is_added_the_seeds_way() -> None:
+    """SPEC: a new resource goes to an instance with used < count; if none has room, a new
+    instance is created. Counts stay; only instances whose ids change reload."""
+    p = policy(init=3, per=500)
+    a = converge(p, rows(702))  # 3 instances of 234, count 235: room for 3
+    ops, report = plan_kind(p, observed(rows(710), a, running_pods(a)), NOW)
+    assert report.moved == 0
+    writes = [o for o in ops if isinstance(o, WriteInstance)]
+    assert [o.instance.instance_id for o in writes] == [0, 1, 2, 3]
+    assert all(o.instance.count == 235 for o in writes)  # no count rewritten
+    for o in writes[:3]:  # each existing instance took the one id it had room for
+        assert o.instance.used == 235 and o.instance.reload_times == 1
+    new = writes[3]
+    assert new.create and new.instance.used == 5
+    assert [o for o in ops if isinstance(o, CreatePod)] == [CreatePod("Thing", 3)]
+
+
+def test_a_policy_change_resizes_in_full_and_an_unchanged_one_holds_the_layout() -> None:
+    p = policy(init=3, per=500)
+    a = converge(p, rows(702))
+    held, _ = plan_kind(policy(init=3, per=235), observed(rows(702), a, running_pods(a)), NOW)
+    assert held == []  # a valid layout is kept as it is (cutover, no edit seen)
+    ops, _ = plan_kind(
+        policy(init=3, per=200),  # counts of 235 break the new rule: re-sized anyway
+        observed(rows(702), a, running_pods(a)),
+        NOW,
+    )
+    assert len(apply(a, ops)) == 702 // 200 + 1
+    ops, _ = plan_kind(
+        policy(init=5, per=500),
+        observed(rows(702), a, running_pods(a)),
+        NOW,
+        KindIntent(resize=True),
+    )
+    assert len(apply(a, ops)) == 5
 
 
 def test_a_few_new_rows_reload_few_workers_and_loads_stay_close() -> None:
@@ -162,8 +200,8 @@ def test_deleted_rows_leave_their_instance_and_nothing_else_moves() -> None:
 def test_count_only_change_writes_without_reload_bump() -> None:
     p = policy(init=10, per=5000)
     a = converge(p, rows(1000))  # capacity 101
-    more = rows(1010)  # capacity 102: every instance's count changes
-    ops, _ = plan_kind(p, observed(more, a, running_pods(a)), NOW)
+    more = rows(1015)  # re-sized: capacity 102, every instance's count changes
+    ops, _ = plan_kind(p, observed(more, a, running_pods(a)), NOW, KindIntent(resize=True))
     for op in ops:
         assert isinstance(op, WriteInstance)
         old = a[op.instance.instance_id]
@@ -213,7 +251,9 @@ def test_raising_resource_per_instance_removes_highest_instances_and_their_pods(
     ids = rows(20_000)
     a = converge(policy(init=3, per=2000), ids)  # 11 instances
     pods = running_pods(a)
-    ops, report = plan_kind(policy(init=3, per=5000), observed(ids, a, pods), NOW)
+    ops, report = plan_kind(
+        policy(init=3, per=5000), observed(ids, a, pods), NOW, KindIntent(resize=True)
+    )
     after = apply(a, ops)
     assert sorted(after) == [0, 1, 2, 3, 4]
     assert sorted(o.instance_id for o in ops if isinstance(o, DeleteInstance)) == list(range(5, 11))

@@ -1,0 +1,77 @@
+"""The seed's growth rule: keep the layout as it is and grow it one instance at a time.
+
+What the old orchestrator did between two orchestrations, and what the daemon does when it
+takes over a running fleet: every instance keeps its ids and its `count`; ids of deleted rows
+leave; a new id goes to an instance with `used < count` (the least loaded, so a few new rows
+reload one or two workers); only when none has room is a new instance added (the smallest
+free id, with the kind's count). Nothing is rebalanced, so no worker reloads without a
+reason. Pure.
+
+A held layout that breaks the sizing rules (fewer than initInstances or more than
+maxInstances instances, a count over resourcePerInstance, or rows that would need more than
+maxInstances instances of the held count) is not held: the planner re-sizes in full.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+
+from reconciler.model import Assignment
+from reconciler.policy import KindPolicy
+
+
+def hold_layout(
+    current: Assignment, rows: frozenset[str], policy: KindPolicy
+) -> tuple[dict[int, frozenset[str]], dict[int, int]] | None:
+    """Each instance's ids and count after the growth rule; None when the rules are broken."""
+    n = len(current)
+    if not current or not policy.init_instances <= n <= policy.max_instances:
+        return None
+    counts = {i: inst.count for i, inst in current.items()}
+    if any(not 1 <= c <= policy.resource_per_instance for c in counts.values()):
+        return None
+    held: dict[int, set[str]] = {}
+    seen: set[str] = set()
+    for i in sorted(current):  # an id found twice stays on the lower instance
+        ids = (current[i].ids & rows) - seen
+        if len(ids) > counts[i]:  # over its count (a hand edit): the surplus is placed anew
+            ids -= set(sorted(ids)[counts[i] :])
+        seen |= ids
+        held[i] = set(ids)
+    pool = sorted(rows - seen)
+    if pool:
+        slack = max(1, max(counts.values()) // 20)
+        fill(held, counts, pool, slack)
+        placed = set().union(*held.values())
+        pool = [rid for rid in pool if rid not in placed]
+    count = max(counts.values())
+    free = (i for i in range(policy.max_instances + n + 1) if i not in held)
+    while pool:
+        if len(held) >= policy.max_instances:
+            return None  # growth would pass maxInstances: re-size in full (it reports)
+        i = next(free)
+        held[i], pool = set(pool[:count]), pool[count:]
+        counts[i] = count
+    return {i: frozenset(ids) for i, ids in held.items()}, counts
+
+
+def fill(held: dict[int, set[str]], quota: Mapping[int, int], pool: list[str], slack: int) -> None:
+    """Give pool ids to the least-loaded instance with room.
+
+    An instance takes ids until it is `slack` above the next least-loaded one: a small batch
+    of new rows then lands on one or two instances instead of one id on each, and every
+    instance that gains an id must reload (a `_reload` bump). Loads stay within `slack`.
+    """
+    heap = [(len(ids), i) for i, ids in held.items() if len(ids) < quota[i]]
+    heapq.heapify(heap)
+    taken = 0
+    while taken < len(pool) and heap:
+        load, i = heapq.heappop(heap)
+        ceiling = min(quota[i], heap[0][0] + slack) if heap else quota[i]
+        n = min(max(ceiling - load, 1), len(pool) - taken)
+        held[i].update(pool[taken : taken + n])
+        taken += n
+        if load + n < quota[i]:
+            heapq.heappush(heap, (load + n, i))
+    # What is left has no room anywhere (over maxInstances): it stays unassigned, reported.
