@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from reconciler import safe_yaml
 from reconciler.model import pod_name
 
 # Labels the daemon adds to every pod it creates: its pods are found by these, never by name,
@@ -50,11 +51,23 @@ def load_pod_template(
     """Load and check a template; errors name the file so a bad policy is easy to fix."""
     p = Path(path)
     try:
-        manifest = yaml.safe_load(p.read_text(encoding="utf-8"))
+        doc = safe_yaml.load(safe_yaml.read_bounded(p).decode("utf-8"))
     except OSError as e:
         raise TemplateError(f"pod template {p}: cannot read: {e}") from e
+    except UnicodeDecodeError as e:
+        raise TemplateError(f"pod template {p}: not UTF-8 text: {e}") from e
+    except safe_yaml.UnsafeYaml as e:
+        at = f"line {e.line}: " if e.line else ""
+        raise TemplateError(f"pod template {p}: {at}{e.problem}") from e
     except yaml.YAMLError as e:
         raise TemplateError(f"pod template {p}: invalid YAML: {e}") from e
+    if doc.duplicates:
+        dup = doc.duplicates[0]
+        raise TemplateError(
+            f"pod template {p}: line {dup.line}: duplicate key {'.'.join(dup.path)} "
+            f"(first at line {dup.first_line}; YAML would keep only the last one)"
+        )
+    manifest = doc.data
     _check_manifest(p, manifest)
     return PodTemplate(kind=kind, namespace=namespace, instance_name=instance_name,
                        manifest=manifest)

@@ -3,21 +3,111 @@
 Defaults and ranges come from SPEC.md ("Sizing"). A value out of range is an error that
 names the field, the value and the allowed range: the old orchestrator silently replaced
 such values with the maximum, which hid typos in production.
+
+The file is parsed strictly (`reconciler/safe_yaml.py`): size, alias, depth and node limits,
+duplicate keys reported with both lines, and no type coercion (`"30"`, `true` or `30.0` where
+an integer belongs are errors naming the field). Names that end up elsewhere are checked for
+where they go: a kind is a ZooKeeper node name and a Kubernetes label value, a namespace a
+DNS-1123 label, `<instanceName>-<instanceId>` a pod name that fits a DNS label, a table a
+PostgreSQL identifier.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from reconciler import safe_yaml
 from reconciler.podspec import PodTemplate, load_pod_template
+
+MAX_INSTANCES = 100  # the schema's upper bound of maxInstances: instance ids stay below it
+DNS_LABEL_MAX = 63
+# Kubernetes label value (the kind is the value of reconciler.iota/kind), which is also a
+# ZooKeeper node name: no '/', never '.' or '..', no control or Unicode specials.
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_POSTGRES_IDENTIFIER_MAX = 63  # bytes: PostgreSQL silently truncates longer names
+
+
+def _kind_name(name: str) -> str:
+    """A kind is the znode `<root>/<kind>` (beside the daemon's own `_leader`), the label
+    value `reconciler.iota/kind=<kind>`, a path segment of the REST API and a metrics label."""
+    if not name:
+        raise ValueError("a kind name must not be empty")
+    if name.startswith("_"):
+        raise ValueError(
+            f"{name!r}: names starting with '_' are reserved for the daemon's own znodes "
+            "(such as _leader)"
+        )
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} is not allowed as a ZooKeeper node name")
+    if "/" in name:
+        raise ValueError(f"{name!r}: '/' would make the kind a ZooKeeper path, not a node name")
+    if len(name) > DNS_LABEL_MAX:
+        raise ValueError(
+            f"{name[:20]!r}... is {len(name)} characters: at most {DNS_LABEL_MAX} "
+            "(it is a Kubernetes label value)"
+        )
+    if not _LABEL_VALUE.fullmatch(name):
+        raise ValueError(
+            f"{name!r}: use letters, digits, '-', '_' or '.', beginning and ending with a "
+            "letter or digit (a ZooKeeper node name and a Kubernetes label value)"
+        )
+    return name
+
+
+def _dns_label(what: str, longest: int = DNS_LABEL_MAX, why: str = "") -> Any:
+    """A DNS-1123 label of at most `longest` characters: `what` it is, `why` that length."""
+
+    def check(value: str) -> str:
+        if not _DNS_LABEL.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a DNS-1123 label ({what}): lowercase letters, digits and "
+                "'-', beginning and ending with a letter or digit"
+            )
+        if len(value) > longest:
+            raise ValueError(
+                f"{value[:20]!r}... is {len(value)} characters: at most {longest} "
+                f"({why or what})"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+# Pods are `<instanceName>-<instanceId>` with ids below MAX_INSTANCES; a pod's name is its
+# hostname, a DNS label of at most 63 characters.
+INSTANCE_NAME_MAX = DNS_LABEL_MAX - len(f"-{MAX_INSTANCES - 1}")
+
+
+def _table_name(name: str) -> str:
+    if not name or "\x00" in name:
+        raise ValueError(f"{name!r} is not a table name")
+    if len(name.encode("utf-8")) > _POSTGRES_IDENTIFIER_MAX:
+        raise ValueError(
+            f"{name[:20]!r}... is longer than {_POSTGRES_IDENTIFIER_MAX} bytes: PostgreSQL would "
+            "silently read a table with the name cut short"
+        )
+    return name
+
+
+KindName = Annotated[str, AfterValidator(_kind_name)]
 
 
 class _Schema(BaseModel):
@@ -55,12 +145,20 @@ class AutoscalePolicy(_Schema):
 
 
 class KindPolicy(_Schema):
-    table: str
-    instance_name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=50)]
-    template: str
-    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = "iota"
-    init_instances: Annotated[int, Field(ge=1, le=100)] = 10
-    max_instances: Annotated[int, Field(ge=3, le=100)] = 100
+    table: Annotated[str, AfterValidator(_table_name)]
+    instance_name: Annotated[
+        str,
+        _dns_label(
+            "pods are named <instanceName>-<instanceId>",
+            INSTANCE_NAME_MAX,
+            f"pods are <instanceName>-<instanceId> with ids up to {MAX_INSTANCES - 1}, and a pod "
+            f"name must fit a {DNS_LABEL_MAX}-character DNS label",
+        ),
+    ]
+    template: Annotated[str, Field(min_length=1)]
+    namespace: Annotated[str, _dns_label("a Kubernetes namespace name")] = "iota"
+    init_instances: Annotated[int, Field(ge=1, le=MAX_INSTANCES)] = 10
+    max_instances: Annotated[int, Field(ge=3, le=MAX_INSTANCES)] = MAX_INSTANCES
     resource_per_instance: Annotated[int, Field(ge=1, le=5000)] = 5000
     heartbeat: HeartbeatPolicy = HeartbeatPolicy()
     autoscale: AutoscalePolicy | None = None
@@ -77,7 +175,7 @@ class KindPolicy(_Schema):
 
 class Policy(_Schema):
     tick_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
-    kinds: dict[str, KindPolicy]
+    kinds: dict[KindName, KindPolicy]
 
     @model_validator(mode="after")
     def _distinct_names(self) -> Policy:
@@ -123,9 +221,11 @@ def load_policy(path: Path | str) -> LoadedPolicy:
     """Read and validate policy.yaml; raise PolicyError listing every problem with its line."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = safe_yaml.read_bounded(path)
     except OSError as e:
         raise PolicyError(path, [PolicyProblem("", None, f"cannot read: {e.strerror}")]) from e
+    except safe_yaml.UnsafeYaml as e:
+        raise PolicyError(path, [PolicyProblem("", None, e.problem)]) from e
     policy = parse_policy(raw, path)
     loaded = LoadedPolicy(policy, path.resolve(), hashlib.sha256(raw).hexdigest())
     missing = [
@@ -139,31 +239,113 @@ def load_policy(path: Path | str) -> LoadedPolicy:
 
 
 def parse_policy(raw: bytes | str, path: Path | str = "<policy>") -> Policy:
+    """Validate policy.yaml's text; PolicyError lists every problem with its line."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        doc = safe_yaml.load(text)
+    except safe_yaml.UnsafeYaml as e:
+        raise PolicyError(path, [PolicyProblem("", e.line, e.problem)]) from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise PolicyError(path, [PolicyProblem("", line, f"not valid YAML: {e}")]) from e
-    if not isinstance(data, dict):
-        raise PolicyError(path, [PolicyProblem("", 1, "the policy must be a YAML mapping")])
+    problems = [
+        PolicyProblem(
+            ".".join(d.path),
+            d.line,
+            f"duplicate key: first at line {d.first_line}, again at line {d.line} "
+            "(YAML would keep only the last one)",
+        )
+        for d in doc.duplicates
+    ]
+    if not isinstance(doc.data, dict):
+        problems.append(PolicyProblem("", 1, "the policy must be a YAML mapping"))
+        raise PolicyError(path, problems)
     try:
-        return Policy.model_validate(data)
+        # strict: YAML has types, so "30", true or 30.0 for an integer is a mistake to report,
+        # not a value to coerce (camelCase aliases are unaffected).
+        policy = Policy.model_validate(doc.data, strict=True)
     except ValidationError as e:
-        raise PolicyError(path, [_problem(err, node) for err in e.errors()]) from e
+        problems += [_problem(err, doc.root) for err in e.errors()]
+    if problems:
+        raise PolicyError(path, sorted(problems, key=lambda p: p.line or 0))
+    return policy
 
 
 def _problem(err: Any, root: yaml.Node | None) -> PolicyProblem:
     loc = [str(p) for p in err["loc"]]
+    if loc and loc[-1] == "[key]":  # a kind's name: the error is about the key itself
+        loc.pop()
     message = err["msg"].removeprefix("Value error, ")
     bounds = _allowed_range(loc)
-    if bounds and err["type"] in _RANGE_ERRORS:
-        message = f"{err['input']!r} is out of range: allowed {bounds}"
-    elif "input" in err and err["type"] not in ("missing", "model_type"):
-        message = f"{message} (got {err['input']!r})"
+    value = err.get("input")
+    if err["type"] in _TYPE_ERRORS:
+        message = _type_message(_TYPE_ERRORS[err["type"]], value)
+    elif _not_finite(value):
+        message = f"{value} is not a finite number"
+    elif bounds and err["type"] in _RANGE_ERRORS:
+        message = f"{_short(value)} is out of range: allowed {bounds}"
+    elif "input" in err and err["type"] not in ("missing", "model_type", "value_error"):
+        message = f"{message} (got {_short(value)})"
     return PolicyProblem(".".join(loc), _line_of(root, loc), message)
+
+
+_TYPE_ERRORS = {
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _type_message(expected: str, value: Any) -> str:
+    """'expected an integer, got the string "30": remove the quotes'."""
+    hint = ""
+    if isinstance(value, str) and _resolves_to_non_string(value):
+        hint = ": remove the quotes"
+    elif isinstance(value, bool) and expected in ("an integer", "a number"):
+        hint = ": yes/no/on/off/true/false are booleans in YAML"
+    elif isinstance(value, float) and expected == "an integer" and value.is_integer():
+        hint = f": write {int(value)} without a decimal point"
+    elif expected == "a string" and not isinstance(value, dict | list):
+        hint = ": quote it if you meant the text"
+    return f"expected {expected}, got {_describe(value)}{hint}"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str):
+        return f"the string {_short(value)}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}"
+    return _short(value)
+
+
+def _resolves_to_non_string(text: str) -> bool:
+    """Whether YAML would read `text`, unquoted, as a number, boolean or null."""
+    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
+    return tag != "tag:yaml.org,2002:str"
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and (value != value or value in (float("inf"), -float("inf")))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr() cut to `limit`: an error message never carries a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
@@ -212,17 +394,17 @@ def _model_of(annotation: Any) -> Any:
 
 
 def _line_of(node: yaml.Node | None, loc: Iterable[str]) -> int | None:
-    """The 1-based line of the deepest YAML node that `loc` reaches."""
+    """The 1-based line of the deepest YAML node that `loc` reaches. Of a duplicated key the
+    last one counts: it is the value YAML keeps."""
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:
         if not isinstance(node, yaml.MappingNode):
             break
-        for k, v in node.value:
-            if k.value == key:
-                line, node = k.start_mark.line + 1, v
-                break
-        else:
+        found = [(k, v) for k, v in node.value if k.value == key]
+        if not found:
             break
+        k, node = found[-1]
+        line = k.start_mark.line + 1
     return line
 
 
