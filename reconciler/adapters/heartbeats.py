@@ -23,12 +23,23 @@ Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 b
 - Rebalance listeners run on the client's IO thread: only non-blocking calls in them.
 - Default `reconnect_backoff_max_ms` is 30 s; 2 s makes recovery after an outage prompt.
 
-Last-seen times are the RECEIVE time (`clock()`), not the worker's timestamp: worker clocks
-may skew, and the planner compares last-seen with its own `now`. So the Go worker's forms all
-count (`events.parse_heartbeat`): `instanceId` as "3" or 3, the time under `timestamp` or
+Last-seen times are the RECEIVE time, not the worker's timestamp: worker clocks may skew,
+and the planner compares last-seen with its own `now`. So the Go worker's forms all count
+(`events.parse_heartbeat`): `instanceId` as "3" or 3, the time under `timestamp` or
 `Timestamp`, or no time at all. Offsets are never committed
 and every assignment seeks to the end: an old committed position (e.g. the old orchestrator's,
 same group name) would replay stale heartbeats that would then look fresh.
+
+Silence is an interval, so receive times are kept on the monotonic clock and `snapshot()`
+expresses them as Unix seconds relative to the wall clock of that moment: the ages the
+planner computes (`now - last_seen`) are true even when NTP steps the wall clock between a
+heartbeat and the pass. (With wall-clock receive times, a step forward of more than the
+timeout would make every worker look silent and recreate every pod.)
+
+Memory is bounded: an instanceId at or above `instance_id_limit` (10,000; maxInstances is at
+most 100, and instance ids stay below it) is not kept but counted (`rejected(kind)`) and
+reported as malformed, so a flood of bogus ids cannot grow the last-seen tables. Each kind
+keeps at most `instance_id_limit` entries.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ __all__ = ["HeartbeatMonitor", "group_id"]
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500  # also bounds how long stop() waits for a consumer thread
+INSTANCE_ID_LIMIT = 10_000  # ids at or above are bogus: instance ids stay below maxInstances
 PROBE_TIMEOUT_MS = 1000
 BOOTSTRAP_TIMEOUT_MS = 1500
 RETRY_DELAY_S = 1.0  # between attempts to (re)create a consumer
@@ -90,8 +102,9 @@ class _KindState:
 
     def __init__(self) -> None:
         self.connected = False
-        self.connected_since: float | None = None
-        self.last_seen: dict[int, float] = {}
+        self.connected_since: float | None = None  # monotonic
+        self.last_seen: dict[int, float] = {}  # instance id -> monotonic receive time
+        self.rejected = 0  # heartbeats whose instanceId was at or above the limit
 
 
 class HeartbeatMonitor:
@@ -112,12 +125,16 @@ class HeartbeatMonitor:
         on_malformed: Callable[[bytes, str], None] | None = None,
         on_heartbeat: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         probe_interval: float = 2.0,
         down_after: float = 5.0,
+        instance_id_limit: int = INSTANCE_ID_LIMIT,
     ) -> None:
         """`down_after`: seconds without a successful probe or record before `connected`
         turns False; one slow probe (a GC pause) must not reset everyone's silence clock.
-        Detection of a dead broker therefore takes about down_after + probe timeout."""
+        Detection of a dead broker therefore takes about down_after + probe timeout.
+        `clock` is the wall clock snapshots are expressed in, `monotonic` the one receive
+        times are measured on (see the module docstring)."""
         if not kinds:
             raise ValueError("no heartbeat-enabled kinds")
         if len(set(kinds)) != len(kinds):
@@ -131,6 +148,9 @@ class HeartbeatMonitor:
         self._on_malformed = on_malformed
         self._on_heartbeat = on_heartbeat  # called with the kind for every heartbeat recorded
         self._clock = clock
+        self._mono = monotonic
+        self._offset: float | None = None  # see _wall_offset
+        self._instance_id_limit = instance_id_limit
         self._probe_interval = probe_interval
         self._down_after = down_after
         self._lock = threading.Lock()
@@ -166,14 +186,32 @@ class HeartbeatMonitor:
                 state.connected = False
 
     def snapshot(self, kind: str) -> Heartbeats:
-        """What is known about `kind` now; KeyError for a kind that is not monitored."""
+        """What is known about `kind` now, times in Unix seconds of the wall clock now (see
+        the module docstring); KeyError for a kind that is not monitored."""
         with self._lock:
             state = self._states[kind]
+            offset = self._wall_offset()
+            since = state.connected_since
             return Heartbeats(
                 connected=state.connected,
-                connected_since=state.connected_since,
-                last_seen=dict(state.last_seen),
+                connected_since=None if since is None else since + offset,
+                last_seen={i: t + offset for i, t in state.last_seen.items()},
             )
+
+    def _wall_offset(self) -> float:
+        """Wall clock minus monotonic clock, to turn a monotonic time into Unix seconds.
+        Called under the lock. Kept as it was until the two clocks part by more than a
+        millisecond (a step), so two snapshots of unchanged state are equal: reading the two
+        clocks one after the other differs by a few microseconds every time."""
+        offset = self._clock() - self._mono()
+        if self._offset is None or abs(offset - self._offset) > 0.001:
+            self._offset = offset
+        return self._offset
+
+    def rejected(self, kind: str) -> int:
+        """Heartbeats of `kind` not kept because their instanceId was at or above the limit."""
+        with self._lock:
+            return self._states[kind].rejected
 
     def forget(self, kind: str, instance_id: int) -> None:
         """Drop an instance's last-seen time (the instance was deleted)."""
@@ -191,7 +229,7 @@ class HeartbeatMonitor:
                 return
             state.connected = connected
             if connected:
-                state.connected_since = self._clock()
+                state.connected_since = self._mono()
         if connected:
             log.info("heartbeats %s: receiving from Kafka %s", kind, self.bootstrap)
         else:
@@ -292,7 +330,10 @@ class HeartbeatMonitor:
             return
         if hb.resource != kind:
             return  # another kind's heartbeat: its own consumer records it
-        received = self._clock()
+        if hb.instance_id >= self._instance_id_limit:
+            self._reject(kind, payload, hb.instance_id)
+            return
+        received = self._mono()
         with self._lock:
             self._states[kind].last_seen[hb.instance_id] = received
         if self._on_heartbeat is not None:
@@ -308,8 +349,22 @@ class HeartbeatMonitor:
                 kind,
                 hb.instance_id,
                 hb.timestamp,
-                received - hb.timestamp,
+                self._clock() - hb.timestamp,
             )
+
+    def _reject(self, kind: str, payload: bytes, instance_id: int) -> None:
+        """Count a heartbeat whose instanceId no instance can have, and report it as malformed
+        (only this kind's consumer records this kind, so it is reported once)."""
+        with self._lock:
+            self._states[kind].rejected += 1
+        reason = f"instanceId {instance_id} is not below {self._instance_id_limit}"
+        if self._on_malformed is None:
+            log.warning("heartbeats: %s on %s; sample %r", reason, self.topic, payload[:200])
+            return
+        try:
+            self._on_malformed(payload, reason)
+        except Exception:
+            log.exception("heartbeats: on_malformed failed")
 
     def _report_malformed(self, kind: str, payload: bytes, reason: str) -> None:
         if kind != self.kinds[0]:

@@ -113,7 +113,7 @@ def test_heartbeats_from_two_instances_are_recorded_per_kind_at_receive_time(
     make_monitor: Callable[..., HeartbeatMonitor], producer: Producer
 ) -> None:
     clock = FakeClock()
-    monitor = make_monitor(["Thing", "Rule"], clock=clock)
+    monitor = make_monitor(["Thing", "Rule"], clock=clock, monotonic=clock)
     monitor.start()
     took = wait_for(connected(monitor, "Thing", "Rule"), what="both consumers connected")
     print(f"\nconsumers connected {took:.2f}s after start()")
@@ -149,7 +149,7 @@ def test_go_worker_heartbeats_without_timestamp_or_with_Timestamp_both_count(
     # numeric instanceId with the time under `Timestamp`. Both are heartbeats of their
     # instance, recorded at receive time.
     clock = FakeClock()
-    monitor = make_monitor(["Thing"], clock=clock)
+    monitor = make_monitor(["Thing"], clock=clock, monotonic=clock)
     monitor.start()
     wait_for(connected(monitor, "Thing"), what="consumer connected")
 
@@ -218,6 +218,42 @@ def test_garbage_on_heartbeat_goes_to_on_malformed_once_and_consumers_keep_runni
     }
     assert len(payloads) <= 2 * marker["n"]
     assert monitor.snapshot("Thing").connected and monitor.snapshot("Rule").connected
+
+
+def test_a_flood_of_bogus_instance_ids_does_not_grow_what_the_monitor_keeps(
+    make_monitor: Callable[..., HeartbeatMonitor],
+    producer: Producer,
+    malformed: list[tuple[bytes, str]],
+) -> None:
+    """20,000 distinct instanceIds at or above the limit, through the real broker: none is
+    kept, each is counted and reported; real instances are still recorded."""
+    monitor = make_monitor(["Thing"])
+    monitor.start()
+    wait_for(connected(monitor, "Thing"))
+    wait_for(
+        lambda: 1 in monitor.snapshot("Thing").last_seen, tick=lambda: producer.beat("Thing", 1)
+    )
+
+    flood = 20_000
+    started = time.monotonic()
+    for i in range(flood):
+        producer.producer.send(
+            producer.topic,
+            key=b"hb",
+            value=json.dumps({"resource": "Thing", "instanceId": str(10_000 + i)}).encode(),
+        )
+    producer.producer.flush(timeout=30)
+    wait_for(lambda: monitor.rejected("Thing") >= flood, timeout=60,
+             tick=lambda: producer.beat("Thing", 2), what="the flood consumed")
+    took = time.monotonic() - started
+    kept = monitor.snapshot("Thing").last_seen
+    print(f"\n{flood} bogus instanceIds consumed in {took:.1f} s: kept {len(kept)} entries "
+          f"({sorted(kept)}), rejected {monitor.rejected('Thing')}")
+    assert set(kept) == {1, 2}
+    assert monitor.rejected("Thing") == flood
+    bogus = [r for _, r in malformed if "is not below 10000" in r]
+    assert len(bogus) == flood
+    assert monitor.snapshot("Thing").connected
 
 
 def test_kafka_stopped_turns_connected_false_in_bounded_time_and_back_after_restart(
