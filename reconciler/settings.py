@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///iota.db")
     """SQLAlchemy URL of the inventory: `postgresql+psycopg://user:pw@host/db` in production,
     SQLite as the embedded default. Secret: the password is masked in logs."""
+    database_timeout: float = Field(10.0, ge=1.0, le=600.0)
+    """Seconds a database read may take (1..600): PostgreSQL cancels a slower statement
+    (`statement_timeout`, a lock wait included), and a server that does not answer at all
+    (frozen, a black-holed network) is dropped 1 s later; the pass then goes on blind to rows
+    instead of hanging. Connecting has its own 3 s limit."""
 
     mqtt_brokers: str = Field(
         "mqtt://localhost:1883",

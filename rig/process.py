@@ -98,6 +98,18 @@ class Proc:
     def error(self, problem: str) -> RigError:
         return RigError(self.server, self.argv, self.log_path, problem, log_tail(self.log_path))
 
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the process's group, then to every descendant: PostgreSQL's backends
+        call setsid() and leave the group. The group goes first, so a SIGSTOPped parent
+        forks no child that the walk would miss."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+        for pid in _descendants(self.popen.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def stop(self, timeout: float | None = None) -> None:
         """stop_signal, then SIGKILL after the timeout (default: stop_timeout)."""
         if timeout is None:
@@ -123,6 +135,28 @@ class Proc:
     def __repr__(self) -> str:
         pid = self.popen.pid if self.popen else None
         return f"Proc({self.server}, pid={pid})"
+
+
+def _descendants(root: int) -> list[int]:
+    """Pids of every process below `root`, from /proc (parents before children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop(0)
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 def wait_until(check: Callable[[], T | None], *, procs: Sequence[Proc], timeout: float,

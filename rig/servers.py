@@ -51,6 +51,7 @@ class Server:
         self.procs: list[Proc] = []
         self._prepared = False
         self.closed = False
+        self.paused = False
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Self:
@@ -75,8 +76,24 @@ class Server:
         self.stop_all()
 
     def stop_all(self) -> None:
+        if self.paused:
+            self.resume()  # a stopped process would act on SIGTERM/SIGINT only once continued
         for p in reversed(self.procs):
             p.stop()
+
+    def pause(self) -> None:
+        """SIGSTOP the server's processes (each whole process group: PostgreSQL's backends
+        too). Its sockets stay open and the kernel still accepts connections, but nothing
+        answers: a frozen or black-holed server, unlike a stopped one. ``resume()`` ends it."""
+        for p in self.procs:
+            p.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause()``."""
+        for p in self.procs:
+            p.signal(signal.SIGCONT)
+        self.paused = False
 
     def restart(self) -> Self:
         self.stop()

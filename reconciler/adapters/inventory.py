@@ -7,10 +7,19 @@ ever reads `id` and `COUNT(*)`.
 Why it is shaped this way:
 - Table names are mixed case, so they must be quoted ("Thing", not thing): we always quote
   with the dialect's own rules rather than formatting SQL by hand.
-- An unreachable database raises `SourceUnavailable` quickly (psycopg connect_timeout,
-  pool_pre_ping drops connections that died with the server), so the loop marks the rows
-  "blind" and keeps going instead of hanging or, worse, reading "no rows" and deleting
-  every instance.
+- An unreachable database raises `SourceUnavailable` quickly (psycopg connect_timeout), so
+  the loop marks the rows "blind" and keeps going instead of hanging or, worse, reading "no
+  rows" and deleting every instance.
+- Every read has a deadline, `statement_timeout` seconds (RECONCILER_DATABASE_TIMEOUT). A live
+  server cancels a slower statement itself (PostgreSQL `statement_timeout`, sent as a connect
+  option; a lock held by a migration counts too). A server that does not answer at all
+  (frozen, SIGSTOPped, a black-holed network: the kernel still ACKs, so TCP never fails)
+  cannot cancel anything, and psycopg has no client-side deadline: a watchdog shuts the
+  connection's socket down `CLIENT_GRACE` seconds later, which ends the blocked read with
+  "server closed the connection" (SQLite: `interrupt()`).
+- Pooled connections are not pinged before use (a ping to a frozen server would hang outside
+  any deadline); a connection that died with a restarted server fails at once and the read
+  is retried once on a fresh connection, under the same deadline.
 - A missing table is a configuration error, not an outage: `UnknownTable` (a ValueError)
   names it, so nobody waits for it to "come back"; it is a `Terminal` error of the ports.
 """
@@ -18,8 +27,13 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -34,6 +48,11 @@ ORCHESTRATED_TABLES = ("Thing", "Rule")
 
 # Seconds: long enough for a loaded server, short enough that an outage costs one tick.
 CONNECT_TIMEOUT = 3
+# Seconds a read may take (RECONCILER_DATABASE_TIMEOUT's default).
+STATEMENT_TIMEOUT = 10.0
+# Seconds after the statement timeout before the watchdog drops a connection whose server
+# did not cancel the statement itself (a live server's clean cancel keeps the connection).
+CLIENT_GRACE = 1.0
 
 _UNDEFINED_TABLE = "42P01"  # PostgreSQL SQLSTATE undefined_table
 
@@ -55,19 +74,92 @@ def _url(url: str | URL) -> URL:
     return parsed
 
 
-def _engine(url: str | URL) -> Engine:
+def _engine(url: str | URL, statement_timeout: float | None = None) -> Engine:
     parsed = _url(url)
     backend = parsed.get_backend_name()
     options: dict[str, object] = {}
     if backend == "postgresql":
-        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+        connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT}
+        if statement_timeout is not None:
+            connect_args["options"] = _with_statement_timeout(parsed, statement_timeout)
+        options["connect_args"] = connect_args
         # The loop reads from one thread: a small pool, and never queue long for it.
         options.update(pool_size=2, max_overflow=2, pool_timeout=CONNECT_TIMEOUT)
     elif backend == "sqlite":
         # Seconds to wait on another writer's lock (the demo inserts while the daemon reads).
         options["connect_args"] = {"timeout": CONNECT_TIMEOUT}
-    # pool_pre_ping: a connection that died with the server is replaced, not used.
-    return sa.create_engine(parsed, pool_pre_ping=True, **options)
+    return sa.create_engine(parsed, **options)
+
+
+def _with_statement_timeout(url: URL, seconds: float) -> str:
+    """libpq `options` with `-c statement_timeout=<ms>`, after any the URL already has."""
+    given = url.query.get("options", "")
+    given = given if isinstance(given, str) else " ".join(given)
+    ms = max(1, round(seconds * 1000))
+    return f"{given} -c statement_timeout={ms}".strip()
+
+
+class _Watchdog:
+    """Ends the read on `conn` once `seconds` have passed: the only deadline a server that
+    does not answer can be held to. `expired` says it did."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._done = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def guard(self, conn: Any) -> None:
+        """Watch this DBAPI connection from now on (at once if the time is already up)."""
+        with self._lock:
+            self._conn = conn
+            if self.expired:
+                _abort(conn)
+
+    def unguard(self) -> None:
+        """Stop watching the connection before it goes back to the pool."""
+        with self._lock:
+            self._conn = None
+
+    def release(self) -> None:
+        """The read is over: the timer stops."""
+        with self._lock:
+            self._done, self._conn = True, None
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._conn is not None:
+                log.warning("database read: no answer after %.0f s: dropping the connection",
+                            self.seconds)
+                _abort(self._conn)
+
+
+def _abort(conn: Any) -> None:
+    """Make a read blocked on `conn` fail now, from another thread."""
+    if isinstance(conn, sqlite3.Connection):
+        conn.interrupt()  # documented as safe from another thread
+        return
+    try:
+        fd = conn.pgconn.socket  # psycopg 3
+    except Exception:  # closed already, or not psycopg: nothing is blocked on it
+        return
+    # shutdown() on a duplicate acts on the shared socket: the blocked poll() wakes up with
+    # EOF, libpq reports "server closed the connection", and the fd stays psycopg's to close.
+    dup = socket.socket(fileno=os.dup(fd))
+    try:
+        dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        dup.close()
 
 
 def _table(name: str) -> sa.TableClause:
@@ -84,10 +176,15 @@ def _missing_table(error: sa_exc.DBAPIError) -> bool:
 
 
 class Inventory:
-    """Read-only view of the orchestrated tables."""
+    """Read-only view of the orchestrated tables; every read ends within
+    `statement_timeout` + CLIENT_GRACE seconds (plus CONNECT_TIMEOUT for a connect that
+    hangs), with rows or an error."""
 
-    def __init__(self, url: str | URL) -> None:
-        self.engine = _engine(url)
+    def __init__(self, url: str | URL, statement_timeout: float = STATEMENT_TIMEOUT) -> None:
+        if statement_timeout <= 0:
+            raise ValueError(f"statement_timeout must be positive, got {statement_timeout}")
+        self.statement_timeout = statement_timeout
+        self.engine = _engine(url, statement_timeout)
         self.where = self.engine.url.render_as_string(hide_password=True)
 
     def ids(self, table: str) -> frozenset[str]:
@@ -101,19 +198,44 @@ class Inventory:
         return int(rows[0][0])
 
     def _run(self, table: str, statement: sa.Select[tuple[object, ...]]) -> list[sa.Row]:
+        watchdog = _Watchdog(self.statement_timeout + CLIENT_GRACE)
         try:
-            with self.engine.connect() as conn:
+            for attempt in (1, 2):
+                try:
+                    return self._once(statement, watchdog)
+                except sa_exc.DBAPIError as exc:
+                    if watchdog.expired:
+                        raise SourceUnavailable(
+                            f"database {self.where}: no answer within "
+                            f"{self.statement_timeout:g} s (RECONCILER_DATABASE_TIMEOUT)"
+                        ) from exc
+                    if _missing_table(exc):
+                        raise UnknownTable(table, self.where) from exc
+                    if exc.connection_invalidated and attempt == 1:
+                        # A pooled connection that died with a restarted server (the pool
+                        # has dropped its peers too): once more, on a fresh one.
+                        log.debug("database read: stale connection, retrying: %s", exc.orig)
+                        continue
+                    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
+                        exc.connection_invalidated
+                    ):
+                        raise SourceUnavailable(f"database {self.where}: {exc.orig}") from exc
+                    raise
+                except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as exc:
+                    raise SourceUnavailable(f"database {self.where}: {exc}") from exc
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            watchdog.release()
+
+    def _once(
+        self, statement: sa.Select[tuple[object, ...]], watchdog: _Watchdog
+    ) -> list[sa.Row]:
+        with self.engine.connect() as conn:
+            try:
+                watchdog.guard(conn.connection.dbapi_connection)
                 return list(conn.execute(statement).all())
-        except sa_exc.DBAPIError as exc:
-            if _missing_table(exc):
-                raise UnknownTable(table, self.where) from exc
-            if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
-                exc.connection_invalidated
-            ):
-                raise SourceUnavailable(f"database {self.where}: {exc.orig}") from exc
-            raise
-        except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as exc:
-            raise SourceUnavailable(f"database {self.where}: {exc}") from exc
+            finally:
+                watchdog.unguard()
 
     def close(self) -> None:
         """Close pooled connections."""

@@ -49,9 +49,12 @@ def _serve(server: Server) -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def _restart_stopped_servers() -> Iterator[None]:
-    """A test that stopped a session server and did not start it again leaves it running."""
+    """A test that stopped (or paused) a session server and did not start (or resume) it
+    again leaves it running."""
     yield
     for server in list(_started):
+        if server.paused:
+            server.resume()
         if not server.running:
             server.start()
 

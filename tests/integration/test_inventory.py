@@ -18,6 +18,8 @@ import sqlalchemy as sa
 
 from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.inventory import (
+    CLIENT_GRACE,
+    CONNECT_TIMEOUT,
     Inventory,
     UnknownTable,
     create_tables,
@@ -141,9 +143,85 @@ def test_postgresql_outage_raises_source_unavailable_then_recovers(
             assert took < 5  # connect_timeout is 3 s; a refused port is immediate
     finally:
         pg.start()
-    # The same Inventory: pool_pre_ping replaces the connection that died with the server.
+    # The same Inventory: the pooled connection that died with the server fails at once and
+    # the read is retried on a fresh one.
     assert inv.ids("Thing") == {"a", "b"}
     assert inv.count("Thing") == 2
+
+
+def test_frozen_postgresql_raises_source_unavailable_within_the_timeout_then_recovers(
+    pg: Any, pg_url: str
+) -> None:
+    """SIGSTOP (the whole process group, backends too): the kernel still accepts connections
+    and ACKs, nothing answers, and the server cannot enforce its own statement_timeout. The
+    watchdog must end the read; after SIGCONT the same Inventory reads again."""
+    create_tables(pg_url)
+    insert_ids(pg_url, "Thing", ["a", "b"])
+    timeout = 2.0
+    inv = Inventory(pg_url, statement_timeout=timeout)
+    try:
+        assert inv.ids("Thing") == {"a", "b"}  # the pool now holds a connection
+        pg.pause()
+        try:
+            took = {}
+            # ids: the pooled connection, frozen mid-read; count: a new connection, whose
+            # connect gets no answer (connect_timeout).
+            for call in (inv.ids, inv.count):
+                started = time.monotonic()
+                with pytest.raises(SourceUnavailable) as caught:
+                    call("Thing")
+                took[call.__name__] = time.monotonic() - started
+                print(f"\nfrozen PostgreSQL: {call.__name__}() raised SourceUnavailable after "
+                      f"{took[call.__name__]:.2f} s: {caught.value}")
+            assert timeout <= took["ids"] < timeout + CLIENT_GRACE + 0.5
+            assert "no answer within 2 s" in str(caught.value) or took["count"] < 4
+            assert took["count"] < max(timeout + CLIENT_GRACE, CONNECT_TIMEOUT) + 0.5
+        finally:
+            pg.resume()
+        started = time.monotonic()
+        assert inv.ids("Thing") == {"a", "b"}
+        assert inv.count("Thing") == 2
+        print(f"after SIGCONT: ids() and count() again in {time.monotonic() - started:.2f} s")
+    finally:
+        inv.close()
+
+
+def test_a_read_blocked_by_a_lock_is_cancelled_by_the_server_and_the_connection_survives(
+    pg_url: str,
+) -> None:
+    """A live server enforces statement_timeout itself (sent as a connect option): a SELECT
+    stuck behind a migration's ACCESS EXCLUSIVE lock ends after the timeout, cleanly."""
+    create_tables(pg_url)
+    insert_ids(pg_url, "Thing", ["a"])
+    inv = Inventory(pg_url, statement_timeout=1.0)
+    locker = sa.create_engine(inv.engine.url)
+    try:
+        with inv.engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "1s"
+        with locker.connect() as conn, conn.begin():
+            conn.execute(sa.text('LOCK TABLE "Thing" IN ACCESS EXCLUSIVE MODE'))
+            started = time.monotonic()
+            with pytest.raises(SourceUnavailable, match="statement timeout"):
+                inv.ids("Thing")
+            took = time.monotonic() - started
+            print(f"\nlocked table: SourceUnavailable after {took:.2f} s")
+            assert 1.0 <= took < 1.0 + CLIENT_GRACE
+        assert inv.ids("Thing") == {"a"}
+        assert inv.engine.pool.checkedin() == 1  # the cancelled read kept its connection
+    finally:
+        locker.dispose()
+        inv.close()
+
+
+def test_statement_timeout_joins_options_the_url_already_has(pg_url: str) -> None:
+    url = sa.engine.make_url(pg_url).update_query_dict({"options": "-c search_path=public"})
+    inv = Inventory(url, statement_timeout=2.5)
+    try:
+        with inv.engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "2500ms"
+            assert conn.execute(sa.text("SHOW search_path")).scalar() == "public"
+    finally:
+        inv.close()
 
 
 def test_100k_ids_insert_and_read(db_url: str, open_inventory: Callable[[str], Inventory]) -> None:
