@@ -120,6 +120,7 @@ class Proc:
         if popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(popen.pid, self.stop_signal)
+            self.signal(signal.SIGCONT)  # a paused (SIGSTOPped) server acts on it only now
             try:
                 popen.wait(timeout)
             except subprocess.TimeoutExpired:

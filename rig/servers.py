@@ -74,10 +74,9 @@ class Server:
     def stop(self) -> None:
         """Stop the server (for outage tests); ``start()`` brings it back on the same port."""
         self.stop_all()
+        self.paused = False  # Proc.stop() continues a paused process so that it can exit
 
     def stop_all(self) -> None:
-        if self.paused:
-            self.resume()  # a stopped process would act on SIGTERM/SIGINT only once continued
         for p in reversed(self.procs):
             p.stop()
 
@@ -101,7 +100,7 @@ class Server:
 
     def close(self, keep_dir: bool = False) -> None:
         self.stop_all()
-        self.closed = True
+        self.closed, self.paused = True, False
         if not keep_dir and not os.environ.get("RIG_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
 
