@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from typing import Annotated, Any
 
 import pydantic
@@ -59,6 +60,12 @@ class Orchestration(BaseModel):
     instances: list[InstanceView]
     unassigned: int | None = None
     error: str | None = None
+
+
+class Restart(BaseModel):
+    resource: str
+    requestedAt: float  # Unix seconds; the pods the next pass sees are replaced
+    maxUnavailable: int
 
 
 class Confirmation(BaseModel):
@@ -262,6 +269,26 @@ def create_app(
         if report.error:
             raise HTTPException(409, f"{report.error} ({report.unassigned} ids unassigned)")
         return read.orchestration(resource)
+
+    @app.post(
+        "/v1/api/orchestrations/{resource}/restart",
+        response_model=Restart,
+        dependencies=[Depends(require_token)],
+        responses=_errors(401, 403, 404, 503),
+        summary="Rolling restart of the kind's pods, rollout.maxUnavailable at a time",
+    )
+    def restart(resource: str) -> Restart:
+        """Every pod of the kind started before now is replaced, `rollout.maxUnavailable` at
+        a time, the next only once the new one is Running (and heard from, with heartbeats).
+        Held in the leader's memory: a failover or restart of the daemon ends it."""
+        policy = policy_of(resource)
+        refuse_on_standby()
+        now = time.time()
+        daemon.state.request_restart(resource)
+        daemon.wake(Wake("tick"))
+        return Restart(
+            resource=resource, requestedAt=now, maxUnavailable=policy.rollout.max_unavailable
+        )
 
     @app.post(
         "/v1/api/orchestrations/{resource}/confirm",

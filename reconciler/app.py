@@ -51,7 +51,9 @@ def build(settings: Settings, *, events: bool = True) -> App:
     stack = ExitStack()
     zk = ZkStore(settings.zk_hosts, session_timeout=settings.zk_session_timeout)
     _start_in_background(zk, stack)
-    inventory = Inventory(settings.database_url.get_secret_value())
+    inventory = Inventory(
+        settings.database_url.get_secret_value(), statement_timeout=settings.database_timeout
+    )
     stack.callback(inventory.close)
     api_client = make_api_client(
         in_cluster=settings.kube_in_cluster,
@@ -213,6 +215,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
             on_malformed=malformed,
             on_ignored=lambda reason: metrics.EVENTS_IGNORED.labels("mqtt", reason).inc(),
             reconnect_delay=settings.mqtt_reconnect_seconds,
+            protocol=settings.mqtt_protocol,
         )
         metrics.init_source("mqtt")
         listener.start()

@@ -221,36 +221,62 @@ def status(url: str | None, token: str | None, as_json: bool) -> None:
     click.echo(_format_status(data))
 
 
-@main.command()
-@click.argument("kind")
-@click.option("--url", default=None, help="The daemon's REST address (default from settings).")
-@click.option("--token", default=None,
-              help="Bearer token for the daemon (default: RECONCILER_API_TOKEN).")
-def confirm(kind: str, url: str | None, token: str | None) -> None:
-    """Let KIND's plan held by the safety valve go ahead (`status` shows what it would do)."""
+def _post_kind(kind: str, action: str, url: str | None, token: str | None) -> dict[str, Any]:
+    """POST /v1/api/orchestrations/<kind>/<action>, every expected failure as one line."""
     if url is None or token is None:
         s = load_settings()
         url = url or f"http://{s.api_host}:{s.api_port}"
         token = token or (s.api_token.get_secret_value() if s.api_token else None)
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/v1/api/orchestrations/{kind}/confirm", method="POST", data=b""
+        f"{url.rstrip('/')}/v1/api/orchestrations/{kind}/{action}", method="POST", data=b""
     )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
-            data = json.load(resp)
+            return dict(json.load(resp))
     except urllib.error.HTTPError as e:
         try:
             why = json.load(e).get("error", e.reason)
         except ValueError:
             why = e.reason
-        raise Failure(f"the daemon at {url} did not confirm (HTTP {e.code}): {why}") from None
+        raise Failure(f"the daemon at {url} refused {action} (HTTP {e.code}): {why}") from None
     except (urllib.error.URLError, OSError) as e:
         raise Unreachable(
             f"cannot reach the daemon at {url} ({getattr(e, 'reason', e)}): point --url at it"
         ) from None
+
+
+url_option = click.option(
+    "--url", default=None, help="The daemon's REST address (default from settings)."
+)
+token_option = click.option(
+    "--token", default=None, help="Bearer token for the daemon (default: RECONCILER_API_TOKEN)."
+)
+
+
+@main.command()
+@click.argument("kind")
+@url_option
+@token_option
+def confirm(kind: str, url: str | None, token: str | None) -> None:
+    """Let KIND's plan held by the safety valve go ahead (`status` shows what it would do)."""
+    data = _post_kind(kind, "confirm", url, token)
     click.echo(f"{kind}: confirmed; the held plan goes ahead now: {data.get('confirmed')}")
+
+
+@main.command()
+@click.argument("kind")
+@url_option
+@token_option
+def restart(kind: str, url: str | None, token: str | None) -> None:
+    """Rolling restart of KIND's pods: rollout.maxUnavailable at a time, each next one only
+    once the new pod is Running (and heard from, when the kind has heartbeats)."""
+    data = _post_kind(kind, "restart", url, token)
+    click.echo(
+        f"{kind}: rolling restart started; its pods are replaced "
+        f"{data.get('maxUnavailable')} at a time"
+    )
 
 
 def _get_status(url: str, token: str | None) -> dict[str, Any]:

@@ -86,8 +86,10 @@ class Daemon:
         self.wake(Wake("rows", rows=event))
 
     def on_pod_change(self, kind: str, pod: Pod | None, event_type: str) -> None:
-        # Only changes the planner acts on wake the loop: a pod that died or vanished.
-        if pod is None or pod.phase not in ("Running", "Pending") or event_type == "DELETED":
+        # Changes the planner acts on wake the loop: a pod that died or vanished, and a pod
+        # running (a rolling replacement goes on with the next pod once the new one runs).
+        # A Pending pod's updates wake nobody.
+        if pod is None or pod.phase != "Pending" or event_type == "DELETED":
             self.wake(Wake("pod", kind=kind))
 
     def orchestrate(
@@ -112,8 +114,10 @@ class Daemon:
 
     def watch_policy_file(self) -> threading.Thread:
         """Reload policy.yaml when it changes (watchfiles), in a daemon thread."""
+        loaded = self.state.loaded
+        templates = [loaded.template_path(k) for k in loaded.policy.kinds] if loaded else []
         return watch_policy_file(
-            self.policy_path, lambda: self.wake(Wake("policy")), self._stopping
+            self.policy_path, lambda: self.wake(Wake("policy")), self._stopping, templates
         )
 
     # --- what the API, `status` and the tests read ----------------------------------------

@@ -50,6 +50,9 @@ class Pod:
     # False for a pod found by its name alone (`<instanceName>-<id>`, e.g. one the old
     # orchestrator made): it is the instance's pod all the same, and gets our labels (adopted).
     labelled: bool = True
+    # The template revision it was rendered from (annotation); "" for a pod made before
+    # revisions were stamped, or by the old orchestrator: taken as current.
+    revision: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,12 @@ class KindIntent:
     # REST overrides included) changed since the layout was last sized: re-size in full.
     # Otherwise the layout is held and grows by the seed's rule (reconciler/growth.py).
     resize: bool = False
+    # The revision of the kind's pod template now ("": do not roll), the pods a rolling
+    # restart replaces (by uid: those that existed when it was asked for), and how many pods
+    # may be unavailable at once while outdated ones are replaced.
+    revision: str = ""
+    restart_uids: frozenset[str] = frozenset()
+    max_unavailable: int = 1
 
 
 NO_INTENT = KindIntent()
@@ -124,6 +133,7 @@ class Reason(StrEnum):
     HEARTBEAT_SILENT = "heartbeat-silent"
     ORPHAN = "orphan"
     UNLABELLED = "unlabelled"  # found by name only: adopt it
+    OUTDATED = "outdated"  # rendered from an older template, or a rolling restart asked
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,7 @@ def observe(
             else None
         )
         pods = _observe_pods(ports, state, kind, full=full)
+        state.note_pods(kind, pods)
         kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
     return Observed(ports.wall(), kinds)
 

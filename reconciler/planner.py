@@ -38,6 +38,7 @@ from reconciler.model import (
     pod_name,
 )
 from reconciler.policy import HeartbeatPolicy, KindPolicy
+from reconciler.rollout import roll
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,7 @@ def plan_kind(
     )
     if obs.pods is not None:
         ops.extend(_pod_ops(kind, policy.instance_name, final, obs.pods, silent))
+        ops.extend(roll(kind, policy.instance_name, final, obs.pods, intent, obs.heartbeats, ops))
     return ops, replace(report, heartbeat_note=hb_note)
 
 

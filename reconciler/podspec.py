@@ -7,6 +7,8 @@ tests can render and size pods without a cluster. `adapters/kube/pods.py` sends 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -26,6 +28,8 @@ KIND_LABEL = "reconciler.iota/kind"
 INSTANCE_ID_LABEL = "instanceId"  # SPEC.md: metadata.labels.instanceId
 # The identity of the daemon that created the pod (leader election: only the leader creates).
 CREATED_BY_ANNOTATION = "reconciler.iota/created-by"
+# The template revision a pod was rendered from: a template edit rolls the older pods.
+REVISION_ANNOTATION = "reconciler.iota/revision"
 
 
 def managed_selector(kind: str) -> str:
@@ -92,11 +96,19 @@ def _check_manifest(p: Path, m: Any) -> None:
         raise TemplateError(f"pod template {p}: metadata is not a mapping")
 
 
+def template_revision(t: PodTemplate) -> str:
+    """A short digest of the template's manifest: pods rendered from another one are older."""
+    canonical = json.dumps(t.manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
 def render_pod(t: PodTemplate, instance_id: int) -> dict[str, Any]:
     """The pod manifest for one instance: the template plus the SPEC fields and our labels."""
     m = copy.deepcopy(t.manifest)
     meta = m.get("metadata") or {}
     m["metadata"] = meta
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = {**annotations, REVISION_ANNOTATION: template_revision(t)}
     meta["name"] = pod_name(t.instance_name, instance_id)
     meta["namespace"] = t.namespace
     # Server-set fields copied from a dumped live pod would make the create fail or lie.

@@ -125,6 +125,13 @@ class HeartbeatPolicy(_Schema):
     grace_seconds: Annotated[float, Field(ge=0, le=3600)] = 120.0
 
 
+class RolloutPolicy(_Schema):
+    """How outdated pods (a template edit, `reconciler restart`) are replaced."""
+
+    # Pods of the kind that may be unavailable at once while outdated ones are replaced.
+    max_unavailable: Annotated[int, Field(ge=1, le=MAX_INSTANCES)] = 1
+
+
 class AutoscalePolicy(_Schema):
     """HPA-like scaling of the instance count by pod CPU and memory (percent of requests)."""
 
@@ -162,6 +169,7 @@ class KindPolicy(_Schema):
     resource_per_instance: Annotated[int, Field(ge=1, le=5000)] = 5000
     heartbeat: HeartbeatPolicy = HeartbeatPolicy()
     autoscale: AutoscalePolicy | None = None
+    rollout: RolloutPolicy = RolloutPolicy()
 
     @model_validator(mode="after")
     def _init_within_max(self) -> KindPolicy:

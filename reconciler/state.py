@@ -26,7 +26,7 @@ from reconciler.model import (
     Pod,
     applied,
 )
-from reconciler.podspec import PodTemplate
+from reconciler.podspec import PodTemplate, template_revision
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
 
 OP_BACKOFF_BASE_SECONDS = 1.0
@@ -100,6 +100,9 @@ class DaemonState:
     _rejected: dict[str, tuple[Op, str]] = field(default_factory=dict)  # key -> (op, error)
     _expected: dict[str, dict[str, _Expectation]] = field(default_factory=dict)
     _valves: dict[str, _Valve] = field(default_factory=dict)
+    _revisions: dict[str, str] = field(default_factory=dict)  # kind -> its template's revision
+    _restart_pending: set[str] = field(default_factory=set)  # rolling restarts asked
+    _restart_uids: dict[str, frozenset[str]] = field(default_factory=dict)  # ... and their pods
     # The sizing (initInstances, maxInstances, resourcePerInstance) each kind was last
     # planned with; a different one re-sizes the kind in full.
     _sized_with: dict[str, tuple[int, int, int]] = field(default_factory=dict)
@@ -120,13 +123,43 @@ class DaemonState:
     def policy_error(self) -> str | None:
         return self._policy_error
 
-    def policy_accepted(self, loaded: LoadedPolicy, templates: dict[str, PodTemplate]) -> None:
+    def policy_accepted(
+        self,
+        loaded: LoadedPolicy,
+        templates: dict[str, PodTemplate],
+        *,
+        keep_overrides: bool = False,
+    ) -> None:
         """A new policy is in force: REST overrides end with it (README), and refusals of
         operations planned under the old one may be tried again."""
         with self._lock:
             self._loaded, self._templates, self._policy_error = loaded, templates, None
-            self._overrides.clear()
+            self._revisions = {k: template_revision(t) for k, t in templates.items()}
+            if not keep_overrides:
+                self._overrides.clear()
             self._rejected.clear()
+
+    def same_policy(self, loaded: LoadedPolicy, templates: dict[str, PodTemplate]) -> bool:
+        """The policy in force is these bytes and these templates (an editor's touch)."""
+        with self._lock:
+            return (
+                self._loaded is not None
+                and self._loaded.sha256 == loaded.sha256
+                and self._revisions == {k: template_revision(t) for k, t in templates.items()}
+            )
+
+    def request_restart(self, kind: str) -> None:
+        """A rolling restart of `kind`: the pods the next pass sees are replaced,
+        `rollout.maxUnavailable` at a time (their successors have new uids)."""
+        with self._lock:
+            self._restart_pending.add(kind)
+
+    def note_pods(self, kind: str, pods: Mapping[str, Pod] | None) -> None:
+        """A pass saw these pods: a pending restart now names them (by uid)."""
+        with self._lock:
+            if pods is not None and kind in self._restart_pending:
+                self._restart_pending.discard(kind)
+                self._restart_uids[kind] = frozenset(p.uid for p in pods.values() if p.uid)
 
     def policy_rejected(self, error: str | None) -> None:
         """The last edit was rejected (error) or was the same bytes (None): keep the policy."""
@@ -194,6 +227,9 @@ class DaemonState:
                     self._scale_targets.get(k),
                     k in self._rebalance,
                     k in self._sized_with and self._sized_with[k] != _sizing(p),
+                    self._revisions.get(k, ""),
+                    self._restart_uids.get(k, frozenset()),
+                    p.rollout.max_unavailable,
                 )
                 for k, p in policies.items()
             }

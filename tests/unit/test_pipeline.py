@@ -291,3 +291,41 @@ def test_a_standby_that_becomes_leader_never_acts_on_its_stale_view(world: World
     event = world.run(full=False)  # an event pass right after winning
     assert not any(isinstance(op, WriteInstance) and op.create for op in event.plan.ops)
     assert world.store.read("Thing") == layout and world.store.writes == writes
+
+
+def test_a_template_edit_rolls_pods_one_at_a_time_each_after_the_last_runs(
+    world: World,
+) -> None:
+    from dataclasses import replace as copy_with
+
+    world.converge()
+    for pods in world.pods.pods.values():  # created from revision "r1"
+        for name, pod in pods.items():
+            pods[name] = copy_with(pod, revision="r1", started_at=world.clock.now - 600)
+    world.pods.sync()
+    world.state._revisions = {"Thing": "r2", "Rule": "r1"}  # Thing's template was edited
+    replaced: list[str] = []
+    for _ in range(12):
+        result = world.run(full=False)
+        rolled = [op for op in result.plan.ops if isinstance(op, RecreatePod)]
+        assert len(rolled) <= 1  # maxUnavailable 1
+        replaced += [op.pod_name for op in rolled]
+        world.pods.finish_deletes()  # the old pod goes
+        world.run(full=False)  # its successor is created (Pending: the roll waits)
+        assert not [op for op in world.run(full=False).plan.ops if isinstance(op, RecreatePod)]
+        for name, pod in world.pods.pods["Thing"].items():  # it runs, from revision r2
+            if pod.phase == "Pending":
+                world.pods.pods["Thing"][name] = copy_with(pod, phase="Running", revision="r2")
+        world.pods.sync()
+    assert replaced == ["iota-dac-0", "iota-dac-1", "iota-dac-2"]
+    assert all(p.revision == "r2" for p in world.pods.pods["Thing"].values())
+    assert all(p.revision == "r1" for p in world.pods.pods["Rule"].values())  # untouched
+
+
+def test_a_rolling_restart_replaces_the_pods_that_existed_when_asked(world: World) -> None:
+    world.converge()
+    world.state.request_restart("Rule")
+    result = world.run(full=False)
+    assert [op.pod_name for op in result.plan.ops if isinstance(op, RecreatePod)] == [
+        "iota-rules-engine-0"
+    ]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.model import Pod, PodUsage
-from reconciler.podspec import INSTANCE_ID_LABEL, parse_quantity
+from reconciler.podspec import INSTANCE_ID_LABEL, REVISION_ANNOTATION, parse_quantity
 
 
 def _parse_time(s: str | None) -> float | None:
@@ -44,6 +44,7 @@ def pod_from_dict(d: dict[str, Any]) -> Pod:
         started_at=_parse_time(status.get("startTime"))
         or _parse_time(meta.get("creationTimestamp")),
         uid=meta.get("uid", ""),
+        revision=str((meta.get("annotations") or {}).get(REVISION_ANNOTATION, "")),
     )
 
 
