@@ -224,7 +224,10 @@ class ZkElection:
         self._leader_cache = (-float("inf"), None)
         self._wake.set()
         if had:
-            log.warning("leadership lost", identity=self.identity, why=why)
+            # Handing over on a clean stop is expected; losing it otherwise is worth a warning.
+            (log.info if why == "released" else log.warning)(
+                "leadership lost", identity=self.identity, why=why
+            )
             self.on_change()
 
     def _cleanup(self, recipe: Lock) -> None:

@@ -117,7 +117,7 @@ class PodWatcher:
         with self._lock:
             was = self._healthy.get(kind)
             self._healthy[kind] = value
-        if was and not value:
+        if was and not value and not self._stop.is_set():  # a clean stop is not a loss
             log.warning("pod watch %s: stream lost; reconnecting", kind)
         elif value and not was:
             log.info("pod watch %s: stream established", kind)
