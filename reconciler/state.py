@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from reconciler.backoff import Backoff
+from reconciler.expectations import PodExpectations
 from reconciler.model import (
     Assignment,
     KindIntent,
@@ -28,36 +29,14 @@ from reconciler.model import (
 )
 from reconciler.podspec import PodTemplate, template_revision
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
+from reconciler.valve import ValveState
 
 OP_BACKOFF_BASE_SECONDS = 1.0
 OP_BACKOFF_MAX_SECONDS = 300.0
-# How long a create or delete we made may go unseen by the pod watch before we stop
-# assuming it happened (ReplicaSet "expectations" expire after 5 minutes; a watch that lags
-# this long is re-listed anyway).
-EXPECTATION_SECONDS = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Expectation:
-    """A pod change we made that the watch's cache may not show yet."""
-
-    created: bool  # True: we created the pod; False: we deleted incarnation `uid`
-    uid: str
-    until: float  # monotonic deadline
-    instance_id: int | None = None
 
 
 def _sizing(policy: KindPolicy) -> tuple[int, int, int]:
     return (policy.init_instances, policy.max_instances, policy.resource_per_instance)
-
-
-@dataclass
-class _Valve:
-    """The safety valve of one kind (reconciler/valve.py): tripped since `passes` full passes."""
-
-    reason: str | None = None
-    passes: int = 0
-    confirmed: bool = False  # an operator said go: the next pass applies the held plan
 
 
 @dataclass(frozen=True)
@@ -98,8 +77,8 @@ class DaemonState:
     _source_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     _op_backoff: dict[str, Backoff] = field(default_factory=dict)
     _rejected: dict[str, tuple[Op, str]] = field(default_factory=dict)  # key -> (op, error)
-    _expected: dict[str, dict[str, _Expectation]] = field(default_factory=dict)
-    _valves: dict[str, _Valve] = field(default_factory=dict)
+    _expected: PodExpectations = field(default_factory=PodExpectations)
+    _valves: dict[str, ValveState] = field(default_factory=dict)
     _revisions: dict[str, str] = field(default_factory=dict)  # kind -> its template's revision
     _restart_pending: set[str] = field(default_factory=set)  # rolling restarts asked
     _restart_uids: dict[str, frozenset[str]] = field(default_factory=dict)  # ... and their pods
@@ -341,44 +320,23 @@ class DaemonState:
     def expect_created(self, kind: str, name: str, instance_id: int, now: float) -> None:
         """We created pod `name`: until the watch shows it, count it as Pending."""
         with self._lock:
-            self._expected.setdefault(kind, {})[name] = _Expectation(
-                True, "", now + EXPECTATION_SECONDS, instance_id
-            )
+            self._expected.created(kind, name, instance_id, now)
 
     def expect_deleted(self, kind: str, name: str, uid: str, now: float) -> None:
         """We deleted incarnation `uid` of pod `name`: until the watch shows it go, count it
         as terminating."""
         with self._lock:
-            self._expected.setdefault(kind, {})[name] = _Expectation(
-                False, uid, now + EXPECTATION_SECONDS
-            )
+            self._expected.deleted(kind, name, uid, now)
 
     def expected_view(self, kind: str, cached: Mapping[str, Pod], now: float) -> dict[str, Pod]:
-        """A watch cache's pods with our own recent changes that it has not shown yet: a pod
-        we created is there (Pending), a pod we deleted is terminating. So a pass woken
-        between our write and the watch event does not create or delete a second time."""
-        pods = dict(cached)
+        """A watch cache's pods with our own changes it has not shown yet (expectations.py)."""
         with self._lock:
-            expected = self._expected.get(kind, {})
-            for name, exp in list(expected.items()):
-                pod = pods.get(name)
-                seen = (
-                    pod is not None
-                    if exp.created
-                    else pod is None or pod.terminating or pod.uid != exp.uid
-                )
-                if seen or now > exp.until:
-                    del expected[name]
-                elif exp.created:
-                    pods[name] = Pod(name, exp.instance_id, "Pending")
-                elif pod is not None:
-                    pods[name] = replace(pod, terminating=True)
-        return pods
+            return self._expected.view(kind, cached, now)
 
     def forget_expectations(self, kind: str) -> None:
         """A fresh list from the apiserver is the truth: nothing left to expect."""
         with self._lock:
-            self._expected.pop(kind, None)
+            self._expected.forget(kind)
 
     # --- the safety valve ------------------------------------------------------------------
 
@@ -387,40 +345,18 @@ class DaemonState:
     ) -> tuple[bool, str | None]:
         """Hold this kind's drastic plan? Returns (hold, news): news is what to log, once."""
         with self._lock:
-            valve = self._valves.setdefault(kind, _Valve())
-            if reason is None:
-                was, valve.reason, valve.passes = valve.reason, None, 0
-                valve.confirmed = False
-                return False, "released: the plan is no longer drastic" if was else None
-            if valve.confirmed:
-                self._valves[kind] = _Valve()
-                return False, f"released by an operator: {reason}"
-            news = None if valve.reason == reason else f"engaged: {reason}"
-            valve.reason = reason
-            if full:
-                valve.passes += 1
-            if valve.passes >= confirm_passes:
-                self._valves[kind] = _Valve()
-                return False, f"released: the same picture held for {confirm_passes} passes"
-            return True, news
+            return self._valves.setdefault(kind, ValveState()).decide(
+                reason, full=full, confirm_passes=confirm_passes
+            )
 
     def valve_confirm(self, kind: str) -> bool:
         """An operator confirms the held plan of `kind`; False when nothing is held."""
         with self._lock:
-            valve = self._valves.get(kind)
-            if valve is None or valve.reason is None:
-                return False
-            valve.confirmed = True
-            return True
+            return self._valves.setdefault(kind, ValveState()).confirm()
 
     def valve(self, kind: str) -> dict[str, object]:
         with self._lock:
-            valve = self._valves.get(kind) or _Valve()
-            return {
-                "engaged": valve.reason is not None,
-                "reason": valve.reason,
-                "passes": valve.passes,
-            }
+            return (self._valves.get(kind) or ValveState()).summary()
 
     # --- the read side ---------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 of its pods, is held instead of applied (Apache Helix pauses rebalancing when too many
 instances go offline at once).
 
-Pure: the plan and what the assignment holds now in, a verdict out. An emptied table (a wrong
+`judge` is pure (the plan and what the assignment holds now in, a verdict out); `ValveState`
+is one kind's memory between passes, kept in DaemonState. An emptied table (a wrong
 schema, missing permissions, an emptied replica) reads as "every row was deleted": the valve
 holds that plan until the same picture has held for `confirm_passes` full passes or an
 operator confirms (`reconciler confirm <Kind>`, REST `.../<Kind>/confirm`). Only the
@@ -68,3 +69,45 @@ def held(ops: Iterable[Op]) -> tuple[list[Op], list[Op]]:
     for op in ops:
         (hold if isinstance(op, HELD_OPS) else go).append(op)
     return go, hold
+
+
+@dataclass
+class ValveState:
+    """One kind's valve between passes (kept in DaemonState): tripped since `passes` full
+    passes with a drastic plan, or confirmed by an operator."""
+
+    reason: str | None = None
+    passes: int = 0
+    confirmed: bool = False  # an operator said go: the next pass applies the held plan
+
+    def decide(
+        self, reason: str | None, *, full: bool, confirm_passes: int
+    ) -> tuple[bool, str | None]:
+        """Hold the plan judged `reason` (None: not drastic)? Returns (hold, news to log)."""
+        if reason is None:
+            was = self.reason
+            self._reset()
+            return False, "released: the plan is no longer drastic" if was else None
+        if self.confirmed:
+            self._reset()
+            return False, f"released by an operator: {reason}"
+        news = None if self.reason == reason else f"engaged: {reason}"
+        self.reason = reason
+        if full:
+            self.passes += 1
+        if self.passes >= confirm_passes:
+            self._reset()
+            return False, f"released: the same picture held for {confirm_passes} passes"
+        return True, news
+
+    def confirm(self) -> bool:
+        if self.reason is None:
+            return False
+        self.confirmed = True
+        return True
+
+    def summary(self) -> dict[str, object]:
+        return {"engaged": self.reason is not None, "reason": self.reason, "passes": self.passes}
+
+    def _reset(self) -> None:
+        self.reason, self.passes, self.confirmed = None, 0, False

@@ -9,9 +9,8 @@ import socket
 import time
 
 from reconciler.adapters.kube import make_api_client
-from reconciler.adapters.kube.events import (
+from reconciler.adapters.kube.event_series import (
     NOTE_LIMIT,
-    EventRecorder,
     PodEvent,
     Series,
     TokenBucket,
@@ -19,6 +18,7 @@ from reconciler.adapters.kube.events import (
     event_body,
     micro_time,
 )
+from reconciler.adapters.kube.events import EventRecorder
 
 
 def test_a_token_bucket_allows_its_burst_then_one_per_refill() -> None:
