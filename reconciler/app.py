@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reconciler import metrics
 from reconciler.adapters.election import ZkElection
@@ -27,6 +28,9 @@ from reconciler.pipeline import Ports
 from reconciler.podspec import PodTemplate
 from reconciler.ports import SourceUnavailable
 from reconciler.settings import Settings
+
+if TYPE_CHECKING:  # the adapters alone import client libraries at run time
+    from kubernetes.client import ApiClient
 
 
 @dataclass
@@ -55,14 +59,7 @@ def build(settings: Settings, *, events: bool = True) -> App:
         settings.database_url.get_secret_value(), statement_timeout=settings.database_timeout
     )
     stack.callback(inventory.close)
-    api_client = make_api_client(
-        in_cluster=settings.kube_in_cluster,
-        kubeconfig=settings.kubeconfig,
-        url=settings.kube_url,
-        token=settings.kube_token.get_secret_value() if settings.kube_token else None,
-        ca_file=settings.kube_ca_file,
-        verify_ssl=settings.kube_verify_ssl,
-    )
+    api_client = api_client_for(settings)
     pods = KubePods(api_client, {})
     ports = Ports(store=zk, rows=inventory, pods=pods, autoscaler=Autoscaler(pods))
     app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
@@ -104,6 +101,18 @@ def build(settings: Settings, *, events: bool = True) -> App:
     if events:
         _start_event_sources(app, stack)
     return app
+
+
+def api_client_for(settings: Settings) -> ApiClient:
+    """The apiserver client the settings name (KubeConfigError when none is usable)."""
+    return make_api_client(
+        in_cluster=settings.kube_in_cluster,
+        kubeconfig=settings.kubeconfig,
+        url=settings.kube_url,
+        token=settings.kube_token.get_secret_value() if settings.kube_token else None,
+        ca_file=settings.kube_ca_file,
+        verify_ssl=settings.kube_verify_ssl,
+    )
 
 
 def _campaign(app: App, ports: Ports, stack: ExitStack) -> None:

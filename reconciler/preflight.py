@@ -109,18 +109,11 @@ def check_policy(path: Path) -> None:
 
 def check_kube_credentials(settings: Settings) -> None:
     """Some way to reach the apiserver is configured (nothing is contacted yet)."""
-    from reconciler.adapters.kube import make_api_client
     from reconciler.adapters.kube.client import KubeConfigError
+    from reconciler.app import api_client_for
 
     try:
-        client = make_api_client(
-            in_cluster=settings.kube_in_cluster,
-            kubeconfig=settings.kubeconfig,
-            url=settings.kube_url,
-            token=settings.kube_token.get_secret_value() if settings.kube_token else None,
-            ca_file=settings.kube_ca_file,
-            verify_ssl=settings.kube_verify_ssl,
-        )
+        client = api_client_for(settings)
     except KubeConfigError as e:
         raise Failure(str(e)) from None
     client.close()

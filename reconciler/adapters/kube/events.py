@@ -27,7 +27,6 @@ Only events.k8s.io/v1 `create` and `patch` are called (deploy/kubernetes/rbac.ya
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -35,13 +34,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import urllib3
 from kubernetes.client import ApiClient
-from kubernetes.client.rest import ApiException
 from prometheus_client import Counter
 
 from reconciler import metrics
-from reconciler.adapters.kube.client import KubeError, _refusal, _unavailable
+from reconciler.adapters.kube.client import KubeError, _Api
 from reconciler.adapters.kube.event_series import (
     CONTROLLER,
     FIELD_LIMIT,
@@ -100,8 +97,8 @@ class EventRecorder:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_client = api_client
+        self._api = _Api(api_client, request_timeout)
         self.identity = _clip(identity or CONTROLLER, FIELD_LIMIT)
-        self._request_timeout = request_timeout
         self.window = window_seconds
         self.burst = burst
         self.refill = refill_seconds
@@ -316,25 +313,7 @@ class EventRecorder:
     def _send(
         self, what: str, method: str, path: str, body: dict[str, Any], content_type: str
     ) -> Any:
-        method_, url, headers, body_, _ = self.api_client.param_serialize(
-            method,
-            path,
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        try:
-            resp = self.api_client.call_api(
-                method_, url, headers, body_, _request_timeout=self._request_timeout
-            )
-            data = resp.read()
-        except ApiException as e:
-            raise _refusal(what, e.status or 0, str(e.reason or ""), e.body) from e
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise _unavailable(what, e) from e
-        if not 200 <= resp.status <= 299:
-            raise _refusal(what, resp.status, str(resp.reason or ""), data)
-        return json.loads(data) if data else None
+        return self._api.send(what, method, path, body, content_type)
 
     def _prune(self) -> None:
         """Forget quiet series and full buckets; cap the cache (oldest first)."""
