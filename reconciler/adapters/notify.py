@@ -316,7 +316,12 @@ class NotifyListener:
         was_connected = self._connected.is_set()
         self._connected.clear()
         if was_connected and self._client is not None:  # not our own stop()
-            log.warning("mqtt disconnected from %s (%s); reconnecting", self.broker, reason_code)
+            log.warning(
+                "mqtt disconnected from %s (%s%s); reconnecting",
+                self.broker,
+                reason_code,
+                _disconnect_hint(getattr(reason_code, "value", None), self.client_id),
+            )
 
     def _handle_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
         # TCP connect failed: try the next broker of the list on the next attempt. The
@@ -368,3 +373,19 @@ class NotifyListener:
             self._on_malformed(payload, reason)
         except Exception:
             log.exception("mqtt: on_malformed failed")
+
+
+# MQTT 5 "Session taken over" (0x8E); a 3.1.1 broker just closes the socket, which paho
+# reports as "Unspecified error" (0x80): both are what a second client with our id causes.
+_TAKEN_OVER = {0x8E: "session taken over", 0x80: "the broker closed the connection"}
+
+
+def _disconnect_hint(code: int | None, client_id: str) -> str:
+    """Spell out the likely cause of a disconnect an operator would otherwise puzzle over."""
+    what = _TAKEN_OVER.get(code or -1)
+    if what is None:
+        return ""
+    return (
+        f": {what}; is another client using the id {client_id!r}? Each daemon needs its own "
+        "(RECONCILER_MQTT_CLIENT_ID; the default derives it from RECONCILER_IDENTITY)"
+    )

@@ -77,3 +77,12 @@ def test_a_connection_ended_unanswered_falls_back_only_before_5_ever_worked() ->
 def test_an_unknown_setting_is_refused() -> None:
     with pytest.raises(ValueError, match=re.escape("auto, 5, 3.1.1")):
         ProtocolChoice("4")
+
+
+def test_a_disconnect_by_a_client_id_clash_is_spelled_out() -> None:
+    from reconciler.adapters.notify import _disconnect_hint
+
+    assert "another client using the id 'reconciler-a'" in _disconnect_hint(0x8E, "reconciler-a")
+    assert "RECONCILER_MQTT_CLIENT_ID" in _disconnect_hint(0x80, "reconciler-a")
+    assert _disconnect_hint(0x8B, "reconciler-a") == ""  # server shutting down: says itself
+    assert _disconnect_hint(None, "reconciler-a") == ""
