@@ -86,6 +86,20 @@ def kind_section(kind: str, k: dict[str, Any]) -> str:
         notes.append(f'<p class="alert">{esc(k["error"])}</p>')
     if k.get("blind"):
         notes.append(f'<p class="alert">blind: {esc(", ".join(k["blind"]))}</p>')
+    for source, error in (k.get("degraded") or {}).items():
+        notes.append(f'<p class="alert">degraded: cannot read {esc(source)}: {esc(error)}</p>')
+    valve = k.get("valve") or {}
+    if valve.get("engaged"):
+        # The safety valve holds this kind's plan: say what it would do; the operator may
+        # let it go ahead (POST .../confirm with the token, like orchestrate).
+        notes.append(
+            f'<p class="alert">safety valve: held for {esc(valve.get("passes"))} pass(es): '
+            f"{esc(valve.get('reason'))} "
+            f'<button type="button" class="confirm" data-kind="{esc(kind)}"'
+            f">Confirm {esc(kind)}</button> "
+            f'<output class="result" id="{dom_id("confirm-result", kind)}" role="status">'
+            "</output></p>"
+        )
     if overrides:
         given = ", ".join(f"{name}={value}" for name, value in sorted(overrides.items()))
         notes.append(f'<p class="note">overrides until policy.yaml changes: {esc(given)}</p>')

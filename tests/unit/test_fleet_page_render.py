@@ -105,3 +105,20 @@ def test_a_daemon_without_a_policy_says_so() -> None:
     html = render({"policy": {"error": "kinds: required"}, "kinds": {}})
     assert "no kinds: the policy is not loaded" in html
     assert "policy rejected: kinds: required" in html
+
+
+def test_a_plan_held_by_the_safety_valve_shows_why_and_a_confirm_button() -> None:
+    s = status(text="ok")
+    s["kinds"]["Thing"]["valve"] = {"engaged": True, "reason": EVIL, "passes": 2}
+    s["kinds"]["Thing"]["degraded"] = {"database": EVIL}
+    html = render(s)
+    parser = Tags()
+    parser.feed(html)
+    buttons = [a for tag, a in parser.tags if tag == "button" and a.get("class") == "confirm"]
+    assert buttons == [{"type": "button", "class": "confirm", "data-kind": "Thing"}]
+    assert not [tag for tag, _ in parser.tags if tag == "img"]  # the reason did not become markup
+    assert "held for 2 pass(es)" in html and "degraded: cannot read database" in html
+    assert "<script>alert" not in html  # the reason is text, not markup
+
+    s["kinds"]["Thing"]["valve"] = {"engaged": False, "reason": None, "passes": 0}
+    assert 'class="confirm"' not in render(s)
