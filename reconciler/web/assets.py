@@ -190,56 +190,37 @@ SCRIPT = """\
       " ids, " + (body.unassigned || 0) + " unassigned";
   }
 
-  // Confirm: POST .../:resource/confirm lets a plan held by the safety valve go ahead.
-  document.querySelectorAll("button.confirm").forEach((button) => {
-    button.addEventListener("click", async () => {
-      const kind = button.dataset.kind;
-      const out = byId("confirm-result-" + kind);
-      const headers = { Accept: "application/json" };
-      const value = token.value.trim();
-      if (value) headers.Authorization = "Bearer " + value;
-      button.disabled = true;
-      try {
-        const resp = await fetch(path(kind, "confirm"), { method: "POST", headers });
-        if (resp.ok) {
-          say(out, kind + ": confirmed; the held plan goes ahead", true);
-          await refresh();
-        } else {
-          const hint = resp.status === 401 ? " (type the operator token above)" : "";
-          say(out, resp.status + ": " + (await errorOf(resp)) + hint, false);
+  // A POST .../:resource/<action> with the operator's token, from a button of class <action>:
+  // orchestrate (show the new layout) and confirm (a plan held by the safety valve goes ahead).
+  function onPost(action, busy, done) {
+    document.querySelectorAll("button." + action).forEach((button) => {
+      button.addEventListener("click", async () => {
+        const kind = button.dataset.kind;
+        const out = byId(action + "-result-" + kind);
+        const headers = { Accept: "application/json" };
+        const value = token.value.trim();
+        if (value) headers.Authorization = "Bearer " + value;
+        button.disabled = true;
+        if (busy) say(out, busy(kind));
+        try {
+          const resp = await fetch(path(kind, action), { method: "POST", headers });
+          if (resp.ok) {
+            say(out, done(kind, await resp.json()), true);
+            await refresh();
+          } else {
+            const hint = resp.status === 401 ? " (type the operator token above)" : "";
+            say(out, resp.status + ": " + (await errorOf(resp)) + hint, false);
+          }
+        } catch (err) {
+          say(out, "request failed: " + err, false);
+        } finally {
+          button.disabled = false;
         }
-      } catch (err) {
-        say(out, "request failed: " + err, false);
-      } finally {
-        button.disabled = false;
-      }
+      });
     });
-  });
+  }
 
-  document.querySelectorAll("button.orchestrate").forEach((button) => {
-    button.addEventListener("click", async () => {
-      const kind = button.dataset.kind;
-      const out = byId("orchestrate-result-" + kind);
-      const headers = { Accept: "application/json" };
-      const value = token.value.trim();
-      if (value) headers.Authorization = "Bearer " + value;
-      button.disabled = true;
-      say(out, "orchestrating " + kind + " ...");
-      try {
-        const resp = await fetch(path(kind, "orchestrate"), { method: "POST", headers });
-        if (resp.ok) {
-          say(out, showOrchestration(kind, await resp.json()), true);
-          await refresh();
-        } else {
-          const hint = resp.status === 401 ? " (type the operator token above)" : "";
-          say(out, resp.status + ": " + (await errorOf(resp)) + hint, false);
-        }
-      } catch (err) {
-        say(out, "request failed: " + err, false);
-      } finally {
-        button.disabled = false;
-      }
-    });
-  });
+  onPost("orchestrate", (kind) => "orchestrating " + kind + " ...", showOrchestration);
+  onPost("confirm", null, (kind) => kind + ": confirmed; the held plan goes ahead");
 })();
 """
