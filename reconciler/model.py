@@ -178,6 +178,7 @@ class DeletePod:
     pod_name: str
     instance_id: int | None
     reason: Reason = Reason.ORPHAN
+    uid: str = ""  # only this incarnation (a precondition)
 
     @property
     def key(self) -> str:

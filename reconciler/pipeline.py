@@ -283,7 +283,7 @@ def _apply_one(ports: Ports, op: Op) -> Outcome:
                 # A later instance under the same id must not inherit its last heartbeat.
                 ports.heartbeats.forget(op.kind, op.instance_id)
         elif isinstance(op, DeletePod):
-            ports.pods.delete_pod(op.kind, op.pod_name)
+            ports.pods.delete_pod(op.kind, op.pod_name, uid=op.uid or None)
         elif isinstance(op, RecreatePod):
             # This incarnation only; its successor comes on a later pass (level-triggered).
             ports.pods.delete_pod(op.kind, op.pod_name, uid=op.uid or None)
@@ -348,7 +348,8 @@ def _remember(
         if isinstance(op, CreatePod) and op.kind in policies:
             name = pod_name(policies[op.kind].instance_name, op.instance_id)
             state.expect_created(op.kind, name, op.instance_id, now)
-        elif isinstance(op, RecreatePod):
+        elif isinstance(op, RecreatePod | DeletePod):
+            # A pass woken before the watch shows it going must not delete it again.
             state.expect_deleted(op.kind, op.pod_name, op.uid, now)
         if events is not None and op.kind in policies:
             pod_event(events, policies[op.kind], op)

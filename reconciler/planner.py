@@ -310,7 +310,7 @@ def _pod_ops(
     for name, pod in sorted(pods.items()):
         if name not in expected and not pod.terminating:
             reason = Reason.SCALE_DOWN if pod.instance_id is not None else Reason.ORPHAN
-            ops.append(DeletePod(kind, name, pod.instance_id, reason))
+            ops.append(DeletePod(kind, name, pod.instance_id, reason, pod.uid))
     return ops
 
 

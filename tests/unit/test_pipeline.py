@@ -329,3 +329,24 @@ def test_a_rolling_restart_replaces_the_pods_that_existed_when_asked(world: Worl
     assert [op.pod_name for op in result.plan.ops if isinstance(op, RecreatePod)] == [
         "iota-rules-engine-0"
     ]
+
+
+def test_a_pod_deleted_on_scale_down_is_not_deleted_again_before_the_watch_shows_it(
+    world: World,
+) -> None:
+    from reconciler.model import DeletePod
+
+    world.converge()
+    world.pods.cache_lags = True  # the watch shows changes only on sync()
+    name = "iota-dac-5"
+    world.pods.pods["Thing"][name] = world.pods.pods["Thing"]["iota-dac-0"].__class__(
+        name, 5, "Running", uid="u-extra"
+    )
+    world.pods.sync()
+    first = world.run(full=False)
+    assert [op for op in first.plan.ops if isinstance(op, DeletePod)] == [
+        DeletePod("Thing", name, 5, Reason.SCALE_DOWN, "u-extra")
+    ]
+    deletes = world.pods.deletes
+    assert world.run(full=False).plan.ops == ()  # the expectation holds it as terminating
+    assert world.pods.deletes == deletes
