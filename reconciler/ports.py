@@ -20,11 +20,16 @@ retried with backoff, like `SourceUnavailable`, but logged as a failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler.model import Assignment, Heartbeats, Instance, NodeCapacity, Pod, PodUsage
 from reconciler.slowstart import SlowStartResult
+
+if TYPE_CHECKING:
+    from reconciler.autoscale import Autoscaler
 
 
 class SourceUnavailable(Exception):
@@ -116,3 +121,20 @@ class Leadership(Protocol):
     def is_leader(self) -> bool: ...
     def may_act(self) -> bool: ...
     def leader(self) -> str | None: ...
+
+
+@dataclass
+class Ports:
+    """Everything a pass reaches beyond its own state: the ports, the autoscaler (it reads
+    pod metrics through its own port) and the clocks (time is an input too)."""
+
+    store: AssignmentStore
+    rows: Rows
+    pods: Pods
+    pod_cache: PodCache | None = None
+    heartbeats: HeartbeatSource | None = None
+    autoscaler: Autoscaler | None = None
+    leadership: Leadership | None = None  # None: no election, this daemon always writes
+    events: PodEvents | None = None  # Kubernetes Events about the pods acted on
+    wall: Callable[[], float] = time.time  # Unix seconds: heartbeats, pod start times
+    mono: Callable[[], float] = time.monotonic  # intervals: backoff, expectations

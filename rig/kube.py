@@ -168,6 +168,12 @@ class Kube(Server):
             self.apiserver.start()
             wait_until(self._apiserver_ready, procs=[self.etcd, self.apiserver],
                        timeout=self.start_timeout, what="ready (/readyz)", interval=0.5)
+            if self._nodes_made:
+                # A restarted apiserver: the scheduler's and kwok's watches reconnect by
+                # themselves, but not always (a CI run saw pods stay Pending for 90 s after
+                # one); fresh processes start from a fresh list, in about a second.
+                for p in (self.scheduler, self.kwok):
+                    p.stop(timeout=5)
         if not self._nodes_made:
             self._bootstrap_objects()
         for p in (self.scheduler, self.kwok):

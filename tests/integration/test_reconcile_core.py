@@ -295,9 +295,16 @@ def test_a_zookeeper_outage_changes_nothing_and_the_return_converges(
     finally:
         zk.start()
 
-    eventually(lambda: f.zk.connected, timeout=30)
-    f.tick()
-    check_layout(kazoo_client, "Thing", set(things) | set(more))
+    # Both clients reconnect by themselves; on a slow machine the outage may outlast a session
+    # (kazoo then opens a new one, failing calls queued meanwhile), so converge by retrying.
+    eventually(lambda: f.zk.connected and kazoo_client.connected, timeout=30)
+
+    def converged() -> bool:
+        f.tick()
+        check_layout(kazoo_client, "Thing", set(things) | set(more))
+        return True
+
+    eventually(converged, timeout=30)
     assert {p.metadata.name: p.metadata.uid for p in core.list_namespaced_pod(ns).items} == (
         pods_before
     )
