@@ -21,7 +21,7 @@ from reconciler.adapters.kube.events import EventRecorder
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.autoscale import Autoscaler
 from reconciler.backoff import Backoff
-from reconciler.logs import log
+from reconciler.logs import ThrottledLog, log
 from reconciler.loop import Daemon
 from reconciler.model import Pod
 from reconciler.pipeline import Ports
@@ -217,12 +217,20 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
             metrics.EVENTS_MALFORMED.labels("mqtt").inc()
             log.warning("malformed cm/notify message", reason=reason, sample=payload[:200])
 
+        def rejected(label: str, reason: str) -> None:
+            metrics.EVENTS_REJECTED.labels("mqtt", label).inc()
+            rejected_log.warning("cm/notify message rejected", reason=label, detail=reason)
+
+        rejected_log = ThrottledLog(log, every_seconds=10.0)
         listener = NotifyListener(
             settings.mqtt_brokers,
             app.daemon.on_row_event,
             client_id=settings.mqtt_client,
             on_malformed=malformed,
             on_ignored=lambda reason: metrics.EVENTS_IGNORED.labels("mqtt", reason).inc(),
+            on_rejected=rejected,
+            max_message_bytes=settings.mqtt_max_message_bytes,
+            max_ids=settings.mqtt_max_ids,
             reconnect_delay=settings.mqtt_reconnect_seconds,
             protocol=settings.mqtt_protocol,
         )

@@ -15,6 +15,10 @@ Decisions the SPEC leaves open (see SPEC.md "Change notifications" and "Heartbea
   None, so "RowEvent" always means "some ids were added or removed".
 - Events for every table are returned; deciding which tables are orchestrated is the loop's
   job (it knows the policy), so this module stays free of configuration.
+- Size is bounded before anything is parsed: a message over `max_bytes` or a bulk naming more
+  than `max_ids` ids is `OversizedMessage` (its `label` is the metric's reason), so a forged
+  9 MB `bc` costs a length check, not a parse and 400,000 assignments. The defaults leave room
+  for the platform's largest bulks (5,000 ids are ~300 KB).
 - A heartbeat is `resource` + `instanceId` (a string "3" or a number 3); the worker's timestamp
   is for logs only (the receive time is what counts), so its key may be `timestamp` or
   `Timestamp` (the Go worker's field name), it may be missing, and one that is not a time
@@ -32,8 +36,11 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "MAX_IDS",
+    "MAX_MESSAGE_BYTES",
     "Heartbeat",
     "MalformedMessage",
+    "OversizedMessage",
     "RowEvent",
     "parse_heartbeat",
     "parse_notification",
@@ -43,6 +50,10 @@ __all__ = [
 ADD_OPS = frozenset({"c", "bc"})
 REMOVE_OPS = frozenset({"d", "bd"})
 UPDATE_OPS = frozenset({"u", "bu"})
+
+# Bounds of one cm/notify message (RECONCILER_MQTT_MAX_MESSAGE_BYTES, RECONCILER_MQTT_MAX_IDS).
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_IDS = 50_000
 
 # Strict ASCII digits: int() alone would also take "+3", " 3", "3_0" and Unicode digits, which
 # no worker sends and which would make two spellings of one instance id possible.
@@ -54,6 +65,16 @@ class MalformedMessage(ValueError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
+        self.reason = reason
+
+
+class OversizedMessage(ValueError):
+    """A message refused for its size before it was read: `label` ("too-large",
+    "too-many-ids") is the metric's reason, `reason` says by how much."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(reason)
+        self.label = label
         self.reason = reason
 
 
@@ -117,13 +138,24 @@ def _key_id(key: object, where: str) -> str:
     return _row_id(key.get("id"), where)
 
 
-def parse_notification(payload: bytes) -> RowEvent | None:
+def _bounded(values: list[Any], max_ids: int, where: str) -> list[Any]:
+    if len(values) > max_ids:
+        raise OversizedMessage("too-many-ids", f"{where}: {len(values)} ids, limit {max_ids}")
+    return values
+
+
+def parse_notification(
+    payload: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_ids: int = MAX_IDS
+) -> RowEvent | None:
     """Parse one `cm/notify` message.
 
     Returns a RowEvent for creates (`c`, `bc`) and deletes (`d`, `bd`) that name at least one
     id, None for messages that change no assignment (`u`, `bu`, other ops, empty bulks), and
-    raises MalformedMessage for anything that is not a SPEC form.
+    raises MalformedMessage for anything that is not a SPEC form, OversizedMessage for one
+    over `max_bytes` or naming more than `max_ids` ids.
     """
+    if isinstance(payload, bytes | bytearray | memoryview) and len(payload) > max_bytes:
+        raise OversizedMessage("too-large", f"{len(payload)} bytes, limit {max_bytes}")
     doc = _load_object(payload)
     op = _require_str(doc, "o")
     table = _require_str(doc, "t")
@@ -135,6 +167,7 @@ def parse_notification(payload: bytes) -> RowEvent | None:
         keys = doc.get("keys")
         if not isinstance(keys, list):
             raise MalformedMessage("bc: field 'keys' missing or not a list")
+        keys = _bounded(keys, max_ids, "bc")
         ids = frozenset(_key_id(k, f"keys[{i}]") for i, k in enumerate(keys))
     elif op == "bd":
         where = doc.get("where")
@@ -142,6 +175,7 @@ def parse_notification(payload: bytes) -> RowEvent | None:
             raise MalformedMessage("bd: field 'where' missing or not an object")
         raw = where.get("id")
         if isinstance(raw, list):
+            raw = _bounded(raw, max_ids, "bd")
             ids = frozenset(_row_id(v, f"where.id[{i}]") for i, v in enumerate(raw))
         else:
             ids = frozenset({_row_id(raw, "where.id")})

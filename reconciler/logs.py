@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
 
 import structlog
 
@@ -57,3 +60,38 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "in
 
 
 log = structlog.get_logger("reconciler")
+
+
+class ThrottledLog:
+    """A log line that a flood must not turn into a flood of lines: the first is written at
+    once, then at most one per `every_seconds` per event name, carrying `suppressed=<n>`, the
+    lines dropped since the last one. (Counting is the metrics' job; this keeps the log
+    readable and its volume bounded when anyone can send us garbage.)"""
+
+    def __init__(
+        self,
+        logger: Any,
+        every_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._every = every_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, event: str, **fields: Any) -> bool:
+        """Log `event` unless one was logged less than `every_seconds` ago; True if logged."""
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(event)
+            if last is not None and now - last < self._every:
+                self._suppressed[event] = self._suppressed.get(event, 0) + 1
+                return False
+            self._last[event] = now
+            suppressed = self._suppressed.pop(event, 0)
+        if suppressed:
+            fields["suppressed"] = suppressed
+        self._log.warning(event, **fields)
+        return True

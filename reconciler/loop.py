@@ -22,7 +22,8 @@ from typing import Any
 from reconciler import metrics, systemd
 from reconciler.backoff import Backoff
 from reconciler.events import RowEvent
-from reconciler.logs import log
+from reconciler.hints import PendingRows, check_row_events
+from reconciler.logs import ThrottledLog, log
 from reconciler.model import PassResult, Pod
 from reconciler.pipeline import Ports, run_pass
 from reconciler.podspec import PodTemplate
@@ -46,7 +47,6 @@ class Wake:
     # "timer" (tick or heartbeat check due), "tick" (full pass now), "policy" (file changed),
     # "reload" (SIGHUP), "rows", "pod", "orchestrate", "leader" (leadership changed), "stop"
     reason: str
-    rows: RowEvent | None = None
     kind: str | None = None
     overrides: dict[str, int] | None = None
     reply: Future[PassResult] | None = None
@@ -71,6 +71,10 @@ class Daemon:
     _next_tick: float = 0.0  # monotonic
     _next_check: float = float("inf")  # next light pass for heartbeat silence (monotonic)
     _retry: Backoff = field(default_factory=Backoff)
+    # A publisher who floods us with forged hints must not flood the log too.
+    _forged_log: ThrottledLog = field(default_factory=lambda: ThrottledLog(log, 10.0))
+    _unverified_log: ThrottledLog = field(default_factory=lambda: ThrottledLog(log, 10.0))
+    _pending: PendingRows = field(default_factory=PendingRows)  # row hints for the next pass
 
     def __post_init__(self) -> None:
         if self.read is None:
@@ -83,7 +87,8 @@ class Daemon:
 
     def on_row_event(self, event: RowEvent) -> None:
         metrics.EVENTS.labels("mqtt").inc()
-        self.wake(Wake("rows", rows=event))
+        if self._pending.add(event):  # one wake-up per batch of hints, however many arrive
+            self.wake(Wake("rows"))
 
     def on_pod_change(self, kind: str, pod: Pod | None, event_type: str) -> None:
         # Changes the planner acts on wake the loop: a pod that died or vanished, and a pod
@@ -192,10 +197,13 @@ class Daemon:
                 pass
             if batch[-1].reason != "rows" or time.monotonic() >= deadline:
                 return batch
+            received = self._pending.received
             try:
                 batch.append(self._queue.get(timeout=COALESCE_SECONDS))
             except queue.Empty:
-                return batch
+                if self._pending.received == received:
+                    return batch  # quiet for a window: the burst is over
+                batch.append(Wake("rows"))  # more hints came in (merged, not queued)
 
     def _handle(self, batch: list[Wake]) -> None:
         reasons = {w.reason for w in batch}
@@ -206,12 +214,16 @@ class Daemon:
         for w in orchestrations:
             assert w.kind is not None
             self.state.request_rebalance(w.kind, w.overrides)
-        changed: set[str] = set()  # kinds whose ids a row event changed
-        for w in batch:
-            if w.rows is not None:
-                changed |= self._patch_rows(w.rows)
+        # kinds whose ids the row events' hints, checked against the database, changed
+        hints, overflowed = self._pending.take()
+        changed = self._patch_rows(hints)
         now = self.ports.mono()
-        tick_due = now >= self._next_tick or bool({"policy", "reload", "tick"} & reasons)
+        # Too many hints to hold: they were dropped, and a full pass reads the truth instead.
+        tick_due = (
+            now >= self._next_tick or overflowed or bool({"policy", "reload", "tick"} & reasons)
+        )
+        if overflowed:
+            metrics.EVENTS_REJECTED.labels("mqtt", "overflow").inc()
         if "leader" in reasons and self._was_leader:
             result = self._pass("leader", full=True)  # a new leader starts from a full view
         elif tick_due or orchestrations:
@@ -245,11 +257,42 @@ class Daemon:
         metrics.LEADER.labels(leadership.identity).set(1 if leading else 0)
         log.info("role", role="leader" if leading else "standby", identity=leadership.identity)
 
-    def _patch_rows(self, event: RowEvent) -> set[str]:
-        kinds = [k for k, p in self.state.policies().items() if p.table == event.table]
-        if not kinds:  # ProtocolMeta, DeviceMeta, ...: not orchestrated
-            metrics.EVENTS_IGNORED.labels("mqtt", "other-table").inc()
-        return {k for k in kinds if self.state.patch_rows(k, event.added, event.removed)}
+    def _patch_rows(self, events: list[RowEvent]) -> set[str]:
+        """Patch the rows of the kinds the events name with what the database says of the
+        ids they name (hints.py); the kinds whose rows changed."""
+        kinds_of: dict[str, list[str]] = {}
+        for kind, policy in self.state.policies().items():
+            kinds_of.setdefault(policy.table, []).append(kind)
+        relevant = []
+        for event in events:
+            if event.table in kinds_of:
+                relevant.append(event)
+            else:  # ProtocolMeta, DeviceMeta, ...: not orchestrated
+                metrics.EVENTS_IGNORED.labels("mqtt", "other-table").inc()
+        if not relevant:
+            return set()
+        try:
+            checked = check_row_events(self.ports.rows, relevant)
+        except Exception as e:  # the database cannot say: believe nothing, the tick re-reads
+            named = sum(len(e.added) + len(e.removed) for e in relevant)
+            metrics.EVENTS_REJECTED.labels("mqtt", "unverified").inc(named)
+            self._unverified_log.warning("row events not verified", ids=named, error=str(e))
+            return set()
+        changed: set[str] = set()
+        for c in checked:
+            metrics.EVENTS_REJECTED.labels("mqtt", "not-in-table").inc(c.not_in_table)
+            metrics.EVENTS_REJECTED.labels("mqtt", "still-in-table").inc(c.still_in_table)
+            if c.not_in_table or c.still_in_table:
+                self._forged_log.warning(
+                    "row event contradicts the database",
+                    table=c.table,
+                    not_in_table=c.not_in_table,
+                    still_in_table=c.still_in_table,
+                )
+            changed |= {
+                k for k in kinds_of[c.table] if self.state.patch_rows(k, c.present, c.absent)
+            }
+        return changed
 
     def _pass(self, trigger: str, *, full: bool, kinds: set[str] | None = None) -> PassResult:
         loaded = self.state.loaded

@@ -161,6 +161,23 @@ EVENTS_IGNORED = Counter(
     ["source", "reason"],
     registry=REGISTRY,
 )
+EVENTS_REJECTED = Counter(
+    "reconciler_events_rejected_total",
+    "Messages or ids refused, by source and reason: too-large, too-many-ids (the message), "
+    "not-in-table (a create for an id the table lacks), still-in-table (a delete for an id "
+    "it holds), unverified (the database could not be asked), overflow (more hints waiting "
+    "than the daemon holds: dropped for a full re-read)",
+    ["source", "reason"],
+    registry=REGISTRY,
+)
+REJECT_REASONS = (
+    "too-large",
+    "too-many-ids",
+    "not-in-table",
+    "still-in-table",
+    "unverified",
+    "overflow",
+)
 POLICY_RELOADS = Counter(
     "reconciler_policy_reloads_total", "policy.yaml loads, by result", ["result"], registry=REGISTRY
 )
@@ -217,6 +234,9 @@ def init_source(source: str) -> None:
     """Create an event source's counters at 0 (mqtt, kafka) when the source is configured."""
     EVENTS.labels(source)
     EVENTS_MALFORMED.labels(source)
+    if source == "mqtt":
+        for reason in REJECT_REASONS:
+            EVENTS_REJECTED.labels(source, reason)
 
 
 POLICY_RELOADS.labels("ok")

@@ -21,7 +21,7 @@ retried with backoff, like `SourceUnavailable`, but logged as a failure.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -61,6 +61,9 @@ class Rows(Protocol):
     """The inventory: which resource ids exist in a table."""
 
     def ids(self, table: str) -> frozenset[str]: ...
+    def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
+        """Which of `ids` the table holds now (a batched lookup, for event hints)."""
+        ...
 
 
 class Pods(Protocol):

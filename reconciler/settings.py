@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     """MQTT version for `cm/notify`: `5`, `3.1.1`, or `auto`: MQTT 5, and 3.1.1 from then on
     once a broker refuses 5 (or, before 5 ever worked, ends the connection unanswered). Both
     keep a persistent session."""
+    mqtt_max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    """A `cm/notify` message larger than this is refused unread (counted in
+    `reconciler_events_rejected_total{reason="too-large"}`)."""
+    mqtt_max_ids: int = Field(50_000, gt=0)
+    """A `bc`/`bd` naming more ids than this is refused (`reason="too-many-ids"`)."""
 
     @field_validator("api_cors_origins")
     @classmethod

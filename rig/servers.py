@@ -155,6 +155,10 @@ def _java() -> str:
 # ====================================================================== ZooKeeper
 
 TICK_MS = 500  # ZooKeeper's tickTime: session timeouts may range 1 s .. 10 s (2..20 ticks)
+# The benches hold 1M ids (~40 MB of JSON) in ZooKeeper's data tree, with transactions and a
+# snapshot in flight: 128 MB died of OutOfMemoryError at 100k + 100k. The JVM commits heap as
+# it needs it, so the small test layouts cost no more than before.
+ZK_HEAP = "-Xmx1g"
 
 
 class ZooKeeper(Server):
@@ -172,7 +176,7 @@ class ZooKeeper(Server):
         (self.dir / "data").mkdir()
 
     def launch(self) -> None:
-        p = self.proc([_java(), "-Xmx128m", *JAVA_OPTS,
+        p = self.proc([_java(), ZK_HEAP, *JAVA_OPTS,
                        "-Dzookeeper.admin.enableServer=false",
                        "-Dzookeeper.4lw.commands.whitelist=ruok,srvr,stat",
                        "-cp", self.CLASSPATH,

@@ -31,6 +31,7 @@ import os
 import socket
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -55,6 +56,8 @@ STATEMENT_TIMEOUT = 10.0
 CLIENT_GRACE = 1.0
 
 _UNDEFINED_TABLE = "42P01"  # PostgreSQL SQLSTATE undefined_table
+# Ids per lookup statement: far below PostgreSQL's 65,535 bind parameters.
+LOOKUP_CHUNK = 10_000
 
 
 class UnknownTable(Terminal, ValueError):
@@ -162,6 +165,14 @@ def _abort(conn: Any) -> None:
         dup.close()
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _table(name: str) -> sa.TableClause:
     # quote=True: always "Thing", never folded to thing by the database.
     return sa.table(quoted_name(name, quote=True), sa.column("id"))
@@ -191,6 +202,24 @@ class Inventory:
         """All ids of `table`, as text (a uuid column comes back in its canonical form)."""
         rows = self._run(table, sa.select(_table(table).c.id))
         return frozenset(str(row[0]) for row in rows)
+
+    def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
+        """Which of `ids` `table` holds now: primary-key lookups, `LOOKUP_CHUNK` ids per
+        statement, under one deadline. (Row events are checked against this: hints.py.)"""
+        wanted = sorted(set(ids))
+        found: set[str] = set()
+        column = _table(table).c.id
+        for chunk in _chunks(wanted, LOOKUP_CHUNK):
+            try:
+                rows = self._run(table, sa.select(column).where(column.in_(chunk)))
+            except SourceUnavailable:
+                raise
+            except sa_exc.DataError:
+                # A uuid column refuses text that is no UUID; such an id cannot be in it.
+                valid = [i for i in chunk if _is_uuid(i)]
+                rows = self._run(table, sa.select(column).where(column.in_(valid))) if valid else []
+            found.update(str(row[0]) for row in rows)
+        return frozenset(found)
 
     def count(self, table: str) -> int:
         """`SELECT COUNT(*)` of `table`."""

@@ -49,7 +49,15 @@ from reconciler.adapters.mqtt_connect import (
     ProtocolChoice,
     parse_broker_urls,
 )
-from reconciler.events import MalformedMessage, RowEvent, ignored_reason, parse_notification
+from reconciler.events import (
+    MAX_IDS,
+    MAX_MESSAGE_BYTES,
+    MalformedMessage,
+    OversizedMessage,
+    RowEvent,
+    ignored_reason,
+    parse_notification,
+)
 
 __all__ = ["PROTOCOLS", "Broker", "NotifyListener", "ProtocolChoice", "parse_broker_urls"]
 
@@ -78,6 +86,9 @@ class NotifyListener:
         topic: str = "cm/notify",
         on_malformed: Callable[[bytes, str], None] | None = None,
         on_ignored: Callable[[str], None] | None = None,
+        on_rejected: Callable[[str, str], None] | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_ids: int = MAX_IDS,
         reconnect_delay: float = 10.0,
         protocol: str = "auto",
         keepalive: int = KEEPALIVE_S,
@@ -100,6 +111,9 @@ class NotifyListener:
         self._on_malformed = on_malformed
         # Called with events.ignored_reason() for well-formed messages that change nothing.
         self._on_ignored = on_ignored
+        # Called with (OversizedMessage.label, reason) for messages refused for their size.
+        self._on_rejected = on_rejected
+        self._limits = {"max_bytes": max_message_bytes, "max_ids": max_ids}
         self._reconnect_delay = reconnect_delay
         self._broker_index = 0
         self._connected = threading.Event()
@@ -338,7 +352,10 @@ class NotifyListener:
     def _handle_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
         try:
-            event = parse_notification(payload)
+            event = parse_notification(payload, **self._limits)
+        except OversizedMessage as e:
+            self._report_rejected(e.label, e.reason)
+            return
         except MalformedMessage as e:
             self._report_malformed(payload, e.reason)
             return
@@ -362,6 +379,15 @@ class NotifyListener:
                 len(event.added),
                 len(event.removed),
             )
+
+    def _report_rejected(self, label: str, reason: str) -> None:
+        if self._on_rejected is None:
+            log.warning("mqtt: message on %s rejected (%s): %s", self.topic, label, reason)
+            return
+        try:
+            self._on_rejected(label, reason)
+        except Exception:
+            log.exception("mqtt: on_rejected failed")
 
     def _report_malformed(self, payload: bytes, reason: str) -> None:
         if self._on_malformed is None:

@@ -8,7 +8,7 @@ particular calls with any exception, and counts the writes it was asked to make.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -59,6 +59,7 @@ class FakeRows:
     tables: dict[str, set[str]] = field(default_factory=dict)
     down: bool = False
     reads: int = 0
+    lookups: int = 0
 
     def ids(self, table: str) -> frozenset[str]:
         self.reads += 1
@@ -67,6 +68,14 @@ class FakeRows:
         if table not in self.tables:
             raise Terminal(f'table "{table}" does not exist')
         return frozenset(self.tables[table])
+
+    def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
+        self.lookups += 1
+        if self.down:
+            raise SourceUnavailable("fake database is down")
+        if table not in self.tables:
+            raise Terminal(f'table "{table}" does not exist')
+        return frozenset(self.tables[table]) & frozenset(ids)
 
 
 @dataclass

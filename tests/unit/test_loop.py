@@ -40,10 +40,18 @@ def running(daemon: Daemon) -> Iterator[threading.Thread]:
         assert not thread.is_alive()
 
 
+def rows_of(daemon: Daemon) -> FakeRows:
+    rows = daemon.ports.rows
+    assert isinstance(rows, FakeRows)
+    return rows
+
+
 def test_a_burst_of_wake_ups_becomes_one_pass(tmp_path: Path) -> None:
     daemon, _, store = make_daemon(tmp_path)
     with running(daemon):
         passes, writes = daemon.passes, store.writes
+        rows_of(daemon).tables["Thing"] |= {f"new-{i}" for i in range(200)}
+        lookups = rows_of(daemon).lookups
         for i in range(200):
             daemon.on_row_event(RowEvent("Thing", added=frozenset((f"new-{i}",))))
         eventually(lambda: daemon.passes > passes, timeout=10, what="a pass for the burst")
@@ -51,6 +59,42 @@ def test_a_burst_of_wake_ups_becomes_one_pass(tmp_path: Path) -> None:
         assert daemon.passes == passes + 1
         assert daemon.last_pass is not None and daemon.last_pass.trigger == "event"
         assert store.writes > writes
+        assert rows_of(daemon).lookups == lookups + 1  # the burst's ids, checked in one lookup
+
+
+def assigned(store: FakeStore, kind: str) -> set[str]:
+    return set().union(*(i.ids for i in store.read(kind).values()))
+
+
+def test_a_create_event_for_ids_the_table_lacks_assigns_nothing(tmp_path: Path) -> None:
+    daemon, _, store = make_daemon(tmp_path)
+    with running(daemon):
+        rows_of(daemon).tables["Thing"].add("real")
+        daemon.on_row_event(RowEvent("Thing", added=frozenset({"real", "forged-1", "forged-2"})))
+        eventually(lambda: "real" in assigned(store, "Thing"), timeout=10)
+        assert not {"forged-1", "forged-2"} & assigned(store, "Thing")
+
+
+def test_a_delete_event_for_ids_the_table_holds_removes_nothing(tmp_path: Path) -> None:
+    daemon, _, store = make_daemon(tmp_path)
+    with running(daemon):
+        rows_of(daemon).tables["Thing"].discard("t1")
+        daemon.on_row_event(RowEvent("Thing", removed=frozenset({"t1", "t2", "t3"})))
+        eventually(lambda: "t1" not in assigned(store, "Thing"), timeout=10)
+        assert {"t2", "t3"} <= assigned(store, "Thing")
+
+
+def test_row_events_change_nothing_while_the_database_cannot_confirm_them(
+    tmp_path: Path,
+) -> None:
+    daemon, _, store = make_daemon(tmp_path)
+    with running(daemon):
+        passes = daemon.passes
+        rows_of(daemon).down = True
+        daemon.on_row_event(RowEvent("Thing", removed=frozenset({"t1", "t2"})))
+        time.sleep(0.3)
+        assert daemon.passes == passes
+        assert {"t1", "t2"} <= assigned(store, "Thing")
 
 
 def test_duplicate_row_events_run_no_pass(tmp_path: Path) -> None:
@@ -99,6 +143,7 @@ def test_nothing_sleeps_on_the_loop_thread(tmp_path: Path, monkeypatch: pytest.M
         pods.run_all()
         # Every kind of pass: row events, a dead pod (delete, then its successor), a
         # rebalance from REST, a full tick.
+        rows_of(daemon).tables["Thing"] |= {"x1", "x2"}
         daemon.on_row_event(RowEvent("Thing", added=frozenset(("x1", "x2"))))
         pods.set_phase("Thing", "iota-dac-1", "Failed")
         daemon.on_pod_change("Thing", pods.pods["Thing"]["iota-dac-1"], "MODIFIED")
