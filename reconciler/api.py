@@ -356,6 +356,10 @@ def create_app(
         read.refresh_metrics()
         return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    from reconciler.api_ops import operations_router  # it imports this module's models
+
+    # POST .../scale, .../stop, .../start: operators' pins (reconciler/operations.py)
+    app.include_router(operations_router(daemon, require_token, refuse_on_standby, policy_of))
     app.include_router(fleet_router(read))  # the operator's page at / (reconciler/web)
     add_cors(app, access.cors_origins)  # the old admin UI, from its own origin
     return app

@@ -18,6 +18,7 @@ from reconciler.adapters.election import ZkElection
 from reconciler.adapters.inventory import Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
 from reconciler.adapters.kube.events import EventRecorder
+from reconciler.adapters.zk_pins import ZkPins
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.autoscale import Autoscaler
 from reconciler.backoff import Backoff
@@ -61,7 +62,9 @@ def build(settings: Settings, *, events: bool = True) -> App:
     stack.callback(inventory.close)
     api_client = api_client_for(settings)
     pods = KubePods(api_client, {})
-    ports = Ports(store=zk, rows=inventory, pods=pods, autoscaler=Autoscaler(pods))
+    ports = Ports(
+        store=zk, rows=inventory, pods=pods, autoscaler=Autoscaler(pods), pins=ZkPins(zk)
+    )
     app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
     if events:
         ports.pod_cache = WatchCache(app)

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from reconciler import cli_ops
 from reconciler.preflight import Failure, Unreachable, load_settings
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -221,15 +222,22 @@ def status(url: str | None, token: str | None, as_json: bool) -> None:
     click.echo(_format_status(data))
 
 
-def _post_kind(kind: str, action: str, url: str | None, token: str | None) -> dict[str, Any]:
-    """POST /v1/api/orchestrations/<kind>/<action>, every expected failure as one line."""
+def _post_kind(
+    kind: str, action: str, url: str | None, token: str | None, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """POST /v1/api/orchestrations/<kind>/<action> (with a JSON `body`), every expected
+    failure as one line."""
     if url is None or token is None:
         s = load_settings()
         url = url or f"http://{s.api_host}:{s.api_port}"
         token = token or (s.api_token.get_secret_value() if s.api_token else None)
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/v1/api/orchestrations/{kind}/{action}", method="POST", data=b""
+        f"{url.rstrip('/')}/v1/api/orchestrations/{kind}/{action}",
+        method="POST",
+        data=json.dumps(body).encode() if body is not None else b"",
     )
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -277,6 +285,10 @@ def restart(kind: str, url: str | None, token: str | None) -> None:
         f"{kind}: rolling restart started; its pods are replaced "
         f"{data.get('maxUnavailable')} at a time"
     )
+
+
+for _command in (cli_ops.scale, cli_ops.stop, cli_ops.start):
+    main.add_command(_command)
 
 
 def _get_status(url: str, token: str | None) -> dict[str, Any]:
@@ -339,6 +351,11 @@ def _format_status(data: dict[str, Any]) -> str:
             lines.append(f"  blind: {', '.join(k['blind'])}")
         for source, error in (k.get("degraded") or {}).items():
             lines.append(f"  DEGRADED: cannot read {source}: {error}")
+        pin = k.get("pin")
+        if pin:
+            n = pin["instances"]
+            what = "STOPPED" if n == 0 else f"PINNED to {n} instances"
+            lines.append(f"  {what} by {pin['by']} (`reconciler start {kind}`: back to the policy)")
         valve = k.get("valve") or {}
         if valve.get("engaged"):
             lines.append(

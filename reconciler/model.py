@@ -105,6 +105,10 @@ class KindIntent:
     revision: str = ""
     restart_uids: frozenset[str] = frozenset()
     max_unavailable: int = 1
+    # The instance count an operator pinned (`reconciler scale`/`stop`, reconciler/pins.py):
+    # it wins over the row-count sizing and `scale_target` until `start`. 0: stopped (no
+    # instances, no pods). None: no pin.
+    pinned: int | None = None
 
 
 NO_INTENT = KindIntent()

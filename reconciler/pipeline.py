@@ -20,12 +20,14 @@ pass runs in milliseconds against the fakes in tests/unit/fakes.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from typing import TypeVar
 
 from reconciler import metrics
 from reconciler.apply import apply
 from reconciler.logs import log
 from reconciler.model import (
+    Assignment,
     KindIntent,
     KindObserved,
     Observed,
@@ -88,10 +90,13 @@ def observe(
     ports: Ports, state: DaemonState, policies: Mapping[str, KindPolicy], *, full: bool
 ) -> Observed:
     kinds: dict[str, KindObserved] = {}
+    pins_known = _read_pins(ports, state, full=full)
     for kind, policy in policies.items():
         row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows(kind)
         assignment = None if full else state.assignment(kind, trusted=True)
-        if assignment is None:
+        if not pins_known:  # a kind an operator stopped must not be started by accident
+            assignment = _read(state, "zookeeper", kind, _pins_unknown)
+        elif assignment is None:
             assignment = _read(state, "zookeeper", kind, lambda k=kind: ports.store.read(k))
         heartbeats = (
             ports.heartbeats.snapshot(kind)
@@ -102,6 +107,22 @@ def observe(
         state.note_pods(kind, pods)
         kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
     return Observed(ports.wall(), kinds)
+
+
+def _read_pins(ports: Ports, state: DaemonState, *, full: bool) -> bool:
+    """Operators' pins (`reconciler scale`/`stop`) from ZooKeeper, on full passes and until a
+    first read succeeds; a failed read keeps those known. True once they are known."""
+    if ports.pins is None:
+        state.pins_read({})
+    elif full or not state.pins_known():
+        # A failed read keeps the known pins in force; the assignment read says what is down.
+        with suppress(SourceUnavailable, Terminal):
+            state.pins_read(ports.pins.read())
+    return state.pins_known()
+
+
+def _pins_unknown() -> Assignment:
+    raise SourceUnavailable("operators' pins (reconciler scale/stop) unreadable: nothing planned")
 
 
 def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> frozenset[str] | None:
@@ -158,6 +179,9 @@ def intend(
     from pod CPU/memory (it decides at most once per its period; the target stays between)."""
     if full and ports.autoscaler is not None:
         for kind, policy in policies.items():
+            if state.pinned(kind) is not None:  # an operator's pin wins until `start`
+                state.set_scale_target(kind, None)
+                continue
             obs = observed.kinds[kind]
             targets: dict[str, int] = {}
             ports.autoscaler.update(
@@ -182,7 +206,11 @@ def guard(state: DaemonState, observed: Observed, the_plan: Plan, *, full: bool)
             continue
         verdict = judge(obs.assignment, ops, limits)
         hold, news = state.valve_decide(
-            kind, verdict.reason, full=full, confirm_passes=limits.confirm_passes
+            kind,
+            verdict.reason,
+            full=full,
+            confirm_passes=limits.confirm_passes,
+            current=len(obs.assignment),
         )
         metrics.VALVE_ENGAGED.labels(kind).set(1 if hold else 0)
         if news is not None:

@@ -49,14 +49,19 @@ class Sizing:
     needed: int = 0  # instances the row count alone needs
 
 
-def size_for(rows: int, policy: KindPolicy, scale_target: int | None = None) -> Sizing:
-    """SPEC.md's sizing rules, plus an optional autoscaling target on top.
+def size_for(
+    rows: int, policy: KindPolicy, scale_target: int | None = None, pinned: int | None = None
+) -> Sizing:
+    """SPEC.md's sizing rules, plus an optional autoscaling target on top; an operator's
+    pinned count (`reconciler scale`/`stop`) replaces both.
 
     Over maxInstances the old code failed the whole orchestration; here the kind keeps
     maxInstances instances at full capacity and the rest of the rows stay unassigned.
     """
     per, cap = policy.resource_per_instance, policy.max_instances
     needed = rows // per + 1
+    if pinned is not None:
+        return _pinned_sizing(rows, per, pinned, needed)
     if needed > cap:
         return Sizing(cap, per, f"require instances more than the max: {needed}/{cap}", needed)
     instances = max(needed, policy.init_instances)
@@ -64,6 +69,17 @@ def size_for(rows: int, policy: KindPolicy, scale_target: int | None = None) -> 
         instances = max(instances, min(scale_target, cap))
     capacity = per if instances == needed else rows // instances + 1
     return Sizing(instances, capacity, None, needed)
+
+
+def _pinned_sizing(rows: int, per: int, pinned: int, needed: int) -> Sizing:
+    """Exactly `pinned` instances (0: none, the kind is stopped). Pinned too few for the rows
+    (the table grew since), the instances are full and the rest stays unassigned, reported."""
+    if pinned == 0:
+        return Sizing(0, 0, None, needed)
+    if pinned * per < rows:
+        error = f"pinned to {pinned} instances: {rows} rows need {-(-rows // per)}"
+        return Sizing(pinned, per, error, needed)
+    return Sizing(pinned, per if pinned == needed else min(per, rows // pinned + 1), None, needed)
 
 
 def plan(
@@ -126,7 +142,7 @@ def plan_kind(
         )
         ops.extend(_instance_ops(kind, current, final, counts))
     else:
-        sizing = size_for(len(obs.row_ids), policy, intent.scale_target)
+        sizing = size_for(len(obs.row_ids), policy, intent.scale_target, intent.pinned)
         keep, new = choose_instances(current, sizing.instances)
         rebalance = intent.rebalance or len(keep) + len(new) != len(current)
         capacity = sizing.capacity
@@ -137,6 +153,8 @@ def plan_kind(
             capacity = max(capacity, min(held, policy.resource_per_instance))
         final = assign(current, keep, new, obs.row_ids, capacity, rebalance)
         unassigned = len(obs.row_ids) - sum(len(ids) for ids in final.values())
+        if intent.pinned == 0:
+            unassigned = 0  # stopped: no id is meant to be served, none is missing a worker
         counts = dict.fromkeys(final, capacity)
         report = KindReport(
             kind,
@@ -163,9 +181,15 @@ def _held(
     policy: KindPolicy, obs: KindObserved, intent: KindIntent
 ) -> tuple[dict[int, frozenset[str]], dict[int, int]] | None:
     """The held layout, unless a full re-sizing is due: an orchestrate, a sizing policy
-    that changed, an autoscaling target, or a layout that breaks the sizing rules."""
+    that changed, an autoscaling target, or a layout that breaks the sizing rules. A pinned
+    kind holds its layout only at the pinned count, and never grows past it."""
     if intent.rebalance or intent.resize or not obs.assignment or obs.row_ids is None:
         return None
+    if intent.pinned is not None:
+        if intent.pinned != len(obs.assignment):
+            return None
+        layout = hold_layout(obs.assignment, obs.row_ids, policy)
+        return layout if layout is not None and len(layout[0]) == intent.pinned else None
     if intent.scale_target is not None:
         target = size_for(len(obs.row_ids), policy, intent.scale_target).instances
         if target != len(obs.assignment):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from reconciler.model import Assignment, Heartbeats, Instance, NodeCapacity, Pod, PodUsage
+from reconciler.pins import Pin
 from reconciler.slowstart import SlowStartResult
 
 if TYPE_CHECKING:
@@ -75,6 +76,15 @@ class Pods(Protocol):
     def adopt_pod(
         self, kind: str, name: str, instance_id: int, *, uid: str | None = None
     ) -> None: ...
+
+
+class PinStore(Protocol):
+    """Operators' pins of instance counts (`reconciler scale`/`stop`), kept in ZooKeeper so
+    they outlive this daemon: every kind's pin, set one, remove one."""
+
+    def read(self) -> dict[str, Pin]: ...
+    def write(self, kind: str, pin: Pin) -> None: ...
+    def delete(self, kind: str) -> None: ...
 
 
 class PodCache(Protocol):
@@ -139,5 +149,6 @@ class Ports:
     autoscaler: Autoscaler | None = None
     leadership: Leadership | None = None  # None: no election, this daemon always writes
     events: PodEvents | None = None  # Kubernetes Events about the pods acted on
+    pins: PinStore | None = None  # operators' pinned instance counts (None: no pins)
     wall: Callable[[], float] = time.time  # Unix seconds: heartbeats, pod start times
     mono: Callable[[], float] = time.monotonic  # intervals: backoff, expectations

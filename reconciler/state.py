@@ -27,33 +27,21 @@ from reconciler.model import (
     Pod,
     applied,
 )
+from reconciler.pins import Pin
 from reconciler.podspec import PodTemplate, template_revision
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
+from reconciler.state_view import StateView, errors_by_source
 from reconciler.valve import ValveState
+
+__all__ = ["DaemonState", "StateView"]  # StateView lives in reconciler.state_view
 
 OP_BACKOFF_BASE_SECONDS = 1.0
 OP_BACKOFF_MAX_SECONDS = 300.0
 
 
-def _sizing(policy: KindPolicy) -> tuple[int, int, int]:
-    return (policy.init_instances, policy.max_instances, policy.resource_per_instance)
-
-
-@dataclass(frozen=True)
-class StateView:
-    """A consistent copy of the state for the read side (status, REST, metrics)."""
-
-    loaded: LoadedPolicy | None
-    policy_error: str | None
-    policies: dict[str, KindPolicy]
-    overrides: dict[str, dict[str, int]]
-    assignments: dict[str, Assignment]
-    reports: dict[str, KindReport]
-    observed_pods: dict[str, dict[str, Pod] | None]
-    known_rows: dict[str, int]  # kind -> number of rows last known
-    source_errors: dict[str, str]  # source -> "<Kind>: <error>; ..." for the kinds it fails
-    last_pass: PassResult | None
-    last_pass_at: float | None  # Unix seconds
+def _sizing(policy: KindPolicy, pin: Pin | None) -> tuple[int, int, int, int | None]:
+    pinned = pin.instances if pin is not None else None
+    return (policy.init_instances, policy.max_instances, policy.resource_per_instance, pinned)
 
 
 @dataclass
@@ -69,6 +57,10 @@ class DaemonState:
     _overrides: dict[str, dict[str, int]] = field(default_factory=dict)
     _rebalance: set[str] = field(default_factory=set)
     _scale_targets: dict[str, int] = field(default_factory=dict)
+    # Operators' pins (reconciler/pins.py) as last read from ZooKeeper or set through REST;
+    # until a first read succeeds nothing is known of them, and no kind is acted on.
+    _pins: dict[str, Pin] = field(default_factory=dict)
+    _pins_known: bool = False
     # What the last pass saw of each kind, and the assignment it left (observed + its writes).
     _observed: dict[str, KindObserved] = field(default_factory=dict)
     _assignments: dict[str, Assignment] = field(default_factory=dict)
@@ -84,7 +76,7 @@ class DaemonState:
     _restart_uids: dict[str, frozenset[str]] = field(default_factory=dict)  # ... and their pods
     # The sizing (initInstances, maxInstances, resourcePerInstance) each kind was last
     # planned with; a different one re-sizes the kind in full.
-    _sized_with: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    _sized_with: dict[str, tuple[int, int, int, int | None]] = field(default_factory=dict)
     _last_pass: PassResult | None = None
     _last_pass_at: float | None = None
 
@@ -199,25 +191,49 @@ class DaemonState:
             else:
                 self._scale_targets[kind] = target
 
+    def pins_read(self, pins: Mapping[str, Pin]) -> None:
+        """The pins ZooKeeper holds now (every daemon reads them on its full passes)."""
+        with self._lock:
+            self._pins, self._pins_known = dict(pins), True
+
+    def pins_known(self) -> bool:
+        with self._lock:
+            return self._pins_known
+
+    def pinned(self, kind: str) -> Pin | None:
+        with self._lock:
+            return self._pins.get(kind)
+
+    def set_pin(self, kind: str, pin: Pin | None) -> None:
+        """An operator pinned `kind` (None: unpinned, `start`), already written to ZooKeeper.
+        Asking is confirming: the safety valve lets the plan this leads to go ahead."""
+        with self._lock:
+            if pin is None:
+                self._pins.pop(kind, None)
+            else:
+                self._pins[kind] = pin
+            self._valves.setdefault(kind, ValveState()).authorize()
+
     def intents(self, policies: Mapping[str, KindPolicy]) -> dict[str, KindIntent]:
         with self._lock:
             return {
                 k: KindIntent(
                     self._scale_targets.get(k),
                     k in self._rebalance,
-                    k in self._sized_with and self._sized_with[k] != _sizing(p),
+                    k in self._sized_with and self._sized_with[k] != _sizing(p, self._pins.get(k)),
                     self._revisions.get(k, ""),
                     self._restart_uids.get(k, frozenset()),
                     p.rollout.max_unavailable,
+                    self._pins[k].instances if k in self._pins else None,
                 )
                 for k, p in policies.items()
             }
 
     def note_sizing(self, kind: str, policy: KindPolicy) -> None:
-        """The layout of `kind` now follows `policy`'s sizing: a later change re-sizes it.
-        Nothing noted yet (a daemon that just started) means: hold the layout it finds."""
+        """The layout of `kind` now follows `policy`'s sizing (and its pin): a later change
+        re-sizes it. Nothing noted yet (a daemon that just started) means: hold the layout."""
         with self._lock:
-            self._sized_with[kind] = _sizing(policy)
+            self._sized_with[kind] = _sizing(policy, self._pins.get(kind))
 
     # --- what the last pass saw and left ---------------------------------------------------
 
@@ -241,10 +257,21 @@ class DaemonState:
             for kind, obs in observed.items():
                 if not any(o.op.kind == kind and o.result == "failed" for o in result.outcomes):
                     self._rebalance.discard(kind)
+                    if not result.standby and obs.assignment is not None and kind in self._valves:
+                        self._valves[kind].carried_out()
                 if obs.assignment is not None:
                     done = [o.op for o in result.outcomes if o.op.kind == kind and o.result == "ok"]
                     self._assignments[kind] = applied(obs.assignment, done)
-                    if result.standby:
+                    unsure = any(
+                        o.op.kind == kind
+                        and o.op.key.startswith("zk:")
+                        and o.result in ("failed", "pending")
+                        for o in result.outcomes
+                    )
+                    if result.standby or unsure:
+                        # A standby's view may be stale by the leader's writes; a ZooKeeper
+                        # write that failed may have landed, or met another writer (a
+                        # compare-and-set conflict): the next pass reads ZooKeeper again.
                         self._acting.discard(kind)
                     else:
                         self._acting.add(kind)
@@ -341,12 +368,17 @@ class DaemonState:
     # --- the safety valve ------------------------------------------------------------------
 
     def valve_decide(
-        self, kind: str, reason: str | None, *, full: bool, confirm_passes: int
+        self, kind: str, reason: str | None, *, full: bool, confirm_passes: int, current: int
     ) -> tuple[bool, str | None]:
-        """Hold this kind's drastic plan? Returns (hold, news): news is what to log, once."""
+        """Hold this kind's drastic plan? Returns (hold, news): news is what to log, once.
+        `current`: the kind's instances now; a pin it differs from is being carried out."""
         with self._lock:
+            pin = self._pins.get(kind)
             return self._valves.setdefault(kind, ValveState()).decide(
-                reason, full=full, confirm_passes=confirm_passes
+                reason,
+                full=full,
+                confirm_passes=confirm_passes,
+                operator=pin is not None and pin.instances != current,
             )
 
     def valve_confirm(self, kind: str) -> bool:
@@ -360,12 +392,6 @@ class DaemonState:
 
     # --- the read side ---------------------------------------------------------------------
 
-    def _errors_by_source(self) -> dict[str, str]:
-        out: dict[str, list[str]] = {}
-        for (source, kind), error in sorted(self._source_errors.items()):
-            out.setdefault(source, []).append(f"{kind}: {error}")
-        return {source: "; ".join(errors) for source, errors in out.items()}
-
     def view(self) -> StateView:
         with self._lock:
             return StateView(
@@ -377,7 +403,8 @@ class DaemonState:
                 reports=dict(self._reports),
                 observed_pods={k: o.pods for k, o in self._observed.items()},
                 known_rows={k: len(v) for k, v in self._rows.items()},
-                source_errors=self._errors_by_source(),
+                source_errors=errors_by_source(self._source_errors),
                 last_pass=self._last_pass,
                 last_pass_at=self._last_pass_at,
+                pins=dict(self._pins),
             )

@@ -110,6 +110,8 @@ class ReadSide:
                 "maxInstances": policy.max_instances,
                 "resourcePerInstance": policy.resource_per_instance,
                 "overrides": view.overrides.get(kind, {}),
+                # an operator's `scale`/`stop` (None: the policy sizes the kind)
+                "pin": view.pins[kind].summary() if kind in view.pins else None,
                 "instanceList": [
                     {
                         "instanceId": str(i),

@@ -8,6 +8,11 @@ schema, missing permissions, an emptied replica) reads as "every row was deleted
 holds that plan until the same picture has held for `confirm_passes` full passes or an
 operator confirms (`reconciler confirm <Kind>`, REST `.../<Kind>/confirm`). Only the
 destructive operations are held; pods are still healed and adopted meanwhile.
+
+An operator's own `reconciler scale`/`stop`/`start` is its confirmation: the plan it leads to
+goes ahead (`authorized`, until a pass applies the kind's plan without a failure), and so
+does any plan while a pinned kind's instance count differs from its pin (a new leader
+finishing a scale it did not see asked). A later drastic plan of the kind is held again.
 """
 
 from __future__ import annotations
@@ -79,11 +84,13 @@ class ValveState:
     reason: str | None = None
     passes: int = 0
     confirmed: bool = False  # an operator said go: the next pass applies the held plan
+    authorized: bool = False  # an operator's scale/stop/start: the plan it leads to goes ahead
 
     def decide(
-        self, reason: str | None, *, full: bool, confirm_passes: int
+        self, reason: str | None, *, full: bool, confirm_passes: int, operator: bool = False
     ) -> tuple[bool, str | None]:
-        """Hold the plan judged `reason` (None: not drastic)? Returns (hold, news to log)."""
+        """Hold the plan judged `reason` (None: not drastic)? Returns (hold, news to log).
+        `operator`: the plan carries out an operator's pin (see the module's docstring)."""
         if reason is None:
             was = self.reason
             self._reset()
@@ -91,6 +98,9 @@ class ValveState:
         if self.confirmed:
             self._reset()
             return False, f"released by an operator: {reason}"
+        if self.authorized or operator:
+            self.reason, self.passes = None, 0
+            return False, f"let through: an operator's scale, stop or start asked for it ({reason})"
         news = None if self.reason == reason else f"engaged: {reason}"
         self.reason = reason
         if full:
@@ -99,6 +109,14 @@ class ValveState:
             self._reset()
             return False, f"released: the same picture held for {confirm_passes} passes"
         return True, news
+
+    def authorize(self) -> None:
+        """An operator's scale, stop or start: the plan it leads to is confirmed."""
+        self.authorized = True
+
+    def carried_out(self) -> None:
+        """A pass applied the kind's plan without a failure: the authorization is used."""
+        self.authorized = False
 
     def confirm(self) -> bool:
         if self.reason is None:

@@ -100,6 +100,14 @@ def kind_section(kind: str, k: dict[str, Any]) -> str:
             f'<output class="result" id="{dom_id("confirm-result", kind)}" role="status">'
             "</output></p>"
         )
+    pin = k.get("pin")
+    if pin:
+        n = pin.get("instances")
+        what = "stopped" if n == 0 else f"pinned to {n} instances"
+        notes.append(
+            f'<p class="note">{esc(what)} by {esc(pin.get("by"))}: '
+            f"<code>reconciler start {esc(kind)}</code> returns it to the policy</p>"
+        )
     if overrides:
         given = ", ".join(f"{name}={value}" for name, value in sorted(overrides.items()))
         notes.append(f'<p class="note">overrides until policy.yaml changes: {esc(given)}</p>')

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from reconciler.model import Assignment, Heartbeats, Instance, Pod, pod_name
+from reconciler.pins import Pin
 from reconciler.ports import SourceUnavailable, Terminal
 from reconciler.slowstart import SlowStartResult
 
@@ -271,3 +272,29 @@ class FakeLeadership:
 
     def leader(self) -> str | None:
         return self.identity if self.leading else "someone-else"
+
+
+@dataclass
+class FakePins:
+    """Operators' pins as ZooKeeper would keep them (`<root>/_scale/<Kind>`), in a dict."""
+
+    data: dict[str, Pin] = field(default_factory=dict)
+    down: bool = False
+    writes: int = 0
+
+    def read(self) -> dict[str, Pin]:
+        if self.down:
+            raise SourceUnavailable("fake ZooKeeper is down")
+        return dict(self.data)
+
+    def write(self, kind: str, pin: Pin) -> None:
+        if self.down:
+            raise SourceUnavailable("fake ZooKeeper is down")
+        self.writes += 1
+        self.data[kind] = pin
+
+    def delete(self, kind: str) -> None:
+        if self.down:
+            raise SourceUnavailable("fake ZooKeeper is down")
+        self.writes += 1
+        self.data.pop(kind, None)
