@@ -1,0 +1,6 @@
+"""Chaos on the rig: faults and row churn against a real `reconciler run`, judged by an
+invariant checker written apart from the planner (invariants.py).
+
+`python -m tests.chaos --seed N --minutes M` runs a seedable mix (see __main__.py);
+tests/integration/test_faults.py injects each fault once.
+"""

@@ -1,0 +1,72 @@
+"""The chaos driver: churn, a random fault, recovery judged by the invariant checker, again,
+for a given time. Same seed, same sequence of faults and kill points (the timings are the
+machine's)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.chaos.faults import FAULTS, Injected
+from tests.chaos.world import World
+
+
+@dataclass
+class Summary:
+    faults: int = 0
+    kills: int = 0
+    violations: list[str] = field(default_factory=list)
+    convergence: dict[str, float] = field(default_factory=dict)  # fault -> worst seconds
+    kill_points: list[str] = field(default_factory=list)
+
+    @property
+    def worst(self) -> float:
+        return max(self.convergence.values(), default=0.0)
+
+    def record(self, injected: Injected, seconds: float, violations: list[str]) -> None:
+        self.faults += 1
+        if injected.kill_point is not None:
+            self.kills += 1
+            self.kill_points.append(injected.kill_point)
+        self.convergence[injected.fault] = max(self.convergence.get(injected.fault, 0.0),
+                                               seconds)
+        self.violations += [f"{injected.fault}: {v}" for v in violations]
+
+    def last_line(self) -> str:
+        return (f"violations={len(self.violations)} faults={self.faults} kills={self.kills} "
+                f"worst_convergence_s={self.worst:.1f}")
+
+
+def inject_and_judge(world: World, name: str, rng: random.Random) -> tuple[Injected, float,
+                                                                            list[str]]:
+    """Churn a little, inject `name`, and judge the recovery."""
+    world.churn.running.set()
+    time.sleep(rng.uniform(0.5, 2.0))
+    injected = FAULTS[name](world, rng)
+    seconds, violations = world.converge(injected.recovered)
+    if injected.undo is not None:
+        injected.undo()
+        _, more = world.converge(time.time())
+        violations = violations + more
+    return injected, seconds, violations
+
+
+def chaos(world: World, rng: random.Random, minutes: float, names: list[str] | None = None,
+          say: Callable[[str], None] = print) -> Summary:
+    summary = Summary()
+    seconds, violations = world.converge(time.time() - 0.0)
+    say(f"start converged_s={seconds:.1f} violations={len(violations)}")
+    summary.violations += [f"start: {v}" for v in violations]
+    names = names or sorted(FAULTS)
+    end = time.monotonic() + minutes * 60
+    while time.monotonic() < end:
+        name = rng.choice(names)
+        injected, seconds, violations = inject_and_judge(world, name, rng)
+        summary.record(injected, seconds, violations)
+        where = f" kill_point={injected.kill_point!r}" if injected.kill_point else ""
+        say(f"fault={name} converged_s={seconds:.1f} violations={len(violations)}{where}")
+        for v in violations:
+            say(f"  violation: {v}")
+    return summary
