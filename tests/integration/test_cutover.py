@@ -8,14 +8,19 @@ it with the shipped sizing (the seed's defaults: init 10, 5000 per instance).
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
+from kafka import KafkaProducer
 from kubernetes import client as k8s
 
 from reconciler.adapters.inventory import create_tables, insert_ids
 from reconciler.podspec import KIND_LABEL, MANAGED_BY_LABEL, load_pod_template, render_pod
+from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import REPO, eventually, fleet, read_layout, uuids
 
 RULES = 840
@@ -142,3 +147,157 @@ def test_the_old_orchestrators_fleet_is_taken_over_without_touching_a_healthy_wo
     assert len(grown[10]["ids"]) == count and len(grown[11]["ids"]) == 100 - 10 - count
     assert {rid for x in grown.values() for rid in x["ids"]} == set(rules) | set(added)
     assert grow_writes == 100  # one instance write per create
+
+
+# --- the same takeover by the daemon itself, with the shipped policy and Kafka heartbeats ---
+
+THINGS = 300
+
+
+def old_kind(
+    kazoo: Any, core: k8s.CoreV1Api, ns: str, kind: str, name: str, ids: list[str]
+) -> None:
+    """10 instances of `kind` as the Node.js orchestrator left them (count = rows // 10 + 1,
+    `_reload.times` 3), and one pod per instance carrying only `instanceId`."""
+    count, share = len(ids) // 10 + 1, -(-len(ids) // 10)
+    for i in range(10):
+        part = ids[i * share : (i + 1) * share]
+        base = f"/iota/orchestration/{kind}/{i}"
+        kazoo.ensure_path(base)
+        kazoo.set(base, json.dumps({"used": len(part), "count": count}).encode())
+        kazoo.create(f"{base}/tmp", b"")
+        kazoo.create(f"{base}/_reload", json.dumps({"times": 3}).encode())
+        kazoo.create(f"{base}/resources", json.dumps({"ids": part}).encode())
+    template = load_pod_template(kind, ns, name, REPO / f"templates/{name}/pod-template.yml")
+    for i in range(10):
+        body = render_pod(template, i)
+        for ours in (MANAGED_BY_LABEL, KIND_LABEL):
+            body["metadata"]["labels"].pop(ours)
+        core.create_namespaced_pod(ns, body)
+
+
+def shipped_policy(path: Path, ns: str) -> Path:
+    """config/policy.yaml as shipped, but for the test's namespace (templates made absolute)."""
+    policy = yaml.safe_load((REPO / "config/policy.yaml").read_text())
+    for kind in policy["kinds"].values():
+        kind["namespace"] = ns
+        kind["template"] = str((REPO / "config" / kind["template"]).resolve())
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+class GoWorkers:
+    """The Go workers' heartbeats on `HeartBeat`: `heartBeat.Timestamp` or no time at all,
+    `instanceId` as text or as a number; every 0.5 s (workers send one a minute; the daemon
+    reads from the latest offset, so the first ones may land before it joined)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        self.sent = 0
+        self.stop = threading.Event()
+        self.beat_all()  # creates the topic before the daemon's consumers join
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def beat_all(self) -> None:
+        for kind in ("Thing", "Rule"):
+            for i in range(10):
+                beat: dict[str, Any] = {"resource": kind, "instanceId": i if i % 2 else str(i)}
+                if i % 3 == 0:
+                    beat["Timestamp"] = str(int(time.time()))
+                self.producer.send("HeartBeat", json.dumps(beat).encode()).get(timeout=10)
+                self.sent += 1
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.beat_all()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.producer.close(timeout=5)
+
+
+def kafka_events(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith('reconciler_events_received_total{source="kafka"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_the_daemon_takes_over_with_the_shipped_policy_and_counts_go_heartbeats_from_kafka(
+    zk_hosts: str,
+    pg_url: str,
+    kube: Any,
+    kube_namespace: str,
+    kazoo_client: Any,
+    kafka: Any,
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    ns = kube_namespace
+    create_tables(pg_url)
+    things, rules = sorted(uuids(THINGS)), sorted(uuids(RULES))
+    insert_ids(pg_url, "Thing", things)
+    insert_ids(pg_url, "Rule", rules)
+    policy = shipped_policy(tmp_path / "policy.yaml", ns)
+    core = k8s.CoreV1Api(kube.api_client())
+    old_kind(kazoo_client, core, ns, "Thing", "iota-dac", things)
+    old_kind(kazoo_client, core, ns, "Rule", "iota-rules-engine", rules)
+    eventually(
+        lambda: (pods := core.list_namespaced_pod(ns).items)
+        and len(pods) == 20
+        and all(p.status.phase == "Running" for p in pods),
+        timeout=60,
+    )
+    failed = "iota-rules-engine-4"
+    core.patch_namespaced_pod(
+        failed, ns, {"metadata": {"annotations": {"kwok.x-k8s.io/status": "custom"}}}
+    )
+    core.patch_namespaced_pod_status(failed, ns, {"status": {"phase": "Failed"}})
+    before = {k: read_layout(kazoo_client, k) for k in ("Thing", "Rule")}
+    uids = {p.metadata.name: p.metadata.uid for p in core.list_namespaced_pod(ns).items}
+    workers = GoWorkers(kafka.bootstrap)
+    settings = settings_for(zk_hosts, pg_url, kube, policy, kafka=kafka.bootstrap, token="t")
+    try:
+        with running(settings) as d:
+            counted_before = kafka_events(d.url)
+
+            def heard() -> bool:
+                thing = httpx.get(f"{d.url}/v1/status", timeout=10).json()["kinds"]["Thing"]
+                ages = [i["heartbeatAge"] for i in thing["instanceList"]]
+                return len(ages) == 10 and all(a is not None for a in ages)
+
+            eventually(heard, timeout=45, interval=0.5)
+            pods = eventually(
+                lambda: (now := {p.metadata.name: p for p in core.list_namespaced_pod(ns).items})
+                and now.get(failed) is not None
+                and now[failed].metadata.uid != uids[failed]
+                and now[failed].status.phase == "Running"
+                and now,
+                timeout=45,
+            )
+            status = httpx.get(f"{d.url}/v1/status", timeout=10).json()
+            counted = kafka_events(d.url) - counted_before
+            zk_writes = d.app.zk.writes
+            after = {k: read_layout(kazoo_client, k) for k in ("Thing", "Rule")}
+    finally:
+        workers.close()
+    took = time.monotonic() - started
+    print(f"\nFIGURE takeover of 20 old instances with Kafka heartbeats: {took:.1f}s, "
+          f"{counted:.0f} heartbeats counted of {workers.sent} sent, {zk_writes} ZooKeeper writes")
+
+    assert after == before  # no id moved, no `_reload` bump, no count rewritten
+    assert zk_writes == 0
+    assert len(pods) == 20
+    for name, pod in pods.items():
+        assert pod.metadata.labels[MANAGED_BY_LABEL] == "reconciler", name  # adopted
+        if name != failed:
+            assert pod.metadata.uid == uids[name], f"healthy {name} was replaced"
+    assert counted >= 10  # Thing's heartbeats (enabled in the shipped policy) are counted
+    rule_ages = [i["heartbeatAge"] for i in status["kinds"]["Rule"]["instanceList"]]
+    assert rule_ages == [None] * 10  # Rule's are not watched: heartbeats off for it, as before
+    for kind in ("Thing", "Rule"):
+        assert status["kinds"][kind]["instances"] == 10
+        assert status["kinds"][kind]["unassigned"] == 0
+    assert took < 60
