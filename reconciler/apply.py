@@ -10,6 +10,7 @@ pass, woken by the watch; nothing waits here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from reconciler import metrics
 from reconciler.logs import log
@@ -18,6 +19,7 @@ from reconciler.model import (
     CreatePod,
     DeleteInstance,
     DeletePod,
+    Instance,
     Op,
     Outcome,
     Plan,
@@ -38,36 +40,96 @@ def apply(
 ) -> list[Outcome]:
     now = ports.mono()
     outcomes: list[Outcome] = []
-    failed_instances: set[tuple[str, int]] = set()
+    writes = _StoreWrites()
     creates: list[CreatePod] = []
     for op in the_plan.ops:
         why = state.skip_reason(op, now)
+        if why is None and isinstance(op, WriteInstance | DeleteInstance | CreatePod):
+            why = writes.hold_back(op)
         if why is not None:
-            outcomes.append(Outcome(op, "skipped", why))
+            outcome = Outcome(op, "skipped", why)
+        elif isinstance(op, CreatePod):
+            creates.append(op)
             continue
-        if isinstance(op, CreatePod):
-            if (op.kind, op.instance_id) in failed_instances:
-                # Its znodes were not written: a worker started now would find no shard.
-                outcomes.append(Outcome(op, "skipped", "instance write failed"))
-            else:
-                creates.append(op)
-            continue
-        outcome = _apply_one(ports, op)
+        else:
+            outcome = _apply_one(ports, writes.versioned(op))
+        writes.done(outcome)
         outcomes.append(outcome)
-        if outcome.result == "failed" and isinstance(op, WriteInstance):
-            failed_instances.add((op.kind, op.instance.instance_id))
     outcomes.extend(_create_pods(ports, creates))
     for outcome in outcomes:
         _remember(state, policies, outcome, now, ports.events)
     return outcomes
 
 
+class _StoreWrites:
+    """What one pass's ZooKeeper writes left, for the order rule (never two owners).
+
+    The planner puts every write that takes ids off an instance before any that adds them
+    elsewhere; here, a write that would add ids a giving write did not take off (failed,
+    refused, pending, skipped) is held back this pass ("giver write failed"), and so is every
+    later operation on an instance whose write did not go through: its second write or its
+    delete. A pod create waits while its instance's write failed or was held back (a worker
+    started now would find no shard). A later write of an instance already written this
+    pass is made on the versions that write left (compare-and-set)."""
+
+    GIVER_FAILED = "giver write failed: its ids are still on another instance"
+
+    def __init__(self) -> None:
+        self.held: dict[str, set[str]] = {}  # kind -> ids still on an instance that gives them
+        self.broken: set[tuple[str, int]] = set()  # instances whose write did not go through
+        self.no_pod: set[tuple[str, int]] = set()  # ... failed or held back: no pod yet
+        self.written: dict[tuple[str, int], Instance] = {}  # as the last write left them
+
+    def hold_back(self, op: WriteInstance | DeleteInstance | CreatePod) -> str | None:
+        if isinstance(op, CreatePod):
+            return "instance write failed" if (op.kind, op.instance_id) in self.no_pod else None
+        key = (
+            op.kind,
+            op.instance.instance_id if isinstance(op, WriteInstance) else op.instance_id,
+        )
+        if key in self.broken:
+            return "an earlier write of this instance did not go through"
+        if isinstance(op, WriteInstance) and not op.takes.isdisjoint(self.held.get(op.kind, ())):
+            return self.GIVER_FAILED
+        return None
+
+    def versioned(self, op: Op) -> Op:
+        """`op` on the versions an earlier write of its instance left this pass."""
+        if isinstance(op, WriteInstance):
+            last = self.written.get((op.kind, op.instance.instance_id))
+            if last is not None:
+                return replace(op, instance=replace(op.instance, versions=last.versions))
+        elif isinstance(op, DeleteInstance):
+            last = self.written.get((op.kind, op.instance_id))
+            if last is not None:
+                return replace(op, versions=last.versions)
+        return op
+
+    def done(self, outcome: Outcome) -> None:
+        op = outcome.op
+        if isinstance(op, WriteInstance):
+            key = (op.kind, op.instance.instance_id)
+            if outcome.result == "ok":
+                self.written[key] = op.instance
+                return
+            self.held.setdefault(op.kind, set()).update(op.gives)
+            self.broken.add(key)
+            if outcome.result == "failed" or outcome.error == self.GIVER_FAILED:
+                self.no_pod.add(key)
+        elif isinstance(op, DeleteInstance) and outcome.result != "ok":
+            self.broken.add((op.kind, op.instance_id))
+
+
 def _apply_one(ports: Ports, op: Op) -> Outcome:
     try:
         if isinstance(op, WriteInstance):
-            ports.store.write_instance(op.kind, op.instance, create=op.create)
+            written = ports.store.write_instance(op.kind, op.instance, create=op.create)
+            # The outcome carries the versions the write left: the next event pass plans on
+            # them (the assignment the pass leaves), so its own write is no conflict.
+            if isinstance(written, Instance):  # (a store that returns nothing: as planned)
+                op = replace(op, instance=written)
         elif isinstance(op, DeleteInstance):
-            ports.store.delete_instance(op.kind, op.instance_id)
+            ports.store.delete_instance(op.kind, op.instance_id, versions=op.versions)
             if ports.heartbeats is not None:
                 # A later instance under the same id must not inherit its last heartbeat.
                 ports.heartbeats.forget(op.kind, op.instance_id)

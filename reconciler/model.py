@@ -15,6 +15,17 @@ DEAD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
 
 
 @dataclass(frozen=True, slots=True)
+class NodeVersions:
+    """ZooKeeper's versions (`stat.version`) of an instance's data nodes as they were read
+    (None: that node was missing). A write is a compare-and-set on them: it fails when
+    another writer changed the instance since (SPEC layout; issue 12, "never two owners")."""
+
+    node: int | None
+    resources: int | None
+    reload: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Instance:
     """One worker instance as ZooKeeper holds it (SPEC: /iota/orchestration/<kind>/<id>)."""
 
@@ -27,6 +38,9 @@ class Instance:
     # ZooKeeper session is alive (Helix's live instance), so it is never silent. Read by
     # ZkStore.read; never written (the workers own `tmp`'s children).
     worker_session: bool = False
+    # The versions it was read with (a write returns the new ones); None: not read from
+    # ZooKeeper. Not part of equality: two reads of the same content are the same instance.
+    versions: NodeVersions | None = field(default=None, compare=False)
 
     @property
     def used(self) -> int:
@@ -148,6 +162,12 @@ class WriteInstance:
     instance: Instance
     create: bool  # True: the instance's nodes do not exist yet
     reason: Reason
+    # Write order (never two owners): `gives` are the ids this write takes off the
+    # instance, `takes` the ids it adds that another instance holds now. The planner puts
+    # every giving write before the taking ones; apply skips a write whose `takes` meet the
+    # `gives` of a write that did not go through.
+    gives: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    takes: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -156,9 +176,14 @@ class WriteInstance:
 
 @dataclass(frozen=True, slots=True)
 class DeleteInstance:
+    """Delete an instance's nodes. Planned after the write that empties it (its ids are
+    taken off, `_reload` bumped, before any other instance gains them), on the versions that
+    write leaves (compare-and-set, like every write)."""
+
     kind: str
     instance_id: int
     reason: Reason = Reason.SCALE_DOWN
+    versions: NodeVersions | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

@@ -25,7 +25,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from reconciler.model import Assignment, Heartbeats, Instance, NodeCapacity, Pod, PodUsage
+from reconciler.model import (
+    Assignment,
+    Heartbeats,
+    Instance,
+    NodeCapacity,
+    NodeVersions,
+    Pod,
+    PodUsage,
+)
 from reconciler.pins import Pin
 from reconciler.slowstart import SlowStartResult
 
@@ -46,6 +54,12 @@ class NotLeader(NotYet):
     leader makes it; a daemon that wins the election makes it on its next pass."""
 
 
+class Conflict(SourceUnavailable):
+    """A compare-and-set write found the data changed since it was read (another writer):
+    nothing was written. Retried like `SourceUnavailable`, with backoff, after a re-read
+    (controller-runtime requeues a 409 Conflict with rate-limited backoff and reads again)."""
+
+
 class Terminal(Exception):
     """A request the server refused for good (4xx other than 404/409/429): do not retry."""
 
@@ -54,8 +68,14 @@ class AssignmentStore(Protocol):
     """Where the assignment lives (ZooKeeper, SPEC layout): the workers read it from there."""
 
     def read(self, kind: str) -> Assignment: ...
-    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> None: ...
-    def delete_instance(self, kind: str, instance_id: int) -> None: ...
+    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> Instance:
+        """Compare-and-set on `instance.versions` (None: create, or not read: unconditional);
+        `Conflict` if another writer changed it. Returns it with its new versions."""
+        ...
+
+    def delete_instance(
+        self, kind: str, instance_id: int, *, versions: NodeVersions | None = None
+    ) -> None: ...
 
 
 class Rows(Protocol):

@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from reconciler.model import Instance
+from reconciler.model import Instance, NodeVersions
 
 CHILDREN = ("tmp", "_reload", "resources")
 
@@ -87,12 +87,14 @@ def decode_instance(
     *,
     tmp_exists: bool,
     worker_session: bool = False,
+    versions: NodeVersions | None = None,
 ) -> tuple[Instance, list[str]]:
     """The instance from its nodes' data (None: that child node is missing), and its problems.
 
     Whatever could be read is kept; any problem makes the instance `complete=False`, so the
     planner rewrites it instead of the whole read failing. `worker_session`: a worker holds an
-    ephemeral node under `tmp` (see `is_worker_session`).
+    ephemeral node under `tmp` (see `is_worker_session`). `versions`: the nodes' versions
+    as read, which a write of the instance must match (compare-and-set).
     """
     problems: list[str] = []
     head_data = _decode(head, "instance node", problems)
@@ -135,6 +137,7 @@ def decode_instance(
         reload_times=times,
         complete=not problems,
         worker_session=worker_session,
+        versions=versions,
     )
     return instance, problems
 

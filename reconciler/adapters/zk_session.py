@@ -194,9 +194,10 @@ class ZkSession:
         except KazooTimeoutError as exc:
             raise OperationTimeoutError(f"no answer within {remaining:.1f}s") from exc
 
-    def _commit(self, ops: Callable[[Any], list[str]], deadline: float, action: str) -> None:
+    def _commit(self, ops: Callable[[Any], list[str]], deadline: float, action: str) -> list[Any]:
         """Build a transaction with `ops` (which returns the path of each op, in order),
-        commit it, and check every result."""
+        commit it, and check every result. Returns the results of `ops`' operations (a
+        set_data's new stat, a create's path), the fence's check left out."""
         tx = self._client.transaction()
         paths: list[str] = []
         if self.fence is not None:
@@ -231,3 +232,4 @@ class ZkSession:
                 paths[0] if paths else "?", RuntimeError("result count mismatch"), action
             )
         self.writes += 1
+        return list(results[1:] if self.fence is not None else results)

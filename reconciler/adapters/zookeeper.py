@@ -19,9 +19,10 @@ Rules this module keeps, and why:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
-from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError
 from kazoo.interfaces import IAsyncResult
 
 from reconciler.adapters.zk_layout import (
@@ -34,7 +35,8 @@ from reconciler.adapters.zk_layout import (
     parse_instance_name,
 )
 from reconciler.adapters.zk_session import ZkSession, ZkTransactionError
-from reconciler.model import Assignment, Instance
+from reconciler.model import Assignment, Instance, NodeVersions
+from reconciler.ports import Conflict
 
 # Re-exported: the layout's names were defined here before zk_layout.py existed.
 __all__ = ["CHILDREN", "ZkSession", "ZkStore", "ZkTransactionError", "dumps"]
@@ -139,18 +141,21 @@ class ZkStore(ZkSession):
         deadline: float,
     ) -> Instance | None:
         try:
-            head, _stat = self._wait(base, deadline)
+            head, stat = self._wait(base, deadline)
         except NoNodeError:
             # Deleted between listing and reading: it is gone, not broken. (The other
             # requests complete on their own; nobody needs their answers.)
             return None
+        res_data, res_version = self._data(resources, deadline)
+        reload_data, reload_version = self._data(reload_, deadline)
         instance, problems = decode_instance(
             instance_id,
             head,
-            self._data(resources, deadline),
-            self._data(reload_, deadline),
+            res_data,
+            reload_data,
             tmp_exists=tmp_exists,
             worker_session=worker_session,
+            versions=NodeVersions(stat.version, res_version, reload_version),
         )
         if problems:
             log.warning(
@@ -158,27 +163,37 @@ class ZkStore(ZkSession):
             )
         return instance
 
-    def _data(self, result: IAsyncResult, deadline: float) -> bytes | None:
-        """The data of a node read with `get_async`; None if the node does not exist."""
+    def _data(self, result: IAsyncResult, deadline: float) -> tuple[bytes | None, int | None]:
+        """The data and version of a node read with `get_async`; None if it does not exist."""
         try:
-            data, _stat = self._wait(result, deadline)
+            data, stat = self._wait(result, deadline)
         except NoNodeError:
-            return None
-        return data
+            return None, None
+        return data, stat.version
 
     # -- write -------------------------------------------------------------------------------
 
-    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> None:
-        """Write every node of `instance` in one transaction.
+    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> Instance:
+        """Write every node of `instance` in one transaction; returns it with the versions
+        the write left (the next write of it must match them).
 
-        Stores exactly `instance.reload_times` (the planner bumps it). `create=True` also
-        makes sure `<root>/<kind>` exists. Nodes that exist are set, missing ones created —
-        in the same transaction — whatever `create` says, so a repair or a retry after a
-        lost connection needs no special case."""
+        Compare-and-set: an instance read from ZooKeeper (`instance.versions`) is written
+        only if none of its nodes changed since (a node missing then is created, so it must
+        still be missing); `create=True` without versions creates the instance node, so it
+        must not exist. Otherwise nothing is written and `Conflict` is raised: another
+        writer's change is never overwritten. Unless what ZooKeeper holds is already exactly
+        what we write: our own commit that landed before a lost connection hid its answer
+        (the retry then finds the versions moved by it), so the write is idempotent.
+        Without versions and without `create` (a tool, a test) the write is unconditional:
+        nodes that exist are set, missing ones created. Stores exactly
+        `instance.reload_times` (the planner bumps it); `create=True` also makes sure
+        `<root>/<kind>` exists."""
         base = self._path(kind, instance.instance_id)
         node, children = encode_instance(instance)
+        versions = instance.versions
+        checked = versions is not None or create
 
-        def write(deadline: float) -> None:
+        def write(deadline: float) -> Instance:
             kind_path = self._path(kind)
             if create and self._wait(self._client.exists_async(kind_path), deadline) is None:
                 self._create_kind(kind_path, deadline)
@@ -187,17 +202,28 @@ class ZkStore(ZkSession):
                 base_exists = True
             except NoNodeError:
                 present, base_exists = set(), False
+            expect = {
+                base: versions.node if versions else None,
+                f"{base}/resources": versions.resources if versions else None,
+                f"{base}/_reload": versions.reload if versions else None,
+            }
+
+            written: list[str] = []
 
             def ops(tx: Any) -> list[str]:
-                paths: list[str] = []
-                if base_exists:
-                    tx.set_data(base, node)
-                else:
-                    tx.create(base, node)
-                paths.append(base)
-                for child, value in children.items():
-                    path = f"{base}/{child}"
-                    if child not in present:
+                paths = written
+                paths.clear()
+                for path, value, exists in (
+                    (base, node, base_exists),
+                    *((f"{base}/{c}", v, c in present) for c, v in children.items()),
+                ):
+                    if path in expect and checked:
+                        version = expect[path]
+                        if version is None:
+                            tx.create(path, value or b"")  # must still be missing
+                        else:
+                            tx.set_data(path, value or b"", version=version)
+                    elif not exists:
                         tx.create(path, value or b"")
                     elif value is not None:
                         tx.set_data(path, value)
@@ -206,9 +232,39 @@ class ZkStore(ZkSession):
                     paths.append(path)
                 return paths
 
-            self._commit(ops, deadline, f"write {base}")
+            try:
+                results = self._commit(ops, deadline, f"write {base}")
+            except ZkTransactionError as exc:
+                if not checked or not isinstance(
+                    exc.error, BadVersionError | NodeExistsError | NoNodeError
+                ):
+                    raise
+                landed = self._as_written(base, node, children, deadline)
+                if landed is None:
+                    raise Conflict(
+                        f"write {base}: changed by another writer since read "
+                        f"({type(exc.error).__name__} at {exc.path}); nothing written"
+                    ) from exc
+                return replace(instance, versions=landed, complete=True)
+            after = {path: _version_after(res) for path, res in zip(written, results, strict=True)}
+            new = NodeVersions(after[base], after[f"{base}/resources"], after[f"{base}/_reload"])
+            return replace(instance, versions=new, complete=True)
 
-        self._bounded(f"write {base}", write)
+        return self._bounded(f"write {base}", write)
+
+    def _as_written(
+        self, base: str, node: bytes, children: dict[str, bytes | None], deadline: float
+    ) -> NodeVersions | None:
+        """The versions of the instance at `base` if ZooKeeper holds exactly what a write of
+        (`node`, `children`) stores, else None."""
+        wanted = {base: node, **{f"{base}/{c}": v for c, v in children.items()}}
+        pending = {path: self._client.get_async(path) for path in wanted}
+        got = {path: self._data(result, deadline) for path, result in pending.items()}
+        for path, value in wanted.items():
+            data, version = got[path]
+            if version is None or (value is not None and data != value):
+                return None
+        return NodeVersions(got[base][1], got[f"{base}/resources"][1], got[f"{base}/_reload"][1])
 
     def _create_kind(self, kind_path: str, deadline: float) -> None:
         """`<root>/<kind>` (and the root), fenced like every other write."""
@@ -230,10 +286,23 @@ class ZkStore(ZkSession):
             if not isinstance(exc.error, NodeExistsError):
                 raise  # another writer created it meanwhile: fine
 
-    def delete_instance(self, kind: str, instance_id: int) -> None:
+    def delete_instance(
+        self, kind: str, instance_id: int, *, versions: NodeVersions | None = None
+    ) -> None:
         """Delete the instance and everything under it in one transaction (workers may have
-        added `tmp/status` and more). A missing instance is already deleted."""
+        added `tmp/status` and more). A missing instance is already deleted. With `versions`
+        (as read, or as our last write left them) a compare-and-set: if another writer
+        changed the instance since, nothing is deleted (`Conflict`)."""
         base = self._path(kind, instance_id)
+        expect = (
+            {
+                base: versions.node,
+                f"{base}/resources": versions.resources,
+                f"{base}/_reload": versions.reload,
+            }
+            if versions is not None
+            else {}
+        )
 
         def delete(deadline: float) -> None:
             for _attempt in range(_DELETE_ATTEMPTS):
@@ -244,13 +313,19 @@ class ZkStore(ZkSession):
 
                 def ops(tx: Any, tree: list[str] = tree) -> list[str]:
                     for path in tree:
-                        tx.delete(path)
+                        version = expect.get(path)
+                        tx.delete(path, -1 if version is None else version)
                     return tree
 
                 try:
                     self._commit(ops, deadline, f"delete {base}")
                     return
                 except ZkTransactionError as exc:
+                    if isinstance(exc.error, BadVersionError):
+                        raise Conflict(
+                            f"delete {base}: changed by another writer since read "
+                            f"(BadVersion at {exc.path}); nothing deleted"
+                        ) from exc
                     # NotEmpty: a worker added a node meanwhile. NoNode: someone else
                     # deleted part of it. Either way, look again.
                     if not isinstance(exc.error, NotEmptyError | NoNodeError):
@@ -270,3 +345,9 @@ class ZkStore(ZkSession):
                 continue  # removed while we walked: nothing to delete there
         out.append(path)
         return out
+
+
+def _version_after(result: Any) -> int:
+    """A node's version after a transaction's op: a set_data answers with the new stat, a
+    create with the path (a new node's version is 0)."""
+    return 0 if isinstance(result, str) else int(result.version)

@@ -10,15 +10,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
 from kazoo.security import make_acl
 
 from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.zookeeper import ZkStore, ZkTransactionError
-from reconciler.model import Instance
+from reconciler.model import Instance, NodeVersions
+from reconciler.ports import Conflict
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -274,7 +277,109 @@ def test_zookeeper_outage_raises_source_unavailable_then_recovers(zk: Any, zk_ho
         print(f"reconnected {time.monotonic() - started:.2f}s after the server was back")
         assert store.connected
         newer = Instance(0, frozenset({"a", "b"}), count=2, reload_times=2)
-        store.write_instance("Thing", newer, create=True)
+        store.write_instance("Thing", newer, create=False)  # it exists: a create would conflict
         assert store.read("Thing") == {0: newer}
     finally:
         store.stop()
+
+
+# --- compare-and-set (issue 12): a write never overwrites another writer's change -------
+
+
+def test_a_write_on_the_versions_read_fails_if_another_writer_changed_the_instance(
+    store: ZkStore, kazoo_client: KazooClient
+) -> None:
+    store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 1), create=True)
+    read = store.read("Thing")[0]
+    assert read.versions is not None
+    theirs = b'{"ids":["a","theirs"]}'
+    kazoo_client.set(f"{ROOT}/Thing/0/resources", theirs)  # between our read and our write
+    writes = store.writes
+
+    with pytest.raises(Conflict) as caught:
+        store.write_instance(
+            "Thing", replace(read, ids=frozenset({"a", "ours"}), reload_times=2), create=False
+        )
+
+    assert "another writer" in str(caught.value)
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/resources") == theirs  # nothing overwritten
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/_reload") == b'{"times":1}'
+    assert store.writes == writes
+    again = store.read("Thing")[0]  # a re-read sees their change, and writes on it
+    store.write_instance(
+        "Thing", replace(again, ids=frozenset({"a", "ours"}), reload_times=2), create=False
+    )
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/resources") == b'{"ids":["a","ours"]}'
+
+
+def test_a_write_returns_the_versions_it_left_and_the_versions_before_it_are_stale(
+    store: ZkStore, kazoo_client: KazooClient
+) -> None:
+    created = store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 0), create=True)
+    assert created.versions == NodeVersions(0, 0, 0)
+    read = store.read("Thing")[0]
+    first = store.write_instance(
+        "Thing", replace(read, ids=frozenset({"a", "b"}), reload_times=1), create=False
+    )
+    _data, stat = kazoo_client.get(f"{ROOT}/Thing/0/resources")
+    assert first.versions == store.read("Thing")[0].versions
+    assert first.versions is not None and first.versions.resources == stat.version == 1
+    # On the versions the last write left: goes through (the event fast path does this).
+    store.write_instance(
+        "Thing", replace(first, ids=frozenset({"b"}), reload_times=2), create=False
+    )
+    # On the versions read before that write: stale.
+    with pytest.raises(Conflict):
+        store.write_instance(
+            "Thing", replace(read, ids=frozenset({"c"}), reload_times=9), create=False
+        )
+    assert store.read("Thing")[0] == Instance(0, frozenset({"b"}), 3, 2)
+
+
+def test_a_write_whose_commit_landed_before_the_connection_was_lost_is_no_conflict_on_retry(
+    store: ZkStore, kazoo_client: KazooClient
+) -> None:
+    read = store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 0), create=True)
+    commit = store._commit
+    lost: list[str] = []
+
+    def commit_then_lose_the_answer(*args: Any, **kw: Any) -> Any:
+        result = commit(*args, **kw)
+        if not lost:
+            lost.append("once")
+            raise ConnectionLoss("answer lost")  # landed, but we never heard
+        return result
+
+    store._commit = commit_then_lose_the_answer  # type: ignore[method-assign]
+    wanted = replace(read, ids=frozenset({"a", "b"}), reload_times=1)
+    written = store.write_instance("Thing", wanted, create=False)  # retried by the store
+
+    assert lost and written == wanted
+    assert written.versions == store.read("Thing")[0].versions  # the versions it left
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/resources") == b'{"ids":["a","b"]}'
+    # Same for a create: the retry finds the node made by its own first attempt.
+    lost.clear()
+    store.write_instance("Thing", Instance(1, frozenset({"z"}), 3, 0), create=True)
+    assert lost and store.read("Thing")[1] == Instance(1, frozenset({"z"}), 3, 0)
+
+
+def test_a_create_of_an_instance_another_writer_made_meanwhile_is_a_conflict(
+    store: ZkStore, kazoo_client: KazooClient
+) -> None:
+    store.write_instance("Thing", Instance(0, frozenset({"theirs"}), 3, 4), create=True)
+    with pytest.raises(Conflict):
+        store.write_instance("Thing", Instance(0, frozenset({"ours"}), 3, 0), create=True)
+    assert store.read("Thing")[0].ids == {"theirs"}
+
+
+def test_a_delete_on_stale_versions_deletes_nothing(
+    store: ZkStore, kazoo_client: KazooClient
+) -> None:
+    store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 1), create=True)
+    read = store.read("Thing")[0]
+    kazoo_client.set(f"{ROOT}/Thing/0/resources", b'{"ids":["a","theirs"]}')
+    with pytest.raises(Conflict):
+        store.delete_instance("Thing", 0, versions=read.versions)
+    assert store.read("Thing")[0].ids == {"a", "theirs"}
+    store.delete_instance("Thing", 0, versions=store.read("Thing")[0].versions)
+    assert store.read("Thing") == {}

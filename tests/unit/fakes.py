@@ -8,15 +8,15 @@ particular calls with any exception, and counts the writes it was asked to make.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
-from reconciler.model import Assignment, Heartbeats, Instance, Pod, pod_name
+from reconciler.model import Assignment, Heartbeats, Instance, NodeVersions, Pod, pod_name
 from reconciler.pins import Pin
-from reconciler.ports import SourceUnavailable, Terminal
+from reconciler.ports import Conflict, SourceUnavailable, Terminal
 from reconciler.slowstart import SlowStartResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,32 +25,74 @@ NAMES = {"Thing": "iota-dac", "Rule": "iota-rules-engine"}
 
 @dataclass
 class FakeStore:
-    """ZooKeeper's assignment, in a dict."""
+    """ZooKeeper's assignment, in a dict, with ZooKeeper's compare-and-set: every instance
+    has a version (all its nodes move together here) that a read hands out and a write
+    must match (else `Conflict`, nothing written)."""
 
     data: dict[str, Assignment] = field(default_factory=dict)
     down: bool = False
     writes: int = 0
     refuse: dict[str, Exception] = field(default_factory=dict)  # kind -> raised on write
+    # (kind, instance id) -> raised by the writes and deletes of that instance only
+    refuse_instance: dict[tuple[str, int], Exception] = field(default_factory=dict)
+    # called after every write or delete that went through (e.g. to check an invariant)
+    after_write: Callable[[FakeStore], None] | None = None
+    _versions: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def _check(self) -> None:
         if self.down:
             raise SourceUnavailable("fake ZooKeeper is down")
 
+    def _version(self, kind: str, instance_id: int) -> NodeVersions:
+        v = self._versions.get((kind, instance_id), 0)
+        return NodeVersions(v, v, v)
+
     def read(self, kind: str) -> Assignment:
         self._check()
-        return dict(self.data.get(kind, {}))
+        return {
+            i: replace(inst, versions=self._version(kind, i))
+            for i, inst in self.data.get(kind, {}).items()
+        }
 
-    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> None:
+    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> Instance:
         self._check()
         self.writes += 1
         if kind in self.refuse:
             raise self.refuse[kind]
-        self.data.setdefault(kind, {})[instance.instance_id] = instance
+        key = (kind, instance.instance_id)
+        if key in self.refuse_instance:
+            raise self.refuse_instance[key]
+        now = self.data.get(kind, {}).get(instance.instance_id)
+        expected = instance.versions
+        if now is not None and (
+            (expected is None and create and now != instance)
+            or (expected is not None and expected != self._version(*key))
+        ):
+            raise Conflict(f"fake ZooKeeper: {kind}/{instance.instance_id} changed since read")
+        if now is None and expected is not None:
+            raise Conflict(f"fake ZooKeeper: {kind}/{instance.instance_id} deleted since read")
+        self._versions[key] = self._versions.get(key, -1) + 1 if now is not None else 0
+        stored = replace(instance, versions=self._version(*key))
+        self.data.setdefault(kind, {})[instance.instance_id] = stored
+        if self.after_write is not None:
+            self.after_write(self)
+        return stored
 
-    def delete_instance(self, kind: str, instance_id: int) -> None:
+    def delete_instance(
+        self, kind: str, instance_id: int, *, versions: NodeVersions | None = None
+    ) -> None:
         self._check()
         self.writes += 1
-        self.data.get(kind, {}).pop(instance_id, None)
+        if (kind, instance_id) in self.refuse_instance:
+            raise self.refuse_instance[(kind, instance_id)]
+        if instance_id not in self.data.get(kind, {}):
+            return
+        if versions is not None and versions != self._version(kind, instance_id):
+            raise Conflict(f"fake ZooKeeper: {kind}/{instance_id} changed since read")
+        self.data[kind].pop(instance_id)
+        self._versions.pop((kind, instance_id), None)
+        if self.after_write is not None:
+            self.after_write(self)
 
 
 @dataclass
