@@ -12,6 +12,11 @@ the first k transactions. What ZooKeeper holds is checked with kazoo directly.
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +29,8 @@ import pytest
 from reconciler.adapters.inventory import create_tables, delete_ids, insert_ids
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.model import Assignment, Instance, NodeVersions
-from tests.integration.fleet import Fleet, fleet, read_layout, uuids, write_policy
+from tests.integration.fleet import Fleet, eventually, fleet, read_layout, uuids, write_policy
+from tests.integration.processes import DaemonProcess
 
 KIND = "Thing"
 ROOT = f"/iota/orchestration/{KIND}"
@@ -249,3 +255,86 @@ def test_a_concurrent_writer_between_read_and_write_is_not_overwritten_and_the_n
     after = read_layout(rig.kazoo, KIND)
     assert len(after) == 7
     assert all(after[i]["times"] > 100 + i for i in before)  # their bump, then ours
+
+
+class KillOnZooKeeperChanges:
+    """FAULT INJECTOR for a real process: SIGKILLs it from kazoo's watch thread once
+    ZooKeeper has notified `target` changes of the kind's instances (a write sets the
+    instance node, a create or delete changes the kind's children), a few milliseconds
+    after the write, while the rest of the pass is under way."""
+
+    def __init__(self, kazoo: Any, pid: int, target: int) -> None:
+        self.pid, self.target, self.seen, self.fired = pid, target, 0, False
+        self.lock = threading.Lock()
+        self.first: set[str] = set()
+        for child in kazoo.get_children(ROOT):
+            kazoo.DataWatch(f"{ROOT}/{child}", self._watch(f"data {child}"))
+        kazoo.ChildrenWatch(ROOT, self._watch("children"), send_event=True)
+
+    def _watch(self, name: str) -> Any:
+        def changed(*_args: Any) -> bool:
+            with self.lock:
+                if name not in self.first:  # the call that registers the watch
+                    self.first.add(name)
+                    return not self.fired
+                self.seen += 1
+                if not self.fired and self.seen >= self.target:
+                    self.fired = True
+                    os.kill(self.pid, signal.SIGKILL)
+                return not self.fired
+
+        return changed
+
+
+def test_a_real_daemon_sigkilled_at_random_points_of_rescales_never_leaves_an_id_twice(
+    rig: Rig, tmp_path: Path, kube_namespace: str
+) -> None:
+    """`reconciler run` processes, SIGKILLed by a fault injector after a random number of
+    the ZooKeeper changes of a rescale: after each kill kazoo finds no id on two instances,
+    and a freshly started daemon puts every row on exactly one instance."""
+    rng = random.Random(12)
+    things = uuids(1000)
+    insert_ids(rig.db, KIND, things)
+    rows = set(things)
+    policy = rig.policy
+
+    def start(name: str) -> DaemonProcess:
+        return DaemonProcess(
+            tmp_path, rig.zk_hosts, rig.db, rig.kube, policy, name, session_timeout=2.0
+        )
+
+    daemon = start("d0")
+    kills: list[str] = []
+    try:
+        eventually(lambda: set(owners(rig.kazoo)) == rows, timeout=60)
+        # Up to 11 instances and back to 3, to 7 and back...: at most 8 pod deletes a pass,
+        # under the safety valve's 10.
+        for round_, per in enumerate([100, 5000, 150, 5000, 100, 5000]):
+            eventually(lambda d=daemon: d.role() == "leader", timeout=30)
+            before = len(read_layout(rig.kazoo, KIND))
+            # Notified changes a rescale makes at least: up, a write of each of the `before`
+            # instances and a create; down, an emptying write, a delete per removed instance.
+            most = before + 1 if per < 1000 else 2 * (before - 3)
+            injector = KillOnZooKeeperChanges(rig.kazoo, daemon.proc.pid, rng.randint(1, most))
+            write_policy(
+                policy,
+                kube_namespace,
+                Thing={"initInstances": 3, "maxInstances": 30, "resourcePerInstance": per},
+            )
+            try:
+                daemon.proc.wait(timeout=60)  # killed
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"round {round_}: not killed; {injector.seen} of {injector.target}")
+            twice = [rid for rid, c in owners(rig.kazoo).items() if c > 1]
+            kills.append(
+                f"{before}->{len(read_layout(rig.kazoo, KIND))} instances after "
+                f"{injector.seen} changes (aimed at {injector.target})"
+            )
+            assert twice == [], f"round {round_}: {len(twice)} ids on two instances"
+            daemon.close()
+            daemon = start(f"d{round_ + 1}")
+            eventually(lambda: set(owners(rig.kazoo)) == rows, timeout=60)
+            assert_every_row_once(rig.kazoo, rows)
+    finally:
+        daemon.close()
+    print("\nSIGKILLs: " + "; ".join(kills))
