@@ -10,10 +10,14 @@ Rules this module keeps, and why:
 - All nodes of one instance go in ONE transaction (multi), so a worker never sees a
   half-written instance; never several instances in one, because ZooKeeper caps a
   transaction at ~1 MB (`jute.maxbuffer`) and 5,000 UUIDs are already ~200 KB.
-- A write decides create-vs-set per node from what exists right before the commit. That
-  makes it idempotent, so retrying after a ConnectionLoss (when the first commit may or may
-  not have landed) converges instead of failing with NodeExists, and it repairs an instance
-  whose child went missing in the same transaction.
+- Every write is a compare-and-set on the versions the instance was read with
+  (`Instance.versions`; a node missing then is created, so it must still be missing; a new
+  instance's node must not exist): another writer's change is never overwritten, the write
+  fails with `Conflict` and the next pass re-reads. A write returns the versions it left,
+  for the next write of the same instance.
+- Still idempotent: when the versions no longer match because our own commit landed before
+  a ConnectionLoss hid its answer, the retry finds exactly what it writes and succeeds. A
+  write repairs an instance whose child went missing in the same transaction.
 """
 
 from __future__ import annotations

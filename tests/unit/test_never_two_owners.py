@@ -23,8 +23,9 @@ from reconciler.model import (
     WriteInstance,
     applied,
 )
-from reconciler.planner import _instance_ops, plan_kind
+from reconciler.planner import plan_kind
 from reconciler.policy import KindPolicy
+from reconciler.write_order import instance_ops
 
 NOW = 1_700_000_000.0
 
@@ -141,7 +142,7 @@ def test_property_any_layout_to_any_other_never_adds_a_second_owner(before, afte
     for i in sorted(after):  # `final` itself has no duplicates, as the planner's never has
         final[i] = after[i] - seen
         seen |= final[i]
-    ops = _instance_ops("Thing", start, final, dict.fromkeys(final, 12))
+    ops = instance_ops("Thing", start, final, dict.fromkeys(final, 12))
     end = assert_no_prefix_has_two_owners(start, ops)
     assert {i: inst.ids for i, inst in end.items()} == final
 
@@ -151,7 +152,7 @@ def test_an_instance_that_gives_and_takes_is_written_twice_letting_go_first() ->
         {0: Instance(0, frozenset({"a", "b"}), 2, 5), 1: Instance(1, frozenset({"c"}), 2, 0)}
     )
     final = {0: frozenset({"a", "c"}), 1: frozenset({"b"})}  # a swap of b and c
-    ops = _instance_ops("Thing", start, final, {0: 2, 1: 2})
+    ops = instance_ops("Thing", start, final, {0: 2, 1: 2})
     assert [(op.instance.instance_id, sorted(op.instance.ids)) for op in ops] == [  # type: ignore[union-attr]
         (0, ["a"]),  # both let go of what the other takes ...
         (1, []),
@@ -166,7 +167,7 @@ def test_an_instance_that_gives_and_takes_is_written_twice_letting_go_first() ->
 def test_a_removed_instance_is_emptied_before_its_ids_go_elsewhere_then_deleted() -> None:
     start = read_back({i: Instance(i, frozenset({f"id-{i}"}), 1, 2) for i in range(3)})
     final = {0: frozenset({"id-0", "id-2"}), 1: frozenset({"id-1"})}
-    ops = _instance_ops("Thing", start, final, {0: 2, 1: 2})
+    ops = instance_ops("Thing", start, final, {0: 2, 1: 2})
     described = [
         (type(op).__name__, op.instance.instance_id, sorted(op.instance.ids))
         if isinstance(op, WriteInstance)
