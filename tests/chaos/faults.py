@@ -31,10 +31,10 @@ from tests.chaos.world import (
 )
 from tests.integration.processes import RECONCILER
 
-PG_FREEZE_S = 12.0  # > 5 database deadlines (2 s): passes time out, none hangs
-APISERVER_FREEZE_S = 10.0  # several passes with every apiserver call timing out
+PG_FREEZE_S = 8.0  # 4 database deadlines (2 s): passes time out, none hangs
+APISERVER_FREEZE_S = 8.0  # several passes with every apiserver call timing out
 ZK_DOWN_S = 3.0  # the daemon's session (4 s) survives: a plain restart
-KAFKA_DOWN_S = HEARTBEAT_TIMEOUT + 5  # every worker is "silent" longer than its timeout
+KAFKA_DOWN_S = HEARTBEAT_TIMEOUT + 3  # every worker is "silent" longer than its timeout
 MQTT_DOWN_S = 4.0  # hints published meanwhile are lost; the tick must find the rows
 FORBIDDEN_S = 3 * TICK_SECONDS
 UNKNOWN_TABLE_S = 3 * TICK_SECONDS
@@ -55,6 +55,7 @@ class Injected:
     recovered: float
     kill_point: str | None = None  # for a SIGKILL: where it fell
     undo: Callable[[], None] | None = None  # after judging: take a lasting edit back
+    degraded: frozenset[str] = frozenset()  # kinds the fault leaves unreadable until `undo`
 
 
 Fault = Callable[[World, random.Random], Injected]
@@ -139,7 +140,8 @@ def unknown_table(world: World, rng: random.Random) -> Injected:
     world.write_policy(policy_doc(world.namespaces, extra=ghost))
     time.sleep(UNKNOWN_TABLE_S)
     return Injected("kind with an unknown table", time.time(),
-                    undo=lambda: world.write_policy(policy_doc(world.namespaces)))
+                    undo=lambda: world.write_policy(policy_doc(world.namespaces)),
+                    degraded=frozenset({"Ghost"}))
 
 
 def _empty(world: World) -> None:
