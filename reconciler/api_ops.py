@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.api import FieldError, _bad_request, _errors
-from reconciler.logs import log
 from reconciler.loop import Daemon, Wake
 from reconciler.operations import pin_kind
 from reconciler.pins import pin_problem
@@ -110,8 +109,6 @@ def operations_router(
     def start(request: Request, resource: str) -> Pinned:
         """The kind is sized by its rows, policy and autoscaler again, re-sized in full on
         the next pass. A kind without a pin is left as it is (200, `previous` null)."""
-        answer = pin(request, resource, None)
-        log.debug("start answered", resource=resource)
-        return answer
+        return pin(request, resource, None)
 
     return router

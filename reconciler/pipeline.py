@@ -113,11 +113,12 @@ def _read_pins(ports: Ports, state: DaemonState, *, full: bool) -> bool:
     """Operators' pins (`reconciler scale`/`stop`) from ZooKeeper, on full passes and until a
     first read succeeds; a failed read keeps those known. True once they are known."""
     if ports.pins is None:
-        state.pins_read({})
+        state.pins_read({}, state.pins_generation())
     elif full or not state.pins_known():
+        generation = state.pins_generation()  # a pin set while we read is not undone
         # A failed read keeps the known pins in force; the assignment read says what is down.
         with suppress(SourceUnavailable, Terminal):
-            state.pins_read(ports.pins.read())
+            state.pins_read(ports.pins.read(), generation)
     return state.pins_known()
 
 

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from reconciler.backoff import Backoff
 from reconciler.expectations import PodExpectations
 from reconciler.model import (
     Assignment,
@@ -30,13 +29,12 @@ from reconciler.model import (
 from reconciler.pins import Pin
 from reconciler.podspec import PodTemplate, template_revision
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
+from reconciler.retries import OpRetries
 from reconciler.state_view import StateView, errors_by_source
 from reconciler.valve import ValveState
 
 __all__ = ["DaemonState", "StateView"]  # StateView lives in reconciler.state_view
 
-OP_BACKOFF_BASE_SECONDS = 1.0
-OP_BACKOFF_MAX_SECONDS = 300.0
 
 
 def _sizing(policy: KindPolicy, pin: Pin | None) -> tuple[int, int, int, int | None]:
@@ -61,14 +59,14 @@ class DaemonState:
     # until a first read succeeds nothing is known of them, and no kind is acted on.
     _pins: dict[str, Pin] = field(default_factory=dict)
     _pins_known: bool = False
+    _pins_set: int = 0  # pins set through REST so far: a read begun before one is stale
     # What the last pass saw of each kind, and the assignment it left (observed + its writes).
     _observed: dict[str, KindObserved] = field(default_factory=dict)
     _assignments: dict[str, Assignment] = field(default_factory=dict)
     _acting: set[str] = field(default_factory=set)  # kinds whose assignment a leader's pass left
     _reports: dict[str, KindReport] = field(default_factory=dict)
     _source_errors: dict[tuple[str, str], str] = field(default_factory=dict)
-    _op_backoff: dict[str, Backoff] = field(default_factory=dict)
-    _rejected: dict[str, tuple[Op, str]] = field(default_factory=dict)  # key -> (op, error)
+    _retries: OpRetries = field(default_factory=OpRetries)  # backoff, terminal refusals
     _expected: PodExpectations = field(default_factory=PodExpectations)
     _valves: dict[str, ValveState] = field(default_factory=dict)
     _revisions: dict[str, str] = field(default_factory=dict)  # kind -> its template's revision
@@ -108,7 +106,7 @@ class DaemonState:
             self._revisions = {k: template_revision(t) for k, t in templates.items()}
             if not keep_overrides:
                 self._overrides.clear()
-            self._rejected.clear()
+            self._retries.forget_refusals()
 
     def same_policy(self, loaded: LoadedPolicy, templates: dict[str, PodTemplate]) -> bool:
         """The policy in force is these bytes and these templates (an editor's touch)."""
@@ -191,10 +189,16 @@ class DaemonState:
             else:
                 self._scale_targets[kind] = target
 
-    def pins_read(self, pins: Mapping[str, Pin]) -> None:
-        """The pins ZooKeeper holds now (every daemon reads them on its full passes)."""
+    def pins_read(self, pins: Mapping[str, Pin], generation: int) -> None:
+        """The pins ZooKeeper held when `pins_generation()` was `generation` (every daemon
+        reads them on its full passes); ignored if an operator pinned a kind meanwhile."""
         with self._lock:
-            self._pins, self._pins_known = dict(pins), True
+            if generation == self._pins_set:
+                self._pins, self._pins_known = dict(pins), True
+
+    def pins_generation(self) -> int:
+        with self._lock:
+            return self._pins_set
 
     def pins_known(self) -> bool:
         with self._lock:
@@ -212,6 +216,7 @@ class DaemonState:
                 self._pins.pop(kind, None)
             else:
                 self._pins[kind] = pin
+            self._pins_set += 1
             self._valves.setdefault(kind, ValveState()).authorize()
 
     def intents(self, policies: Mapping[str, KindPolicy]) -> dict[str, KindIntent]:
@@ -314,33 +319,14 @@ class DaemonState:
     # --- operation retries -----------------------------------------------------------------
 
     def skip_reason(self, op: Op, now: float) -> str | None:
-        """Why `op` must not be tried now, or None. `now` is monotonic."""
+        """Why `op` must not be tried now, or None. `now` is monotonic (retries.py)."""
         with self._lock:
-            rejected = self._rejected.get(op.key)
-            if rejected is not None and rejected[0] == op:
-                return f"refused before, not retried until its inputs change: {rejected[1]}"
-            backoff = self._op_backoff.get(op.key)
-            if backoff is not None and not backoff.ready(now):
-                return "backing off after earlier failures"
-            return None
+            return self._retries.skip_reason(op, now)
 
     def op_done(self, outcome: Outcome, now: float) -> float | None:
         """Record an operation's outcome; returns the retry delay when it failed."""
-        op = outcome.op
         with self._lock:
-            if outcome.result == "skipped":
-                return None
-            if outcome.result == "failed":
-                if not outcome.retry:
-                    self._rejected[op.key] = (op, outcome.error or "")
-                    return None
-                backoff = self._op_backoff.setdefault(
-                    op.key, Backoff(OP_BACKOFF_BASE_SECONDS, OP_BACKOFF_MAX_SECONDS)
-                )
-                return backoff.failed(now)
-            self._op_backoff.pop(op.key, None)
-            self._rejected.pop(op.key, None)
-            return None
+            return self._retries.done(outcome, now)
 
     # --- pod expectations (ReplicaSet) -----------------------------------------------------
 

@@ -323,11 +323,15 @@ class FakePins:
     data: dict[str, Pin] = field(default_factory=dict)
     down: bool = False
     writes: int = 0
+    during_read: Callable[[], None] | None = None  # runs after a read took its copy
 
     def read(self) -> dict[str, Pin]:
         if self.down:
             raise SourceUnavailable("fake ZooKeeper is down")
-        return dict(self.data)
+        pins = dict(self.data)
+        if self.during_read is not None:
+            self.during_read()
+        return pins
 
     def write(self, kind: str, pin: Pin) -> None:
         if self.down:

@@ -210,3 +210,11 @@ def test_a_pin_node_that_holds_no_pin_is_refused(raw: bytes) -> None:
 def test_a_pin_round_trips_through_its_node_data() -> None:
     pin = Pin(4, "alice", 1764700000.5)
     assert decode_pin(pin.encode()) == pin
+
+
+def test_a_pin_set_while_a_pass_reads_the_pins_is_not_undone_by_that_read(world: World) -> None:
+    world.pins.during_read = lambda: (setattr(world.pins, "during_read", None), world.pin(0))
+    world.run()  # read the pins before the stop was written, planned without it
+    assert world.state.pinned("Thing") == Pin(0, "token", world.clock.wall())
+    world.settle()
+    assert world.thing() == ([], set(), [])

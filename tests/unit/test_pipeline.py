@@ -148,7 +148,7 @@ def test_a_failed_operation_backs_off_doubling_and_resets_on_success(world: Worl
         result = world.run()
         failed = [o for o in result.outcomes if o.result == "failed"]
         assert len(failed) == 1
-        delays.append(world.state._op_backoff[failed[0].op.key].delay)
+        delays.append(world.state._retries._backoff[failed[0].op.key].delay)
         skipped = world.run()  # at once: still backing off
         assert [o.result for o in skipped.outcomes] == ["skipped"]
         world.clock.advance(delays[-1])
@@ -156,7 +156,7 @@ def test_a_failed_operation_backs_off_doubling_and_resets_on_success(world: Worl
 
     del world.store.refuse["Thing"]
     assert [o.result for o in world.run().outcomes] == ["ok"]
-    assert world.state._op_backoff == {}
+    assert world.state._retries._backoff == {}
 
 
 def test_not_yet_is_pending_without_backoff(world: World) -> None:
