@@ -33,6 +33,9 @@ from reconciler.settings import Settings
 if TYPE_CHECKING:  # the adapters alone import client libraries at run time
     from kubernetes.client import ApiClient
 
+    from reconciler.adapters.kafka_config import KafkaSecurity
+    from reconciler.adapters.mqtt_connect import MqttSecurity
+
 
 @dataclass
 class App:
@@ -115,6 +118,38 @@ def api_client_for(settings: Settings) -> ApiClient:
         token=settings.kube_token.get_secret_value() if settings.kube_token else None,
         ca_file=settings.kube_ca_file,
         verify_ssl=settings.kube_verify_ssl,
+    )
+
+
+def mqtt_security(settings: Settings) -> MqttSecurity:
+    """The MQTT login and TLS the settings name (adapters/mqtt_connect.py)."""
+    from reconciler.adapters.mqtt_connect import MqttSecurity
+
+    password = settings.mqtt_password
+    return MqttSecurity(
+        username=settings.mqtt_username,
+        password=password.get_secret_value() if password else None,
+        ca_file=settings.mqtt_ca_file,
+        cert_file=settings.mqtt_cert_file,
+        key_file=settings.mqtt_key_file,
+        insecure_hostname=settings.mqtt_tls_insecure_hostname,
+    )
+
+
+def kafka_security(settings: Settings) -> KafkaSecurity:
+    """The Kafka SASL login and TLS the settings name (adapters/kafka_config.py)."""
+    from reconciler.adapters.kafka_config import KafkaSecurity
+
+    password = settings.kafka_sasl_password
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol,
+        mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password else None,
+        ca_file=settings.kafka_ca_file,
+        cert_file=settings.kafka_cert_file,
+        key_file=settings.kafka_key_file,
+        insecure_hostname=settings.kafka_tls_insecure_hostname,
     )
 
 
@@ -236,6 +271,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
             max_ids=settings.mqtt_max_ids,
             reconnect_delay=settings.mqtt_reconnect_seconds,
             protocol=settings.mqtt_protocol,
+            security=mqtt_security(settings),
         )
         metrics.init_source("mqtt")
         listener.start()
@@ -261,6 +297,7 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
                 group=settings.heartbeat_group,
                 on_malformed=malformed_heartbeat,
                 on_heartbeat=lambda _kind: metrics.EVENTS.labels("kafka").inc(),
+                security=kafka_security(settings),
             )
             metrics.init_source("kafka")
             monitor.start()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
+from reconciler.secret_files import mask_userinfo
 from reconciler.settings import Settings
 from reconciler.settings_doc import env_names
 
@@ -57,9 +58,13 @@ def describe(error: ValidationError, options: dict[str, Any] | None = None) -> s
     parts = []
     for err in error.errors():
         field = str(err["loc"][0]) if err["loc"] else ""
+        if not field:  # a check across settings: its message names them; the input is all
+            parts.append(err["msg"].removeprefix("Value error, "))  # of them, secrets too
+            continue
         name = (f"--{field.replace('_', '-')}" if options and field in options
                 else _variable(field))
-        value = "" if _secret(field) or err["type"] == "missing" else f"={err.get('input')!r}"
+        value = ("" if _secret(field) or err["type"] == "missing"
+                 else f"={mask_userinfo(repr(err.get('input')))}")
         parts.append(f"{name}{value}: {err['msg']}")
     return ("invalid settings: " + "; ".join(parts)
             + " (fix it in the environment or .env; the README's Configuration lists them)")

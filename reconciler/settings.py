@@ -14,11 +14,21 @@ import ipaddress
 import os
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reconciler.secret_files import SECRET_FILES, mask_userinfo, read_secret, variable
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -128,6 +138,71 @@ class Settings(BaseSettings):
     `reconciler_events_rejected_total{reason="too-large"}`)."""
     mqtt_max_ids: int = Field(50_000, gt=0)
     """A `bc`/`bd` naming more ids than this is refused (`reason="too-many-ids"`)."""
+    # Credentials and TLS of MQTT and Kafka, secrets from files (SECURITY.md).
+    mqtt_username: str | None = None
+    """User name the daemon logs in to the MQTT brokers with (Mosquitto's `password_file`);
+    wins over a `user:password@` in `RECONCILER_MQTT_BROKERS` (also used, and masked in logs).
+    Unset: the URL's, else anonymous."""
+    mqtt_password: SecretStr | None = None
+    """Password of `RECONCILER_MQTT_USERNAME`. Secret."""
+    mqtt_ca_file: str | None = None
+    """CA bundle (PEM) that signed the brokers' certificates, for `mqtts://` brokers (TLS, port
+    8883 by default; all brokers of the list then use TLS). Unset: the system's CAs."""
+    mqtt_cert_file: str | None = None
+    """Client certificate (PEM) for `mqtts://` brokers that ask for one
+    (`require_certificate true`), with `RECONCILER_MQTT_KEY_FILE`."""
+    mqtt_key_file: str | None = None
+    """Private key (PEM) of `RECONCILER_MQTT_CERT_FILE`."""
+    mqtt_tls_insecure_hostname: bool = False
+    """Accept a broker certificate issued for another host name (the chain is still verified
+    against the CA). For test set-ups only."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    """How the heartbeat consumers reach Kafka: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` (a
+    login without TLS: trusted networks only) or `SASL_SSL` (a login over TLS)."""
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    """SASL mechanism of the `SASL_*` protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`."""
+    kafka_sasl_username: str | None = None
+    """SASL user name; required by, and only allowed with, the `SASL_*` protocols."""
+    kafka_sasl_password: SecretStr | None = None
+    """SASL password of `RECONCILER_KAFKA_SASL_USERNAME`. Secret."""
+    kafka_ca_file: str | None = None
+    """CA bundle (PEM) that signed the Kafka brokers' certificates (`SSL`, `SASL_SSL`). Unset:
+    the system's CAs."""
+    kafka_cert_file: str | None = None
+    """Client certificate (PEM) for brokers that require one (`ssl.client.auth=required`),
+    with `RECONCILER_KAFKA_KEY_FILE`."""
+    kafka_key_file: str | None = None
+    """Private key (PEM) of `RECONCILER_KAFKA_CERT_FILE`."""
+    kafka_tls_insecure_hostname: bool = False
+    """Accept a Kafka broker certificate issued for another host name (the chain is still
+    verified). For test set-ups only."""
+    database_url_file: Path | None = None
+    """File holding `RECONCILER_DATABASE_URL` (a mounted Kubernetes Secret, a systemd
+    credential): read once at start, one trailing newline stripped. Setting both is an error;
+    so it is for every `_FILE` below."""
+    kube_token_file: Path | None = None
+    """File holding `RECONCILER_KUBE_TOKEN`."""
+    api_token_file: Path | None = None
+    """File holding `RECONCILER_API_TOKEN`."""
+    mqtt_password_file: Path | None = None
+    """File holding `RECONCILER_MQTT_PASSWORD`."""
+    kafka_sasl_password_file: Path | None = None
+    """File holding `RECONCILER_KAFKA_SASL_PASSWORD`."""
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> Settings:
+        for field, file_field in SECRET_FILES.items():
+            path = getattr(self, file_field)
+            if path is None:
+                continue
+            if field in self.model_fields_set:
+                raise ValueError(
+                    f"{variable(field)} and {variable(file_field)} are both set: keep one"
+                )
+            setattr(self, field, read_secret(path, file_field))
+        return self
 
     @field_validator("api_cors_origins")
     @classmethod
@@ -187,12 +262,19 @@ class Settings(BaseSettings):
     def heartbeat_group(self) -> str:
         return self.kafka_group or f"reconciler-{self.identity}"
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
+        """repr() and str(): SecretStr masks itself; a broker URL's password is masked too."""
+        for name, value in super().__repr_args__():
+            yield name, mask_userinfo(value) if name == "mqtt_brokers" else value
+
     def redacted(self) -> dict[str, object]:
         """The settings as an operator may see them: secrets masked."""
         out: dict[str, object] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
                 value = _mask_url(value.get_secret_value()) if name == "database_url" else "***"
+            elif name == "mqtt_brokers":
+                value = mask_userinfo(value)
             out[name] = str(value) if isinstance(value, Path) else value
         return out
 

@@ -53,6 +53,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from reconciler.adapters.kafka_config import KafkaSecurity
 from reconciler.events import MalformedMessage, parse_heartbeat
 from reconciler.model import Heartbeats
 
@@ -129,6 +130,7 @@ class HeartbeatMonitor:
         probe_interval: float = 2.0,
         down_after: float = 5.0,
         instance_id_limit: int = INSTANCE_ID_LIMIT,
+        security: KafkaSecurity | None = None,
     ) -> None:
         """`down_after`: seconds without a successful probe or record before `connected`
         turns False; one slow probe (a GC pause) must not reset everyone's silence clock.
@@ -140,6 +142,8 @@ class HeartbeatMonitor:
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"duplicate kinds: {kinds}")
         self.bootstrap = bootstrap
+        self._security = security or KafkaSecurity()
+        self._security.check()  # SASL and TLS (kafka_config.py): fail now, not silently
         self.kinds = list(kinds)
         self.topic = topic
         if group == OLD_ORCHESTRATOR_GROUP:
@@ -253,6 +257,7 @@ class HeartbeatMonitor:
                 enable_auto_commit=False,
                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                 reconnect_backoff_max_ms=2000,
+                **self._security.consumer_options(),
             )
         except Exception as e:
             log.debug("heartbeats %s: cannot create consumer: %r", kind, e)

@@ -24,6 +24,11 @@ paho-mqtt 2.x with its own network thread (`loop_start`). Choices and why:
   expired) the broker has forgotten the subscription; with a resumed one it is harmless.
 - paho sends PUBACK after `on_message` returns, so a message is acknowledged only after
   `on_event` took it: if the process dies inside the callback, the broker redelivers.
+- Credentials and TLS (`security`, mqtt_connect.MqttSecurity): the user name and password
+  (or a URL's `user:password@`) go into every CONNECT; `mqtts://` brokers are spoken to over
+  TLS with the chain and host name verified. Both are checked when the listener is made, so
+  a wrong setting fails the start instead of being ignored; a broker refusing our login
+  (CONNACK "not authorized") is logged as an error and retried like an outage.
 - Nothing raised by parsing or by the callbacks may reach paho: with `suppress_exceptions`
   off (the default) an exception in a callback propagates out of the network loop and ends
   the thread, silently stopping all notifications.
@@ -43,10 +48,13 @@ from paho.mqtt.properties import Properties
 
 from reconciler.adapters.mqtt_connect import (
     _PAHO,
+    LOGIN_HINT,
     PROTOCOLS,
     UNSUPPORTED_PROTOCOL_VERSION,
     Broker,
+    MqttSecurity,
     ProtocolChoice,
+    disconnect_hint,
     parse_broker_urls,
 )
 from reconciler.events import (
@@ -59,7 +67,14 @@ from reconciler.events import (
     parse_notification,
 )
 
-__all__ = ["PROTOCOLS", "Broker", "NotifyListener", "ProtocolChoice", "parse_broker_urls"]
+__all__ = [
+    "PROTOCOLS",
+    "Broker",
+    "MqttSecurity",
+    "NotifyListener",
+    "ProtocolChoice",
+    "parse_broker_urls",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +107,7 @@ class NotifyListener:
         reconnect_delay: float = 10.0,
         protocol: str = "auto",
         keepalive: int = KEEPALIVE_S,
+        security: MqttSecurity | None = None,
     ) -> None:
         """`protocol`: "auto" (MQTT 5, falling back to 3.1.1 for a broker that does not speak
         5), "5" or "3.1.1" (RECONCILER_MQTT_PROTOCOL). `keepalive`: seconds; a dead
@@ -102,6 +118,9 @@ class NotifyListener:
         if reconnect_delay <= 0:
             raise ValueError("reconnect_delay must be positive")
         self.brokers = parse_broker_urls(broker_url)
+        self._security = security or MqttSecurity()
+        self._security.check(self.brokers)
+        self._tls = self._security.tls_context() if self.brokers[0].tls else None
         self._choice = ProtocolChoice(protocol)
         self._keepalive = keepalive
         self._awaiting_connack = False  # a CONNECT is out and no CONNACK came back yet
@@ -176,6 +195,8 @@ class NotifyListener:
             min_delay=min(1.0, self._reconnect_delay),  # type: ignore[arg-type]
             max_delay=self._reconnect_delay,  # type: ignore[arg-type]
         )
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
         client.on_pre_connect = self._handle_pre_connect
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
@@ -223,6 +244,8 @@ class NotifyListener:
 
     def _connect_async(self, client: mqtt.Client) -> None:
         broker = self.broker
+        login = self._security.login(broker)  # per broker: URLs may carry their own
+        client.username_pw_set(*(login or (None, None)))
         if self.protocol == "3.1.1":
             # clean_session=False was given to the client: 3.1.1 has no properties.
             client.connect_async(broker.host, broker.port, keepalive=self._keepalive)
@@ -268,7 +291,7 @@ class NotifyListener:
             hint = (
                 ": set RECONCILER_MQTT_PROTOCOL to auto or 3.1.1"
                 if reason_code.value == UNSUPPORTED_PROTOCOL_VERSION
-                else ""
+                else LOGIN_HINT.get(reason_code.value, "")
             )
             log.error("mqtt broker %s refused connection: %s%s", self.broker, reason_code, hint)
             return
@@ -334,7 +357,7 @@ class NotifyListener:
                 "mqtt disconnected from %s (%s%s); reconnecting",
                 self.broker,
                 reason_code,
-                _disconnect_hint(getattr(reason_code, "value", None), self.client_id),
+                disconnect_hint(getattr(reason_code, "value", None), self.client_id),
             )
 
     def _handle_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
@@ -399,19 +422,3 @@ class NotifyListener:
             self._on_malformed(payload, reason)
         except Exception:
             log.exception("mqtt: on_malformed failed")
-
-
-# MQTT 5 "Session taken over" (0x8E); a 3.1.1 broker just closes the socket, which paho
-# reports as "Unspecified error" (0x80): both are what a second client with our id causes.
-_TAKEN_OVER = {0x8E: "session taken over", 0x80: "the broker closed the connection"}
-
-
-def _disconnect_hint(code: int | None, client_id: str) -> str:
-    """Spell out the likely cause of a disconnect an operator would otherwise puzzle over."""
-    what = _TAKEN_OVER.get(code or -1)
-    if what is None:
-        return ""
-    return (
-        f": {what}; is another client using the id {client_id!r}? Each daemon needs its own "
-        "(RECONCILER_MQTT_CLIENT_ID; the default derives it from RECONCILER_IDENTITY)"
-    )
