@@ -36,22 +36,25 @@ class DaemonProcess:
         identity: str,
         *,
         session_timeout: float = 6.0,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`env`: more settings (RECONCILER_*), over the rig's defaults."""
         self.identity = identity
         self.port = free_port()
         work = tmp_path / identity
         work.mkdir(parents=True, exist_ok=True)
-        env = {
+        settings = {
             **daemon_env(work, zk_hosts, pg_url, kube),
             "RECONCILER_POLICY_PATH": str(policy),
             "RECONCILER_API_PORT": str(self.port),
             "RECONCILER_IDENTITY": identity,
             "RECONCILER_ZK_SESSION_TIMEOUT": str(session_timeout),
+            **(env or {}),
         }
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [RECONCILER, "run"],
-            env=env,
+            env=settings,
             cwd=work,  # no .env from the repository
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
