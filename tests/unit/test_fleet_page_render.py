@@ -122,3 +122,14 @@ def test_a_plan_held_by_the_safety_valve_shows_why_and_a_confirm_button() -> Non
 
     s["kinds"]["Thing"]["valve"] = {"engaged": False, "reason": None, "passes": 0}
     assert 'class="confirm"' not in render(s)
+
+
+def test_a_pinned_or_stopped_kind_says_so_and_how_to_undo_it() -> None:
+    s = status(text="ok")
+    assert "pinned to" not in render(s) and "stopped by" not in render(s)
+    s["kinds"]["Thing"]["pin"] = {"instances": 5, "by": EVIL, "at": 1.0}
+    html = render(s)
+    assert "pinned to 5 instances by" in html and "reconciler start Thing" in html
+    assert "<script>alert" not in html  # who asked is text, not markup
+    s["kinds"]["Thing"]["pin"] = {"instances": 0, "by": "token", "at": 1.0}
+    assert "stopped by token" in render(s)
