@@ -125,3 +125,50 @@ def test_scale_stop_and_start_a_kind_and_the_pin_outlives_a_restart(
         eventually(lambda: state() == ([0, 1, 2], rows, dac[:3]), timeout=90)
         assert kazoo_client.exists("/iota/orchestration/_scale/Thing") is None
         assert httpx.get(f"{d.url}/v1/status", timeout=10).json()["kinds"]["Thing"]["pin"] is None
+
+
+def test_a_stop_outlives_a_leader_failover_and_a_standby_refuses_to_pin(
+    zk_hosts: str,
+    pg_url: str,
+    kube: Any,
+    kube_namespace: str,
+    kazoo_client: Any,
+    tmp_path: Path,
+) -> None:
+    ns = kube_namespace
+    seed(pg_url, things=THINGS, rules=5)
+    policy = write_policy(tmp_path / "policy.yaml", ns, Thing={"initInstances": 3})
+    core = k8s.CoreV1Api(kube.api_client())
+    state = lambda: thing(kazoo_client, core, ns)  # noqa: E731
+    first = running(settings_for(zk_hosts, pg_url, kube, policy, token=TOKEN, identity="a"))
+    a = first.__enter__()
+    try:
+        eventually(lambda: state()[0] == [0, 1, 2] and len(state()[2]) == 3, timeout=90)
+        rows = state()[1]
+        with running(
+            settings_for(zk_hosts, pg_url, kube, policy, token=TOKEN, identity="b")
+        ) as b:
+            role = lambda d: httpx.get(f"{d.url}/v1/status", timeout=10).json()["leadership"]  # noqa: E731
+            eventually(lambda: role(b)["role"] == "standby" and role(b)["leader"] == "a")
+            r = httpx.post(
+                f"{b.url}/v1/api/orchestrations/Thing/stop",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10,
+            )
+            assert r.status_code == 503 and "standby" in r.json()["error"]
+
+            cli(a.url, "stop", "Thing")
+            eventually(lambda: state() == ([], set(), []), timeout=90)
+            first.__exit__(None, None, None)  # the leader goes; b takes over
+            first = None
+            eventually(lambda: role(b)["role"] == "leader", timeout=60)
+            # b has run a pass as the leader, and holds Thing stopped
+            eventually(lambda: (p := b.app.daemon.last_pass) is not None and not p.standby)
+            status = httpx.get(f"{b.url}/v1/status", timeout=10).json()
+            assert status["kinds"]["Thing"]["pin"]["instances"] == 0
+            assert state() == ([], set(), [])
+            assert cli(b.url, "start", "Thing") == "Thing: sized by the policy again (was stopped)"
+            eventually(lambda: state()[:2] == ([0, 1, 2], rows), timeout=90)
+    finally:
+        if first is not None:
+            first.__exit__(None, None, None)
