@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Self
 
 from rig import provision
 from rig.errors import RigError, log_tail
+from rig.pki import Pki, make_pki
 from rig.process import Proc, free_port, wait_until
 
 log = logging.getLogger("rig")
@@ -267,21 +268,47 @@ class Postgres(Server):
 # ====================================================================== Mosquitto
 
 class Mosquitto(Server):
-    """Debian's Mosquitto 2.0, anonymous, no persistence."""
+    """Debian's Mosquitto 2.0, anonymous, no persistence.
+
+    ``users`` ({name: password}): a password file and no anonymous clients, on every
+    listener. ``tls``: a second listener on ``.tls_port`` (``.tls_url``, mqtts://) with a
+    certificate from the rig's throw-away CA (``.pki``, rig/pki.py); clients that show a
+    certificate are checked against that CA, clients without one are still let in (with a
+    password, if ``users``). The default is the anonymous plain broker other tests use.
+    """
 
     name = "mosquitto"
 
-    def __init__(self, base_dir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, *, users: dict[str, str] | None = None,
+                 tls: bool = False) -> None:
         super().__init__(base_dir)
         self.host = "127.0.0.1"
         self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.users = dict(users or {})
+        self.tls_port = free_port() if tls else None
+        self.tls_url = f"mqtts://127.0.0.1:{self.tls_port}" if tls else None
+        self.pki: Pki | None = None
 
     def prepare(self) -> None:
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+        lines = ["per_listener_settings false", f"listener {self.port} 127.0.0.1",
                  "persistence false", "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice",
                  "log_type information", "connection_messages true"]
+        if self.tls_port is not None:
+            self.pki = make_pki(self.dir / "pki")
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.pki.ca}",
+                      f"certfile {self.pki.server_cert}", f"keyfile {self.pki.server_key}",
+                      "require_certificate false"]
+        if self.users:
+            passwd = self.dir / "passwd"
+            for i, (user, password) in enumerate(self.users.items()):
+                self.run_once(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []),
+                               passwd, user, password])
+            passwd.chmod(0o644)
+            lines += ["allow_anonymous false", f"password_file {passwd}"]
+        else:
+            lines.append("allow_anonymous true")
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to user `mosquitto`
         (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
@@ -298,6 +325,8 @@ class Mosquitto(Server):
 
         connected = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rig-ping")
+        if self.users:
+            client.username_pw_set(*next(iter(self.users.items())))
         client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
         try:
             client.connect(self.host, self.port, keepalive=5)
