@@ -1,8 +1,8 @@
 """Which pods went away, and when, against the windows in which the daemon was blind.
 
-`Deletions` watches the namespaces' pods (admin client) and records each pod's disappearance
-(deletionTimestamp set, or DELETED) as an interval of time: exact when the watch saw it, or
-from the last time it was seen to the next list when a watch gap (an apiserver pause) hid it.
+`Deletions` lists the namespaces' pods (admin client) twice a second and records each pod's
+disappearance (deletionTimestamp set, or gone) as an interval of time: from the last list that
+saw it alive to the first that did not (longer across a gap: the apiserver paused).
 
 The chaos driver knows when it made a source blind and records a `BlindWindow`. A *strict*
 window (the daemon cannot see rows, the assignment or the pods: a frozen database, an emptied
@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from kubernetes import client as k8s
-from kubernetes import watch
+
+POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,14 @@ class Deletions:
             t.join(timeout=40)
 
     def _follow(self, ns: str) -> None:
+        """List every POLL_SECONDS: a pod seen alive at t and missing (or terminating) at the
+        next list went in between. A watch was tried first: it sometimes ended without the
+        DELETED event, which left a deletion dated only by the next list seconds later."""
         alive: dict[str, tuple[str, float]] = {}  # uid -> (name, last seen)
-        while not self._stop.is_set():
+        while not self._stop.wait(POLL_SECONDS):
             try:
-                listed = self.core.list_namespaced_pod(ns, _request_timeout=10)
+                listed = self.core.list_namespaced_pod(ns, _request_timeout=5)
             except Exception:  # the apiserver is down or frozen: a gap, closed by the next list
-                self._stop.wait(1.0)
                 continue
             now = time.time()
             current = {p.metadata.uid: p.metadata.name for p in listed.items
@@ -75,29 +78,6 @@ class Deletions:
                     self.gone.append(Gone(ns, name, uid, seen, now))
                     del alive[uid]
             alive.update({uid: (name, now) for uid, name in current.items()})
-            self._stream(ns, listed.metadata.resource_version, alive)
-
-    def _stream(self, ns: str, version: str, alive: dict[str, tuple[str, float]]) -> None:
-        w = watch.Watch()
-        try:
-            for ev in w.stream(self.core.list_namespaced_pod, ns, resource_version=version,
-                               timeout_seconds=5, _request_timeout=10):
-                now = time.time()
-                pod = ev["object"]
-                uid, name = pod.metadata.uid, pod.metadata.name
-                if ev["type"] == "DELETED" or pod.metadata.deletion_timestamp is not None:
-                    if uid in alive:
-                        self.gone.append(Gone(ns, name, uid, alive.pop(uid)[1], now))
-                else:
-                    alive[uid] = (name, now)
-                if self._stop.is_set():
-                    break
-            for uid, (name, _) in list(alive.items()):
-                alive[uid] = (name, time.time())  # a quiet watch that ended well: all still there
-        except Exception:
-            pass  # a broken watch: the next list closes the gap
-        finally:
-            w.stop()
 
 
 def blind_deletions(gone: list[Gone], windows: list[BlindWindow],

@@ -283,8 +283,8 @@ class World:
             time.sleep(0.3)
         status = self.status() or {}
         last = last or ["not converged"]
-        last.append(f"daemon sources {status.get('sources')}, last pass "
-                    f"{status.get('lastPass')}")
+        last[-1] += (f" (daemon sources {status.get('sources')}, last pass "
+                     f"{status.get('lastPass')})")
         return time.time() - recovered, last
 
     def close(self) -> None:
