@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler import metrics
 from reconciler.api_access import BrowserAccess, add_cors, foreign_origin, proxy_user
+from reconciler.api_guard import MAX_BODY_BYTES, MAX_CONCURRENT, RequestGuard
 from reconciler.logs import log
 from reconciler.loop import Daemon, Wake
 from reconciler.planner import size_for
@@ -128,10 +129,16 @@ bearer = HTTPBearer(auto_error=False, description="RECONCILER_API_TOKEN, when it
 
 
 def create_app(
-    daemon: Daemon, token: str | None = None, access: BrowserAccess | None = None
+    daemon: Daemon,
+    token: str | None = None,
+    access: BrowserAccess | None = None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_concurrent: int = MAX_CONCURRENT,
 ) -> FastAPI:
     """The REST app. `token`: RECONCILER_API_TOKEN; `access`: CORS origins and the trusted
-    proxy header (`BrowserAccess.from_settings`); None keeps both off."""
+    proxy header (`BrowserAccess.from_settings`); None keeps both off. The limits: see
+    `reconciler.api_guard` (RECONCILER_API_MAX_BODY_BYTES, RECONCILER_API_MAX_CONCURRENT)."""
     access = access or BrowserAccess()
     read = daemon.read  # every GET renders from the read side (reconciler.status)
     assert read is not None
@@ -182,6 +189,23 @@ def create_app(
             # The proxy's cookie rides along on any page's request: refuse foreign pages.
             raise HTTPException(403, f"cross-origin request from {origin} refused")
         return user
+
+    def authorise(request: Request) -> str:
+        """`caller` from the headers alone: the guard runs it before the body is read."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        creds = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=value.strip())
+            if scheme.lower() == "bearer" and value.strip()
+            else None
+        )
+        return caller(request, creds)
+
+    app.add_middleware(
+        RequestGuard,
+        authorise=authorise,
+        max_body_bytes=max_body_bytes,
+        max_concurrent=max_concurrent,
+    )
 
     def refuse_on_standby() -> None:
         """A standby never applies a write: 503 naming the leader (the UI: "try again")."""
@@ -368,7 +392,11 @@ def create_app(
 class ApiServer:
     """uvicorn in a daemon thread; stop() shuts it down gracefully."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, tls: tuple[str, str] | None = None
+    ) -> None:
+        """`tls`: (certificate file, key file) to serve HTTPS."""
+        cert, key = tls or (None, None)
         # proxy_headers off: the client address stays the TCP peer, never X-Forwarded-For
         # (api_access.proxy_user trusts a header by that address).
         config = uvicorn.Config(
@@ -379,6 +407,8 @@ class ApiServer:
             access_log=False,
             lifespan="off",
             proxy_headers=False,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)

@@ -72,6 +72,8 @@ def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
 
     settings = load_settings(policy_path=policy_path, log_level=log_level and log_level.lower(),
                              api_host=api_host, api_port=api_port)
+    preflight.check_api_exposure(settings)
+    tls = preflight.check_api_tls(settings)
     sock = preflight.bind_api(settings.api_host, settings.api_port)
     try:
         preflight.check_policy(settings.policy_path)
@@ -88,10 +90,18 @@ def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
         raise Failure(str(e)) from None
     token = settings.api_token.get_secret_value() if settings.api_token else None
     access = BrowserAccess.from_settings(settings)  # CORS origins, trusted proxy header
-    server = preflight.prebound_server(create_app(app.daemon, token, access), sock)
+    rest = create_app(
+        app.daemon,
+        token,
+        access,
+        max_body_bytes=settings.api_max_body_bytes,
+        max_concurrent=settings.api_max_concurrent,
+    )
+    server = preflight.prebound_server(rest, sock, tls)
     try:
         server.start()
-        logs.log.info("serving", url=f"http://{settings.api_host}:{server.port}")
+        scheme = "https" if tls else "http"
+        logs.log.info("serving", url=f"{scheme}://{settings.api_host}:{server.port}")
         app.daemon.watch_policy_file()
         app.daemon.run()
     finally:

@@ -9,7 +9,9 @@ port stops it before any side effect.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
+import ssl
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,12 +163,57 @@ def _bind_fix(e: OSError) -> str:
     return f"{e.strerror}: check --api-host/--api-port (RECONCILER_API_HOST/PORT)"
 
 
-def prebound_server(app: FastAPI, sock: socket.socket) -> Any:
-    """The REST API (reconciler.api.ApiServer) serving on an already bound socket."""
+def check_api_exposure(settings: Settings) -> None:
+    """A REST API that listens beyond loopback must not be open: anyone who reaches it could
+    rebalance, scale and stop kinds. Refused before anything starts."""
+    if settings.api_token is not None or settings.api_trusted_header:
+        return
+    if _loopback_only(settings.api_host):
+        return
+    raise Failure(
+        f"the REST API would listen on {settings.api_host} (beyond loopback) with no token: "
+        "set RECONCILER_API_TOKEN (or RECONCILER_API_TOKEN_FILE), or listen on 127.0.0.1 "
+        "with --api-host"
+    )
+
+
+def _loopback_only(host: str) -> bool:
+    """True if every address `host` stands for is a loopback one ("" and 0.0.0.0 are not)."""
+    if not host:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False  # bind_api says what is wrong with it
+    addresses = {info[4][0] for info in infos}
+    return all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def check_api_tls(settings: Settings) -> tuple[str, str] | None:
+    """(certificate, key) file names for HTTPS on the REST API, loaded once here so a wrong
+    path or a key that does not match fails now, in one line; None without TLS."""
+    cert, key = settings.api_tls_cert_file, settings.api_tls_key_file
+    if cert is None or key is None:
+        return None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise Failure(
+            f"cannot use {cert} / {key} for HTTPS on the REST API: {e}: fix "
+            "RECONCILER_API_TLS_CERT_FILE / RECONCILER_API_TLS_KEY_FILE"
+        ) from None
+    return str(cert), str(key)
+
+
+def prebound_server(
+    app: FastAPI, sock: socket.socket, tls: tuple[str, str] | None = None
+) -> Any:
+    """The REST API (reconciler.api.ApiServer) serving on an already bound socket; HTTPS
+    with `tls` = (certificate file, key file)."""
     from reconciler.api import ApiServer
 
     host, port = sock.getsockname()[:2]
-    server = ApiServer(app, host, port)
+    server = ApiServer(app, host, port, tls=tls)
     server.thread = threading.Thread(
         target=server.server.run, kwargs={"sockets": [sock]}, name="api", daemon=True
     )

@@ -113,7 +113,18 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=0, le=65535)
     """Port of the REST API, `/metrics` and the health probes; 0: any free port."""
     api_token: SecretStr | None = None
-    """When set, POST endpoints require `Authorization: Bearer <token>`. Secret."""
+    """When set, POST endpoints require `Authorization: Bearer <token>`. Secret. Required when
+    `RECONCILER_API_HOST` is not a loopback address (unless a trusted proxy header is set);
+    an empty token is refused, never taken as "off"."""
+    api_max_body_bytes: int = Field(64 * 1024, gt=0)
+    """A request body larger than this is refused with 413 before it is read."""
+    api_max_concurrent: int = Field(16, gt=0)
+    """Requests served at once; one more gets 503 + Retry-After at once. `/healthz`, `/readyz`
+    and `/metrics` are never counted or refused."""
+    api_tls_cert_file: Path | None = None
+    """PEM certificate (chain) for HTTPS on the REST API; with `RECONCILER_API_TLS_KEY_FILE`."""
+    api_tls_key_file: Path | None = None
+    """PEM private key of that certificate."""
     # Browsers and authenticating proxies in front of the REST API; the MQTT version.
     api_cors_origins: str = Field("", validate_default=True)
     """Web origins (exact `scheme://host[:port]`, comma-separated) whose pages may call the REST
@@ -202,6 +213,21 @@ class Settings(BaseSettings):
                     f"{variable(field)} and {variable(file_field)} are both set: keep one"
                 )
             setattr(self, field, read_secret(path, file_field))
+        return self
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty: set a token, or unset the variable (open only on loopback)")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.api_tls_cert_file is None) != (self.api_tls_key_file is None):
+            raise ValueError(
+                "RECONCILER_API_TLS_CERT_FILE and RECONCILER_API_TLS_KEY_FILE go together"
+            )
         return self
 
     @field_validator("api_cors_origins")
