@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # retries while the apiserver is paused
     signal.signal(signal.SIGTERM, _interrupt)
     rng = random.Random(args.seed)
     servers: list[Server] = [ZooKeeper(), Postgres(), Mosquitto(), Kafka(), Kube()]

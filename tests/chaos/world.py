@@ -184,7 +184,9 @@ class World:
         self.deletions = Deletions(self.core, list(self.namespaces.values()))
         self.deletions.start()
         self.heartbeats = HeartbeatSender(self.s.kafka.bootstrap, set(range(20)))
-        self.churn = Churn(self.engine, self.s.mqtt, self.rng)
+        # Its own generator: the churn thread draws at its own pace, so sharing one would make
+        # the sequence of faults depend on timing, not only on the seed.
+        self.churn = Churn(self.engine, self.s.mqtt, random.Random(self.rng.getrandbits(64)))
         self.start_daemon()
         return self
 

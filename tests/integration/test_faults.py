@@ -87,7 +87,7 @@ def test_an_emptied_table_is_held_by_the_valve_until_an_operator_confirms(world:
 def test_a_short_seeded_chaos_run_ends_with_its_summary_line_and_no_violation(
     tmp_path: Path,
 ) -> None:
-    done = subprocess.run([sys.executable, "-m", "tests.chaos", "--seed", "1", "--minutes", "1"],
+    done = subprocess.run([sys.executable, "-m", "tests.chaos", "--seed", "1", "--minutes", "0.5"],
                           cwd=REPO, capture_output=True, text=True, timeout=480, check=False)
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr[-3000:]
