@@ -9,12 +9,10 @@ front of the daemon: `reconciler/api_access.py`.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from typing import Annotated, Any
 
 import pydantic
-import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -26,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reconciler import metrics
 from reconciler.api_access import BrowserAccess, add_cors, foreign_origin, proxy_user
 from reconciler.api_guard import MAX_BODY_BYTES, MAX_CONCURRENT, RequestGuard
+from reconciler.api_server import ApiServer as ApiServer  # re-exported: imported from here
 from reconciler.logs import log
 from reconciler.loop import Daemon, Wake
 from reconciler.planner import size_for
@@ -387,46 +386,3 @@ def create_app(
     app.include_router(fleet_router(read))  # the operator's page at / (reconciler/web)
     add_cors(app, access.cors_origins)  # the old admin UI, from its own origin
     return app
-
-
-class ApiServer:
-    """uvicorn in a daemon thread; stop() shuts it down gracefully."""
-
-    def __init__(
-        self, app: FastAPI, host: str, port: int, tls: tuple[str, str] | None = None
-    ) -> None:
-        """`tls`: (certificate file, key file) to serve HTTPS."""
-        cert, key = tls or (None, None)
-        # proxy_headers off: the client address stays the TCP peer, never X-Forwarded-For
-        # (api_access.proxy_user trusts a header by that address).
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            proxy_headers=False,
-            ssl_certfile=cert,
-            ssl_keyfile=key,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
-
-    def start(self, timeout: float = 10.0) -> None:
-        self.thread.start()
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.05)):
-            if self.server.started:
-                return
-            deadline.wait(0.05)
-        raise RuntimeError("the REST API did not start")
-
-    @property
-    def port(self) -> int:
-        sockets = [s for server in self.server.servers for s in server.sockets]
-        return sockets[0].getsockname()[1] if sockets else self.server.config.port
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

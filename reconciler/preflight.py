@@ -210,7 +210,7 @@ def prebound_server(
 ) -> Any:
     """The REST API (reconciler.api.ApiServer) serving on an already bound socket; HTTPS
     with `tls` = (certificate file, key file)."""
-    from reconciler.api import ApiServer
+    from reconciler.api_server import ApiServer
 
     host, port = sock.getsockname()[:2]
     server = ApiServer(app, host, port, tls=tls)
