@@ -104,6 +104,9 @@ class DaemonState:
         with self._lock:
             self._loaded, self._templates, self._policy_error = loaded, templates, None
             self._revisions = {k: template_revision(t) for k, t in templates.items()}
+            # A kind taken out of the policy is read no more: its errors would stay for good.
+            for key in [k for k in self._source_errors if k[1] not in loaded.policy.kinds]:
+                del self._source_errors[key]
             if not keep_overrides:
                 self._overrides.clear()
             self._retries.forget_refusals()

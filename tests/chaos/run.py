@@ -55,7 +55,7 @@ def inject_and_judge(world: World, name: str, rng: random.Random) -> tuple[Injec
     if injected.undo is not None:
         injected.undo()
         # The fleet is judged as before; that the daemon forgets the kind's errors is
-        # test_faults.py's own test (a finding: it did not, when this was written).
+        # test_faults.py's own test.
         _, more = world.converge(time.time(), injected.degraded)
         violations = violations + more
     return injected, seconds, violations

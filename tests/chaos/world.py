@@ -131,8 +131,8 @@ class Churn:
 
 def _sees_all(sources: dict[str, str], kinds: set[str], degraded: frozenset[str]) -> bool:
     """No source error (status "sources": source -> "<Kind>: <error>; ...") for the policy's
-    `kinds` but `degraded` ones. Errors of a kind no longer in the policy do not count: the
-    daemon keeps them (a finding: test_faults.py's test of it fails until it forgets them)."""
+    `kinds` but `degraded` ones. Errors of a kind no longer in the policy do not count here:
+    that the daemon forgets them is test_faults.py's own test."""
     return all(part.split(":", 1)[0] in degraded or part.split(":", 1)[0] not in kinds
                for errors in sources.values() for part in errors.split("; "))
 
