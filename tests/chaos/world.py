@@ -263,7 +263,8 @@ class World:
     def converge(self, recovered: float,
                  degraded: frozenset[str] = frozenset()) -> tuple[float, list[str]]:
         """With churn paused: seconds from `recovered` until the invariants hold, judged by the
-        end of the 2nd pass that ended after `recovered` with every source readable (but for
+        end of the 2nd pass that ended after `recovered`, led (a restarted daemon stands by
+        until the killed one's session expires) and with every source readable (but for
         the kinds in `degraded`, which the fault leaves unreadable); the violations left then
         (empty: converged)."""
         self.churn.running.clear()
@@ -272,6 +273,7 @@ class World:
         while time.time() < recovered + RECOVERY_CAP:
             status = self.status()
             if status and status["lastPass"]["at"] and status["lastPass"]["at"] > recovered \
+                    and status["leadership"]["role"] == "leader" \
                     and _sees_all(status["sources"], {k.name for k in self.kinds()}, degraded):
                 passes.add(status["lastPass"]["at"])
             try:
