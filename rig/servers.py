@@ -354,16 +354,35 @@ logger.state.level = WARN
 
 
 class Kafka(Server):
-    """Apache Kafka 4.x in KRaft mode: one node that is both broker and controller."""
+    """Apache Kafka 4.x in KRaft mode: one node that is both broker and controller.
+
+    ``sasl_users`` ({name: password}): the client listener is SASL_PLAINTEXT with mechanism
+    PLAIN instead of PLAINTEXT, those users plus the rig's own ``.admin`` (which the broker
+    also uses between its own listeners); ``client_options(user)`` are the kafka-python
+    keyword arguments to log in. The default is the open PLAINTEXT broker other tests use.
+    """
 
     name = "kafka"
     start_timeout = 120.0
 
-    def __init__(self, base_dir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, *,
+                 sasl_users: dict[str, str] | None = None) -> None:
         super().__init__(base_dir)
         self.port = free_port()
         self.controller_port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.sasl_users = dict(sasl_users or {})
+        if self.sasl_users:
+            self.sasl_users["rig-admin"] = uuid.uuid4().hex
+        self.admin = "rig-admin" if self.sasl_users else None
+
+    def client_options(self, user: str | None = None) -> dict[str, Any]:
+        """kafka-python options to reach the client listener as `user` (default the admin)."""
+        if not self.sasl_users:
+            return {}
+        name = user or "rig-admin"
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                "sasl_plain_username": name, "sasl_plain_password": self.sasl_users[name]}
 
     def _java_cmd(self, main: str, *args: str | Path, heap: str = "-Xmx512m") -> list[str | Path]:
         libs = provision.kafka_home() / "libs"
@@ -397,6 +416,22 @@ class Kafka(Server):
             "group.initial.rebalance.delay.ms": "0",
             "log.flush.interval.messages": "1000000",
         }
+        if self.sasl_users:
+            users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+            admin = self.sasl_users["rig-admin"]
+            props.update({
+                "listeners": (f"SASL_PLAINTEXT://127.0.0.1:{self.port},"
+                              f"CONTROLLER://127.0.0.1:{self.controller_port}"),
+                "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
+                "inter.broker.listener.name": "SASL_PLAINTEXT",
+                "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                                                  "CONTROLLER:PLAINTEXT",
+                "sasl.enabled.mechanisms": "PLAIN",
+                "sasl.mechanism.inter.broker.protocol": "PLAIN",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="rig-admin" password="{admin}" {users};'),
+            })
         (self.dir / "server.properties").write_text(
             "".join(f"{k}={v}\n" for k, v in props.items()))
         cluster_id = ""
@@ -417,7 +452,7 @@ class Kafka(Server):
         from kafka import KafkaAdminClient
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
-                                 client_id="rig-ping")
+                                 client_id="rig-ping", **self.client_options())
         try:
             cluster = admin.describe_cluster()
             return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) != -1
