@@ -18,6 +18,8 @@ from reconciler.adapters.election import ZkElection
 from reconciler.adapters.inventory import Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
 from reconciler.adapters.kube.events import EventRecorder
+from reconciler.adapters.rows_cache import CachedRows
+from reconciler.adapters.zk_cache import CachedZkStore
 from reconciler.adapters.zk_pins import ZkPins
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.autoscale import Autoscaler
@@ -57,7 +59,11 @@ class App:
 def build(settings: Settings, *, events: bool = True) -> App:
     """Adapters and daemon; with events=False (reconciler plan) no background listeners."""
     stack = ExitStack()
-    zk = ZkStore(settings.zk_hosts, session_timeout=settings.zk_session_timeout)
+    zk = CachedZkStore(
+        settings.zk_hosts,
+        session_timeout=settings.zk_session_timeout,
+        full_read_seconds=settings.full_read_seconds,
+    )
     _start_in_background(zk, stack)
     inventory = Inventory(
         settings.database_url.get_secret_value(), statement_timeout=settings.database_timeout
@@ -65,9 +71,8 @@ def build(settings: Settings, *, events: bool = True) -> App:
     stack.callback(inventory.close)
     api_client = api_client_for(settings)
     pods = KubePods(api_client, {})
-    ports = Ports(
-        store=zk, rows=inventory, pods=pods, autoscaler=Autoscaler(pods), pins=ZkPins(zk)
-    )
+    rows = CachedRows(inventory, full_read_seconds=settings.full_read_seconds)
+    ports = Ports(store=zk, rows=rows, pods=pods, autoscaler=Autoscaler(pods), pins=ZkPins(zk))
     app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
     if events:
         ports.pod_cache = WatchCache(app)

@@ -38,8 +38,9 @@ policy_option = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconciler", prog_name="reconciler",
-                      message="%(prog)s %(version)s")
+@click.version_option(
+    package_name="reconciler", prog_name="reconciler", message="%(prog)s %(version)s"
+)
 def main() -> None:
     """Keep the IoT worker fleet sharded, sized and healthy, as config/policy.yaml says.
 
@@ -50,16 +51,30 @@ def main() -> None:
 
 @main.command()
 @policy_option
-@click.option("--log-level", "log_level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
-              default=None, help="Log level (default: RECONCILER_LOG_LEVEL or info).")
-@click.option("--api-host", "api_host", default=None,
-              help="Address of REST, /metrics and probes (default: RECONCILER_API_HOST or "
-                   "127.0.0.1).")
-@click.option("--api-port", "api_port", type=click.IntRange(0, 65535), default=None,
-              help="Port of REST, /metrics and probes (default: RECONCILER_API_PORT or 8080; "
-                   "0: any free port).")
-def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
-        api_port: int | None) -> None:
+@click.option(
+    "--log-level",
+    "log_level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Log level (default: RECONCILER_LOG_LEVEL or info).",
+)
+@click.option(
+    "--api-host",
+    "api_host",
+    default=None,
+    help="Address of REST, /metrics and probes (default: RECONCILER_API_HOST or 127.0.0.1).",
+)
+@click.option(
+    "--api-port",
+    "api_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of REST, /metrics and probes (default: RECONCILER_API_PORT or 8080; "
+    "0: any free port).",
+)
+def run(
+    policy_path: Path | None, log_level: str | None, api_host: str | None, api_port: int | None
+) -> None:
     """Run the daemon: reconcile every tick and on every event, serve REST and /metrics.
 
     Before it connects to anything it checks the settings, binds the REST port and loads the
@@ -70,8 +85,12 @@ def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
     from reconciler.api_access import BrowserAccess
     from reconciler.app import build
 
-    settings = load_settings(policy_path=policy_path, log_level=log_level and log_level.lower(),
-                             api_host=api_host, api_port=api_port)
+    settings = load_settings(
+        policy_path=policy_path,
+        log_level=log_level and log_level.lower(),
+        api_host=api_host,
+        api_port=api_port,
+    )
     preflight.check_api_exposure(settings)
     tls = preflight.check_api_tls(settings)
     sock = preflight.bind_api(settings.api_host, settings.api_port)
@@ -112,8 +131,14 @@ def run(policy_path: Path | None, log_level: str | None, api_host: str | None,
 
 @main.command()
 @policy_option
-@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=10.0,
-              show_default=True, help="Seconds to wait for a ZooKeeper session.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a ZooKeeper session.",
+)
 def plan(policy_path: Path | None, wait_seconds: float) -> None:
     """Print the operations the next tick would apply, applying nothing.
 
@@ -216,8 +241,9 @@ def validate(file: Path | None) -> None:
 
 @main.command()
 @click.option("--url", default=None, help="The daemon's REST address (default from settings).")
-@click.option("--token", default=None,
-              help="Bearer token for the daemon (default: RECONCILER_API_TOKEN).")
+@click.option(
+    "--token", default=None, help="Bearer token for the daemon (default: RECONCILER_API_TOKEN)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 def status(url: str | None, token: str | None, as_json: bool) -> None:
     """Ask the running daemon: per kind instances, used/count, pod phase, unassigned ids."""
@@ -317,8 +343,9 @@ def _get_status(url: str, token: str | None) -> dict[str, Any]:
                 "does not match: pass the daemon's RECONCILER_API_TOKEN with --token or in "
                 "the environment"
             ) from None
-        raise Failure(f"the daemon at {url} answered HTTP {e.code} {e.reason}: see its log") \
-            from None
+        raise Failure(
+            f"the daemon at {url} answered HTTP {e.code} {e.reason}: see its log"
+        ) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise Unreachable(

@@ -130,8 +130,7 @@ def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> froze
     ids = _read(state, "database", kind, lambda: ports.rows.ids(table))
     if ids is None:
         return state.rows(kind)  # keep what we know rather than forget every row
-    state.remember_rows(kind, ids)
-    return ids
+    return state.remember_rows(kind, ids)
 
 
 def _observe_pods(

@@ -73,8 +73,9 @@ def load_pod_template(
         )
     manifest = doc.data
     _check_manifest(p, manifest)
-    return PodTemplate(kind=kind, namespace=namespace, instance_name=instance_name,
-                       manifest=manifest)
+    return PodTemplate(
+        kind=kind, namespace=namespace, instance_name=instance_name, manifest=manifest
+    )
 
 
 def _check_manifest(p: Path, m: Any) -> None:
@@ -177,9 +178,18 @@ _QUANTITY_RE = re.compile(
     r"(?P<suffix>[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|)$"
 )
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-            "P": Decimal("1e15"), "E": Decimal("1e18")}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+}
 
 
 def parse_quantity(q: str | int | float) -> Decimal:

@@ -82,8 +82,7 @@ def _dns_label(what: str, longest: int = DNS_LABEL_MAX, why: str = "") -> Any:
             )
         if len(value) > longest:
             raise ValueError(
-                f"{value[:20]!r}... is {len(value)} characters: at most {longest} "
-                f"({why or what})"
+                f"{value[:20]!r}... is {len(value)} characters: at most {longest} ({why or what})"
             )
         return value
 

@@ -33,7 +33,6 @@ class PolicyError(Exception):
         super().__init__(f"{path}: " + "; ".join(str(p) for p in problems))
 
 
-
 def problem(err: Any, root: yaml.Node | None, schema: Any, kind_schema: Any) -> PolicyProblem:
     """One pydantic error of `schema` (the policy) as a problem naming the YAML line."""
     loc = [str(p) for p in err["loc"]]

@@ -63,13 +63,18 @@ def describe(error: ValidationError, options: dict[str, Any] | None = None) -> s
         if not field:  # a check across settings: its message names them; the input is all
             parts.append(err["msg"].removeprefix("Value error, "))  # of them, secrets too
             continue
-        name = (f"--{field.replace('_', '-')}" if options and field in options
-                else _variable(field))
-        value = ("" if _secret(field) or err["type"] == "missing"
-                 else f"={mask_userinfo(repr(err.get('input')))}")
+        name = f"--{field.replace('_', '-')}" if options and field in options else _variable(field)
+        value = (
+            ""
+            if _secret(field) or err["type"] == "missing"
+            else f"={mask_userinfo(repr(err.get('input')))}"
+        )
         parts.append(f"{name}{value}: {err['msg']}")
-    return ("invalid settings: " + "; ".join(parts)
-            + " (fix it in the environment or .env; the README's Configuration lists them)")
+    return (
+        "invalid settings: "
+        + "; ".join(parts)
+        + " (fix it in the environment or .env; the README's Configuration lists them)"
+    )
 
 
 def _variable(field: str) -> str:
@@ -93,8 +98,10 @@ def check_policy(path: Path) -> None:
 
     if not path.is_file():
         relative = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
-        raise Failure(f"no policy file at {path}{relative}: point --policy or "
-                      "RECONCILER_POLICY_PATH at your policy.yaml")
+        raise Failure(
+            f"no policy file at {path}{relative}: point --policy or "
+            "RECONCILER_POLICY_PATH at your policy.yaml"
+        )
     try:
         load_policy_and_templates(path)
     except PolicyError as e:
@@ -133,11 +140,12 @@ def bind_api(host: str, port: int) -> socket.socket:
     """The REST API's listening socket, bound now: a busy port fails here, before `run`
     connects to anything. Port 0 takes a free one."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise Failure(f"cannot serve the REST API on {host}:{port}: unknown host ({e.strerror}): "
-                      "fix --api-host or RECONCILER_API_HOST") from None
+        raise Failure(
+            f"cannot serve the REST API on {host}:{port}: unknown host ({e.strerror}): "
+            "fix --api-host or RECONCILER_API_HOST"
+        ) from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
@@ -153,11 +161,15 @@ def bind_api(host: str, port: int) -> socket.socket:
 
 def _bind_fix(e: OSError) -> str:
     if e.errno == errno.EADDRINUSE:
-        return ("the port is in use (another reconciler?): stop what holds it, or choose "
-                "another port with --api-port or RECONCILER_API_PORT")
+        return (
+            "the port is in use (another reconciler?): stop what holds it, or choose "
+            "another port with --api-port or RECONCILER_API_PORT"
+        )
     if e.errno == errno.EACCES:
-        return ("permission denied (ports below 1024 need privileges): choose a port above "
-                "1023 with --api-port or RECONCILER_API_PORT")
+        return (
+            "permission denied (ports below 1024 need privileges): choose a port above "
+            "1023 with --api-port or RECONCILER_API_PORT"
+        )
     if e.errno == errno.EADDRNOTAVAIL:
         return "no such address on this machine: fix --api-host or RECONCILER_API_HOST"
     return f"{e.strerror}: check --api-host/--api-port (RECONCILER_API_HOST/PORT)"
@@ -205,9 +217,7 @@ def check_api_tls(settings: Settings) -> tuple[str, str] | None:
     return str(cert), str(key)
 
 
-def prebound_server(
-    app: FastAPI, sock: socket.socket, tls: tuple[str, str] | None = None
-) -> Any:
+def prebound_server(app: FastAPI, sock: socket.socket, tls: tuple[str, str] | None = None) -> Any:
     """The REST API (reconciler.api.ApiServer) serving on an already bound socket; HTTPS
     with `tls` = (certificate file, key file)."""
     from reconciler.api_server import ApiServer

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     (`statement_timeout`, a lock wait included), and a server that does not answer at all
     (frozen, a black-holed network) is dropped 1 s later; the pass then goes on blind to rows
     instead of hanging. Connecting has its own 3 s limit."""
+    full_read_seconds: float = Field(300.0, ge=0.0, le=86400.0)
+    """Seconds between full re-reads (0..86400). In between, a pass trusts its caches: the
+    assignment as ZooKeeper watches keep it, the rows while the table's fingerprint (count
+    and hash, computed in PostgreSQL) is unchanged, and the pod watch. 0: every tick reads
+    everything again (the behaviour before the caches, at ~1 s per pass per 100k ids)."""
 
     mqtt_brokers: str = Field(
         "mqtt://localhost:1883",
@@ -167,9 +172,7 @@ class Settings(BaseSettings):
     mqtt_tls_insecure_hostname: bool = False
     """Accept a broker certificate issued for another host name (the chain is still verified
     against the CA). For test set-ups only."""
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """How the heartbeat consumers reach Kafka: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` (a
     login without TLS: trusted networks only) or `SASL_SSL` (a login over TLS)."""
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"

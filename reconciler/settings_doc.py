@@ -24,8 +24,10 @@ from pydantic_settings import BaseSettings
 
 from reconciler.settings import Settings
 
-BEGIN = ("<!-- BEGIN settings: generated from reconciler/settings.py by `make docs`"
-         " (python -m reconciler.settings_doc); edit the descriptions there -->")
+BEGIN = (
+    "<!-- BEGIN settings: generated from reconciler/settings.py by `make docs`"
+    " (python -m reconciler.settings_doc); edit the descriptions there -->"
+)
 END = "<!-- END settings -->"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.expectations import PodExpectations
+from reconciler.idsets import share
 from reconciler.model import (
     Assignment,
     KindIntent,
@@ -36,7 +37,6 @@ from reconciler.valve import ValveState
 __all__ = ["DaemonState", "StateView"]  # StateView lives in reconciler.state_view
 
 
-
 def _sizing(policy: KindPolicy, pin: Pin | None) -> tuple[int, int, int, int | None]:
     pinned = pin.instances if pin is not None else None
     return (policy.init_instances, policy.max_instances, policy.resource_per_instance, pinned)
@@ -50,7 +50,7 @@ class DaemonState:
     _policy_error: str | None = None
     # Last ids read from the database per kind, patched by row events in between reads: when
     # the database is down the daemon keeps what it knows instead of forgetting every row.
-    _rows: dict[str, set[str]] = field(default_factory=dict)
+    _rows: dict[str, frozenset[str]] = field(default_factory=dict)
     # Intent: REST overrides (until policy.yaml next changes), rebalance requests, targets.
     _overrides: dict[str, dict[str, int]] = field(default_factory=dict)
     _rebalance: set[str] = field(default_factory=set)
@@ -151,18 +151,22 @@ class DaemonState:
     # --- rows ------------------------------------------------------------------------------
 
     def rows(self, kind: str) -> frozenset[str] | None:
+        """The ids of `kind`'s table as last read and patched by events (immutable: shared,
+        never copied; a million ids cost a copy's time and memory)."""
         with self._lock:
-            known = self._rows.get(kind)
-            return frozenset(known) if known is not None else None
+            return self._rows.get(kind)
 
     def row_count(self, kind: str) -> int | None:
         with self._lock:
             known = self._rows.get(kind)
             return len(known) if known is not None else None
 
-    def remember_rows(self, kind: str, ids: frozenset[str]) -> None:
+    def remember_rows(self, kind: str, ids: frozenset[str]) -> frozenset[str]:
+        """Keep a fresh read of the rows; returns them as kept (sharing the strings of the
+        last read: idsets.share)."""
         with self._lock:
-            self._rows[kind] = set(ids)
+            kept = self._rows[kind] = share(self._rows.get(kind), ids)
+            return kept
 
     def patch_rows(self, kind: str, added: Iterable[str], removed: Iterable[str]) -> bool:
         """Apply a row event to the cached ids; True if it changed anything."""
@@ -170,11 +174,12 @@ class DaemonState:
             known = self._rows.get(kind)
             if known is None:
                 return False  # never read the table yet: the next full pass will
-            added, removed = set(added), set(removed)
-            changed = not added <= known or not known.isdisjoint(removed)
-            known |= added
-            known -= removed
-            return changed
+            gone = set(removed)
+            added, removed = set(added) - known - gone, known & gone
+            if not added and not removed:
+                return False
+            self._rows[kind] = (known - removed) | added if removed else known | added
+            return True
 
     # --- intent ----------------------------------------------------------------------------
 

@@ -32,11 +32,13 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import rows as psycopg_rows
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.sql import quoted_name
@@ -140,8 +142,9 @@ class _Watchdog:
                 return
             self.expired = True
             if self._conn is not None:
-                log.warning("database read: no answer after %.0f s: dropping the connection",
-                            self.seconds)
+                log.warning(
+                    "database read: no answer after %.0f s: dropping the connection", self.seconds
+                )
                 _abort(self._conn)
 
 
@@ -163,6 +166,23 @@ def _abort(conn: Any) -> None:
         pass
     finally:
         dup.close()
+
+
+def _scalars(conn: sa.Connection, statement: sa.Select[tuple[object, ...]]) -> list[Any]:
+    """The first column of every row, fetched by psycopg itself (no SQLAlchemy Row)."""
+    sql = str(statement.compile(dialect=conn.dialect))
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        with raw.cursor(row_factory=psycopg_rows.scalar_row) as cursor:
+            return list(cursor.execute(sql).fetchall())
+    except psycopg.Error as exc:
+        dead = bool(raw.closed or raw.broken)
+        if dead:
+            conn.invalidate()  # never back into the pool
+        # The same errors SQLAlchemy would raise, so `_run` treats both paths alike.
+        raise sa_exc.DBAPIError.instance(
+            sql, None, exc, psycopg.Error, connection_invalidated=dead
+        ) from exc
 
 
 def _is_uuid(text: str) -> bool:
@@ -199,9 +219,30 @@ class Inventory:
         self.where = self.engine.url.render_as_string(hide_password=True)
 
     def ids(self, table: str) -> frozenset[str]:
-        """All ids of `table`, as text (a uuid column comes back in its canonical form)."""
-        rows = self._run(table, sa.select(_table(table).c.id))
-        return frozenset(str(row[0]) for row in rows)
+        """All ids of `table`, as text (a uuid column comes back in its canonical form).
+
+        PostgreSQL: straight from the driver's cursor, one value per row. SQLAlchemy's Row
+        objects cost twice the time at 500k rows, and, being GC-tracked, set off collections
+        through everything else the daemon holds."""
+        statement = sa.select(_table(table).c.id)
+        if self.engine.dialect.name == "postgresql":
+            values = self._run(table, statement, fetch=_scalars)
+        else:
+            values = [row[0] for row in self._run(table, statement)]
+        if values and not isinstance(values[0], str):
+            return frozenset(map(str, values))
+        return frozenset(values)
+
+    def fingerprint(self, table: str) -> tuple[int, int] | None:
+        """(row count, sum of the ids' 64-bit hashes), computed in PostgreSQL at a fraction
+        of the cost of pulling the ids (~40 ms at 500k rows): equal fingerprints mean an
+        unchanged table (rows_cache.py). None where the database has no such hash (SQLite)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        column = sa.cast(_table(table).c.id, sa.Text)
+        digest = sa.func.coalesce(sa.func.sum(sa.func.hashtextextended(column, 0)), 0)
+        rows = self._run(table, sa.select(sa.func.count(), digest).select_from(_table(table)))
+        return int(rows[0][0]), int(rows[0][1])
 
     def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
         """Which of `ids` `table` holds now: primary-key lookups, `LOOKUP_CHUNK` ids per
@@ -226,12 +267,18 @@ class Inventory:
         rows = self._run(table, sa.select(sa.func.count()).select_from(_table(table)))
         return int(rows[0][0])
 
-    def _run(self, table: str, statement: sa.Select[tuple[object, ...]]) -> list[sa.Row]:
+    def _run(
+        self,
+        table: str,
+        statement: sa.Select[tuple[object, ...]],
+        fetch: Callable[[sa.Connection, sa.Select[tuple[object, ...]]], list[Any]] | None = None,
+    ) -> list[Any]:
+        """`statement`'s rows (or what `fetch` makes of it), under the read's deadline."""
         watchdog = _Watchdog(self.statement_timeout + CLIENT_GRACE)
         try:
             for attempt in (1, 2):
                 try:
-                    return self._once(statement, watchdog)
+                    return self._once(statement, watchdog, fetch)
                 except sa_exc.DBAPIError as exc:
                     if watchdog.expired:
                         raise SourceUnavailable(
@@ -257,11 +304,16 @@ class Inventory:
             watchdog.release()
 
     def _once(
-        self, statement: sa.Select[tuple[object, ...]], watchdog: _Watchdog
-    ) -> list[sa.Row]:
+        self,
+        statement: sa.Select[tuple[object, ...]],
+        watchdog: _Watchdog,
+        fetch: Callable[[sa.Connection, sa.Select[tuple[object, ...]]], list[Any]] | None,
+    ) -> list[Any]:
         with self.engine.connect() as conn:
             try:
                 watchdog.guard(conn.connection.dbapi_connection)
+                if fetch is not None:
+                    return fetch(conn, statement)
                 return list(conn.execute(statement).all())
             finally:
                 watchdog.unguard()

@@ -126,8 +126,15 @@ class MqttSecurity:
 
     def check(self, brokers: list[Broker]) -> None:
         """ValueError for settings that would be silently ignored with these brokers."""
-        tls_set = [n for n, v in (("CA_FILE", self.ca_file), ("CERT_FILE", self.cert_file),
-                                  ("KEY_FILE", self.key_file)) if v]
+        tls_set = [
+            n
+            for n, v in (
+                ("CA_FILE", self.ca_file),
+                ("CERT_FILE", self.cert_file),
+                ("KEY_FILE", self.key_file),
+            )
+            if v
+        ]
         if self.insecure_hostname:
             tls_set.append("TLS_INSECURE_HOSTNAME")
         if tls_set and not brokers[0].tls:

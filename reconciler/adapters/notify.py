@@ -83,6 +83,7 @@ KEEPALIVE_S = 30  # a dead TCP connection is noticed within 1.5 x keepalive
 # after a longer outage the periodic tick re-reads the database anyway.
 SESSION_EXPIRY_S = 24 * 3600
 
+
 class NotifyListener:
     """Subscribes to `topic` at QoS 1 and calls `on_event` for every row created or deleted.
 

@@ -86,6 +86,8 @@ class ZkSession:
         # Committed transactions + single writes; lets tests assert "a converged tick
         # writes nothing".
         self.writes = 0
+        # Bytes of node data read (reconciler_zookeeper_read_bytes_total).
+        self.bytes_read = 0
         self._state: str = KazooState.LOST
         self._state_since = time.monotonic()
         self._state_lock = threading.Lock()

@@ -23,6 +23,7 @@ Rules this module keeps, and why:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -47,6 +48,9 @@ __all__ = ["CHILDREN", "ZkSession", "ZkStore", "ZkTransactionError", "dumps"]
 
 log = logging.getLogger(__name__)
 
+# A kazoo watch callback: called once, on kazoo's event thread, with the WatchedEvent.
+Watch = Callable[[Any], None]
+
 # How often delete_instance re-gathers the tree when a worker adds a child meanwhile.
 _DELETE_ATTEMPTS = 5
 # Children of `<id>/tmp` whose stat a read looks at for a worker's ephemeral node. Workers put
@@ -70,32 +74,86 @@ class ZkStore(ZkSession):
         rewrites it instead of the whole tick failing."""
         return self._bounded(f"read {kind}", lambda deadline: self._read(kind, deadline))
 
-    def _read(self, kind: str, deadline: float) -> Assignment:
+    def _read(self, kind: str, deadline: float, watch: Watch | None = None) -> Assignment:
+        """Every instance of `kind`; with `watch`, a watch is left on every node read (the
+        kind node's children, each instance's nodes and `tmp`'s children), so a cache can
+        learn of any later change (zk_cache.py)."""
+        names = self._instance_names(kind, deadline, watch)
+        if names is None:
+            return {}
+        return self._read_instances(kind, sorted(names), deadline, watch)
+
+    def _instance_names(
+        self, kind: str, deadline: float, watch: Watch | None = None
+    ) -> set[int] | None:
+        """The instance ids under `<root>/<kind>`; None when the kind node does not exist
+        (with `watch`, then armed for its creation)."""
         kind_path = self._path(kind)
         try:
-            names = self._wait(self._client.get_children_async(kind_path), deadline)
+            names = self._wait(self._client.get_children_async(kind_path, watch=watch), deadline)
         except NoNodeError:
-            return {}
-        ids: list[int] = []
+            if watch is not None and (
+                self._wait(self._client.exists_async(kind_path, watch=watch), deadline) is not None
+            ):
+                return self._instance_names(kind, deadline, watch)  # created meanwhile
+            return None
+        ids: set[int] = set()
         for name in names:
             instance_id = parse_instance_name(name)
             if instance_id is not None:
-                ids.append(instance_id)
+                ids.add(instance_id)
             else:
                 log.warning("ignoring non-instance node %s/%s", kind_path, name)
+        return ids
+
+    def _read_instances(
+        self, kind: str, ids: list[int], deadline: float, watch: Watch | None = None
+    ) -> Assignment:
+        """The instances `ids` of `kind` (those that exist)."""
         # Pipeline every request first, then collect: one round trip's latency for the
         # whole kind instead of one per node; a second one for the stats of `tmp`'s children
         # (a worker's ephemeral node there is a live session).
+        client = self._client
         pending = {
             i: (
-                self._client.get_async(self._path(kind, i)),
-                self._client.get_async(self._path(kind, i, "resources")),
-                self._client.get_async(self._path(kind, i, "_reload")),
-                self._client.get_children_async(self._path(kind, i, "tmp")),
+                client.get_async(self._path(kind, i), watch=watch),
+                client.get_async(self._path(kind, i, "resources"), watch=watch),
+                client.get_async(self._path(kind, i, "_reload"), watch=watch),
+                client.get_children_async(self._path(kind, i, "tmp"), watch=watch),
             )
-            for i in sorted(ids)
+            for i in ids
         }
+        if watch is not None:
+            # A missing child gets no watch from get(): arm one for its creation.
+            pending_exists = {
+                i: [client.exists_async(self._path(kind, i, c), watch=watch) for c in CHILDREN]
+                for i in ids
+            }
         tmp_children = {i: self._children(tmp, deadline) for i, (*_, tmp) in pending.items()}
+        worker = self._worker_sessions(kind, tmp_children, deadline)
+        assignment: Assignment = {}
+        for i, (base, resources, reload_, _tmp) in pending.items():
+            instance = self._instance(
+                kind,
+                i,
+                base,
+                resources,
+                reload_,
+                tmp_exists=tmp_children[i] is not None,
+                worker_session=worker.get(i, False),
+                deadline=deadline,
+            )
+            if instance is not None:
+                assignment[i] = instance
+        if watch is not None:
+            for results in pending_exists.values():
+                self._stats(results, deadline)
+        return assignment
+
+    def _worker_sessions(
+        self, kind: str, tmp_children: dict[int, list[str] | None], deadline: float
+    ) -> dict[int, bool]:
+        """Whether a worker's ephemeral node sits under each instance's `tmp`."""
         stats = {
             i: [
                 self._client.exists_async(f"{self._path(kind, i, 'tmp')}/{child}")
@@ -104,22 +162,10 @@ class ZkStore(ZkSession):
             for i, children in tmp_children.items()
             if children
         }
-        assignment: Assignment = {}
-        for i, (base, resources, reload_, _tmp) in pending.items():
-            owners = [stat.ephemeralOwner for stat in self._stats(stats.get(i, []), deadline)]
-            instance = self._instance(
-                kind,
-                i,
-                base,
-                resources,
-                reload_,
-                tmp_exists=tmp_children[i] is not None,
-                worker_session=is_worker_session(owners),
-                deadline=deadline,
-            )
-            if instance is not None:
-                assignment[i] = instance
-        return assignment
+        return {
+            i: is_worker_session([stat.ephemeralOwner for stat in self._stats(results, deadline)])
+            for i, results in stats.items()
+        }
 
     def _children(self, result: IAsyncResult, deadline: float) -> list[str] | None:
         """The children of a node listed with `get_children_async`; None if it does not exist."""
@@ -146,6 +192,7 @@ class ZkStore(ZkSession):
     ) -> Instance | None:
         try:
             head, stat = self._wait(base, deadline)
+            self.bytes_read += len(head or b"")
         except NoNodeError:
             # Deleted between listing and reading: it is gone, not broken. (The other
             # requests complete on their own; nobody needs their answers.)
@@ -173,6 +220,7 @@ class ZkStore(ZkSession):
             data, stat = self._wait(result, deadline)
         except NoNodeError:
             return None, None
+        self.bytes_read += len(data or b"")
         return data, stat.version
 
     # -- write -------------------------------------------------------------------------------

@@ -171,9 +171,7 @@ class PodWatcher:
                     break
                 self._set_healthy(kind, False)
                 delay = backoff.failed(time.monotonic())
-                log.debug(
-                    "pod watch %s: %s: %s; retry in %.1fs", kind, type(e).__name__, e, delay
-                )
+                log.debug("pod watch %s: %s: %s; retry in %.1fs", kind, type(e).__name__, e, delay)
                 self._stop.wait(delay)
                 self.reconnects += 1
         self._set_healthy(kind, False)
