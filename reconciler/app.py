@@ -72,7 +72,14 @@ def build(settings: Settings, *, events: bool = True) -> App:
     api_client = api_client_for(settings)
     pods = KubePods(api_client, {})
     rows = CachedRows(inventory, full_read_seconds=settings.full_read_seconds)
-    ports = Ports(store=zk, rows=rows, pods=pods, autoscaler=Autoscaler(pods), pins=ZkPins(zk))
+    ports = Ports(
+        store=zk,
+        rows=rows,
+        pods=pods,
+        autoscaler=Autoscaler(pods),
+        pins=ZkPins(zk),
+        full_read_seconds=settings.full_read_seconds,
+    )
     app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
     if events:
         ports.pod_cache = WatchCache(app)

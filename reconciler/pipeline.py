@@ -70,7 +70,7 @@ def run_pass(
         policies = {k: p for k, p in policies.items() if k in wanted}
     observed = observe(ports, state, policies, full=full)
     intents = intend(ports, state, policies, observed, full=full)
-    the_plan = guard(state, observed, plan(policies, observed, intents), full=full)
+    the_plan = guard(state, observed, plan(policies, observed, intents, state.plan_memo), full=full)
     if dry_run:
         return PassResult(trigger, the_plan, (), ports.mono() - started, True)
     if ports.leadership is not None and not ports.leadership.may_act():
@@ -136,13 +136,19 @@ def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> froze
 def _observe_pods(
     ports: Ports, state: DaemonState, kind: str, *, full: bool
 ) -> dict[str, Pod] | None:
-    if not full and ports.pod_cache is not None:
+    """The pod watch's view while its stream is up; a fresh list when there is none, and
+    on a full pass once every `full_read_seconds` (the backstop for a missed watch event)."""
+    now = ports.mono()
+    listed = state.pods_listed_at.get(kind)
+    list_due = full and (listed is None or now - listed >= ports.full_read_seconds)
+    if not list_due and ports.pod_cache is not None:
         cached = ports.pod_cache.pods(kind)
         if cached is not None:
-            return state.expected_view(kind, cached, ports.mono())
+            return state.expected_view(kind, cached, now)
     pods = _read(state, "kubernetes", kind, lambda: ports.pods.list_pods(kind))
     if pods is not None:
         state.forget_expectations(kind)  # a fresh list already shows our own changes
+        state.pods_listed_at[kind] = now
     return pods
 
 

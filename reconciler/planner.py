@@ -35,6 +35,7 @@ from reconciler.model import (
     RecreatePod,
     pod_name,
 )
+from reconciler.plan_memo import IdPlan, IdPlanMemo
 from reconciler.policy import HeartbeatPolicy, KindPolicy
 from reconciler.rollout import roll
 from reconciler.write_order import instance_ops
@@ -85,8 +86,10 @@ def plan(
     policies: Mapping[str, KindPolicy],
     observed: Observed,
     intents: Mapping[str, KindIntent] | None = None,
+    memo: IdPlanMemo | None = None,
 ) -> Plan:
-    """The operations that make every kind of `observed` match its policy and intent."""
+    """The operations that make every kind of `observed` match its policy and intent.
+    `memo`: reuse a kind's id plan while its inputs are the same objects (plan_memo.py)."""
     ops: list[Op] = []
     reports: dict[str, KindReport] = {}
     for kind, policy in policies.items():
@@ -94,16 +97,45 @@ def plan(
         if obs is None:
             continue
         intent = (intents or {}).get(kind, NO_INTENT)
-        kind_ops, reports[kind] = plan_kind(policy, obs, observed.now, intent)
+        kind_ops, reports[kind] = plan_kind(policy, obs, observed.now, intent, memo)
         ops.extend(kind_ops)
     return Plan(tuple(ops), reports)
 
 
 def plan_kind(
-    policy: KindPolicy, obs: KindObserved, now: float, intent: KindIntent = NO_INTENT
+    policy: KindPolicy,
+    obs: KindObserved,
+    now: float,
+    intent: KindIntent = NO_INTENT,
+    memo: IdPlanMemo | None = None,
 ) -> tuple[list[Op], KindReport]:
     kind = obs.kind
-    blind = tuple(
+    if obs.assignment is None:
+        # Without the current assignment we know neither the instances nor their pods:
+        # doing nothing is the only safe plan.
+        blind = _blind(obs)
+        return [], KindReport(kind, _len(obs.row_ids), 0, 0, 0, 0, None, blind)
+    current = obs.assignment
+    ids = memo.lookup(kind, policy, intent, obs.row_ids, current) if memo else None
+    if ids is None:
+        ids = plan_ids(policy, obs, intent)
+        if memo is not None:
+            memo.store(kind, policy, intent, obs.row_ids, current, ids)
+    ops = list(ids.ops)
+    hb_note, silent = _silent_instances(
+        policy.heartbeat, obs.heartbeats, obs.pods, ids.final, now, policy.instance_name, current
+    )
+    report = replace(ids.report, blind=_blind(obs), heartbeat_note=hb_note)
+    if obs.pods is not None:
+        ops.extend(_pod_ops(kind, policy.instance_name, ids.final, obs.pods, silent))
+        ops.extend(
+            roll(kind, policy.instance_name, ids.final, obs.pods, intent, obs.heartbeats, ops)
+        )
+    return ops, report
+
+
+def _blind(obs: KindObserved) -> tuple[str, ...]:
+    return tuple(
         name
         for name, value in (
             ("rows", obs.row_ids),
@@ -112,20 +144,21 @@ def plan_kind(
         )
         if value is None
     )
-    if obs.assignment is None:
-        # Without the current assignment we know neither the instances nor their pods:
-        # doing nothing is the only safe plan.
-        return [], KindReport(kind, _len(obs.row_ids), 0, 0, 0, 0, None, blind)
 
+
+def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPlan:
+    """Each instance's ids and count, and the ZooKeeper writes to get there (the pods are
+    `plan_kind`'s): O(ids), hence memoised. `obs.assignment` must be known."""
+    kind = obs.kind
     current = obs.assignment
-    ops: list[Op] = []
+    assert current is not None
     if obs.row_ids is None:
         # The database is unreadable: keep every id where it is, look after the pods only.
         final = {i: inst.ids for i, inst in current.items()}
         capacity = max((inst.count for inst in current.values()), default=0)
-        report = KindReport(kind, None, len(final), capacity, 0, 0, None, blind)
-        counts = {i: inst.count for i, inst in current.items()}
-    elif (held := _held(policy, obs, intent)) is not None:
+        report = KindReport(kind, None, len(final), capacity, 0, 0, None, ())
+        return IdPlan(final, {i: inst.count for i, inst in current.items()}, report, ())
+    if (held := _held(policy, obs, intent)) is not None:
         # The layout as it is (the old orchestrator's, or ours): new rows fill instances with
         # room, else new instances are added; counts stay. SPEC's seed growth rule.
         final, counts = held
@@ -137,43 +170,34 @@ def plan_kind(
             0,
             moved_ids(current, final),
             None,
-            blind,
+            (),
         )
-        ops.extend(instance_ops(kind, current, final, counts))
-    else:
-        sizing = size_for(len(obs.row_ids), policy, intent.scale_target, intent.pinned)
-        keep, new = choose_instances(current, sizing.instances)
-        rebalance = intent.rebalance or len(keep) + len(new) != len(current)
-        capacity = sizing.capacity
-        if not rebalance and sizing.error is None and sizing.instances != sizing.needed:
-            # Above the row-count minimum any capacity up to resourcePerInstance fits every
-            # row; keeping the current one means deleted rows never push other ids around.
-            held = max((current[i].count for i in keep), default=0)
-            capacity = max(capacity, min(held, policy.resource_per_instance))
-        final = assign(current, keep, new, obs.row_ids, capacity, rebalance)
-        unassigned = len(obs.row_ids) - sum(len(ids) for ids in final.values())
-        if intent.pinned == 0:
-            unassigned = 0  # stopped: no id is meant to be served, none is missing a worker
-        counts = dict.fromkeys(final, capacity)
-        report = KindReport(
-            kind,
-            len(obs.row_ids),
-            len(final),
-            capacity,
-            unassigned,
-            moved_ids(current, final),
-            sizing.error,
-            blind,
-        )
-        ops.extend(instance_ops(kind, current, final, counts))
-
-    hb_note, silent = _silent_instances(
-        policy.heartbeat, obs.heartbeats, obs.pods, final, now, policy.instance_name, current
+        return IdPlan(final, counts, report, tuple(instance_ops(kind, current, final, counts)))
+    sizing = size_for(len(obs.row_ids), policy, intent.scale_target, intent.pinned)
+    keep, new = choose_instances(current, sizing.instances)
+    rebalance = intent.rebalance or len(keep) + len(new) != len(current)
+    capacity = sizing.capacity
+    if not rebalance and sizing.error is None and sizing.instances != sizing.needed:
+        # Above the row-count minimum any capacity up to resourcePerInstance fits every
+        # row; keeping the current one means deleted rows never push other ids around.
+        held_count = max((current[i].count for i in keep), default=0)
+        capacity = max(capacity, min(held_count, policy.resource_per_instance))
+    final = assign(current, keep, new, obs.row_ids, capacity, rebalance)
+    unassigned = len(obs.row_ids) - sum(len(ids) for ids in final.values())
+    if intent.pinned == 0:
+        unassigned = 0  # stopped: no id is meant to be served, none is missing a worker
+    counts = dict.fromkeys(final, capacity)
+    report = KindReport(
+        kind,
+        len(obs.row_ids),
+        len(final),
+        capacity,
+        unassigned,
+        moved_ids(current, final),
+        sizing.error,
+        (),
     )
-    if obs.pods is not None:
-        ops.extend(_pod_ops(kind, policy.instance_name, final, obs.pods, silent))
-        ops.extend(roll(kind, policy.instance_name, final, obs.pods, intent, obs.heartbeats, ops))
-    return ops, replace(report, heartbeat_note=hb_note)
+    return IdPlan(final, counts, report, tuple(instance_ops(kind, current, final, counts)))
 
 
 def _held(

@@ -170,5 +170,8 @@ class Ports:
     leadership: Leadership | None = None  # None: no election, this daemon always writes
     events: PodEvents | None = None  # Kubernetes Events about the pods acted on
     pins: PinStore | None = None  # operators' pinned instance counts (None: no pins)
+    # Seconds a full pass may trust the pod watch before listing pods afresh (0: always
+    # list; RECONCILER_FULL_READ_SECONDS). The ZooKeeper and row caches have their own.
+    full_read_seconds: float = 0.0
     wall: Callable[[], float] = time.time  # Unix seconds: heartbeats, pod start times
     mono: Callable[[], float] = time.monotonic  # intervals: backoff, expectations

@@ -28,6 +28,7 @@ from reconciler.model import (
     applied,
 )
 from reconciler.pins import Pin
+from reconciler.plan_memo import IdPlanMemo
 from reconciler.podspec import PodTemplate, template_revision
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
 from reconciler.retries import OpRetries
@@ -68,6 +69,10 @@ class DaemonState:
     _source_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     _retries: OpRetries = field(default_factory=OpRetries)  # backoff, terminal refusals
     _expected: PodExpectations = field(default_factory=PodExpectations)
+    # Caches of the pass itself, touched only by the thread that runs passes: the last id
+    # plan of each kind (plan_memo.py) and when each kind's pods were last listed afresh.
+    plan_memo: IdPlanMemo = field(default_factory=IdPlanMemo)
+    pods_listed_at: dict[str, float] = field(default_factory=dict)
     _valves: dict[str, ValveState] = field(default_factory=dict)
     _revisions: dict[str, str] = field(default_factory=dict)  # kind -> its template's revision
     _restart_pending: set[str] = field(default_factory=set)  # rolling restarts asked

@@ -239,9 +239,10 @@ class Inventory:
         unchanged table (rows_cache.py). None where the database has no such hash (SQLite)."""
         if self.engine.dialect.name != "postgresql":
             return None
-        column = sa.cast(_table(table).c.id, sa.Text)
+        source = _table(table)
+        column = sa.cast(source.c.id, sa.Text)
         digest = sa.func.coalesce(sa.func.sum(sa.func.hashtextextended(column, 0)), 0)
-        rows = self._run(table, sa.select(sa.func.count(), digest).select_from(_table(table)))
+        rows = self._run(table, sa.select(sa.func.count(), digest).select_from(source))
         return int(rows[0][0]), int(rows[0][1])
 
     def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kazoo.client import KazooState
+from kazoo.exceptions import OperationTimeoutError
+from kazoo.protocol.states import Callback
 
-from reconciler.adapters.zk_layout import CHILDREN
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.model import Assignment, Instance, NodeVersions
 
@@ -90,7 +91,20 @@ class CachedZkStore(ZkStore):
             self.forget(kind)  # what a failed read left half-known is read again in full
             raise
 
+    def _barrier(self, deadline: float) -> None:
+        """Return once every watch for a change committed before now has fired here: a
+        `sync` (the server we talk to catches up with the leader; ZooKeeper sends a client
+        its watch events before the answers that follow them), then a no-op queued behind
+        the watch callbacks kazoo has already queued. One round trip: a cached read never
+        misses a change made before it started."""
+        self._wait(self._client.sync_async(self.root), deadline)
+        done = self._client.handler.event_object()
+        self._client.handler.dispatch_callback(Callback("watch", done.set, ()))
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            raise OperationTimeoutError("watch callbacks did not drain in time")
+
     def _cached(self, kind: str, deadline: float) -> Assignment:
+        self._barrier(deadline)
         now = time.monotonic()
         with self._cache_lock:
             cached = self._cache.get(kind)
@@ -127,7 +141,7 @@ class CachedZkStore(ZkStore):
             i: (
                 [
                     client.exists_async(self._path(kind, i, c), watch=watch)
-                    for c in (None, *CHILDREN)
+                    for c in (None, "resources", "_reload")
                 ],
                 client.get_children_async(self._path(kind, i, "tmp"), watch=watch),
             )
@@ -136,7 +150,7 @@ class CachedZkStore(ZkStore):
         }
         tmp_children: dict[int, list[str] | None] = {}
         for i, (exists, tmp) in asked.items():
-            base, resources, reload_, _tmp = (self._wait(r, deadline) for r in exists)
+            base, resources, reload_ = (self._wait(r, deadline) for r in exists)
             children = self._children(tmp, deadline)
             versions = (
                 NodeVersions(base.version, resources.version, reload_.version)
@@ -170,8 +184,10 @@ class CachedZkStore(ZkStore):
         with self._cache_lock:
             cached = self._cache.get(kind)
             if cached is not None:
-                # Its watches fired (our own write): the next read checks the versions only.
+                # The next read checks its versions (no data) and so arms the watches of a
+                # new instance's nodes, which no read has left yet.
                 cached.instances[instance.instance_id] = written
+                cached.dirty.add(instance.instance_id)
         return written
 
     def delete_instance(
