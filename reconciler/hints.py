@@ -69,7 +69,7 @@ class PendingRows:
         self._tables: dict[str, tuple[set[str], set[str]]] = {}
         self._size = 0
         self._overflowed = False
-        self.received = 0  # hints added since start: the loop's coalescing watches it grow
+        self.received = 0  # hints added since start
 
     def add(self, event: RowEvent) -> bool:
         """Queue `event`'s hints; True if none were waiting (the loop needs a wake-up)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import queue
 import signal
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -32,10 +31,6 @@ from reconciler.policy_source import reload_policy, watch_policy_file
 from reconciler.state import DaemonState
 from reconciler.status import ReadSide
 
-# Row events arriving within this window after the first one are applied in the same pass:
-# 5,000 `c` messages in a second become a handful of ZooKeeper writes, not 5,000.
-COALESCE_SECONDS = 0.05
-COALESCE_MAX_SECONDS = 0.5
 # After a pass crashed (a bug, an unforeseen adapter error): retry no later than this.
 CRASH_RETRY_MAX_SECONDS = 60.0
 
@@ -180,30 +175,20 @@ class Daemon:
     def _collect(self, timeout: float) -> list[Wake]:
         """Wait for the first wake-up (or the tick), then take whatever else is queued.
 
-        Row events are gathered while they keep coming (quiet for COALESCE_SECONDS, at most
-        COALESCE_MAX_SECONDS): a burst becomes a few passes, and the loop leaves the CPU to
-        the MQTT thread meanwhile, so the broker's queue for us does not overflow.
+        Leading edge, then group commit: the first row event after a quiet spell is applied
+        at once (no window to wait out); events that arrive while that pass runs are merged
+        in `PendingRows` and all go into the next pass, so a burst costs as many passes as
+        it outlasts passes, never one per event.
         """
         try:
             batch = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return [Wake("timer")]
-        deadline = time.monotonic() + COALESCE_MAX_SECONDS
         while True:
             try:
                 batch.append(self._queue.get_nowait())
-                continue
             except queue.Empty:
-                pass
-            if batch[-1].reason != "rows" or time.monotonic() >= deadline:
                 return batch
-            received = self._pending.received
-            try:
-                batch.append(self._queue.get(timeout=COALESCE_SECONDS))
-            except queue.Empty:
-                if self._pending.received == received:
-                    return batch  # quiet for a window: the burst is over
-                batch.append(Wake("rows"))  # more hints came in (merged, not queued)
 
     def _handle(self, batch: list[Wake]) -> None:
         reasons = {w.reason for w in batch}
