@@ -23,6 +23,7 @@ from reconciler.model import (
     Op,
     Outcome,
     Plan,
+    Reason,
     RecreatePod,
     WriteInstance,
     pod_name,
@@ -123,7 +124,9 @@ class _StoreWrites:
 def _apply_one(ports: Ports, op: Op) -> Outcome:
     try:
         if isinstance(op, WriteInstance):
-            written = ports.store.write_instance(op.kind, op.instance, create=op.create)
+            written = ports.store.write_instance(
+                op.kind, op.instance, create=op.create, count_only=op.reason == Reason.COUNT_CHANGED
+            )
             # The outcome carries the versions the write left: the next event pass plans on
             # them (the assignment the pass leaves), so its own write is no conflict.
             if isinstance(written, Instance):  # (a store that returns nothing: as planned)

@@ -244,6 +244,7 @@ def record(
     policies: Mapping[str, KindPolicy],
 ) -> None:
     """Remember the pass in the state; publish its figures."""
+    before = {kind: state.last_report(kind) for kind in result.plan.reports}
     state.record_pass(result, observed.kinds, ports.wall())
     if not result.standby:
         for kind, obs in observed.kinds.items():
@@ -258,10 +259,15 @@ def record(
         metrics.OVER_CAPACITY.labels(kind).set(1 if report.error else 0)
         if report.moved and not result.standby:
             metrics.IDS_MOVED.labels(kind).inc(report.moved)
-        if report.error and not result.standby:
+        # A state, said when it begins or changes and when it ends, not on every pass (the
+        # metric and `status` carry it meanwhile).
+        was = before[kind].error if before[kind] is not None else None
+        if report.error and report.error != was and not result.standby:
             log.error(
                 "over capacity", resource=kind, error=report.error, unassigned=report.unassigned
             )
+        elif was and not report.error and not result.standby:
+            log.info("over capacity resolved", resource=kind)
         assignment = state.assignment(kind)
         if assignment is not None:
             metrics.publish(

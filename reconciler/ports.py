@@ -68,9 +68,12 @@ class AssignmentStore(Protocol):
     """Where the assignment lives (ZooKeeper, SPEC layout): the workers read it from there."""
 
     def read(self, kind: str) -> Assignment: ...
-    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> Instance:
+    def write_instance(
+        self, kind: str, instance: Instance, *, create: bool, count_only: bool = False
+    ) -> Instance:
         """Compare-and-set on `instance.versions` (None: create, or not read: unconditional);
-        `Conflict` if another writer changed it. Returns it with its new versions."""
+        `Conflict` if another writer changed it. Returns it with its new versions.
+        `count_only`: its ids did not change; only the count needs sending."""
         ...
 
     def delete_instance(

@@ -265,6 +265,11 @@ class DaemonState:
                 return None
             return dict(a)
 
+    def last_report(self, kind: str) -> KindReport | None:
+        """What the last pass's plan said of `kind`."""
+        with self._lock:
+            return self._reports.get(kind)
+
     def record_pass(
         self, result: PassResult, observed: Mapping[str, KindObserved], at: float
     ) -> None:

@@ -175,9 +175,11 @@ class CachedZkStore(ZkStore):
 
     # -- write: keep the cache what ZooKeeper holds ------------------------------------------
 
-    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> Instance:
+    def write_instance(
+        self, kind: str, instance: Instance, *, create: bool, count_only: bool = False
+    ) -> Instance:
         try:
-            written = super().write_instance(kind, instance, create=create)
+            written = super().write_instance(kind, instance, create=create, count_only=count_only)
         except BaseException:
             self.forget(kind)
             raise

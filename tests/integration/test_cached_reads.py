@@ -26,6 +26,7 @@ from reconciler.model import Instance, KindObserved, Observed
 from reconciler.pipeline import Ports, run_pass
 from reconciler.planner import plan
 from reconciler.policy import load_policy_and_templates
+from reconciler.ports import Conflict
 from reconciler.state import DaemonState
 from tests.integration.fleet import write_policy
 from tests.unit.fakes import FakePods
@@ -199,7 +200,7 @@ class World:
         elif not self.client.exists(f"{base}/tmp"):
             return  # no such instance (now)
         elif action == "edit-resources":
-            ids = [*self.table[:n + 1], "phantom"]
+            ids = [*self.table[: n + 1], "phantom"]
             self.client.set(f"{base}/resources", json.dumps({"ids": ids}).encode())
         elif action == "edit-count":
             self.client.set(base, json.dumps({"used": 0, "count": 3 + n}).encode())
@@ -251,3 +252,23 @@ def test_the_cached_path_plans_what_a_full_re_read_plans(
     finally:
         world.close()
         client.stop()
+
+
+def test_a_count_change_does_not_send_the_resources_again(
+    fresh: ZkStore, kazoo_client: KazooClient
+) -> None:
+    ids = _ids(100)
+    first = fresh.write_instance("Thing", Instance(0, ids, 100), create=True)
+    _, stat = kazoo_client.get(f"{ROOT}/Thing/0/resources")
+    written = fresh.write_instance(
+        "Thing", replace(first, count=120), create=False, count_only=True
+    )
+    assert kazoo_client.get(f"{ROOT}/Thing/0")[0] == b'{"used":100,"count":120}'
+    _, after = kazoo_client.get(f"{ROOT}/Thing/0/resources")
+    assert after.mzxid == stat.mzxid  # not written, not even with the same bytes
+    assert written.versions is not None and written.versions.resources == stat.version
+    # Still a compare-and-set: the resources as read, or nothing at all.
+    kazoo_client.set(f"{ROOT}/Thing/0/resources", b'{"ids":["x"]}')
+    with pytest.raises(Conflict):
+        fresh.write_instance("Thing", replace(written, count=130), create=False, count_only=True)
+    assert kazoo_client.get(f"{ROOT}/Thing/0")[0] == b'{"used":100,"count":120}'

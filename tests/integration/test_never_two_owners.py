@@ -57,9 +57,11 @@ class KillAfterWrites:
     def read(self, kind: str) -> Assignment:
         return self.store.read(kind)
 
-    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> Instance:
+    def write_instance(
+        self, kind: str, instance: Instance, *, create: bool, count_only: bool = False
+    ) -> Instance:
         self._gate(f"write {kind}/{instance.instance_id}")
-        written = self.store.write_instance(kind, instance, create=create)
+        written = self.store.write_instance(kind, instance, create=create, count_only=count_only)
         self.done += 1
         self.log.append(f"write {instance.instance_id} ids={len(instance.ids)}")
         return written

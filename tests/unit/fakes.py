@@ -54,7 +54,9 @@ class FakeStore:
             for i, inst in self.data.get(kind, {}).items()
         }
 
-    def write_instance(self, kind: str, instance: Instance, *, create: bool) -> Instance:
+    def write_instance(
+        self, kind: str, instance: Instance, *, create: bool, count_only: bool = False
+    ) -> Instance:
         self._check()
         self.writes += 1
         if kind in self.refuse:

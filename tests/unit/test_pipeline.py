@@ -350,3 +350,19 @@ def test_a_pod_deleted_on_scale_down_is_not_deleted_again_before_the_watch_shows
     deletes = world.pods.deletes
     assert world.run(full=False).plan.ops == ()  # the expectation holds it as terminating
     assert world.pods.deletes == deletes
+
+
+def test_over_capacity_is_said_once_while_it_lasts_and_when_it_ends(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    # 30 Things at 5 per instance need 7 instances; 4 are allowed.
+    world = World(tmp_path, Thing={"resourcePerInstance": 5, "maxInstances": 4})
+    with capture_logs() as logs:
+        for _ in range(3):
+            world.run()
+        world.rows.tables["Thing"] = {f"t{i}" for i in range(15)}
+        world.run()
+        world.run()
+    said = [e["event"] for e in logs if e["event"].startswith("over capacity")]
+    assert said == ["over capacity", "over capacity resolved"]
+    assert world.state.last_report("Thing") is not None
