@@ -53,9 +53,9 @@ class Scrape:
     @property
     def idle(self) -> bool:
         """No pass in flight: each pass counts its trigger when it starts and observes the
-        histogram when it ends (a crashed pass counts "crashed" besides its trigger)."""
+        histogram when it ends; "crashed" is counted besides (a pass's trigger, or none)."""
         started = self.total("reconciler_reconciles_total")
-        started -= 2 * self.value("reconciler_reconciles_total", trigger="crashed")
+        started -= self.value("reconciler_reconciles_total", trigger="crashed")
         return started == self.passes
 
     def operations(self) -> float:

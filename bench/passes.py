@@ -55,7 +55,9 @@ def _first_pass(d: BenchDaemon, first: Scrape | None) -> tuple[float | None, str
     daemon's `reconciled` log line of that pass (same pass, timed inside run_pass)."""
     if first is not None and first.passes == 1:
         return first.pass_seconds, "histogram"
-    log = d.reconciled()
+    deadline = time.monotonic() + 10  # the log line may still be on its way through the pipe
+    while not (log := d.reconciled()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if log:
         return float(log[0]["seconds"]), f"log ({log[0].get('trigger')} pass)"  # type: ignore[arg-type]
     return None, "-"
@@ -112,8 +114,8 @@ def pass_run(
                         first = s if s is not None and s.passes >= 1 else None
                     time.sleep(0.5)
                 assigned_s = time.monotonic() - start
-                if first is None:
-                    first = d.scrape()
+                if first is None:  # the ids are written before the pass ends (pods next)
+                    first = d.wait_scrape(lambda s: s.passes >= 1, timeout, "the first pass")
                 first_s, source = _first_pass(d, first)
                 _, settled = _settle(d, timeout=min(timeout, 300))
                 z0 = stamps(kazoo, KINDS)
