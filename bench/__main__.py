@@ -56,7 +56,14 @@ def _passes(w: World, args: argparse.Namespace, big: bool) -> tuple[PassRun, Pas
         t0 = time.monotonic()
         run = pass_run(w, db, rows, sizing, tag=f"{tag}-{name}", window_ticks=window, env=env)
         runs.append(run)
-        say(f"{tag} {name}: {run} ({time.monotonic() - t0:.0f} s)")
+        first = "-" if run.first_pass_s is None else f"{run.first_pass_s:.2f} s"
+        say(
+            f"{tag} {name}: all assigned after {run.assigned_s:.1f} s, first pass {first} "
+            f"({run.first_pass_source}), {'settled' if run.settled else 'NOT settled'}, "
+            f"window {run.window_passes} passes ({run.window_ticks} ticks) "
+            f"{run.converged_ms:.1f} ms each, {run.ops_per_pass:g} operations per pass, "
+            f"peak RSS {run.rss_mib:.1f} MiB ({time.monotonic() - t0:.0f} s)"
+        )
     db.close()
     ours, base = runs
     assert ours is not None
@@ -79,9 +86,9 @@ def _events(w: World, args: argparse.Namespace) -> tuple[EventRun, EventRun | No
             w, db, tag=f"ev-{name}", mqtt=mqtt, samples=samples, burst=args.burst, timeout=180
         )
         runs.append(run)
+        burst = "-" if run.burst_s is None else f"{run.burst_s:.2f} s"
         say(
-            f"events {name}: {len(run.latencies_ms)} samples, burst {run.burst_s} s, "
-            f"publisher {run.publisher_rate} msg/s, received {run.received}, "
+            f"events {name}: {len(run.latencies_ms)} samples, {run.burst:,} singles in {burst}, "
             f"{run.watch_reads} watch reads ({time.monotonic() - t0:.0f} s)"
         )
     db.close()
@@ -104,6 +111,9 @@ def _pass_rows(ours: PassRun, base: PassRun | None, label: str, big: bool) -> li
         Row(f"ZooKeeper writes per converged pass, {label}", ours.zk_writes_per_pass,
             b("zk_writes_per_pass"), "" if big else "0", FULL_READ_BASE,
             None if big else "converged_writes", 2),
+        Row("  the daemon's count (reconciler_operations_total, WriteInstance ok)",
+            ours.daemon_writes_per_pass, b("daemon_writes_per_pass"), "", FULL_READ_BASE,
+            None, 2),
         Row(f"peak RSS (VmHWM) after the first pass + {ours.window_ticks} ticks, {label}, MiB",
             ours.rss_mib, b("rss_mib"), "<= 250" if big else "", FULL_READ_BASE,
             "rss_1m_mb" if big else None, 1),
