@@ -18,6 +18,7 @@ from tests.integration.fleet import write_policy
 
 KINDS = ("Thing", "Rule")
 BASELINE_ENV = {FULL_READ: "0"}
+TICK = 1.0  # tickSeconds: the policy's minimum, so a pass's cost is not hidden by the tick
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def pass_run(
         policy = write_policy(
             slot.work / "policy.yaml",
             slot.namespace,
-            tick=1,
+            tick=TICK,
             **{k: sizing.policy() for k in KINDS},
         )
         kazoo = connect(slot.zk_hosts)
@@ -121,6 +122,9 @@ def pass_run(
                 z0 = stamps(kazoo, KINDS)
                 # Both ends between passes, so the window holds whole passes only.
                 before = d.wait_scrape(lambda s: s.idle, timeout, "an idle moment", every=0.05)
+                # The window takes at least `window_ticks` ticks: no /metrics read (it takes
+                # the daemon's GIL) until then.
+                time.sleep(window_ticks * TICK)
                 after = d.wait_scrape(
                     lambda s: s.idle and s.ticks() >= before.ticks() + window_ticks,
                     timeout,
