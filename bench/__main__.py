@@ -137,8 +137,10 @@ def _event_rows(ours: EventRun, base: EventRun | None, things: int) -> list[Row]
             "<= 50", TICK_BASE, "event_p99_ms", 1),
         Row(f"{ours.burst:,} single c messages, ids/s", rate(ours), rate(base), ">= 5,000",
             TICK_BASE, "single_ids_per_s", 0),
-        Row("  the publisher's own rate (another process, QoS 1), msg/s", ours.publisher_rate,
-            None, "", "", None, 0),
+        Row("  the publisher's own rate (another process, QoS 1, to the last PUBACK), msg/s",
+            ours.publisher_rate, None, "", "", None, 0),
+        Row("  the publisher's own rate, to the last message written, msg/s",
+            ours.publisher_written_rate, None, "", "", None, 0),
         Row(f"  row events the daemon received of the {ours.burst:,}", ours.received, None,
             "", "", None, 0),
     ]  # fmt: skip

@@ -35,7 +35,8 @@ class EventRun:
     latencies_ms: list[float]
     burst: int
     burst_s: float | None  # first publish (or commit, tick only) -> every id read
-    publisher_rate: float | None  # the publisher's own msg/s, PUBACKs included
+    publisher_rate: float | None  # the publisher's own msg/s, first publish -> last PUBACK
+    publisher_written_rate: float | None  # first publish -> the last one written to the socket
     received: int | None  # row events the daemon counted during the burst
     watch_reads: int
 
@@ -97,9 +98,9 @@ def _samples(
     return out
 
 
-def _burst_from_another_process(world: World, ids: list[str]) -> tuple[float, float]:
-    """bench/publish.py in its own process; its first publish (monotonic, comparable across
-    processes on Linux) and its own rate."""
+def _burst_from_another_process(world: World, ids: list[str]) -> dict[str, float]:
+    """bench/publish.py in its own process; its report: the first publish (monotonic,
+    comparable across processes on Linux), the last written and the last acknowledged."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.publish", world.mq.host, str(world.mq.port), "--json"],
         input="\n".join(message(rid) for rid in ids),
@@ -108,8 +109,7 @@ def _burst_from_another_process(world: World, ids: list[str]) -> tuple[float, fl
         check=True,
         timeout=300,
     )
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(report["first"]), float(report["rate"])
+    return {k: float(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
 def _received(s: Scrape) -> float:
@@ -145,21 +145,23 @@ def event_run(
                     pub.loop_stop()
                     pub.disconnect()
                     pub = None
-                burst_s = rate = received = None
+                burst_s = rate = written = received = None
                 if burst:
                     ids = uuids(burst)
                     watcher.expect(ids)
                     db.copy("Thing", ids)
                     before = d.scrape()
                     if mqtt:
-                        start, rate = _burst_from_another_process(world, ids)
+                        report = _burst_from_another_process(world, ids)
+                        start, rate = report["first"], report["rate"]
+                        written = burst / (report["sent"] - start)
                     else:
                         start = time.monotonic()
                     seen = watcher.wait(ids, timeout)
                     burst_s = max(seen.values()) - start
                     received = int(_received(d.scrape()) - _received(before))
                 return EventRun(
-                    lat, burst, burst_s, rate, received if mqtt else None, watcher.reads
+                    lat, burst, burst_s, rate, written, received if mqtt else None, watcher.reads
                 )
             finally:
                 if pub is not None:
