@@ -2,7 +2,7 @@
 # (tests/unit and tests/integration).
 PYTHON := .venv/bin/python
 
-.PHONY: setup test demo manifests docs install
+.PHONY: setup test demo manifests docs install bench
 
 setup:
 	bash rig/setup.sh
@@ -14,6 +14,12 @@ test: setup
 # database and a simulated worker fleet (demo/run.py; README "Demo"). Ctrl-C stops it all.
 demo: setup
 	$(PYTHON) -m demo.run $(DEMO_ARGS)
+
+# `make bench`: every scenario of the benchmark on the rig at its defaults, each figure beside
+# its baseline, then the one summary line (bench/__main__.py; README "Benchmarks"). A full run
+# takes a while (1M ids twice); BENCH_ARGS shrinks it, e.g. BENCH_ARGS="--only events".
+bench: setup
+	$(PYTHON) -m bench $(BENCH_ARGS)
 
 # `make manifests`: the files generated from another (tests fail when one is stale):
 # deploy/kubernetes/prometheusrule.yaml from dashboards/alerts.yaml.
