@@ -46,26 +46,44 @@ class Verdict:
 
 
 def judge(current: Assignment, ops: Iterable[Op], limits: ValveLimits) -> Verdict:
-    """Is the plan for one kind (`ops`, on top of `current`) drastic?"""
+    """Is the plan for one kind (`ops`, on top of `current`) drastic?
+
+    Only the instances the plan writes or deletes are looked at: a converged pass (no ops)
+    costs nothing at a million ids, a normal one the size of what it changes."""
     ops = list(ops)
-    before = set().union(*(inst.ids for inst in current.values())) if current else set()
+    assigned = sum(inst.used for inst in current.values())
     after_assignment = applied(current, ops)
-    after = set().union(*(i.ids for i in after_assignment.values())) if after_assignment else set()
-    unassigned = len(before - after)
+    changed = {
+        i
+        for i in current.keys() | after_assignment.keys()
+        if i not in after_assignment
+        or i not in current
+        or after_assignment[i].ids is not current[i].ids
+    }
+    lost: set[str] = set()
+    for i in changed:
+        if i in current:
+            lost |= current[i].ids - (after_assignment[i].ids if i in after_assignment else set())
+    # Moved, not lost; or still held by an instance the plan leaves be. (`lost & ids` walks
+    # the smaller set; `lost -= ids` would walk every id of every instance.)
+    for inst in after_assignment.values():
+        if lost:
+            lost -= lost & inst.ids
+    unassigned = len(lost)
     pod_deletes = sum(isinstance(op, DeletePod) for op in ops)
     reason = None
     if (
         unassigned >= limits.min_unassign_ids
-        and before
-        and unassigned / len(before) > limits.max_unassign_share
+        and assigned
+        and unassigned / assigned > limits.max_unassign_share
     ):
         reason = (
-            f"would unassign {unassigned} of {len(before)} ids "
+            f"would unassign {unassigned} of {assigned} ids "
             f"(over {limits.max_unassign_share:.0%})"
         )
     elif pod_deletes > limits.max_pod_deletes:
         reason = f"would delete {pod_deletes} pods (over {limits.max_pod_deletes})"
-    return Verdict(unassigned, len(before), pod_deletes, reason)
+    return Verdict(unassigned, assigned, pod_deletes, reason)
 
 
 def held(ops: Iterable[Op]) -> tuple[list[Op], list[Op]]:
