@@ -15,7 +15,8 @@ maxInstances instances of the held count) is not held: the planner re-sizes in f
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
 
 from reconciler.model import Assignment
 from reconciler.policy import KindPolicy
@@ -56,7 +57,12 @@ def hold_layout(
     return {i: frozenset(ids) for i, ids in held.items()}, counts
 
 
-def fill(held: dict[int, set[str]], quota: Mapping[int, int], pool: list[str], slack: int) -> None:
+def fill(
+    held: MutableMapping[int, AbstractSet[str]],
+    quota: Mapping[int, int],
+    pool: list[str],
+    slack: int,
+) -> None:
     """Give pool ids to the least-loaded instance with room.
 
     An instance takes ids until it is `slack` above the next least-loaded one: a small batch
@@ -70,7 +76,11 @@ def fill(held: dict[int, set[str]], quota: Mapping[int, int], pool: list[str], s
         load, i = heapq.heappop(heap)
         ceiling = min(quota[i], heap[0][0] + slack) if heap else quota[i]
         n = min(max(ceiling - load, 1), len(pool) - taken)
-        held[i].update(pool[taken : taken + n])
+        ids = held[i]
+        if isinstance(ids, set):
+            ids.update(pool[taken : taken + n])
+        else:  # an instance's own frozenset (growth_delta.py): a new one, the old left alone
+            held[i] = ids.union(pool[taken : taken + n])
         taken += n
         if load + n < quota[i]:
             heapq.heappush(heap, (load + n, i))

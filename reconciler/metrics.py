@@ -110,6 +110,18 @@ TICK_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+ZK_READ_BYTES = Counter(
+    "reconciler_zookeeper_read_bytes",
+    "Bytes of assignment node data read from ZooKeeper (a converged pass with the watch "
+    "cache reads none; RECONCILER_FULL_READ_SECONDS sets the full re-reads)",
+    registry=REGISTRY,
+)
+DB_ID_READS = Counter(
+    "reconciler_database_id_reads",
+    "Full reads of a table's ids (the table's fingerprint moved, or a periodic full read)",
+    ["table"],
+    registry=REGISTRY,
+)
 LAST_SUCCESS = Gauge(
     "reconciler_last_success_timestamp_seconds",
     "Unix time of the last reconcile that saw every source",

@@ -27,6 +27,7 @@ class IdPlan:
     counts: Mapping[int, int]
     report: KindReport
     ops: tuple[Op, ...]
+    held: bool = False  # the layout was held and grown (growth.py), not re-sized
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class IdPlanMemo:
     def __init__(self) -> None:
         self._last: dict[str, _Entry] = {}
         self.hits = 0  # plans reused (tests and benchmarks look)
+        self.grown = 0  # plans made from the last one (growth_delta.py)
 
     def lookup(
         self,
@@ -79,6 +81,27 @@ class IdPlanMemo:
                 return None
         self.hits += 1
         return entry.plan
+
+    def followed(
+        self, kind: str, policy: KindPolicy, intent: KindIntent, current: Assignment
+    ) -> tuple[frozenset[str], IdPlan] | None:
+        """The last plan and the rows it was made for, if `current` is exactly what that
+        plan left (every instance holding the very set the plan gave it, at its count):
+        the next plan can then start from it (growth_delta.py)."""
+        entry = self._last.get(kind)
+        if (
+            entry is None
+            or entry.rows is None
+            or entry.policy != policy
+            or entry.intent != intent
+            or current.keys() != entry.plan.final.keys()
+        ):
+            return None
+        for i, ids in entry.plan.final.items():
+            inst = current[i]
+            if inst.ids is not ids or inst.count != entry.plan.counts[i] or not inst.complete:
+                return None
+        return entry.rows, entry.plan
 
     def store(
         self,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from reconciler.growth import fill, hold_layout
+from reconciler.growth_delta import grow_plan
 from reconciler.model import (
     DEAD_PHASES,
     NO_INTENT,
@@ -118,7 +119,12 @@ def plan_kind(
     current = obs.assignment
     ids = memo.lookup(kind, policy, intent, obs.row_ids, current) if memo else None
     if ids is None:
-        ids = plan_ids(policy, obs, intent)
+        last = memo.followed(kind, policy, intent, current) if memo else None
+        if last is not None and obs.row_ids is not None:
+            ids = grow_plan(kind, policy, intent, current, last[0], last[1], obs.row_ids)
+            memo.grown += ids is not None
+        if ids is None:
+            ids = plan_ids(policy, obs, intent)
         if memo is not None:
             memo.store(kind, policy, intent, obs.row_ids, current, ids)
     ops = list(ids.ops)
@@ -161,7 +167,7 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
     if (held := _held(policy, obs, intent)) is not None:
         # The layout as it is (the old orchestrator's, or ours): new rows fill instances with
         # room, else new instances are added; counts stay. SPEC's seed growth rule.
-        final, counts = held
+        final, counts = _same_sets(current, held[0]), held[1]
         report = KindReport(
             kind,
             len(obs.row_ids),
@@ -172,7 +178,8 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
             None,
             (),
         )
-        return IdPlan(final, counts, report, tuple(instance_ops(kind, current, final, counts)))
+        ops = tuple(instance_ops(kind, current, final, counts))
+        return IdPlan(final, counts, report, ops, held=True)
     sizing = size_for(len(obs.row_ids), policy, intent.scale_target, intent.pinned)
     keep, new = choose_instances(current, sizing.instances)
     rebalance = intent.rebalance or len(keep) + len(new) != len(current)
@@ -182,7 +189,7 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
         # row; keeping the current one means deleted rows never push other ids around.
         held_count = max((current[i].count for i in keep), default=0)
         capacity = max(capacity, min(held_count, policy.resource_per_instance))
-    final = assign(current, keep, new, obs.row_ids, capacity, rebalance)
+    final = _same_sets(current, assign(current, keep, new, obs.row_ids, capacity, rebalance))
     unassigned = len(obs.row_ids) - sum(len(ids) for ids in final.values())
     if intent.pinned == 0:
         unassigned = 0  # stopped: no id is meant to be served, none is missing a worker
@@ -198,6 +205,18 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
         (),
     )
     return IdPlan(final, counts, report, tuple(instance_ops(kind, current, final, counts)))
+
+
+def _same_sets(
+    current: Assignment, final: dict[int, frozenset[str]]
+) -> dict[int, frozenset[str]]:
+    """`final`, with the current instance's own set wherever it is unchanged: the memo and
+    the next plan (plan_memo.py, growth_delta.py) tell "unchanged" by identity."""
+    for i, ids in final.items():
+        old = current.get(i)
+        if old is not None and old.ids is not ids and len(old.ids) == len(ids) and old.ids == ids:
+            final[i] = old.ids
+    return final
 
 
 def _held(

@@ -78,8 +78,7 @@ def judge(current: Assignment, ops: Iterable[Op], limits: ValveLimits) -> Verdic
         and unassigned / assigned > limits.max_unassign_share
     ):
         reason = (
-            f"would unassign {unassigned} of {assigned} ids "
-            f"(over {limits.max_unassign_share:.0%})"
+            f"would unassign {unassigned} of {assigned} ids (over {limits.max_unassign_share:.0%})"
         )
     elif pod_deletes > limits.max_pod_deletes:
         reason = f"would delete {pod_deletes} pods (over {limits.max_pod_deletes})"

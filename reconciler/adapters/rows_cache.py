@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from reconciler import metrics
 from reconciler.adapters.inventory import Inventory
 
 FULL_READ_SECONDS = 300.0
@@ -59,6 +60,7 @@ class CachedRows:
         self._pulled.pop(table, None)  # let the old copy go before the new one is built
         ids = self.inventory.ids(table)
         self.pulls += 1
+        metrics.DB_ID_READS.labels(table).inc()
         if fingerprint is not None:
             # A change between the fingerprint and the pull makes the next call pull again.
             self._pulled[table] = _Pulled(fingerprint, ids, now)

@@ -30,6 +30,7 @@ from typing import Any
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError
 from kazoo.interfaces import IAsyncResult
 
+from reconciler import metrics
 from reconciler.adapters.zk_layout import (
     CHILDREN,
     decode_instance,
@@ -192,7 +193,7 @@ class ZkStore(ZkSession):
     ) -> Instance | None:
         try:
             head, stat = self._wait(base, deadline)
-            self.bytes_read += len(head or b"")
+            self._count_read(head)
         except NoNodeError:
             # Deleted between listing and reading: it is gone, not broken. (The other
             # requests complete on their own; nobody needs their answers.)
@@ -220,8 +221,12 @@ class ZkStore(ZkSession):
             data, stat = self._wait(result, deadline)
         except NoNodeError:
             return None, None
-        self.bytes_read += len(data or b"")
+        self._count_read(data)
         return data, stat.version
+
+    def _count_read(self, data: bytes | None) -> None:
+        self.bytes_read += len(data or b"")
+        metrics.ZK_READ_BYTES.inc(len(data or b""))
 
     # -- write -------------------------------------------------------------------------------
 
