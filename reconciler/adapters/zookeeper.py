@@ -223,12 +223,12 @@ class ZkStore(ZkSession):
                 ):
                     if path in expect and checked:
                         version = expect[path]
-                        if version is None:
-                            tx.create(path, value or b"")  # must still be missing
+                        if version is None:  # must still be missing
+                            tx.create(path, value or b"", acl=self.node_acl(path))
                         else:
                             tx.set_data(path, value or b"", version=version)
-                    elif not exists:
-                        tx.create(path, value or b"")
+                    elif not exists:  # `tmp` gets the workers' area's ACL (zk_access.py)
+                        tx.create(path, value or b"", acl=self.node_acl(path))
                     elif value is not None:
                         tx.set_data(path, value)
                     else:
