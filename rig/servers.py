@@ -295,6 +295,28 @@ class Postgres(Server):
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
+    def create_password_role(self, name: str, password: str, database: str) -> str:
+        """A role that must log in with its password (scram-sha-256 on 127.0.0.1, a line
+        before the rig's `trust` ones in pg_hba.conf), allowed to read every table of
+        `database`: for tests of a right and a wrong database password. Returns the
+        SQLAlchemy URL that logs in as it."""
+        import psycopg
+        from psycopg import sql
+
+        hba = self.dir / "data" / "pg_hba.conf"
+        line = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
+        if line not in hba.read_text():
+            hba.write_text(line + hba.read_text())
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(password)))
+            conn.execute("SELECT pg_reload_conf()")
+        with psycopg.connect(f"{self.dsn.replace('dbname=postgres', '')} dbname={database}",
+                             autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+                sql.Identifier(name)))
+        return f"postgresql+psycopg://{name}:{password}@127.0.0.1:{self.port}/{database}"
+
     def drop_database(self, name: str) -> None:
         import psycopg
 
