@@ -313,6 +313,8 @@ def run_everything(
         evidence.add("bad log", "".join(bad.lines))
     log = evidence.texts["bad log"]
     assert "password authentication failed" in log and "NoAuthError" in log
+    kafka_said = [line for line in log.splitlines() if "no bootstrap from" in line]
+    assert kafka_said and all("authentication failed" in line for line in kafka_said), kafka_said
     assert "***" in evidence.texts["good log"]  # the logged settings, masked
 
     # -- settings errors around a password: one line each, never the value ----------------
