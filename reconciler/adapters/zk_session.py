@@ -15,9 +15,10 @@ The plumbing under `ZkStore` (zookeeper.py), which holds the assignment itself:
   checks the leader's lock node, so a deposed leader's writes fail atomically; without a
   fence to show, nothing is written (`NotLeader`).
 - Access (zk_access.py): the client logs in with the daemon's digest identity, creates every
-  node with its ACL, and speaks TLS when told. A refusal (NoAuth) is `SourceUnavailable`
-  naming the settings to check: an operator can fix it without a restart, and the pass is
-  blind meanwhile instead of acting on what it could not read.
+  node with its ACL, and speaks TLS when told. A refused read (NoAuth) is
+  `SourceUnavailable`: the pass is blind instead of acting on what it could not read. A
+  refused write is a failed transaction naming the node. Both name the settings to check,
+  and both are retried, so an operator can fix the ACL or the password without a restart.
 """
 
 from __future__ import annotations
@@ -65,14 +66,15 @@ _UNAVAILABLE = (
 class ZkTransactionError(Exception):
     """A ZooKeeper transaction was rejected (not a connectivity problem): names the path.
 
-    Typically a race with another writer (NodeExists, NoNode). Nothing was written, since a
+    Typically a race with another writer (NodeExists, NoNode), or a node whose ACL refuses
+    our login (NoAuth; `hint` then names the settings to check). Nothing was written, since a
     multi is all-or-nothing; the loop retries the op on a later tick.
     """
 
-    def __init__(self, path: str, error: BaseException, action: str) -> None:
+    def __init__(self, path: str, error: BaseException, action: str, hint: str = "") -> None:
         self.path = path
         self.error = error
-        super().__init__(f"{action}: {type(error).__name__} at {path}")
+        super().__init__(f"{action}: {type(error).__name__} at {path}{': ' if hint else ''}{hint}")
 
 
 class ZkSession:
@@ -256,11 +258,12 @@ class ZkSession:
                 if not isinstance(e, RolledBackError | RuntimeInconsistency)
             ]
             path, error = (real or failures)[0]
-            if isinstance(error, _UNAVAILABLE | NoAuthError):
+            if isinstance(error, _UNAVAILABLE):
                 raise error
             if self.fence is not None and path == paths[0]:
                 raise NotLeader(f"{action}: fenced: the leader lock {path} is not ours any more")
-            raise ZkTransactionError(path, error, action)
+            hint = self._access_hint() if isinstance(error, NoAuthError) else ""
+            raise ZkTransactionError(path, error, action, hint)
         if len(results) != len(paths):
             raise ZkTransactionError(
                 paths[0] if paths else "?", RuntimeError("result count mismatch"), action

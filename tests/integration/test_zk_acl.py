@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,11 @@ from kazoo.security import (
 )
 
 from reconciler.adapters.inventory import insert_ids
-from reconciler.adapters.zk_access import same_acl
+from reconciler.adapters.zk_access import ZkAccess, same_acl
+from reconciler.adapters.zk_acl_align import align_acls
+from reconciler.adapters.zookeeper import ZkStore, ZkTransactionError
+from reconciler.model import Instance
+from reconciler.ports import SourceUnavailable
 from rig.servers import ZooKeeper
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, fleet, read_layout, seed, uuids, write_policy
@@ -262,6 +267,49 @@ def test_open_nodes_left_by_the_old_orchestrator_are_brought_in_line(
         assert refused(lambda: anonymous.delete(f"{ROOT}/Thing/1/_reload"))
         # a converged layout: the alignment was the only change (no data written)
         assert all(after[p][1].version == before[p][1].version for p in persistent_daemon_nodes)
+
+
+def test_a_wrong_password_is_refused_as_unavailable_naming_the_setting(
+    zk_hosts: str, owner: KazooClient
+) -> None:
+    """ZooKeeper takes any digest login: a wrong password is another identity, refused at
+    its first write (readers = anyone) or read (readers restricted). A refused write is a
+    failed transaction naming the node, a refused read SourceUnavailable (the pass is
+    blind); both name the setting to check, never the password."""
+    right = ZkStore(zk_hosts, access=ZkAccess("reconciler", DAEMON_PW))
+    wrong_pw = f"wrong-{uuid.uuid4().hex}"
+    wrong = ZkStore(zk_hosts, access=ZkAccess("reconciler", wrong_pw))
+    for store in (right, wrong):
+        store.start()
+    refusals: list[Exception] = []
+    try:
+        written = right.write_instance("Thing", Instance(0, frozenset({"a"}), 5), create=True)
+        assert wrong.read("Thing")[0].ids == {"a"}  # anyone reads
+        with pytest.raises(ZkTransactionError, match=r"NoAuthError at .*/Thing/0") as write:
+            wrong.write_instance("Thing", replace(written, ids=frozenset()), create=False)
+        with pytest.raises(ZkTransactionError, match=r"NoAuthError at .*/Thing/0/") as delete:
+            wrong.delete_instance("Thing", 0)
+        refusals += [write.value, delete.value]
+        # The readers restricted to a worker (the leader's alignment): now it cannot read.
+        restricted = ZkStore(zk_hosts, access=ZkAccess("reconciler", DAEMON_PW, (WORKER_ID,)))
+        restricted.start()
+        try:
+            report = align_acls(restricted)
+        finally:
+            restricted.stop()
+        assert report.checked == len(report.changed) == 6  # root, kind, instance, 3 children
+        with pytest.raises(SourceUnavailable) as read:
+            wrong.read("Thing")
+        refusals.append(read.value)
+        assert "read Thing: not allowed (NoAuthError)" in str(read.value)
+        for refusal in refusals:
+            text = str(refusal)
+            assert "logged in as reconciler: check RECONCILER_ZK_PASSWORD" in text
+            assert wrong_pw not in text
+        assert right.read("Thing")[0].ids == {"a"}  # nothing changed
+    finally:
+        for store in (right, wrong):
+            store.stop()
 
 
 # -- TLS to ZooKeeper's secure port -------------------------------------------------------
