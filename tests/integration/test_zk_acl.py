@@ -1,12 +1,11 @@
-"""ZooKeeper with digest ACLs and TLS switched on (issue 13, SECURITY.md "ZooKeeper").
+"""ZooKeeper with digest ACLs switched on (issue 13, SECURITY.md "ZooKeeper").
 
 On the rig's ZooKeeper: the daemon, logged in with its digest identity, converges as before
 and every node it creates carries its ACL; an anonymous client reads (readers = anyone) but
 cannot set, create or delete anything of the layout; with the readers restricted to a
 worker's identity, an anonymous client cannot even read and the worker can; the open nodes an
-older orchestrator left are brought in line by the leader. On a second ZooKeeper serving
-`secureClientPort` (rig option `tls`): the daemon speaks TLS with a client certificate, and
-clients that trust another CA or show no certificate are refused.
+older orchestrator left are brought in line by the leader; a wrong password is refused,
+named, never printed. TLS: test_zk_tls.py.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
-from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import (
     ACL,
     OPEN_ACL_UNSAFE,
@@ -37,7 +35,6 @@ from reconciler.adapters.zk_acl_align import align_acls
 from reconciler.adapters.zookeeper import ZkStore, ZkTransactionError
 from reconciler.model import Instance
 from reconciler.ports import SourceUnavailable
-from rig.servers import ZooKeeper
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, fleet, read_layout, seed, uuids, write_policy
 
@@ -310,94 +307,3 @@ def test_a_wrong_password_is_refused_as_unavailable_naming_the_setting(
     finally:
         for store in (right, wrong):
             store.stop()
-
-
-# -- TLS to ZooKeeper's secure port -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tls_zk() -> Iterator[ZooKeeper]:
-    server = ZooKeeper(tls=True)
-    try:
-        server.start()
-    except BaseException:
-        server.close(keep_dir=True)
-        raise
-    yield server
-    server.close()
-
-
-def tls_client(server: ZooKeeper, **kw: Any) -> KazooClient:
-    assert server.tls_hosts is not None
-    c = KazooClient(
-        hosts=server.tls_hosts,
-        timeout=3,
-        use_ssl=True,
-        check_hostname=True,
-        connection_retry={"max_tries": 1},
-        **kw,
-    )
-    try:
-        c.start(timeout=5)
-    except BaseException:
-        close(c)
-        raise
-    return c
-
-
-def test_clients_without_the_ca_or_a_certificate_are_refused(tls_zk: ZooKeeper) -> None:
-    pki = tls_zk.pki
-    assert pki is not None
-    cert = {"certfile": str(pki.client_cert), "keyfile": str(pki.client_key)}
-    with pytest.raises(KazooTimeoutError):
-        tls_client(tls_zk, ca=str(pki.other_ca), **cert)  # the server is not who it claims
-    with pytest.raises(KazooTimeoutError):
-        tls_client(tls_zk, ca=str(pki.ca))  # no client certificate: ssl.clientAuth=need
-    good = tls_client(tls_zk, ca=str(pki.ca), **cert)
-    try:
-        assert "zookeeper" in good.get_children("/")
-    finally:
-        close(good)
-
-
-def test_the_daemon_over_tls_with_its_login_converges(
-    tls_zk: ZooKeeper, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path
-) -> None:
-    pki = tls_zk.pki
-    assert pki is not None and tls_zk.tls_hosts is not None
-    seed(pg_url, things=20, rules=5)
-    policy = write_policy(
-        tmp_path / "policy.yaml",
-        kube_namespace,
-        Thing={"initInstances": 2},
-        Rule={"initInstances": 1},
-    )
-    chroot = f"/tls-{uuid.uuid4().hex[:8]}"
-    admin = client(tls_zk.hosts)  # the plain port, for the chroot
-    admin.ensure_path(chroot)
-    settings = settings_for(
-        tls_zk.tls_hosts + chroot,
-        pg_url,
-        kube,
-        policy,
-        **login(
-            zk_tls_ca_file=pki.ca, zk_tls_cert_file=pki.client_cert, zk_tls_key_file=pki.client_key
-        ),
-    )
-    try:
-        with running(settings) as d:
-            eventually(converged(d.app), timeout=30)
-            assert d.app.zk.client.use_ssl
-        owner = client(tls_zk.hosts + chroot, auth_data=[("digest", f"reconciler:{DAEMON_PW}")])
-        try:
-            layout = read_layout(owner, "Thing")
-            assert sum(len(i["ids"]) for i in layout.values()) == 20
-            acls, _ = owner.get_acls(f"{ROOT}/Thing/0/resources")
-            assert same_acl(acls, [OWNER, WORLD_READ])
-            owner.delete("/iota", recursive=True)
-        finally:
-            close(owner)
-    finally:
-        with contextlib.suppress(Exception):
-            admin.delete(chroot, recursive=True)
-        close(admin)
