@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     comma-separated, as digest ACL ids `digest:<user>:<base64 SHA-1 of user:password>` (what
     kazoo's `make_digest_acl_credential` or ZooKeeper's `DigestAuthenticationProvider`
     print). Readers may also create and delete nodes under each instance's `tmp` (a worker's
-    status node). Needs `RECONCILER_ZK_USERNAME`."""
+    status node). Needs `RECONCILER_ZK_USERNAME`; every daemon of a fleet sets the same."""
     zk_tls_ca_file: Path | None = None
     """CA bundle (PEM) that signed ZooKeeper's certificate. Set: the daemon speaks TLS to
     `RECONCILER_ZK_HOSTS`, which then names the servers' `secureClientPort`, and checks
