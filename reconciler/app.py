@@ -19,6 +19,8 @@ from reconciler.adapters.inventory import Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
 from reconciler.adapters.kube.events import EventRecorder
 from reconciler.adapters.rows_cache import CachedRows
+from reconciler.adapters.zk_access import ZkAccess
+from reconciler.adapters.zk_acl_align import AclKeeper
 from reconciler.adapters.zk_cache import CachedZkStore
 from reconciler.adapters.zk_pins import ZkPins
 from reconciler.adapters.zookeeper import ZkStore
@@ -51,6 +53,7 @@ class App:
     stack: ExitStack = field(default_factory=ExitStack)
     watcher: PodWatcher | None = None
     election: ZkElection | None = None
+    acl_keeper: AclKeeper | None = None  # brings existing nodes' ACLs in line (leader)
 
     def close(self) -> None:
         self.stack.close()
@@ -62,8 +65,14 @@ def build(settings: Settings, *, events: bool = True) -> App:
     zk = CachedZkStore(
         settings.zk_hosts,
         session_timeout=settings.zk_session_timeout,
+        access=zk_access(settings),
         full_read_seconds=settings.full_read_seconds,
     )
+    if not zk.access.secured:
+        log.warning(
+            "zookeeper: no login (RECONCILER_ZK_USERNAME unset): nodes are created open to "
+            "every client (OPEN_ACL_UNSAFE), who could rewrite the assignment the workers read"
+        )
     _start_in_background(zk, stack)
     inventory = Inventory(
         settings.database_url.get_secret_value(), statement_timeout=settings.database_timeout
@@ -88,6 +97,8 @@ def build(settings: Settings, *, events: bool = True) -> App:
         stack.callback(recorder.close)
         if settings.leader_election:
             _campaign(app, ports, stack)
+        if zk.access.secured:
+            _keep_acls(app, stack)
 
     def on_templates(templates: dict[str, PodTemplate]) -> None:
         pods.templates = templates
@@ -133,6 +144,21 @@ def api_client_for(settings: Settings) -> ApiClient:
     )
 
 
+def zk_access(settings: Settings) -> ZkAccess:
+    """The ZooKeeper login, readers and TLS the settings name (adapters/zk_access.py)."""
+    password = settings.zk_password
+    readers = settings.zk_readers
+    return ZkAccess(
+        username=settings.zk_username,
+        password=password.get_secret_value() if password else None,
+        readers=() if readers == "anyone" else tuple(readers.split(",")),
+        ca_file=settings.zk_tls_ca_file,
+        cert_file=settings.zk_tls_cert_file,
+        key_file=settings.zk_tls_key_file,
+        insecure_hostname=settings.zk_tls_insecure_hostname,
+    )
+
+
 def mqtt_security(settings: Settings) -> MqttSecurity:
     """The MQTT login and TLS the settings name (adapters/mqtt_connect.py)."""
     from reconciler.adapters.mqtt_connect import MqttSecurity
@@ -175,7 +201,7 @@ def _campaign(app: App, ports: Ports, stack: ExitStack) -> None:
         app.zk.client,
         app.zk.root,
         app.settings.identity,
-        app.daemon.on_leadership_change,
+        lambda: _leadership_changed(app),
         group=app.settings.election_group,
     )
     app.election = election
@@ -187,6 +213,27 @@ def _campaign(app: App, ports: Ports, stack: ExitStack) -> None:
     election.start()  # the campaign waits for the ZooKeeper connection
     stack.callback(election.release)
     log.info("leader election", identity=app.settings.identity, node=election.path)
+
+
+def _leadership_changed(app: App) -> None:
+    app.daemon.on_leadership_change()
+    if app.acl_keeper is not None:
+        app.acl_keeper.wake()  # a new leader brings the ACLs in line
+
+
+def _keep_acls(app: App, stack: ExitStack) -> None:
+    """The leader (with no election: this daemon) brings existing nodes' ACLs in line once
+    per term (adapters/zk_acl_align.py)."""
+    election = app.election
+    if election is None:
+        keeper = AclKeeper(app.zk)
+    else:
+        keeper = AclKeeper(
+            app.zk, leading=lambda: election.is_leader, term=lambda: election.transitions
+        )
+    app.acl_keeper = keeper
+    keeper.start()
+    stack.callback(keeper.stop)
 
 
 class WatchCache:

@@ -22,6 +22,7 @@ SECRET_FILES: dict[str, str] = {
     "api_token": "api_token_file",
     "mqtt_password": "mqtt_password_file",
     "kafka_sasl_password": "kafka_sasl_password_file",
+    "zk_password": "zk_password_file",
 }
 
 

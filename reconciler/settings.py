@@ -31,6 +31,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from reconciler.secret_files import SECRET_FILES, mask_userinfo, read_secret, variable
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# A ZooKeeper digest ACL id: `digest:<user>:<base64 of the SHA-1 of "user:password">`.
+_DIGEST_ID = re.compile(r"digest:[^:,\s]+:[A-Za-z0-9+/]{27}=")
 
 
 class Settings(BaseSettings):
@@ -51,6 +53,32 @@ class Settings(BaseSettings):
     zk_session_timeout: float = Field(10.0, ge=2.0, le=60.0)
     """ZooKeeper session timeout in seconds (2..60): also the leader's lease, so a crashed
     leader is replaced within it plus one server tick. The server clamps it to 2..20 ticks."""
+    # Who the daemon is to ZooKeeper, who may read what it writes, and TLS (SECURITY.md).
+    zk_username: str | None = Field(None, pattern=r"^[^:\s]+$")
+    """Digest user the daemon logs in to ZooKeeper as. Set: every node it creates gets the
+    ACL "ALL for this identity, READ for `RECONCILER_ZK_READERS`", and the leader brings the
+    ACLs of existing nodes under `/iota/orchestration` in line. Every daemon of a fleet uses
+    the same identity. Unset: no login, nodes open to every client (a warning at start)."""
+    zk_password: SecretStr | None = None
+    """Password of `RECONCILER_ZK_USERNAME`. Secret."""
+    zk_readers: str = Field("anyone", validate_default=True)
+    """Who may read the assignment: `anyone`, or the workers' ZooKeeper identities,
+    comma-separated, as digest ACL ids `digest:<user>:<base64 SHA-1 of user:password>` (what
+    kazoo's `make_digest_acl_credential` or ZooKeeper's `DigestAuthenticationProvider`
+    print). Readers may also create and delete nodes under each instance's `tmp` (a worker's
+    status node). Needs `RECONCILER_ZK_USERNAME`; every daemon of a fleet sets the same."""
+    zk_tls_ca_file: Path | None = None
+    """CA bundle (PEM) that signed ZooKeeper's certificate. Set: the daemon speaks TLS to
+    `RECONCILER_ZK_HOSTS`, which then names the servers' `secureClientPort`, and checks
+    their host name against the certificate."""
+    zk_tls_cert_file: Path | None = None
+    """Client certificate (PEM) for ZooKeeper's TLS port, with `RECONCILER_ZK_TLS_KEY_FILE`:
+    ZooKeeper asks for one unless the server sets `ssl.clientAuth=none`."""
+    zk_tls_key_file: Path | None = None
+    """Private key (PEM) of `RECONCILER_ZK_TLS_CERT_FILE`."""
+    zk_tls_insecure_hostname: bool = False
+    """Accept a ZooKeeper certificate issued for another host name (the chain is still
+    verified against the CA). For test set-ups only."""
     database_url: SecretStr = SecretStr("sqlite:///iota.db")
     """SQLAlchemy URL of the inventory: `postgresql+psycopg://user:pw@host/db` in production,
     SQLite as the embedded default. Secret: the password is masked in logs."""
@@ -204,6 +232,8 @@ class Settings(BaseSettings):
     """File holding `RECONCILER_MQTT_PASSWORD`."""
     kafka_sasl_password_file: Path | None = None
     """File holding `RECONCILER_KAFKA_SASL_PASSWORD`."""
+    zk_password_file: Path | None = None
+    """File holding `RECONCILER_ZK_PASSWORD`."""
 
     @model_validator(mode="after")
     def _secrets_from_files(self) -> Settings:
@@ -230,6 +260,53 @@ class Settings(BaseSettings):
         if (self.api_tls_cert_file is None) != (self.api_tls_key_file is None):
             raise ValueError(
                 "RECONCILER_API_TLS_CERT_FILE and RECONCILER_API_TLS_KEY_FILE go together"
+            )
+        return self
+
+    @field_validator("zk_readers")
+    @classmethod
+    def _reader_ids(cls, value: str) -> str:
+        items = [part.strip() for part in value.split(",") if part.strip()]
+        if items == ["anyone"]:
+            return "anyone"
+        if not items:
+            raise ValueError("is empty: `anyone`, or the workers' digest ids")
+        for item in items:
+            if not _DIGEST_ID.fullmatch(item):
+                raise ValueError(
+                    f"{item!r} is neither `anyone` nor a digest ACL id like "
+                    "digest:worker:<base64 SHA-1, 28 characters>"
+                )
+        return ",".join(items)
+
+    @model_validator(mode="after")
+    def _zk_access(self) -> Settings:
+        """Runs after `_secrets_from_files`, so a password from its file counts."""
+        if (self.zk_username is None) != (self.zk_password is None):
+            raise ValueError("RECONCILER_ZK_USERNAME and RECONCILER_ZK_PASSWORD go together")
+        if self.zk_password is not None and not self.zk_password.get_secret_value():
+            raise ValueError("RECONCILER_ZK_PASSWORD is empty")
+        if self.zk_readers != "anyone" and self.zk_username is None:
+            raise ValueError(
+                "RECONCILER_ZK_READERS needs RECONCILER_ZK_USERNAME: the daemon's identity "
+                "owns the nodes the readers may read"
+            )
+        if (self.zk_tls_cert_file is None) != (self.zk_tls_key_file is None):
+            raise ValueError(
+                "RECONCILER_ZK_TLS_CERT_FILE and RECONCILER_ZK_TLS_KEY_FILE go together"
+            )
+        tls_only = [
+            name
+            for name, value in (
+                ("RECONCILER_ZK_TLS_CERT_FILE", self.zk_tls_cert_file),
+                ("RECONCILER_ZK_TLS_INSECURE_HOSTNAME", self.zk_tls_insecure_hostname),
+            )
+            if value
+        ]
+        if tls_only and self.zk_tls_ca_file is None:
+            raise ValueError(
+                f"{', '.join(tls_only)} set without RECONCILER_ZK_TLS_CA_FILE, which turns "
+                "TLS to ZooKeeper on"
             )
         return self
 

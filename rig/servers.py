@@ -163,28 +163,65 @@ ZK_HEAP = "-Xmx1g"
 
 
 class ZooKeeper(Server):
-    """Debian's ZooKeeper 3.8, standalone, AdminServer off."""
+    """Debian's ZooKeeper 3.8, standalone, AdminServer off.
+
+    ``tls``: a second port, ``.tls_port`` (``.tls_hosts``), ZooKeeper's ``secureClientPort``
+    served by the Netty connection factory with PEM key and trust stores from the rig's
+    throw-away CA (``.pki``, rig/pki.py). As ZooKeeper's default ``ssl.clientAuth=need``
+    says, a TLS client must show a certificate that CA signed. The plain port stays open
+    (the rig's readiness probe and admin clients use it). The default is the plain server
+    other tests use.
+    """
 
     name = "zookeeper"
-    CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+    # Debian's zookeeper.jar names its dependencies in its manifest but leaves out
+    # netty-codec, which the Netty connection factory (the only one that speaks TLS) needs:
+    # without it every TLS handshake dies of NoClassDefFoundError ByteToMessageDecoder.
+    CLASSPATH = ("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:"
+                 "/usr/share/java/netty-codec.jar")
 
-    def __init__(self, base_dir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, *, tls: bool = False) -> None:
         super().__init__(base_dir)
         self.port = free_port()
         self.hosts = f"127.0.0.1:{self.port}"
+        self.tls_port = free_port() if tls else None
+        self.tls_hosts = f"127.0.0.1:{self.tls_port}" if tls else None
+        self.pki: Pki | None = None
 
     def prepare(self) -> None:
         (self.dir / "data").mkdir()
+        if self.tls_port is None:
+            return
+        self.pki = make_pki(self.dir / "pki")
+        # A PEM key store is one file: the private key, then the certificate chain.
+        keystore = self.dir / "pki" / "server-keystore.pem"
+        keystore.write_text(self.pki.server_key.read_text() + self.pki.server_cert.read_text())
+        settings = {
+            "tickTime": str(TICK_MS),
+            "dataDir": str(self.dir / "data"),
+            "clientPort": str(self.port),
+            "clientPortAddress": "127.0.0.1",
+            "secureClientPort": str(self.tls_port),
+            "secureClientPortAddress": "127.0.0.1",
+            # Unknown keys become system properties "zookeeper.<key>": what these need.
+            "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
+            "ssl.keyStore.location": str(keystore),
+            "ssl.keyStore.type": "PEM",
+            "ssl.trustStore.location": str(self.pki.ca),
+            "ssl.trustStore.type": "PEM",
+        }
+        (self.dir / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
     def launch(self) -> None:
+        # tickTime 500 ms: a session expires within its timeout + 0.5 s (sessions expire on
+        # tick boundaries), so leader failover is measured, not the tick.
+        args: list[str | Path] = ([self.dir / "zoo.cfg"] if self.tls_port is not None
+                                  else [str(self.port), self.dir / "data", str(TICK_MS)])
         p = self.proc([_java(), ZK_HEAP, *JAVA_OPTS,
                        "-Dzookeeper.admin.enableServer=false",
                        "-Dzookeeper.4lw.commands.whitelist=ruok,srvr,stat",
                        "-cp", self.CLASSPATH,
-                       "org.apache.zookeeper.server.ZooKeeperServerMain",
-                       # tickTime 500 ms: a session expires within its timeout + 0.5 s (sessions
-                       # expire on tick boundaries), so leader failover is measured, not the tick.
-                       str(self.port), self.dir / "data", str(TICK_MS)])
+                       "org.apache.zookeeper.server.ZooKeeperServerMain", *args])
         self.procs = [p]
         p.start()
         wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="serving")
@@ -257,6 +294,28 @@ class Postgres(Server):
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def create_password_role(self, name: str, password: str, database: str) -> str:
+        """A role that must log in with its password (scram-sha-256 on 127.0.0.1, a line
+        before the rig's `trust` ones in pg_hba.conf), allowed to read every table of
+        `database`: for tests of a right and a wrong database password. Returns the
+        SQLAlchemy URL that logs in as it."""
+        import psycopg
+        from psycopg import sql
+
+        hba = self.dir / "data" / "pg_hba.conf"
+        line = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
+        if line not in hba.read_text():
+            hba.write_text(line + hba.read_text())
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(password)))
+            conn.execute("SELECT pg_reload_conf()")
+        with psycopg.connect(f"{self.dsn.replace('dbname=postgres', '')} dbname={database}",
+                             autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+                sql.Identifier(name)))
+        return f"postgresql+psycopg://{name}:{password}@127.0.0.1:{self.port}/{database}"
 
     def drop_database(self, name: str) -> None:
         import psycopg

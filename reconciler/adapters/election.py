@@ -180,8 +180,13 @@ class ZkElection:
             except (KazooException, KazooTimeoutError, OSError) as e:
                 self._cleanup(recipe)
                 delay = backoff.failed(time.monotonic())
+                # kazoo's errors often carry no text (NoAuthError: the lock node's ACL
+                # refuses our login): the type is the news.
                 log.info(
-                    "leader election failed", identity=self.identity, error=str(e), retry_in=delay
+                    "leader election failed",
+                    identity=self.identity,
+                    error=f"{type(e).__name__} {e}".strip(),
+                    retry_in=delay,
                 )
                 self._stop.wait(delay)
                 continue

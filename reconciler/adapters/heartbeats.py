@@ -54,6 +54,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from reconciler.adapters.kafka_config import KafkaSecurity
+from reconciler.adapters.kafka_diagnosis import bootstrap_failure, watch_kafka_logs
 from reconciler.events import MalformedMessage, parse_heartbeat
 from reconciler.model import Heartbeats
 
@@ -144,6 +145,7 @@ class HeartbeatMonitor:
         self.bootstrap = bootstrap
         self._security = security or KafkaSecurity()
         self._security.check()  # SASL and TLS (kafka_config.py): fail now, not silently
+        watch_kafka_logs()  # so a failed bootstrap can say "authentication failed"
         self.kinds = list(kinds)
         self.topic = topic
         if group == OLD_ORCHESTRATOR_GROUP:
@@ -272,12 +274,20 @@ class HeartbeatMonitor:
         return consumer
 
     def _run(self, kind: str) -> None:
+        failure: str | None = None  # why the last bootstrap failed, logged when it changes
         while not self._stop.is_set():
             consumer = self._new_consumer(kind)
             if consumer is None:
-                self._set_connected(kind, False, "no broker answers")
+                why = bootstrap_failure(self.bootstrap, self._security)
+                if why != failure:  # once per cause, not every second
+                    log.warning(
+                        "heartbeats %s: no bootstrap from %s: %s", kind, self.bootstrap, why
+                    )
+                failure = why
+                self._set_connected(kind, False, why)
                 self._stop.wait(RETRY_DELAY_S)
                 continue
+            failure = None
             try:
                 self._consume(kind, consumer)
             except Exception:

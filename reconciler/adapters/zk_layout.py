@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.model import Instance, NodeVersions
@@ -140,6 +141,18 @@ def decode_instance(
         versions=versions,
     )
     return instance, problems
+
+
+def is_worker_area(parts: Sequence[str]) -> bool:
+    """Whether the node at `parts` below the root is an instance's `tmp` (`<kind>/<id>/tmp`):
+    the workers' own corner of the layout, where they may add (and remove) nodes. A node
+    whose first part starts with `_` is the daemon's (`_leader`, `_scale`), never a kind."""
+    return (
+        len(parts) == 3
+        and parts[2] == "tmp"
+        and not parts[0].startswith("_")
+        and parse_instance_name(parts[1]) is not None
+    )
 
 
 def is_worker_session(ephemeral_owners: list[int]) -> bool:

@@ -14,6 +14,11 @@ The plumbing under `ZkStore` (zookeeper.py), which holds the assignment itself:
 - Fencing: with `fence` set (leader election, adapters/election.py), every transaction also
   checks the leader's lock node, so a deposed leader's writes fail atomically; without a
   fence to show, nothing is written (`NotLeader`).
+- Access (zk_access.py): the client logs in with the daemon's digest identity, creates every
+  node with its ACL, and speaks TLS when told. A refused read (NoAuth) is
+  `SourceUnavailable`: the pass is blind instead of acting on what it could not read. A
+  refused write is a failed transaction naming the node. Both name the settings to check,
+  and both are retried, so an operator can fix the ACL or the password without a restart.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from typing import Any, TypeVar
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
+    AuthFailedError,
     ConnectionClosedError,
     ConnectionLoss,
+    NoAuthError,
     OperationTimeoutError,
     RolledBackError,
     RuntimeInconsistency,
@@ -36,7 +43,9 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.interfaces import IAsyncResult
 from kazoo.retry import KazooRetry, RetryFailedError
+from kazoo.security import ACL
 
+from reconciler.adapters.zk_access import ZkAccess
 from reconciler.ports import NotLeader, SourceUnavailable
 
 log = logging.getLogger("reconciler.adapters.zookeeper")
@@ -57,14 +66,15 @@ _UNAVAILABLE = (
 class ZkTransactionError(Exception):
     """A ZooKeeper transaction was rejected (not a connectivity problem): names the path.
 
-    Typically a race with another writer (NodeExists, NoNode). Nothing was written, since a
+    Typically a race with another writer (NodeExists, NoNode), or a node whose ACL refuses
+    our login (NoAuth; `hint` then names the settings to check). Nothing was written, since a
     multi is all-or-nothing; the loop retries the op on a later tick.
     """
 
-    def __init__(self, path: str, error: BaseException, action: str) -> None:
+    def __init__(self, path: str, error: BaseException, action: str, hint: str = "") -> None:
         self.path = path
         self.error = error
-        super().__init__(f"{action}: {type(error).__name__} at {path}")
+        super().__init__(f"{action}: {type(error).__name__} at {path}{': ' if hint else ''}{hint}")
 
 
 class ZkSession:
@@ -77,10 +87,14 @@ class ZkSession:
         root: str = "/iota/orchestration",
         timeout: float = 10.0,
         session_timeout: float = 10.0,
+        access: ZkAccess | None = None,
     ) -> None:
         """`hosts` may carry a chroot ("host:port/chroot"); `timeout` bounds `start()` and
-        every read or write, retries included."""
+        every read or write, retries included; `access`: login, ACLs and TLS (default: none,
+        nodes open to all)."""
         self.hosts = hosts
+        self.access = access or ZkAccess()
+        self.access.check()
         self.root = "/" + root.strip("/")
         self.timeout = timeout
         # Committed transactions + single writes; lets tests assert "a converged tick
@@ -101,6 +115,7 @@ class ZkSession:
             # Reconnect forever, but never back off beyond 2 s: after an outage the daemon
             # should see ZooKeeper again within a couple of seconds, not kazoo's default 60.
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0),
+            **self.access.client_options(),
         )
         self._client.add_listener(self._on_state)
         # Leader election: returns the (path, version) every transaction must check, or None
@@ -111,6 +126,14 @@ class ZkSession:
     def client(self) -> KazooClient:
         """The session, shared with the leader election (fencing needs the same session)."""
         return self._client
+
+    def node_acl(self, path: str) -> list[ACL] | None:
+        """The ACL to create the node at `path` (under `root`) with; None: the client's
+        default (the daemon's ACL, or OPEN_ACL_UNSAFE without a login)."""
+        if not self.access.secured or not path.startswith(self.root + "/"):
+            return None
+        parts = path[len(self.root) :].strip("/").split("/")
+        return self.access.acl_for(parts)
 
     # -- connection --------------------------------------------------------------------------
 
@@ -176,6 +199,11 @@ class ZkSession:
 
         try:
             return retry(attempt)
+        except (NoAuthError, AuthFailedError) as exc:
+            raise SourceUnavailable(
+                f"zookeeper {self.hosts}: {what}: not allowed ({type(exc).__name__}): "
+                f"{self._access_hint()}"
+            ) from exc
         except _UNAVAILABLE as exc:
             with self._state_lock:
                 if self._state != KazooState.CONNECTED:
@@ -183,6 +211,14 @@ class ZkSession:
             raise SourceUnavailable(
                 f"zookeeper {self.hosts}: {what}: {type(exc).__name__} {exc}".rstrip()
             ) from exc
+
+    def _access_hint(self) -> str:
+        if not self.access.secured:
+            return "the nodes have ACLs: log in with RECONCILER_ZK_USERNAME/RECONCILER_ZK_PASSWORD"
+        return (
+            f"logged in as {self.access.username}: check RECONCILER_ZK_PASSWORD, and that the "
+            "nodes' ACLs grant this identity ALL"
+        )
 
     @staticmethod
     def _wait(result: IAsyncResult, deadline: float) -> Any:
@@ -228,7 +264,8 @@ class ZkSession:
                 raise error
             if self.fence is not None and path == paths[0]:
                 raise NotLeader(f"{action}: fenced: the leader lock {path} is not ours any more")
-            raise ZkTransactionError(path, error, action)
+            hint = self._access_hint() if isinstance(error, NoAuthError) else ""
+            raise ZkTransactionError(path, error, action, hint)
         if len(results) != len(paths):
             raise ZkTransactionError(
                 paths[0] if paths else "?", RuntimeError("result count mismatch"), action

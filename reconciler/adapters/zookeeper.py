@@ -290,12 +290,12 @@ class ZkStore(ZkSession):
                         tx.check(path, expect[path])  # unchanged, as long as it is as read
                     elif path in expect and checked:
                         version = expect[path]
-                        if version is None:
-                            tx.create(path, value or b"")  # must still be missing
+                        if version is None:  # must still be missing
+                            tx.create(path, value or b"", acl=self.node_acl(path))
                         else:
                             tx.set_data(path, value or b"", version=version)
-                    elif not exists:
-                        tx.create(path, value or b"")
+                    elif not exists:  # `tmp` gets the workers' area's ACL (zk_access.py)
+                        tx.create(path, value or b"", acl=self.node_acl(path))
                     elif value is not None:
                         tx.set_data(path, value)
                     else:

@@ -7,6 +7,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -81,8 +82,9 @@ def stranger_reads(kafka: Kafka, topic: str) -> int:
 
 
 def test_the_daemon_with_its_sasl_login_reads_heartbeats_and_strangers_read_nothing(
-    sasl_kafka: Kafka,
+    sasl_kafka: Kafka, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="reconciler.adapters.heartbeats")
     topic = f"HeartBeat-{uuid.uuid4().hex[:8]}"
     logged_in = monitor(sasl_kafka, topic, kafka_security_protocol="SASL_PLAINTEXT",
                         kafka_sasl_mechanism="PLAIN", kafka_sasl_username="reconciler",
@@ -102,6 +104,11 @@ def test_the_daemon_with_its_sasl_login_reads_heartbeats_and_strangers_read_noth
             snap = m.snapshot("Thing")
             assert snap.last_seen == {} and not snap.connected
         assert stranger_reads(sasl_kafka, topic) == 0
+        # Each says why, and none says "no broker answers" while the broker does answer.
+        said = [r.getMessage() for r in caplog.records if "no bootstrap from" in r.getMessage()]
+        assert any("authentication failed" in line for line in said), said
+        assert any("want SASL or TLS" in line for line in said), said  # the anonymous one
+        assert not any("no broker answers" in line for line in said), said
     finally:
         beats.close()
         for m in (logged_in, anonymous, wrong):

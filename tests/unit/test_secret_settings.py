@@ -19,7 +19,10 @@ SECRETS = {
     "api_token": PW,
     "mqtt_password": PW,
     "kafka_sasl_password": PW,
+    "zk_password": PW,
 }
+# Settings a secret needs beside it (a ZooKeeper password belongs to a user name).
+COMPANIONS: dict[str, dict[str, str]] = {"zk_password": {"zk_username": "reconciler"}}
 
 
 def settings(**kw: object) -> Settings:
@@ -34,7 +37,7 @@ def test_every_secret_setting_is_a_secretstr_with_a_file_twin() -> None:
 
 
 def test_no_secret_shows_in_repr_or_the_logged_settings() -> None:
-    s = settings(**SECRETS, mqtt_brokers=f"mqtt://iota:{PW}@a, mqtts://b")
+    s = settings(**SECRETS, zk_username="reconciler", mqtt_brokers=f"mqtt://iota:{PW}@a, mqtts://b")
     assert PW not in repr(s) + str(s)
     shown = s.redacted()
     assert PW not in repr(shown)
@@ -49,6 +52,8 @@ def test_each_secret_can_come_from_a_file_trailing_newline_stripped(
     path = tmp_path / field
     path.write_text(SECRETS[field] + "\n")
     monkeypatch.setenv(f"RECONCILER_{field.upper()}_FILE", str(path))
+    for companion, value in COMPANIONS.get(field, {}).items():
+        monkeypatch.setenv(f"RECONCILER_{companion.upper()}", value)
     value = getattr(Settings(_env_file=None), field)  # type: ignore[call-arg]
     assert isinstance(value, SecretStr)
     assert value.get_secret_value() == SECRETS[field]
