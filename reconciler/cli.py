@@ -80,7 +80,7 @@ def run(
     Before it connects to anything it checks the settings, binds the REST port and loads the
     policy and its templates; any of those failing is one line and exit status 2.
     """
-    from reconciler import logs, preflight
+    from reconciler import logs, preflight, runtime
     from reconciler.api import create_app
     from reconciler.api_access import BrowserAccess
     from reconciler.app import build
@@ -117,6 +117,8 @@ def run(
         max_concurrent=settings.api_max_concurrent,
     )
     server = preflight.prebound_server(rest, sock, tls)
+    runtime.tune_for_daemon()
+    runtime.freeze_long_lived()
     try:
         server.start()
         scheme = "https" if tls else "http"

@@ -27,7 +27,8 @@ class IdPlan:
     counts: Mapping[int, int]
     report: KindReport
     ops: tuple[Op, ...]
-    held: bool = False  # the layout was held and grown (growth.py), not re-sized
+    # The next plan would hold this layout as it is (growth.py): it may start from it.
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,7 +204,11 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
         sizing.error,
         (),
     )
-    return IdPlan(final, counts, report, tuple(instance_ops(kind, current, final, counts)))
+    ops = tuple(instance_ops(kind, current, final, counts))
+    # Every row placed within the rules: the next plan holds this very layout (growth.py),
+    # so it may start from this one (growth_delta.py) instead of re-reading every id.
+    holdable = sizing.error is None and unassigned == 0 and intent.pinned is None
+    return IdPlan(final, counts, report, ops, held=holdable)
 
 
 def _same_sets(
