@@ -69,6 +69,9 @@ def fill(
     of new rows then lands on one or two instances instead of one id on each, and every
     instance that gains an id must reload (a `_reload` bump). Loads stay within `slack`.
     """
+    if slack == 1:
+        _level(held, quota, pool)
+        return
     heap = [(len(ids), i) for i, ids in held.items() if len(ids) < quota[i]]
     heapq.heapify(heap)
     taken = 0
@@ -85,3 +88,49 @@ def fill(
         if load + n < quota[i]:
             heapq.heappush(heap, (load + n, i))
     # What is left has no room anywhere (over maxInstances): it stays unassigned, reported.
+
+
+def _level(
+    held: MutableMapping[int, AbstractSet[str]], quota: Mapping[int, int], pool: list[str]
+) -> None:
+    """`fill` with a slack of 1 (a rebalance, a first layout): the loads the one-id-at-a-
+    time heap would reach (everyone up to a common level, the lowest ids one above it),
+    computed at once instead of one heap operation per id (a million ids: 4.6 s -> ms);
+    each instance takes a contiguous run of the sorted pool."""
+    room = {i: quota[i] - len(ids) for i, ids in held.items() if len(ids) < quota[i]}
+    if not room or not pool:
+        return
+    loads = {i: len(held[i]) for i in room}
+
+    def given(level: int) -> int:  # ids it takes to bring everyone up to `level`
+        return sum(max(0, min(quota[i], level) - loads[i]) for i in room)
+
+    low, high = min(loads.values()), max(quota[i] for i in room)
+    if given(high) <= len(pool):
+        level = high
+    else:  # the highest level whose cost fits the pool
+        while low < high:
+            mid = (low + high + 1) // 2
+            if given(mid) <= len(pool):
+                low = mid
+            else:
+                high = mid - 1
+        level = low
+    adds = {i: max(0, min(quota[i], level) - loads[i]) for i in room}
+    extra = len(pool) - sum(adds.values())
+    for i in sorted(room):  # the remainder: one more each, lowest ids first
+        if extra <= 0:
+            break
+        if loads[i] + adds[i] == level and level < quota[i]:
+            adds[i] += 1
+            extra -= 1
+    taken = 0
+    for i in sorted(room):
+        if adds[i]:
+            ids = held[i]
+            run = pool[taken : taken + adds[i]]
+            if isinstance(ids, set):
+                ids.update(run)
+            else:
+                held[i] = ids.union(run)
+            taken += adds[i]
