@@ -49,6 +49,8 @@ class PassRun:
     settled: bool
     rss_mib: float
     instances: int
+    zk_read_bytes_per_pass: float = 0.0  # reconciler_zookeeper_read_bytes_total deltas
+    db_id_reads_per_pass: float = 0.0  # reconciler_database_id_reads_total deltas
 
 
 def _first_pass(d: BenchDaemon, first: Scrape | None) -> tuple[float | None, str]:
@@ -149,6 +151,16 @@ def pass_run(
                     settled=settled,
                     rss_mib=rss,
                     instances=sum(1 for p in z1 if p.count("/") == 4),
+                    zk_read_bytes_per_pass=(
+                        after.total("reconciler_zookeeper_read_bytes_total")
+                        - before.total("reconciler_zookeeper_read_bytes_total")
+                    )
+                    / n,
+                    db_id_reads_per_pass=(
+                        after.total("reconciler_database_id_reads_total")
+                        - before.total("reconciler_database_id_reads_total")
+                    )
+                    / n,
                 )
         finally:
             kazoo.stop()
