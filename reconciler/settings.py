@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     (`statement_timeout`, a lock wait included), and a server that does not answer at all
     (frozen, a black-holed network) is dropped 1 s later; the pass then goes on blind to rows
     instead of hanging. Connecting has its own 3 s limit."""
+    pass_budget_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
+    """Seconds one pass may spend (> 0): past them it applies no further operation and
+    leaves the rest for the next pass (`reconciler_pass_overruns_total`, log `pass over
+    budget`). Keep it well under systemd's `WatchdogSec` (60 s): `/healthz` and the watchdog
+    ping stop when a pass runs longer than the budget plus a grace (see "Liveness")."""
 
     mqtt_brokers: str = Field(
         "mqtt://localhost:1883",
@@ -167,9 +172,7 @@ class Settings(BaseSettings):
     mqtt_tls_insecure_hostname: bool = False
     """Accept a broker certificate issued for another host name (the chain is still verified
     against the CA). For test set-ups only."""
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """How the heartbeat consumers reach Kafka: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` (a
     login without TLS: trusted networks only) or `SASL_SSL` (a login over TLS)."""
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"

@@ -36,7 +36,6 @@ from reconciler.valve import ValveState
 __all__ = ["DaemonState", "StateView"]  # StateView lives in reconciler.state_view
 
 
-
 def _sizing(policy: KindPolicy, pin: Pin | None) -> tuple[int, int, int, int | None]:
     pinned = pin.instances if pin is not None else None
     return (policy.init_instances, policy.max_instances, policy.resource_per_instance, pinned)
@@ -259,11 +258,12 @@ class DaemonState:
         self, result: PassResult, observed: Mapping[str, KindObserved], at: float
     ) -> None:
         """Remember a pass: what it saw, the assignment its successful writes left, its plan's
-        reports; a kind whose operations all went through has had its rebalance."""
+        reports; a kind whose operations all went through has had its rebalance (and the
+        valve's plan, if it held one, is carried out)."""
         with self._lock:
             self._observed.update(observed)
             for kind, obs in observed.items():
-                if not any(o.op.kind == kind and o.result == "failed" for o in result.outcomes):
+                if not result.unfinished(kind):  # none failed, none left by the budget
                     self._rebalance.discard(kind)
                     if not result.standby and obs.assignment is not None and kind in self._valves:
                         self._valves[kind].carried_out()

@@ -109,7 +109,7 @@ def next_period(f: Fleet, kind: str = "Thing", seconds: float = 1.0) -> None:
     """Sleep until the kind's next decision is due (periodSeconds after the last one)."""
     last = f.ports.autoscaler.decisions.get(kind) if f.ports.autoscaler else None
     if last is not None:
-        time.sleep(max(0.0, last.at + seconds - time.time()) + 0.02)
+        time.sleep(max(0.0, last.at + seconds - time.monotonic()) + 0.02)  # `at`: monotonic
 
 
 def owners(layout: dict[int, dict[str, Any]]) -> dict[str, int]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from reconciler.adapters.kube import MetricsUnavailable
 from reconciler.autoscale import Autoscaler
-from reconciler.model import Instance, NodeCapacity, Pod, PodUsage
+from reconciler.model import Instance, Moment, NodeCapacity, Pod, PodUsage
 from reconciler.podspec import PodTemplate, load_pod_template
 from reconciler.policy import AutoscalePolicy, KindPolicy
 from reconciler.scaling import (
@@ -29,6 +29,11 @@ from reconciler.scaling import (
 )
 
 NOW = 1_700_000_000.0
+
+
+def at(wall: float) -> Moment:
+    """A pass's instant: the wall clock and the monotonic clock moving together."""
+    return Moment(wall, wall - 1_600_000_000.0)
 CPU, MEM = 250.0, 256 * 2**20  # the iota-dac template's requests
 GI = 2**30
 ROOT = Path(__file__).resolve().parents[2]
@@ -471,13 +476,13 @@ def test_autoscaler_sets_the_target_and_decides_once_per_period(source: FakeSour
     assignment, pod_map = fleet_of(5)
     rows = frozenset({"a"})
     source.usage = busy(5, 100)
-    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, at(NOW), targets)
     assert targets == {"Thing": 10}
     assert scaler.decisions["Thing"].final == 10
     source.usage = busy(5, 400)
-    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, NOW + 5, targets)
+    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, at(NOW + 5), targets)
     assert (targets["Thing"], source.reads) == (10, 1)  # inside the period: no new read
-    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, NOW + 15, targets)
+    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, at(NOW + 15), targets)
     assert (targets["Thing"], source.reads) == (15, 2)  # 5 x 4 = 20, max-step 10 from 5
 
 
@@ -485,7 +490,7 @@ def test_autoscaler_keeps_the_count_when_the_metrics_api_is_absent(source: FakeS
     scaler, targets = Autoscaler(source), {}
     assignment, pod_map = fleet_of(8)
     source.metrics_down = True
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, at(NOW), targets)
     assert targets == {"Thing": 8}  # not the row minimum (3): a missing metric never shrinks
     status = scaler.status("Thing", kind_policy())
     assert status is not None
@@ -500,7 +505,7 @@ def test_autoscaler_does_not_scale_up_past_the_nodes(source: FakeSource) -> None
     source.usage = busy(5, 100)
     # 1000m and 1Gi free: the 250m/256Mi pod fits 4 times.
     source.nodes = [node("a", 16000, 32 * GI, used_cpu=15000, used_mem=31 * GI)]
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, at(NOW), targets)
     d = scaler.decisions["Thing"]
     assert (targets["Thing"], d.factor, d.fit, d.shortfall) == (9, "capacity", 4, 1)
 
@@ -511,8 +516,8 @@ def test_two_kinds_do_not_count_the_same_room_twice(source: FakeSource) -> None:
     assignment, pod_map = fleet_of(5)
     source.usage = busy(5, 100)
     source.nodes = [node("a", 16000, 32 * GI, used_cpu=14500, used_mem=0)]  # 6 fit
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
-    scaler.update("Rule", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, at(NOW), targets)
+    scaler.update("Rule", kind_policy(), frozenset(), assignment, pod_map, at(NOW), targets)
     assert targets == {"Thing": 10, "Rule": 6}
     assert scaler.decisions["Rule"].fit == 1
 
@@ -521,9 +526,9 @@ def test_autoscaler_forgets_a_kind_whose_block_is_removed(source: FakeSource) ->
     scaler, targets = Autoscaler(source), {}
     assignment, pod_map = fleet_of(5)
     source.usage = busy(5, 100)
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, at(NOW), targets)
     plain = kind_policy().model_copy(update={"autoscale": None})
-    scaler.update("Thing", plain, frozenset(), assignment, pod_map, NOW + 30, targets)
+    scaler.update("Thing", plain, frozenset(), assignment, pod_map, at(NOW + 30), targets)
     assert targets == {}
     assert scaler.status("Thing", plain) is None
 
@@ -532,10 +537,10 @@ def test_autoscaler_blind_to_zookeeper_keeps_the_last_target(source: FakeSource)
     scaler, targets = Autoscaler(source), {}
     assignment, pod_map = fleet_of(5)
     source.usage = busy(5, 100)
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
-    scaler.update("Thing", kind_policy(), frozenset(), None, pod_map, NOW + 60, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, at(NOW), targets)
+    scaler.update("Thing", kind_policy(), frozenset(), None, pod_map, at(NOW + 60), targets)
     assert targets == {"Thing": 10}
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, None, NOW + 120, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, None, at(NOW + 120), targets)
     assert targets == {"Thing": 5}  # pods unknown: the current count, held
     assert scaler.decisions["Thing"].factor == "no-metrics"
 
