@@ -324,10 +324,9 @@ class Daemon:
         self.passes += 1
         now = self.ports.mono()
         tick = loaded.policy.tick_seconds
-        if result.failed or self.state.blind or result.left:
-            # Something was blind, failed or left by the budget: look again soon (doubling up
-            # to the tick) rather than a whole tick later, so the fleet converges quickly when
-            # a server returns, and a long plan goes on where the budget stopped it.
+        if result.failed or self.state.blind:
+            # Something was blind or failed: look again soon (doubling up to the tick) rather
+            # than a whole tick later, so the fleet converges quickly when a server returns.
             self._retry.cap = tick
             delay = self._retry.failed(now)
             self._next_tick = min(self._next_tick if not full else now + tick, now + delay)
@@ -335,6 +334,8 @@ class Daemon:
             self._retry.succeeded()
             if full:
                 self._next_tick = now + tick
+            if result.left:  # the budget, not a fault, stopped the plan: on with it at once
+                self._next_tick = now
         if kinds is None:  # a pass over every kind also judged every kind's silence
             self._next_check = now + self._heartbeat_interval()
         if result.plan.ops:
