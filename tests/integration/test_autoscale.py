@@ -50,7 +50,6 @@ def figure(name: str, value: object) -> None:
     print(f"\nFIGURE {name}: {value}")  # quoted in the report; shown with -s
 
 
-
 @pytest.fixture
 def world(
     zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path
