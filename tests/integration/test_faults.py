@@ -1,7 +1,9 @@
 """Faults on the rig's real servers while rows churn, one at a time, against a real `reconciler
 run` (tests/chaos/world.py): after each, the invariant checker written apart from the planner
 (tests/chaos/invariants.py) passes within 2 passes of recovery. The fault list and durations
-are tests/chaos/faults.py's; `python -m tests.chaos` mixes them at random."""
+are tests/chaos/faults.py's; `python -m tests.chaos` mixes them at random. Then the faults that
+can only be faked inside the daemon's process (a wall-clock step, a wedged pass) and the pass
+budget under a frozen database, on an in-process daemon (see "in-process faults")."""
 
 from __future__ import annotations
 
@@ -9,17 +11,21 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reconciler.loop import Wake
 from tests.chaos import faults
 from tests.chaos.invariants import live_pods, read_layout
 from tests.chaos.run import inject_and_judge
 from tests.chaos.world import TICK_SECONDS, Servers, World
+from tests.integration.daemon import Running
 from tests.integration.fleet import REPO, eventually
 
 LAST_LINE = re.compile(r"^violations=(\d+) faults=(\d+) kills=(\d+) worst_convergence_s=[\d.]+$")
@@ -113,13 +119,71 @@ def test_a_short_seeded_chaos_run_ends_with_its_summary_line_and_no_violation(
     assert done.returncode == 0
 
 
-# ---------------------------------------------------------------- a backward wall-clock step
-# Faked in-process: the daemon reads the wall clock only through its ports (`Ports.wall`, the
-# read side's `wall`), so an in-process daemon on the rig's servers gets its clock stepped back
-# an hour there, while its monotonic clock goes on, as after an NTP step. (A process's clock
-# cannot be stepped alone; stepping the machine's would hit the rig's servers too.)
+# ---------------------------------------------------------------- in-process faults
+# Faults that only exist inside the daemon's process, faked there: an in-process daemon on the
+# rig's ZooKeeper, PostgreSQL and apiserver (tests/integration/daemon.py), judged by the same
+# invariant checker. The wall clock: the daemon reads it only through its ports (`Ports.wall`,
+# the read side's `wall`), so it is stepped there while the monotonic clock goes on, as after
+# an NTP step (stepping the machine's clock would hit the rig's servers too). A wedged pass: a
+# port call that never returns (every real call has a deadline; only a bug can do this).
 STEP_S = 3600.0
 AUTOSCALE = {"cpuTargetPercent": 50, "periodSeconds": 1, "scaleDownWindowSeconds": 3}
+
+
+class InProcess:
+    """The in-process daemon's world: the checker's clients and a few probes."""
+
+    def __init__(self, d: Running, kazoo: Any, engine: Any, api: Any, policy: Path) -> None:
+        from kubernetes import client as k8s
+
+        from tests.chaos import invariants
+
+        self.d, self.daemon, self.kazoo, self.api = d, d.app.daemon, kazoo, api
+        self._check = lambda: invariants.check(
+            kazoo, engine, k8s.CoreV1Api(api), invariants.kinds_of(policy.read_text())
+        )
+
+    def sound(self) -> bool:
+        return self._check() == []
+
+    def things(self) -> int:
+        return len(read_layout(self.kazoo, "Thing"))
+
+    def healthz(self) -> int:
+        with self.d.client() as c:
+            return c.get("/healthz").status_code
+
+
+@contextmanager
+def in_process(
+    zk_hosts: str, pg_url: str, kube: Any, ns: str, kazoo: Any, tmp_path: Path, **settings: Any
+) -> Iterator[InProcess]:
+    """60 Things (autoscaled) and 10 Rules on 3 instances each, tick 1 s, converged."""
+    import sqlalchemy as sa
+
+    from rig import podmetrics_standin
+    from tests.integration.daemon import running, settings_for
+    from tests.integration.fleet import seed, write_policy
+
+    api = kube.api_client()
+    podmetrics_standin.install(api)
+    seed(pg_url, things=60, rules=10)
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        ns,
+        tick=1,
+        Thing={"initInstances": 3, "maxInstances": 10, "autoscale": AUTOSCALE},
+        Rule={"initInstances": 3},
+    )
+    engine = sa.create_engine(pg_url)
+    try:
+        with running(settings_for(zk_hosts, pg_url, kube, policy, **settings)) as d:
+            world = InProcess(d, kazoo, engine, api, policy)
+            eventually(world.sound, timeout=60)
+            yield world
+    finally:
+        engine.dispose()
+        api.close()
 
 
 def _usage(api: Any, ns: str, ids: range, cpu: str) -> None:
@@ -139,12 +203,10 @@ def _usage(api: Any, ns: str, ids: range, cpu: str) -> None:
         )
 
 
-def _ticks() -> float:
+def _sample(name: str, **labels: str) -> float:
     from reconciler import metrics
 
-    return (
-        metrics.REGISTRY.get_sample_value("reconciler_reconciles_total", {"trigger": "tick"}) or 0.0
-    )
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def test_a_backward_wall_clock_step_stalls_neither_the_tick_nor_the_autoscale_windows(
@@ -155,72 +217,143 @@ def test_a_backward_wall_clock_step_stalls_neither_the_tick_nor_the_autoscale_wi
     kazoo_client: Any,
     tmp_path: Path,
 ) -> None:
-    import sqlalchemy as sa
-    from kubernetes import client as k8s
-
     from reconciler.adapters.inventory import insert_ids
-    from rig import podmetrics_standin
-    from tests.chaos import invariants
-    from tests.integration.daemon import running, settings_for
-    from tests.integration.fleet import seed, uuids, write_policy
+    from tests.integration.fleet import uuids
 
-    api = kube.api_client()
-    podmetrics_standin.install(api)
-    seed(pg_url, things=60, rules=10)
-    policy = write_policy(
-        tmp_path / "policy.yaml",
-        kube_namespace,
-        tick=1,
-        Thing={"initInstances": 3, "maxInstances": 10, "autoscale": AUTOSCALE},
-        Rule={"initInstances": 3},
-    )
-    engine = sa.create_engine(pg_url)
-    core = k8s.CoreV1Api(api)
-    kinds = invariants.kinds_of(policy.read_text())
+    ns = kube_namespace
+    with in_process(zk_hosts, pg_url, kube, ns, kazoo_client, tmp_path) as w:
+        daemon, scaler = w.daemon, w.daemon.ports.autoscaler
+        assert scaler is not None and daemon.read is not None
+        _usage(w.api, ns, range(3), "250m")  # 2x the target: 3 -> 6 instances
+        eventually(lambda: w.things() == 6 and w.sound(), timeout=60)
+        _usage(w.api, ns, range(6), "125m")  # at target: 6 holds
 
-    def sound() -> bool:
-        return invariants.check(kazoo_client, engine, core, kinds) == []
+        # The step: the daemon's wall clock now reads an hour earlier.
+        stepped_at, ticks = time.monotonic(), _sample(TICKS, trigger="tick")
+        true_wall = daemon.ports.wall
+        daemon.ports.wall = daemon.read.wall = lambda: true_wall() - STEP_S
+        _usage(w.api, ns, range(6), "25m")  # 10 %: down to the row minimum, 3
+        insert_ids(pg_url, "Thing", uuids(15))  # no MQTT hint: only a tick finds them
+        eventually(lambda: w.things() == 3 and w.sound(), timeout=60)
+        down_s = time.monotonic() - stepped_at
+        tick_rate = (_sample(TICKS, trigger="tick") - ticks) / down_s
+        status = daemon.status()["kinds"]["Thing"]["autoscale"]
 
-    def things() -> int:
-        return len(invariants.read_layout(kazoo_client, "Thing"))
+        # The window held the scale-down for its 3 s of monotonic time, not an hour.
+        assert scaler.decisions["Thing"].final == 3 and down_s >= 3
+        assert tick_rate >= 0.5, f"{tick_rate:.2f} ticks/s with tickSeconds 1"
+        assert status["at"] < time.time() - STEP_S + 60  # shown in the daemon's wall time
 
-    try:
-        with running(settings_for(zk_hosts, pg_url, kube, policy)) as d:
-            daemon, scaler = d.app.daemon, d.app.daemon.ports.autoscaler
-            assert scaler is not None
-            eventually(sound, timeout=60)
-            _usage(api, kube_namespace, range(3), "250m")  # 2x the target: 3 -> 6 instances
-            eventually(lambda: things() == 6 and sound(), timeout=60)
-            _usage(api, kube_namespace, range(6), "125m")  # at target: 6 holds
+        # And the clock steps forward again: nothing moves, ticks go on.
+        daemon.ports.wall = daemon.read.wall = true_wall
+        ticks = _sample(TICKS, trigger="tick")
+        time.sleep(3)
+        assert _sample(TICKS, trigger="tick") - ticks >= 1.5 and w.things() == 3 and w.sound()
+        print(
+            f"\nFIGURE backward clock step: scaled 6 -> 3 and 15 new rows assigned "
+            f"{down_s:.1f}s after the step, {tick_rate:.2f} ticks/s meanwhile"
+        )
 
-            # The step: the daemon's wall clock now reads an hour earlier.
-            stepped_at, ticks = time.monotonic(), _ticks()
-            true_wall = daemon.ports.wall
-            daemon.ports.wall = lambda: true_wall() - STEP_S
-            assert daemon.read is not None
-            daemon.read.wall = daemon.ports.wall
-            _usage(api, kube_namespace, range(6), "25m")  # 10 %: down to the row minimum, 3
-            insert_ids(pg_url, "Thing", uuids(15))  # no MQTT hint: only a tick finds them
-            eventually(lambda: things() == 3 and sound(), timeout=60)
-            down_s = time.monotonic() - stepped_at
-            tick_rate = (_ticks() - ticks) / down_s
-            decision = scaler.decisions["Thing"]
-            status = daemon.status()["kinds"]["Thing"]["autoscale"]
 
-            # The window held the scale-down for its 3 s of monotonic time, not an hour.
-            assert decision.final == 3 and down_s >= AUTOSCALE["scaleDownWindowSeconds"]
-            assert tick_rate >= 0.5, f"{tick_rate:.2f} ticks/s with tickSeconds 1"
-            assert status["at"] < time.time() - STEP_S + 60  # shown in the daemon's wall time
+TICKS = "reconciler_reconciles_total"
+OVERRUNS = "reconciler_pass_overruns_total"
 
-            # And the clock steps forward again: nothing moves, ticks go on.
-            daemon.ports.wall = daemon.read.wall = true_wall
-            ticks = _ticks()
-            time.sleep(3)
-            assert _ticks() - ticks >= 1.5 and things() == 3 and sound()
-            print(
-                f"\nFIGURE backward clock step: scaled 6 -> 3 and 15 new rows assigned "
-                f"{down_s:.1f}s after the step, {tick_rate:.2f} ticks/s meanwhile"
-            )
-    finally:
-        engine.dispose()
-        api.close()
+
+def test_a_frozen_database_makes_passes_overrun_their_budget_and_never_look_wedged(
+    zk_hosts: str,
+    pg: Any,
+    pg_url: str,
+    kube: Any,
+    kube_namespace: str,
+    kazoo_client: Any,
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL SIGSTOPped 8 s under a 1 s pass budget: each full pass spends 2 x 3 s on
+    its reads (2 s statement deadline, dropped 1 s later), so passes overrun and are counted,
+    but an overrun is no hang: /healthz stays 200 (budget + 30 s grace), and the fleet is
+    sound within 2 passes of the database's return."""
+    from reconciler.adapters.inventory import insert_ids
+    from tests.integration.fleet import uuids
+
+    budget = {"pass_budget_seconds": 1.0, "database_timeout": 2.0}
+    ns = kube_namespace
+    with in_process(zk_hosts, pg_url, kube, ns, kazoo_client, tmp_path, **budget) as w:
+        overruns, health, longest = _sample(OVERRUNS), [], 0.0
+        insert_ids(pg_url, "Thing", uuids(10))  # no hint: found by the first tick after
+        pg.pause()
+        try:
+            until = time.monotonic() + 8
+            while time.monotonic() < until:
+                health.append(w.healthz())
+                last = w.daemon.last_pass
+                longest = max(longest, last.seconds if last else 0.0)
+                time.sleep(0.2)
+        finally:
+            pg.resume()
+        resumed = time.monotonic()
+        eventually(w.sound, timeout=30)
+        converged_s = time.monotonic() - resumed
+        counted = _sample(OVERRUNS) - overruns
+        assert counted >= 1, "no pass overran its 1 s budget with the database frozen"
+        assert set(health) == {200}, health
+        print(
+            f"\nFIGURE frozen database under a 1 s budget: {counted:.0f} overruns (longest "
+            f"pass {longest:.1f}s), /healthz 200 x{len(health)}, sound {converged_s:.1f}s "
+            "after resume"
+        )
+
+
+class Hanging:
+    """The rows port with a read that never returns until released: a wedged pass."""
+
+    def __init__(self, rows: Any) -> None:
+        self.rows, self.armed, self.inside = rows, threading.Event(), threading.Event()
+        self.release = threading.Event()
+
+    def ids(self, table: str) -> frozenset[str]:
+        if self.armed.is_set():
+            self.inside.set()
+            self.release.wait(120)
+        return self.rows.ids(table)
+
+    def present(self, table: str, ids: Any) -> frozenset[str]:
+        return self.rows.present(table, ids)
+
+
+def test_healthz_on_the_rig_is_503_while_a_pass_is_wedged_and_200_once_it_ends(
+    zk_hosts: str,
+    pg_url: str,
+    kube: Any,
+    kube_namespace: str,
+    kazoo_client: Any,
+    tmp_path: Path,
+) -> None:
+    budget, grace = 1.0, 2.0  # the grace is 30 s in production: shortened for the test
+    ns = kube_namespace
+    with in_process(
+        zk_hosts, pg_url, kube, ns, kazoo_client, tmp_path, pass_budget_seconds=budget
+    ) as w:
+        w.daemon.liveness.grace = grace
+        hanging = Hanging(w.daemon.ports.rows)
+        w.daemon.ports.rows = hanging
+        assert w.healthz() == 200
+        hanging.armed.set()
+        w.daemon.wake(Wake("tick"))
+        assert hanging.inside.wait(10)
+        wedged_at = time.monotonic()
+        eventually(lambda: w.healthz() == 503, timeout=budget + grace + 5, interval=0.1)
+        to_503 = time.monotonic() - wedged_at
+        with w.d.client() as c:
+            reason = c.get("/healthz").text
+        assert "wedged" in reason, reason
+        hanging.armed.clear()
+        hanging.release.set()
+        released = time.monotonic()
+        eventually(lambda: w.healthz() == 200, timeout=10, interval=0.1)
+        to_200 = time.monotonic() - released
+        eventually(w.sound, timeout=30)
+        assert budget + grace <= to_503 <= budget + grace + 1.5, to_503
+        print(
+            f"\nFIGURE wedged pass: /healthz 503 {to_503:.1f}s in (budget {budget:g} s + "
+            f"grace {grace:g} s), 200 {to_200:.2f}s after it ended; {reason!r}"
+        )
