@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     """Seconds one pass may spend (> 0): past them it applies no further operation and
     leaves the rest for the next pass (`reconciler_pass_overruns_total`, log `pass over
     budget`). Keep it well under systemd's `WatchdogSec` (60 s): `/healthz` and the watchdog
-    ping stop when a pass runs longer than the budget plus a grace (see "Liveness")."""
+    ping stop when a pass runs longer than the budget plus a grace (README: "Liveness and
+    the pass budget")."""
 
     mqtt_brokers: str = Field(
         "mqtt://localhost:1883",
