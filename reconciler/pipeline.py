@@ -114,7 +114,7 @@ def observe(
             else None
         )
         pods = _observe_pods(ports, state, kind, full=full)
-        state.note_pods(kind, pods)
+        pods = state.note_pods(kind, pods, ports.wall(), ports.mono())
         kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
     return Observed(ports.wall(), kinds, ports.mono())
 

@@ -27,6 +27,7 @@ from reconciler.model import (
     applied,
 )
 from reconciler.pins import Pin
+from reconciler.pod_starts import PodStarts
 from reconciler.podspec import PodTemplate, template_revision
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
 from reconciler.retries import OpRetries
@@ -67,6 +68,7 @@ class DaemonState:
     _source_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     _retries: OpRetries = field(default_factory=OpRetries)  # backoff, terminal refusals
     _expected: PodExpectations = field(default_factory=PodExpectations)
+    _starts: PodStarts = field(default_factory=PodStarts)  # pods' starts, across clock steps
     _valves: dict[str, ValveState] = field(default_factory=dict)
     _revisions: dict[str, str] = field(default_factory=dict)  # kind -> its template's revision
     _restart_pending: set[str] = field(default_factory=set)  # rolling restarts asked
@@ -125,12 +127,18 @@ class DaemonState:
         with self._lock:
             self._restart_pending.add(kind)
 
-    def note_pods(self, kind: str, pods: Mapping[str, Pod] | None) -> None:
-        """A pass saw these pods: a pending restart now names them (by uid)."""
+    def note_pods(
+        self, kind: str, pods: Mapping[str, Pod] | None, wall: float, mono: float
+    ) -> dict[str, Pod] | None:
+        """A pass saw these pods: a pending restart now names them (by uid). Returned with
+        their starts as the daemon's own clocks vouch for them (pod_starts.py)."""
         with self._lock:
-            if pods is not None and kind in self._restart_pending:
+            if pods is None:
+                return None
+            if kind in self._restart_pending:
                 self._restart_pending.discard(kind)
                 self._restart_uids[kind] = frozenset(p.uid for p in pods.values() if p.uid)
+            return self._starts.started(kind, pods, wall, mono)
 
     def policy_rejected(self, error: str | None) -> None:
         """The last edit was rejected (error) or was the same bytes (None): keep the policy."""
@@ -258,8 +266,7 @@ class DaemonState:
         self, result: PassResult, observed: Mapping[str, KindObserved], at: float
     ) -> None:
         """Remember a pass: what it saw, the assignment its successful writes left, its plan's
-        reports; a kind whose operations all went through has had its rebalance (and the
-        valve's plan, if it held one, is carried out)."""
+        reports; a kind whose operations all went through has had its rebalance."""
         with self._lock:
             self._observed.update(observed)
             for kind, obs in observed.items():
