@@ -289,6 +289,8 @@ def create_app(
         failed = [o.error for o in result.failed if o.op.kind == resource]
         if failed:
             raise HTTPException(503, f"orchestration incomplete: {failed[0]}")
+        if any(o.op.kind == resource for o in result.left):
+            raise HTTPException(503, "orchestration incomplete: pass over budget, the rest follows")
         if report.error:
             raise HTTPException(409, f"{report.error} ({report.unassigned} ids unassigned)")
         return read.orchestration(resource)
@@ -358,9 +360,10 @@ def create_app(
     def status() -> dict[str, Any]:
         return read.status()
 
-    @app.get("/healthz", response_class=PlainTextResponse, summary="Alive")
-    def healthz() -> str:
-        return "ok"
+    @app.get("/healthz", response_class=PlainTextResponse, summary="Alive: the loop progresses")
+    def healthz() -> PlainTextResponse:
+        problem = daemon.liveness.problem()  # None while the loop makes progress (liveness.py)
+        return PlainTextResponse(problem or "ok", 503 if problem else 200)
 
     @app.get(
         "/readyz",

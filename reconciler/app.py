@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import metrics
 from reconciler.adapters.election import ZkElection
-from reconciler.adapters.inventory import Inventory
+from reconciler.adapters.inventory import CLIENT_GRACE, CONNECT_TIMEOUT, Inventory
 from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
 from reconciler.adapters.kube.events import EventRecorder
 from reconciler.adapters.rows_cache import CachedRows
@@ -26,6 +26,7 @@ from reconciler.adapters.zk_pins import ZkPins
 from reconciler.adapters.zookeeper import ZkStore
 from reconciler.autoscale import Autoscaler
 from reconciler.backoff import Backoff
+from reconciler.liveness import grace_for
 from reconciler.logs import ThrottledLog, log
 from reconciler.loop import Daemon
 from reconciler.model import Pod
@@ -89,7 +90,20 @@ def build(settings: Settings, *, events: bool = True) -> App:
         pins=ZkPins(zk),
         full_read_seconds=settings.full_read_seconds,
     )
-    app = App(settings, Daemon(settings.policy_path, ports), zk, inventory, pods, stack)
+    daemon = Daemon(
+        settings.policy_path,
+        ports,
+        pass_budget=settings.pass_budget_seconds,
+        # The longest single call: a database read (its deadline, the drop after it, a connect
+        # that hangs) or a ZooKeeper call (a session's length at most).
+        liveness_grace=grace_for(
+            [
+                settings.database_timeout + CLIENT_GRACE + CONNECT_TIMEOUT,
+                settings.zk_session_timeout,
+            ]
+        ),
+    )
+    app = App(settings, daemon, zk, inventory, pods, stack)
     if events:
         ports.pod_cache = WatchCache(app)
         recorder = EventRecorder(api_client, settings.identity)

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from reconciler import metrics
+from reconciler.budget import Deadline
 from reconciler.logs import log
 from reconciler.model import (
+    OVER_BUDGET,
     AdoptPod,
     CreatePod,
     DeleteInstance,
@@ -37,13 +39,25 @@ from reconciler.state import DaemonState
 
 
 def apply(
-    ports: Ports, state: DaemonState, policies: Mapping[str, KindPolicy], the_plan: Plan
+    ports: Ports,
+    state: DaemonState,
+    policies: Mapping[str, KindPolicy],
+    the_plan: Plan,
+    deadline: Deadline | None = None,
 ) -> list[Outcome]:
+    """Each operation of `the_plan` in order, until `deadline` (budget.py) has passed: the
+    operations not tried by then are "skipped" with OVER_BUDGET, for the next pass."""
     now = ports.mono()
+    deadline = deadline or Deadline.unbounded(ports.mono)
     outcomes: list[Outcome] = []
     writes = _StoreWrites()
     creates: list[CreatePod] = []
     for op in the_plan.ops:
+        if deadline.passed():
+            # Nothing after this point is tried, receivers included: the order rule holds
+            # (a giver left untried leaves every later receiver untried too).
+            outcomes.append(Outcome(op, "skipped", OVER_BUDGET))
+            continue
         why = state.skip_reason(op, now)
         if why is None and isinstance(op, WriteInstance | DeleteInstance | CreatePod):
             why = writes.hold_back(op)
@@ -56,7 +70,7 @@ def apply(
             outcome = _apply_one(ports, writes.versioned(op))
         writes.done(outcome)
         outcomes.append(outcome)
-    outcomes.extend(_create_pods(ports, creates))
+    outcomes.extend(_create_pods(ports, creates, deadline))
     for outcome in outcomes:
         _remember(state, policies, outcome, now, ports.events)
     return outcomes
@@ -157,13 +171,17 @@ def _failure(op: Op, e: BaseException) -> Outcome:
     return Outcome(op, "failed", error, retry=not isinstance(e, Terminal))
 
 
-def _create_pods(ports: Ports, creates: list[CreatePod]) -> list[Outcome]:
-    """Pod creates of one pass, per kind in slow-start batches (1, 2, 4 ...)."""
+def _create_pods(ports: Ports, creates: list[CreatePod], deadline: Deadline) -> list[Outcome]:
+    """Pod creates of one pass, per kind in slow-start batches (1, 2, 4 ...); a kind whose
+    turn comes after the deadline is left for the next pass."""
     outcomes: list[Outcome] = []
     by_kind: dict[str, list[CreatePod]] = {}
     for op in creates:
         by_kind.setdefault(op.kind, []).append(op)
     for kind, ops in by_kind.items():
+        if deadline.passed():
+            outcomes.extend(Outcome(op, "skipped", OVER_BUDGET) for op in ops)
+            continue
         try:
             result = ports.pods.create_pods(kind, [op.instance_id for op in ops])
         except Exception as e:  # the adapter itself broke: report, retry next pass

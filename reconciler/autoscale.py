@@ -12,6 +12,12 @@ minimal-movement rebalance moves the ids. Between decisions the last target stay
 When the metrics cannot be read (no metrics.k8s.io, the apiserver down, stale samples) the
 target is the current instance count: a missing metric never shrinks the fleet (KEDA's
 lesson). Every decision that changes or limits something is logged once, with its inputs.
+
+Time comes in as a `Moment` (the pass's instant on both clocks): the period, the stabilisation
+windows and the once-a-minute usage read are intervals, measured on the monotonic clock, so a
+wall-clock step neither freezes the autoscaler (a step back of an hour would otherwise hold
+every decision for that hour) nor lets a window end early. The wall clock is used only to judge
+a sample's age against the timestamp metrics-server wrote, and for display.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any, Protocol
 
 from reconciler import metrics
 from reconciler.logs import log
-from reconciler.model import Assignment, NodeCapacity, Pod, PodUsage, pod_name
+from reconciler.model import Assignment, Moment, NodeCapacity, Pod, PodUsage, pod_name
 from reconciler.planner import size_for
 from reconciler.podspec import PodTemplate, pod_requests
 from reconciler.policy import AutoscalePolicy, KindPolicy
@@ -57,14 +63,15 @@ class UsageSource(Protocol):
 @dataclass
 class Autoscaler:
     source: UsageSource
-    # kind -> (time, recommended instances), oldest first: what the windows look back on.
+    # kind -> (monotonic time, recommended instances), oldest first: what the windows look
+    # back on.
     history: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     _targets: dict[str, int] = field(default_factory=dict)
     _logged: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    # When each kind without autoscale last had its pod usage read (Observed.now).
+    # When each kind without autoscale last had its pod usage read (monotonic).
     _usage_read: dict[str, float] = field(default_factory=dict)
-    # The nodes as read in this pass (keyed by the pass's time), minus what kinds decided
+    # The nodes as read in this pass (keyed by the pass's monotonic time), minus what kinds decided
     # earlier in the pass took: two kinds scaling up at once do not both count the same room.
     _nodes: tuple[float, list[NodeCapacity] | SourceUnavailable] | None = None
 
@@ -75,7 +82,7 @@ class Autoscaler:
         rows: frozenset[str] | None,
         assignment: Assignment | None,
         pods: Mapping[str, Pod] | None,
-        now: float,
+        at: Moment,
         targets: dict[str, int],
     ) -> None:
         """Decide for one kind if its period has passed; keep `targets[kind]` in step."""
@@ -84,13 +91,13 @@ class Autoscaler:
             if kind in self._targets:
                 self.forget(kind)
                 targets.pop(kind, None)
-            self._observe_usage(kind, policy, assignment, pods, now)
+            self._observe_usage(kind, policy, assignment, pods, at.mono)
             return
         last = self.decisions.get(kind)
-        due = last is None or now - last.at >= auto.period_seconds
+        due = last is None or at.mono - last.at >= auto.period_seconds
         # Blind to rows or ZooKeeper the planner changes no count: the last target stays.
         if due and assignment is not None and rows is not None:
-            decision = self._decide(kind, policy, auto, rows, assignment, pods, now)
+            decision = self._decide(kind, policy, auto, rows, assignment, pods, at)
             self.decisions[kind] = decision
             self._targets[kind] = decision.final
             self._report(kind, decision)
@@ -127,9 +134,10 @@ class Autoscaler:
         rows: frozenset[str],
         assignment: Assignment,
         pods: Mapping[str, Pod] | None,
-        now: float,
+        at: Moment,
     ) -> Decision:
         current = len(assignment)
+        now = at.mono
         row_minimum = size_for(len(rows), policy).instances
         cpu_m, mem_b = pod_requests(self.source.templates[kind])
         samples: list[PodSample] = []
@@ -142,7 +150,7 @@ class Autoscaler:
                 rec = _hold(current, f"pod metrics unavailable ({e}): count kept")
             else:
                 samples = _samples(policy.instance_name, assignment, pods, usage, cpu_m, mem_b)
-                rec = recommend(auto, current, samples, now)
+                rec = recommend(auto, current, samples, at.wall)  # ages of others' stamps
                 self._publish_usage(kind, assignment, pods, usage, policy.instance_name)
 
         history = self.history.setdefault(kind, [])
@@ -155,24 +163,25 @@ class Autoscaler:
             now,
             row_minimum=row_minimum,
             max_instances=policy.max_instances,
+            wall=at.wall,
         )
         if decision.final > current:
             pending = sum(not s.running for s in samples) if pods is not None else 0
-            decision = limit_to_room(decision, self._room(now, cpu_m, mem_b, pending))
+            decision = limit_to_room(decision, self._room(at.mono, cpu_m, mem_b, pending))
             if decision.final > current and self._nodes is not None:
                 t, nodes = self._nodes
                 if not isinstance(nodes, SourceUnavailable) and (cpu_m > 0 or mem_b > 0):
                     self._nodes = (t, claim(nodes, decision.final - current, cpu_m, mem_b))
         return decision
 
-    def _room(self, now: float, cpu_m: float, mem_b: float, pending: int) -> Room:
+    def _room(self, mono: float, cpu_m: float, mem_b: float, pending: int) -> Room:
         if cpu_m <= 0 and mem_b <= 0:
             return Room(None, pending, True, "the pod template requests nothing: room not checked")
-        if self._nodes is None or self._nodes[0] != now:
+        if self._nodes is None or self._nodes[0] != mono:  # read once per pass
             try:
-                self._nodes = (now, self.source.node_capacity())
+                self._nodes = (mono, self.source.node_capacity())
             except SourceUnavailable as e:
-                self._nodes = (now, e)
+                self._nodes = (mono, e)
         nodes = self._nodes[1]
         if isinstance(nodes, SourceUnavailable):
             return Room(None, pending, False, f"node capacity unknown ({nodes}): no scale-up")
@@ -189,13 +198,13 @@ class Autoscaler:
         policy: KindPolicy,
         assignment: Assignment | None,
         pods: Mapping[str, Pod] | None,
-        now: float,
+        mono: float,
     ) -> None:
         """Pod CPU/memory for a kind that does not autoscale: exported all the same (the
         dashboard's pod panels), at most once a minute, whenever metrics.k8s.io serves it."""
-        if assignment is None or pods is None or now - self._usage_read.get(kind, -1e18) < 60:
+        if assignment is None or pods is None or mono - self._usage_read.get(kind, -1e18) < 60:
             return
-        self._usage_read[kind] = now
+        self._usage_read[kind] = mono
         try:
             usage = self.source.pod_usage(kind)
         except SourceUnavailable:  # no metrics-server (MetricsUnavailable), or unreachable

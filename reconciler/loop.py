@@ -5,6 +5,10 @@ becomes a `Wake` on one queue; a single thread drains the queue and runs one pas
 (`reconciler.pipeline.run_pass`), so no two passes ever run at once and bursts coalesce into
 one pass. The only wait on this thread is the queue's own (`_collect`): nothing sleeps here.
 Intervals are measured on the monotonic clock; a wall-clock step cannot stall the tick.
+
+Each pass carries a deadline (budget.py, RECONCILER_PASS_BUDGET_SECONDS); the operations it
+leaves go to a pass soon after. The loop tells `Liveness` when it works and when its next pass
+is due: `/healthz` and the systemd watchdog ping (its own thread) follow that progress.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from typing import Any
 
 from reconciler import metrics, systemd
 from reconciler.backoff import Backoff
+from reconciler.budget import Deadline
 from reconciler.events import RowEvent
 from reconciler.hints import PendingRows, check_row_events
+from reconciler.liveness import GRACE_SECONDS, Liveness, WatchdogPinger
 from reconciler.logs import ThrottledLog, log
 from reconciler.model import PassResult, Pod
 from reconciler.pipeline import Ports, run_pass
@@ -61,6 +67,9 @@ class Daemon:
     # Called once the loop has ended (SIGTERM): releases leadership so a standby takes over.
     on_stop: Callable[[], None] = lambda: None
     passes: int = 0  # passes run (tests and the bench count them)
+    pass_budget: float = 30.0  # RECONCILER_PASS_BUDGET_SECONDS
+    liveness_grace: float = GRACE_SECONDS  # liveness.grace_for(the settings' call deadlines)
+    liveness: Liveness = field(init=False)  # what /healthz and the watchdog ping follow
     _was_leader: bool | None = None
 
     _queue: queue.Queue[Wake] = field(default_factory=queue.Queue)
@@ -76,6 +85,9 @@ class Daemon:
     def __post_init__(self) -> None:
         if self.read is None:
             self.read = ReadSide(self.state, self.ports, self.policy_path)
+        self.liveness = Liveness(
+            self.pass_budget, self.liveness_grace, clock=lambda: self.ports.mono()
+        )
 
     # --- inputs (any thread) ------------------------------------------------------------
 
@@ -147,17 +159,20 @@ class Daemon:
         if not self.load_policy("start") and self.state.loaded is None:
             raise SystemExit(f"no valid policy: {self.state.policy_error}")
         self._install_signals()
-        systemd.notify("READY=1", f"STATUS=reconciling {self.policy_path}")
-        watchdog = systemd.watchdog_interval()
+        status = f"reconciling {self.policy_path}"
+        systemd.notify("READY=1", f"STATUS={status}")
+        interval = systemd.watchdog_interval()
+        pinger = WatchdogPinger(self.liveness, interval, status) if interval else None
+        if pinger is not None:
+            pinger.start()
         batch: list[Wake] = []
         while not self._stopping.is_set():
-            timeout = max(0.0, min(self._next_tick, self._next_check) - self.ports.mono())
-            if watchdog is not None:
-                timeout = min(timeout, watchdog)
-            batch = self._collect(timeout)
-            systemd.notify("WATCHDOG=1")
+            due = min(self._next_tick, self._next_check)
+            self.liveness.waiting(due)
+            batch = self._collect(max(0.0, due - self.ports.mono()))
             if any(w.reason == "stop" for w in batch) or self._stopping.is_set():
                 break
+            self.liveness.working()
             try:
                 self._handle(batch)
             except Exception as e:
@@ -168,6 +183,9 @@ class Daemon:
                 self._fail_pending(batch, e)
                 self._retry.cap = CRASH_RETRY_MAX_SECONDS
                 self._next_tick = self.ports.mono() + self._retry.failed(self.ports.mono())
+        if pinger is not None:
+            pinger.stop()
+        self.liveness.stopped()
         self._fail_pending(batch)
         systemd.notify("STOPPING=1")
         self.on_stop()
@@ -285,8 +303,11 @@ class Daemon:
         loaded = self.state.loaded
         assert loaded is not None
         metrics.TICKS.labels(trigger).inc()
+        deadline = Deadline.start(self.pass_budget, self.ports.mono)
         with metrics.TICK_SECONDS.time():
-            result = run_pass(self.ports, self.state, trigger=trigger, full=full, kinds=kinds)
+            result = run_pass(
+                self.ports, self.state, trigger=trigger, full=full, kinds=kinds, deadline=deadline
+            )
         self.passes += 1
         now = self.ports.mono()
         tick = loaded.policy.tick_seconds
@@ -300,6 +321,8 @@ class Daemon:
             self._retry.succeeded()
             if full:
                 self._next_tick = now + tick
+            if result.left:  # the budget, not a fault, stopped the plan: on with it at once
+                self._next_tick = now
         if kinds is None:  # a pass over every kind also judged every kind's silence
             self._next_check = now + self._heartbeat_interval()
         if result.plan.ops:
@@ -310,6 +333,7 @@ class Daemon:
                 ops=len(result.plan.ops),
                 applied=ok,
                 failed=len(result.failed),
+                left=len(result.left),
                 seconds=round(result.seconds, 3),
             )
         return result

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from contextlib import suppress
 
 from prometheus_client import (
     CollectorRegistry,
@@ -120,6 +121,12 @@ DB_ID_READS = Counter(
     "reconciler_database_id_reads",
     "Full reads of a table's ids (the table's fingerprint moved, or a periodic full read)",
     ["table"],
+    registry=REGISTRY,
+)
+PASS_OVERRUNS = Counter(
+    "reconciler_pass_overruns_total",
+    "Passes that ran past RECONCILER_PASS_BUDGET_SECONDS; the operations they left untried go "
+    "to the next pass",
     registry=REGISTRY,
 )
 LAST_SUCCESS = Gauge(
@@ -270,6 +277,44 @@ def publish(gauge: Gauge, resource: str, values: Mapping[tuple[str, ...], float]
     for labels, value in values.items():
         gauge.labels(resource, *labels).set(value)
     _published[key] = now
+
+
+# Gauges of a kind (label `resource` first): a kind taken out of the policy must not leave
+# them behind, frozen at their last value (a `reconciler_kind_degraded` or a valve series stuck
+# at 1 would page for a kind that no longer exists).
+KIND_GAUGES = (
+    ROWS,
+    INSTANCES,
+    INSTANCE_USED,
+    INSTANCE_COUNT,
+    UNASSIGNED,
+    OVER_CAPACITY,
+    POD_PHASE,
+    POD_CPU,
+    POD_MEMORY,
+    HEARTBEAT_AGE,
+    VALVE_ENGAGED,
+    KIND_DEGRADED,
+    SCALE_DESIRED,
+    SCALE_LIMITED,
+)
+
+
+def retain_kinds(kinds: Collection[str]) -> None:
+    """Remove every kind gauge's series of a kind not in `kinds` (the policy's kinds)."""
+    for gauge in KIND_GAUGES:
+        names = gauge._labelnames
+        gone = {
+            tuple(sample.labels[n] for n in names)
+            for family in gauge.collect()
+            for sample in family.samples
+            if sample.labels.get("resource") not in kinds
+        }
+        for labels in gone:
+            with suppress(KeyError):  # a scrape's refresh may have removed it meanwhile
+                gauge.remove(*labels)
+        for key in [k for k in _published if k[0] == gauge._name and k[1] not in kinds]:
+            del _published[key]
 
 
 # --- the process itself ------------------------------------------------------------------

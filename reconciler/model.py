@@ -135,9 +135,30 @@ def pod_name(instance_name: str, instance_id: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Moment:
+    """One instant on both clocks: `wall` (Unix seconds) to compare with times other machines
+    wrote (a metrics sample's timestamp) and to display; `mono` for every interval the daemon
+    measures itself, which a wall-clock step (NTP, a VM resumed) must not stretch or freeze."""
+
+    wall: float
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
-    now: float  # Unix seconds: the planner never reads the clock itself
+    # Unix seconds: the planner never reads the clock itself. Wall time, because what it is
+    # compared with was dated by the wall clock: pod start times (the apiserver's) and
+    # heartbeats (dated by the adapter against the wall clock of the snapshot).
+    now: float
     kinds: dict[str, KindObserved]
+    # The same moment on the monotonic clock: for intervals the daemon measures itself
+    # (the autoscaler's period and stabilisation windows), which a wall-clock step must not
+    # stretch or freeze.
+    mono: float
+
+    @property
+    def moment(self) -> Moment:
+        return Moment(self.now, self.mono)
 
 
 class Reason(StrEnum):
@@ -310,6 +331,10 @@ def applied(assignment: Assignment, ops: tuple[Op, ...] | list[Op]) -> Assignmen
     return out
 
 
+# The `error` of a "skipped" outcome the pass budget left for the next pass (budget.py).
+OVER_BUDGET = "pass over budget: left for the next pass"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one operation of a plan."""
@@ -332,7 +357,22 @@ class PassResult:
     seconds: float
     dry_run: bool = False
     standby: bool = False  # a standby's pass: observed and planned, nothing applied
+    over_budget: bool = False  # it ran past RECONCILER_PASS_BUDGET_SECONDS (budget.py)
 
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.result == "failed"]
+
+    @property
+    def left(self) -> list[Outcome]:
+        """Operations the pass budget left untried, for the next pass."""
+        return [o for o in self.outcomes if o.result == "skipped" and o.error == OVER_BUDGET]
+
+    def unfinished(self, kind: str) -> bool:
+        """An operation of `kind` failed or was left for the next pass: its plan is not
+        carried out yet (a rebalance still pending, a re-sizing not done)."""
+        return any(
+            o.op.kind == kind
+            and (o.result == "failed" or (o.result == "skipped" and o.error == OVER_BUDGET))
+            for o in self.outcomes
+        )

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from reconciler import metrics
 from reconciler.apply import apply
+from reconciler.budget import Deadline, report_overrun
 from reconciler.logs import log
 from reconciler.model import (
     Assignment,
@@ -57,28 +58,37 @@ def run_pass(
     full: bool = True,
     dry_run: bool = False,
     kinds: Iterable[str] | None = None,
+    deadline: Deadline | None = None,
 ) -> PassResult:
-    """One pass over `kinds` (default: every kind of the policy in force).
+    """One pass over `kinds` (default: every kind of the policy in force), within `deadline`
+    (budget.py; None: no budget).
 
     Under leader election, a daemon that does not lead (or cannot prove it does) runs a
     standby pass: it observes and plans, so its view stays current for the moment it takes
     over, and applies nothing."""
-    started = ports.mono()
+    deadline = deadline or Deadline.unbounded(ports.mono)
     policies = state.policies()
     if kinds is not None:
         wanted = set(kinds)
         policies = {k: p for k, p in policies.items() if k in wanted}
     observed = observe(ports, state, policies, full=full)
-    intents = intend(ports, state, policies, observed, full=full)
+    # Past the budget already: the autoscaler's reads (pod metrics, nodes) wait for the next
+    # pass, and its last target stays; planning is pure and takes milliseconds.
+    intents = intend(ports, state, policies, observed, full=full and not deadline.passed())
     the_plan = guard(state, observed, plan(policies, observed, intents, state.plan_memo), full=full)
     if dry_run:
-        return PassResult(trigger, the_plan, (), ports.mono() - started, True)
+        return PassResult(trigger, the_plan, (), deadline.elapsed(), True)
     if ports.leadership is not None and not ports.leadership.may_act():
-        result = PassResult(trigger, the_plan, (), ports.mono() - started, standby=True)
-        record(ports, state, result, observed, policies)
-        return result
-    outcomes = apply(ports, state, policies, the_plan)
-    result = PassResult(trigger, the_plan, tuple(outcomes), ports.mono() - started)
+        result = PassResult(
+            trigger, the_plan, (), deadline.elapsed(), standby=True, over_budget=deadline.passed()
+        )
+    else:
+        outcomes = tuple(apply(ports, state, policies, the_plan, deadline))
+        result = PassResult(
+            trigger, the_plan, outcomes, deadline.elapsed(), over_budget=deadline.passed()
+        )
+    if result.over_budget:
+        report_overrun(deadline, len(result.left))
     record(ports, state, result, observed, policies)
     return result
 
@@ -104,9 +114,9 @@ def observe(
             else None
         )
         pods = _observe_pods(ports, state, kind, full=full)
-        state.note_pods(kind, pods)
+        pods = state.note_pods(kind, pods, ports.wall(), ports.mono())
         kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
-    return Observed(ports.wall(), kinds)
+    return Observed(ports.wall(), kinds, ports.mono())
 
 
 def _read_pins(ports: Ports, state: DaemonState, *, full: bool) -> bool:
@@ -166,7 +176,6 @@ def _read(state: DaemonState, source: str, kind: str, read: Callable[[], T]) -> 
         if state.source_ok(source, kind):
             log.info("source back", source=source, resource=kind)
     metrics.SOURCE_UP.labels(source).set(0 if state.source_down(source) else 1)
-    metrics.KIND_DEGRADED.labels(kind).set(1 if state.degraded(kind) else 0)
     return value
 
 
@@ -191,7 +200,7 @@ def intend(
             obs = observed.kinds[kind]
             targets: dict[str, int] = {}
             ports.autoscaler.update(
-                kind, policy, obs.row_ids, obs.assignment, obs.pods, observed.now, targets
+                kind, policy, obs.row_ids, obs.assignment, obs.pods, observed.moment, targets
             )
             state.set_scale_target(kind, targets.get(kind))
     return state.intents(policies)
@@ -248,9 +257,17 @@ def record(
     state.record_pass(result, observed.kinds, ports.wall())
     if not result.standby:
         for kind, obs in observed.kinds.items():
-            failed = any(o.op.kind == kind and o.result == "failed" for o in result.outcomes)
-            if obs.row_ids is not None and obs.assignment is not None and not failed:
+            # A re-sizing half done (an operation failed, or left by the budget) is planned
+            # again in full by the next pass.
+            done = not result.unfinished(kind)
+            if obs.row_ids is not None and obs.assignment is not None and done:
                 state.note_sizing(kind, policies[kind])
+    # Every kind of the policy, whichever this pass read: one that recovered reads 0, and
+    # the series of a kind taken out of the policy go (they would stay at 1 for good).
+    kinds = state.policies()
+    for kind in kinds:
+        metrics.KIND_DEGRADED.labels(kind).set(1 if state.degraded(kind) else 0)
+    metrics.retain_kinds(kinds)
     for kind, report in result.plan.reports.items():
         if report.rows is not None:
             metrics.ROWS.labels(kind).set(report.rows)

@@ -1,7 +1,9 @@
 """Elastic scaling, pure: pod CPU/memory usage and cluster room in, an instance count out.
 
-No clients and no clock: usage, node capacity and `now` come in as arguments, so every rule
-below is unit-testable without a server. `autoscale.py` feeds it and applies the result.
+No clients and no clock: usage, node capacity and the time come in as arguments, so every rule
+below is unit-testable without a server. `autoscale.py` feeds it and applies the result. Two
+clocks: a sample's age (`recommend`) compares metrics-server's timestamp with the wall clock;
+the windows (`stabilize`, `decide`, the history) are intervals on the monotonic clock.
 
 The rules follow Kubernetes' HorizontalPodAutoscaler (DESIGN.md, "Lessons"):
 
@@ -97,7 +99,7 @@ class Recommendation:
 class Decision:
     """One scaling decision with every input, for the log, the metrics and `status`."""
 
-    at: float
+    at: float  # monotonic: when it was made (the period counts from it)
     current: int  # instances now (the assignment's size)
     desired: int  # what the metrics recommend, before stabilisation and bounds
     final: int  # the instance count asked of the planner
@@ -111,6 +113,7 @@ class Decision:
     shortfall: int = 0  # instances wanted this period that the nodes cannot hold
     note: str | None = None
     limits: tuple[str, ...] = field(default=())  # every stage that changed the value, in order
+    wall: float | None = None  # Unix seconds of `at`, for display only
 
     @property
     def changes(self) -> bool:
@@ -119,7 +122,7 @@ class Decision:
     def summary(self) -> dict[str, Any]:
         """JSON-able summary (status, REST): camelCase like the rest of `status`."""
         return {
-            "at": self.at,
+            "at": self.wall,  # Unix seconds (`at` is monotonic: meaningless to a reader)
             "current": self.current,
             "desired": self.desired,
             "final": self.final,
@@ -169,7 +172,7 @@ class Decision:
 def recommend(
     policy: AutoscalePolicy, current: int, pods: Sequence[PodSample], now: float
 ) -> Recommendation:
-    """The metrics' recommendation for the instance count, before windows and bounds."""
+    """The metrics' recommendation (sample ages against `now`, wall time), before windows."""
     readings: list[MetricReading] = []
     if policy.cpu_target_percent is not None:
         readings.append(
@@ -344,8 +347,10 @@ def decide(
     *,
     row_minimum: int,
     max_instances: int,
+    wall: float | None = None,
 ) -> Decision:
-    """Windows, bounds and step applied to a recommendation (`history` includes it).
+    """Windows, bounds and step applied to a recommendation (`history` includes it). `now`
+    and the history's times are monotonic; `wall` (Unix seconds) is kept for display.
 
     Scale-up room is checked afterwards with `limit_to_room`, only when the decision adds
     instances (reading every node and pod of the cluster is not free).
@@ -387,6 +392,7 @@ def decide(
         max_instances=max_instances,
         note=rec.note,
         limits=tuple(limits),
+        wall=wall,
     )
 
 

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     assignment as ZooKeeper watches keep it, the rows while the table's fingerprint (count
     and hash, computed in PostgreSQL) is unchanged, and the pod watch. 0: every tick reads
     everything again (the behaviour before the caches, at ~1 s per pass per 100k ids)."""
+    pass_budget_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
+    """Seconds one pass may spend (> 0): past them it applies no further operation and
+    leaves the rest for the next pass (`reconciler_pass_overruns_total`, log `pass over
+    budget`). Keep it well under systemd's `WatchdogSec` (60 s): `/healthz` and the watchdog
+    ping stop when a pass runs longer than the budget plus a grace (README: "Liveness and
+    the pass budget")."""
 
     mqtt_brokers: str = Field(
         "mqtt://localhost:1883",

@@ -29,6 +29,7 @@ from reconciler.model import (
 )
 from reconciler.pins import Pin
 from reconciler.plan_memo import IdPlanMemo
+from reconciler.pod_starts import PodStarts
 from reconciler.podspec import PodTemplate, template_revision
 from reconciler.policy import KindPolicy, LoadedPolicy, effective
 from reconciler.retries import OpRetries
@@ -73,6 +74,7 @@ class DaemonState:
     # plan of each kind (plan_memo.py) and when each kind's pods were last listed afresh.
     plan_memo: IdPlanMemo = field(default_factory=IdPlanMemo)
     pods_listed_at: dict[str, float] = field(default_factory=dict)
+    _starts: PodStarts = field(default_factory=PodStarts)  # pods' starts, across clock steps
     _valves: dict[str, ValveState] = field(default_factory=dict)
     _revisions: dict[str, str] = field(default_factory=dict)  # kind -> its template's revision
     _restart_pending: set[str] = field(default_factory=set)  # rolling restarts asked
@@ -131,12 +133,18 @@ class DaemonState:
         with self._lock:
             self._restart_pending.add(kind)
 
-    def note_pods(self, kind: str, pods: Mapping[str, Pod] | None) -> None:
-        """A pass saw these pods: a pending restart now names them (by uid)."""
+    def note_pods(
+        self, kind: str, pods: Mapping[str, Pod] | None, wall: float, mono: float
+    ) -> dict[str, Pod] | None:
+        """A pass saw these pods: a pending restart now names them (by uid). Returned with
+        their starts as the daemon's own clocks vouch for them (pod_starts.py)."""
         with self._lock:
-            if pods is not None and kind in self._restart_pending:
+            if pods is None:
+                return None
+            if kind in self._restart_pending:
                 self._restart_pending.discard(kind)
                 self._restart_uids[kind] = frozenset(p.uid for p in pods.values() if p.uid)
+            return self._starts.started(kind, pods, wall, mono)
 
     def policy_rejected(self, error: str | None) -> None:
         """The last edit was rejected (error) or was the same bytes (None): keep the policy."""
@@ -278,7 +286,7 @@ class DaemonState:
         with self._lock:
             self._observed.update(observed)
             for kind, obs in observed.items():
-                if not any(o.op.kind == kind and o.result == "failed" for o in result.outcomes):
+                if not result.unfinished(kind):  # none failed, none left by the budget
                     self._rebalance.discard(kind)
                     if not result.standby and obs.assignment is not None and kind in self._valves:
                         self._valves[kind].carried_out()

@@ -50,7 +50,6 @@ def figure(name: str, value: object) -> None:
     print(f"\nFIGURE {name}: {value}")  # quoted in the report; shown with -s
 
 
-
 @pytest.fixture
 def world(
     zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path
@@ -109,7 +108,7 @@ def next_period(f: Fleet, kind: str = "Thing", seconds: float = 1.0) -> None:
     """Sleep until the kind's next decision is due (periodSeconds after the last one)."""
     last = f.ports.autoscaler.decisions.get(kind) if f.ports.autoscaler else None
     if last is not None:
-        time.sleep(max(0.0, last.at + seconds - time.time()) + 0.02)
+        time.sleep(max(0.0, last.at + seconds - time.monotonic()) + 0.02)  # `at`: monotonic
 
 
 def owners(layout: dict[int, dict[str, Any]]) -> dict[str, int]:

@@ -105,9 +105,12 @@ class FakeRows:
     down: bool = False
     reads: int = 0
     lookups: int = 0
+    during_read: Callable[[], None] | None = None  # runs in ids(), e.g. to make it slow
 
     def ids(self, table: str) -> frozenset[str]:
         self.reads += 1
+        if self.during_read is not None:
+            self.during_read()
         if self.down:
             raise SourceUnavailable("fake database is down")
         if table not in self.tables:

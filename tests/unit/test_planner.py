@@ -444,7 +444,7 @@ def test_the_session_survives_the_instances_own_write_for_the_next_event_pass() 
 
 def test_plan_covers_every_kind_in_the_policy() -> None:
     p = policy(init=3, per=500)
-    obs = Observed(NOW, {"Thing": observed(rows(5), {}, {})})
+    obs = Observed(NOW, {"Thing": observed(rows(5), {}, {})}, 0.0)
     result = plan({"Thing": p, "Rule": p}, obs)
     assert set(result.reports) == {"Thing"} and result
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from reconciler.adapters.kube import MetricsUnavailable
 from reconciler.autoscale import Autoscaler
-from reconciler.model import Instance, NodeCapacity, Pod, PodUsage
+from reconciler.model import Instance, Moment, NodeCapacity, Pod, PodUsage
 from reconciler.podspec import PodTemplate, load_pod_template
 from reconciler.policy import AutoscalePolicy, KindPolicy
 from reconciler.scaling import (
@@ -450,6 +450,11 @@ def kind_policy(**autoscale: object) -> KindPolicy:
     )
 
 
+def moment(wall: float, mono: float | None = None) -> Moment:
+    """A pass's instant; by default the monotonic clock moves with the wall clock."""
+    return Moment(wall, wall - 1_600_000_000.0 if mono is None else mono)
+
+
 def fleet_of(n: int) -> tuple[dict[int, Instance], dict[str, Pod]]:
     assignment = {i: Instance(i, frozenset({f"r{i}"}), 10) for i in range(n)}
     pod_map = {f"iota-dac-{i}": Pod(f"iota-dac-{i}", i, "Running") for i in range(n)}
@@ -471,13 +476,13 @@ def test_autoscaler_sets_the_target_and_decides_once_per_period(source: FakeSour
     assignment, pod_map = fleet_of(5)
     rows = frozenset({"a"})
     source.usage = busy(5, 100)
-    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, moment(NOW), targets)
     assert targets == {"Thing": 10}
     assert scaler.decisions["Thing"].final == 10
     source.usage = busy(5, 400)
-    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, NOW + 5, targets)
+    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, moment(NOW + 5), targets)
     assert (targets["Thing"], source.reads) == (10, 1)  # inside the period: no new read
-    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, NOW + 15, targets)
+    scaler.update("Thing", kind_policy(), rows, assignment, pod_map, moment(NOW + 15), targets)
     assert (targets["Thing"], source.reads) == (15, 2)  # 5 x 4 = 20, max-step 10 from 5
 
 
@@ -485,7 +490,7 @@ def test_autoscaler_keeps_the_count_when_the_metrics_api_is_absent(source: FakeS
     scaler, targets = Autoscaler(source), {}
     assignment, pod_map = fleet_of(8)
     source.metrics_down = True
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, moment(NOW), targets)
     assert targets == {"Thing": 8}  # not the row minimum (3): a missing metric never shrinks
     status = scaler.status("Thing", kind_policy())
     assert status is not None
@@ -500,7 +505,7 @@ def test_autoscaler_does_not_scale_up_past_the_nodes(source: FakeSource) -> None
     source.usage = busy(5, 100)
     # 1000m and 1Gi free: the 250m/256Mi pod fits 4 times.
     source.nodes = [node("a", 16000, 32 * GI, used_cpu=15000, used_mem=31 * GI)]
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, moment(NOW), targets)
     d = scaler.decisions["Thing"]
     assert (targets["Thing"], d.factor, d.fit, d.shortfall) == (9, "capacity", 4, 1)
 
@@ -511,8 +516,8 @@ def test_two_kinds_do_not_count_the_same_room_twice(source: FakeSource) -> None:
     assignment, pod_map = fleet_of(5)
     source.usage = busy(5, 100)
     source.nodes = [node("a", 16000, 32 * GI, used_cpu=14500, used_mem=0)]  # 6 fit
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
-    scaler.update("Rule", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, moment(NOW), targets)
+    scaler.update("Rule", kind_policy(), frozenset(), assignment, pod_map, moment(NOW), targets)
     assert targets == {"Thing": 10, "Rule": 6}
     assert scaler.decisions["Rule"].fit == 1
 
@@ -521,9 +526,9 @@ def test_autoscaler_forgets_a_kind_whose_block_is_removed(source: FakeSource) ->
     scaler, targets = Autoscaler(source), {}
     assignment, pod_map = fleet_of(5)
     source.usage = busy(5, 100)
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, moment(NOW), targets)
     plain = kind_policy().model_copy(update={"autoscale": None})
-    scaler.update("Thing", plain, frozenset(), assignment, pod_map, NOW + 30, targets)
+    scaler.update("Thing", plain, frozenset(), assignment, pod_map, moment(NOW + 30), targets)
     assert targets == {}
     assert scaler.status("Thing", plain) is None
 
@@ -532,10 +537,10 @@ def test_autoscaler_blind_to_zookeeper_keeps_the_last_target(source: FakeSource)
     scaler, targets = Autoscaler(source), {}
     assignment, pod_map = fleet_of(5)
     source.usage = busy(5, 100)
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, NOW, targets)
-    scaler.update("Thing", kind_policy(), frozenset(), None, pod_map, NOW + 60, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, pod_map, moment(NOW), targets)
+    scaler.update("Thing", kind_policy(), frozenset(), None, pod_map, moment(NOW + 60), targets)
     assert targets == {"Thing": 10}
-    scaler.update("Thing", kind_policy(), frozenset(), assignment, None, NOW + 120, targets)
+    scaler.update("Thing", kind_policy(), frozenset(), assignment, None, moment(NOW + 120), targets)
     assert targets == {"Thing": 5}  # pods unknown: the current count, held
     assert scaler.decisions["Thing"].factor == "no-metrics"
 
@@ -544,3 +549,37 @@ def test_recommendation_type_is_plain_data() -> None:
     rec = Recommendation(3, 3, (), "no-metrics", "x")
     d = decide(auto(), rec, [(NOW, 3)], NOW, row_minimum=1, max_instances=10)
     assert d.summary()["text"] == "no metrics: 3 -> 3 (recommended 3), limited by no-metrics; x"
+
+
+def test_a_backward_wall_clock_step_neither_freezes_the_autoscaler_nor_shortens_its_window(
+    source: FakeSource,
+) -> None:
+    """The wall clock steps back an hour (NTP) between two passes; the monotonic clock goes
+    on. Decisions stay due every period, and the scale-down window still lasts its 60 s."""
+    scaler, targets = Autoscaler(source), {}
+    policy = kind_policy(scale_down_window_seconds=60)
+    assignment, pod_map = fleet_of(10)
+    rows = frozenset({"a"})
+    mono = 1000.0
+    source.usage = busy(10, 50)  # at target: 10 instances are right
+    for t in range(0, 61, 15):  # an hour watched is not needed: 60 s of history is
+        scaler.update("Thing", policy, rows, assignment, pod_map, moment(NOW + t, mono + t),
+                      targets)  # fmt: skip
+    assert targets == {"Thing": 10}
+    stepped = NOW + 75 - 3600  # the wall clock now reads an hour earlier
+    # metrics-server's clock did not step: its samples look an hour ahead, and are fresh.
+    source.usage = busy(10, 10, at=NOW + 75)
+    seen = []
+    for t in range(75, 180, 15):
+        at = moment(stepped + (t - 75), mono + t)
+        scaler.update("Thing", policy, rows, assignment, pod_map, at, targets)
+        d = scaler.decisions["Thing"]
+        seen.append((t, d.at, d.desired, d.final, d.factor))
+    reads = source.reads
+    assert reads == 12, seen  # one decision per period, across the step (5 before, 7 after)
+    # 10 % CPU: recommended 2; held by the window until every recommendation of the last
+    # 60 s (monotonic) was low: from the pass at 75 s, the first allowed is at 75 + 60 s.
+    held = [s for s in seen if s[0] < 135]
+    assert held and all(final == 10 and factor == "stabilization" for *_, final, factor in held)
+    assert next(s for s in seen if s[0] >= 135)[3] < 10, seen
+    assert scaler.status("Thing", policy)["at"] == stepped + (165 - 75)  # type: ignore[index]
