@@ -175,6 +175,7 @@ class World:
         return Observed(
             0.0,
             {k: KindObserved(k, rows.ids(k), store.read(k), {}) for k in ("Thing", "Rule")},
+            0.0,
         )
 
     def step(self, action: str, n: int) -> None:

@@ -44,7 +44,9 @@ def test_planning_from_the_last_plan_equals_planning_from_scratch(
     assignment = {}
     for added, removed in [(0, 0), *changes]:
         rows = rows[removed:] + new(added)
-        observed = Observed(0.0, {"Thing": KindObserved("Thing", frozenset(rows), assignment, {})})
+        observed = Observed(
+            0.0, {"Thing": KindObserved("Thing", frozenset(rows), assignment, {})}, 0.0
+        )
         with_memo = plan({"Thing": POLICY}, observed, memo=memo)
         from_scratch = plan({"Thing": POLICY}, observed)
         assert with_memo == from_scratch
@@ -54,13 +56,13 @@ def test_planning_from_the_last_plan_equals_planning_from_scratch(
 def test_a_few_new_rows_touch_only_the_instances_that_take_them() -> None:
     memo = IdPlanMemo()
     rows = frozenset(f"id-{k}" for k in range(100))
-    observed = Observed(0.0, {"Thing": KindObserved("Thing", rows, {}, {})})
+    observed = Observed(0.0, {"Thing": KindObserved("Thing", rows, {}, {})}, 0.0)
     assignment = applied({}, plan({"Thing": POLICY}, observed, memo=memo).ops)
-    observed = Observed(0.0, {"Thing": KindObserved("Thing", rows, assignment, {})})
+    observed = Observed(0.0, {"Thing": KindObserved("Thing", rows, assignment, {})}, 0.0)
     converged = plan({"Thing": POLICY}, observed, memo=memo).ops  # the layout held as it is
     assert not any(isinstance(op, WriteInstance) for op in converged)
     more = rows | {"new-1", "new-2"}
-    observed = Observed(0.0, {"Thing": KindObserved("Thing", more, assignment, {})})
+    observed = Observed(0.0, {"Thing": KindObserved("Thing", more, assignment, {})}, 0.0)
     grown = memo.grown
     the_plan = plan({"Thing": POLICY}, observed, memo=memo)
     written = {op.instance.instance_id for op in the_plan.ops if isinstance(op, WriteInstance)}
