@@ -23,8 +23,6 @@ from reconciler.model import (
     Assignment,
     CreatePod,
     DeletePod,
-    Heartbeats,
-    Instance,
     KindIntent,
     KindObserved,
     KindReport,
@@ -37,8 +35,9 @@ from reconciler.model import (
     pod_name,
 )
 from reconciler.plan_memo import IdPlan, IdPlanMemo
-from reconciler.policy import HeartbeatPolicy, KindPolicy
+from reconciler.policy import KindPolicy
 from reconciler.rollout import roll
+from reconciler.silence import silent_instances
 from reconciler.write_order import instance_ops
 
 
@@ -128,7 +127,7 @@ def plan_kind(
         if memo is not None:
             memo.store(kind, policy, intent, obs.row_ids, current, ids)
     ops = list(ids.ops)
-    hb_note, silent = _silent_instances(
+    hb_note, silent = silent_instances(
         policy.heartbeat, obs.heartbeats, obs.pods, ids.final, now, policy.instance_name, current
     )
     report = replace(ids.report, blind=_blind(obs), heartbeat_note=hb_note)
@@ -211,9 +210,7 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
     return IdPlan(final, counts, report, ops, held=holdable)
 
 
-def _same_sets(
-    current: Assignment, final: dict[int, frozenset[str]]
-) -> dict[int, frozenset[str]]:
+def _same_sets(current: Assignment, final: dict[int, frozenset[str]]) -> dict[int, frozenset[str]]:
     """`final`, with the current instance's own set wherever it is unchanged: the memo and
     the next plan (plan_memo.py, growth_delta.py) tell "unchanged" by identity."""
     for i, ids in final.items():
@@ -348,55 +345,6 @@ def _pod_ops(
             reason = Reason.SCALE_DOWN if pod.instance_id is not None else Reason.ORPHAN
             ops.append(DeletePod(kind, name, pod.instance_id, reason, pod.uid))
     return ops
-
-
-def _silent_instances(
-    policy: HeartbeatPolicy,
-    hb: Heartbeats | None,
-    pods: Mapping[str, Pod] | None,
-    final: Mapping[int, frozenset[str]],
-    now: float,
-    instance_name: str,
-    assignment: Mapping[int, Instance] | None = None,
-) -> tuple[str | None, set[int]]:
-    """Instances whose running pod has been silent too long, and a note when none can be.
-
-    Silence is only believed while the heartbeat source itself is healthy: when Kafka is
-    down, or nobody at all has been heard lately, every worker would look dead (the old
-    orchestrator then killed the whole fleet). An instance whose worker holds a live
-    ZooKeeper session (an ephemeral node under its `tmp`, `Instance.worker_session`) is
-    never silent, whatever Kafka says.
-    """
-    if not policy.enabled:
-        return None, set()
-    if hb is None:
-        return "heartbeat source disabled: silence is not acted on", set()
-    if not hb.connected:
-        return "heartbeat source unreachable: silence is not acted on", set()
-    if pods is None:
-        return "pods unknown: silence is not acted on", set()
-    timeout = policy.timeout_seconds
-    since = hb.connected_since if hb.connected_since is not None else now
-    if now - since < timeout:
-        return None, set()  # not listening long enough to call anyone silent
-    newest = max(hb.last_seen.values(), default=None)
-    if final and (newest is None or now - newest > timeout):
-        return f"no instance heard for {timeout:g}s: silence is not acted on", set()
-    silent: set[int] = set()
-    live = {i for i, inst in (assignment or {}).items() if inst.worker_session}
-    for i in final:
-        if i in live:
-            continue  # its worker's ZooKeeper session is alive
-        pod = pods.get(pod_name(instance_name, i))
-        if pod is None or pod.phase != "Running" or pod.terminating:
-            continue
-        started = pod.started_at if pod.started_at is not None else now
-        if now - started < max(policy.grace_seconds, timeout):
-            continue
-        last = max(hb.last_seen.get(i, since), since, started)
-        if now - last > timeout:
-            silent.add(i)
-    return None, silent
 
 
 def _len(ids: frozenset[str] | None) -> int | None:
