@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -178,13 +180,9 @@ class CachedZkStore(ZkStore):
     def write_instance(
         self, kind: str, instance: Instance, *, create: bool, count_only: bool = False
     ) -> Instance:
-        try:
+        with self._forgotten_on_failure(kind):
             written = super().write_instance(kind, instance, create=create, count_only=count_only)
-        except BaseException:
-            self.forget(kind)
-            raise
-        with self._cache_lock:
-            cached = self._cache.get(kind)
+        with self._kind_cache(kind) as cached:
             if cached is not None:
                 # The next read checks its versions (no data) and so arms the watches of a
                 # new instance's nodes, which no read has left yet.
@@ -195,12 +193,22 @@ class CachedZkStore(ZkStore):
     def delete_instance(
         self, kind: str, instance_id: int, *, versions: NodeVersions | None = None
     ) -> None:
-        try:
+        with self._forgotten_on_failure(kind):
             super().delete_instance(kind, instance_id, versions=versions)
+        with self._kind_cache(kind) as cached:
+            if cached is not None:
+                cached.instances.pop(instance_id, None)
+
+    @contextmanager
+    def _forgotten_on_failure(self, kind: str) -> Iterator[None]:
+        """A write that failed may have landed (or met another writer): read it in full."""
+        try:
+            yield
         except BaseException:
             self.forget(kind)
             raise
+
+    @contextmanager
+    def _kind_cache(self, kind: str) -> Iterator[_KindCache | None]:
         with self._cache_lock:
-            cached = self._cache.get(kind)
-            if cached is not None:
-                cached.instances.pop(instance_id, None)
+            yield self._cache.get(kind)
