@@ -32,20 +32,20 @@ def hold_layout(
     counts = {i: inst.count for i, inst in current.items()}
     if any(not 1 <= c <= policy.resource_per_instance for c in counts.values()):
         return None
-    held: dict[int, set[str]] = {}
+    held: dict[int, AbstractSet[str]] = {}
     seen: set[str] = set()
     for i in sorted(current):  # an id found twice stays on the lower instance
-        ids = (current[i].ids & rows) - seen
+        ids: AbstractSet[str] = current[i].ids
+        if not (ids <= rows and ids.isdisjoint(seen)):  # else kept as it is: no copy
+            ids = (ids & rows) - seen
         if len(ids) > counts[i]:  # over its count (a hand edit): the surplus is placed anew
-            ids -= set(sorted(ids)[counts[i] :])
+            ids = ids - set(sorted(ids)[counts[i] :])
         seen |= ids
-        held[i] = set(ids)
+        held[i] = ids
     pool = sorted(rows - seen)
     if pool:
         slack = max(1, max(counts.values()) // 20)
-        fill(held, counts, pool, slack)
-        placed = set().union(*held.values())
-        pool = [rid for rid in pool if rid not in placed]
+        pool = pool[fill(held, counts, pool, slack) :]  # what found no room
     count = max(counts.values())
     free = (i for i in range(policy.max_instances + n + 1) if i not in held)
     while pool:
@@ -62,16 +62,16 @@ def fill(
     quota: Mapping[int, int],
     pool: list[str],
     slack: int,
-) -> None:
+) -> int:
     """Give pool ids to the least-loaded instance with room.
 
     An instance takes ids until it is `slack` above the next least-loaded one: a small batch
     of new rows then lands on one or two instances instead of one id on each, and every
     instance that gains an id must reload (a `_reload` bump). Loads stay within `slack`.
+    Returns how many ids it placed: always the first of `pool` (the rest found no room).
     """
     if slack == 1:
-        _level(held, quota, pool)
-        return
+        return _level(held, quota, pool)
     heap = [(len(ids), i) for i, ids in held.items() if len(ids) < quota[i]]
     heapq.heapify(heap)
     taken = 0
@@ -88,18 +88,19 @@ def fill(
         if load + n < quota[i]:
             heapq.heappush(heap, (load + n, i))
     # What is left has no room anywhere (over maxInstances): it stays unassigned, reported.
+    return taken
 
 
 def _level(
     held: MutableMapping[int, AbstractSet[str]], quota: Mapping[int, int], pool: list[str]
-) -> None:
+) -> int:
     """`fill` with a slack of 1 (a rebalance, a first layout): the loads the one-id-at-a-
     time heap would reach (everyone up to a common level, the lowest ids one above it),
     computed at once instead of one heap operation per id (a million ids: 4.6 s -> ms);
     each instance takes a contiguous run of the sorted pool."""
     room = {i: quota[i] - len(ids) for i, ids in held.items() if len(ids) < quota[i]}
     if not room or not pool:
-        return
+        return 0
     loads = {i: len(held[i]) for i in room}
 
     def given(level: int) -> int:  # ids it takes to bring everyone up to `level`
@@ -131,6 +132,10 @@ def _level(
             run = pool[taken : taken + adds[i]]
             if isinstance(ids, set):
                 ids.update(run)
+                # Frozen now, so that its growing table is let go before the next one is
+                # built (what the caller freezes again stays the same object).
+                held[i] = frozenset(ids)
             else:
                 held[i] = ids.union(run)
             taken += adds[i]
+    return taken
