@@ -24,6 +24,17 @@ TOKEN = "rollout-token"
 PODS = 10
 
 
+def running_pods(core: k8s.CoreV1Api, ns: str) -> dict[str, Any]:
+    """The kind's Running pods that are not being deleted, by name."""
+    return {
+        p.metadata.name: p
+        for p in core.list_namespaced_pod(ns).items
+        if p.metadata.name.startswith("iota-dac-")
+        and p.metadata.deletion_timestamp is None
+        and p.status.phase == "Running"
+    }
+
+
 class Watch:
     """Samples the kind's Running pods every 50 ms in a thread; keeps the lowest count."""
 
@@ -36,13 +47,7 @@ class Watch:
         self.thread.start()
 
     def running(self) -> dict[str, Any]:
-        return {
-            p.metadata.name: p
-            for p in self.core.list_namespaced_pod(self.ns).items
-            if p.metadata.name.startswith("iota-dac-")
-            and p.metadata.deletion_timestamp is None
-            and p.status.phase == "Running"
-        }
+        return running_pods(self.core, self.ns)
 
     def _run(self) -> None:
         while not self.stop.wait(0.05):
@@ -83,9 +88,11 @@ def roll_and_measure(core: k8s.CoreV1Api, ns: str, start: Any) -> tuple[int, flo
     start()
     try:
         eventually(
-            lambda: (now := watch.running())
-            and len(now) == PODS
-            and all(p.metadata.uid != before[n] for n, p in now.items()),
+            lambda: (
+                (now := watch.running())
+                and len(now) == PODS
+                and all(p.metadata.uid != before[n] for n, p in now.items())
+            ),
             timeout=180,
             interval=0.2,
         )
@@ -116,7 +123,7 @@ def test_a_template_edit_is_noticed_and_rolls_the_same_way(
     fleet_of_ten: tuple[Running, k8s.CoreV1Api, str, Path],
 ) -> None:
     _, core, ns, template = fleet_of_ten
-    old = {p.metadata.annotations[REVISION_ANNOTATION] for p in Watch(core, ns).running().values()}
+    old = {p.metadata.annotations[REVISION_ANNOTATION] for p in running_pods(core, ns).values()}
 
     def edit() -> None:  # the file watch notices it: no SIGHUP here
         manifest = yaml.safe_load(template.read_text())
