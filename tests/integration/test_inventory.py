@@ -171,8 +171,10 @@ def test_frozen_postgresql_raises_source_unavailable_within_the_timeout_then_rec
                 with pytest.raises(SourceUnavailable) as caught:
                     call("Thing")
                 took[call.__name__] = time.monotonic() - started
-                print(f"\nfrozen PostgreSQL: {call.__name__}() raised SourceUnavailable after "
-                      f"{took[call.__name__]:.2f} s: {caught.value}")
+                print(
+                    f"\nfrozen PostgreSQL: {call.__name__}() raised SourceUnavailable after "
+                    f"{took[call.__name__]:.2f} s: {caught.value}"
+                )
             assert timeout <= took["ids"] < timeout + CLIENT_GRACE + 0.5
             assert "no answer within 2 s" in str(caught.value) or took["count"] < 4
             assert took["count"] < max(timeout + CLIENT_GRACE, CONNECT_TIMEOUT) + 0.5
@@ -247,3 +249,36 @@ def test_100k_ids_insert_and_read(db_url: str, open_inventory: Callable[[str], I
     )
     assert got == set(ids)
     assert count == 100_000
+
+
+def test_row_event_lookups_work_on_a_uuid_column_too(pg_url: str) -> None:
+    # A deployment whose ids are PostgreSQL `uuid`s: an id that is no UUID cannot be there,
+    # and must not fail the lookup of the others.
+    engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    held = [str(uuid.uuid4()) for _ in range(5)]
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE "Thing" (id uuid PRIMARY KEY)'))
+        for rid in held:
+            conn.execute(
+                sa.text('INSERT INTO "Thing" (id) VALUES (CAST(:id AS uuid))'), {"id": rid}
+            )
+    engine.dispose()
+    inventory = Inventory(pg_url)
+    try:
+        asked = [*held[:3], str(uuid.uuid4()), "not-a-uuid"]
+        assert inventory.present("Thing", asked) == set(held[:3])
+        assert inventory.present("Thing", held) == set(held)
+    finally:
+        inventory.close()
+
+
+def test_row_event_lookups_on_a_text_column_find_any_text(pg_url: str) -> None:
+    create_tables(pg_url)
+    held = [str(uuid.uuid4()) for _ in range(5)]
+    insert_ids(pg_url, "Thing", [*held, "plain-text-id"])
+    inventory = Inventory(pg_url)
+    try:
+        asked = [*held[:2], "plain-text-id", "absent"]
+        assert inventory.present("Thing", asked) == {*held[:2], "plain-text-id"}
+    finally:
+        inventory.close()
