@@ -23,6 +23,7 @@ class NodeVersions:
     node: int | None
     resources: int | None
     reload: int | None
+    tmp: bool = True  # `tmp` existed (it carries no data, so no version to match)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,11 @@ Why it is shaped this way:
   server cancels a slower statement itself (PostgreSQL `statement_timeout`, sent as a connect
   option; a lock held by a migration counts too). A server that does not answer at all
   (frozen, SIGSTOPped, a black-holed network: the kernel still ACKs, so TCP never fails)
-  cannot cancel anything, and psycopg has no client-side deadline: a watchdog shuts the
-  connection's socket down `CLIENT_GRACE` seconds later, which ends the blocked read with
-  "server closed the connection" (SQLite: `interrupt()`).
+  cannot cancel anything, and psycopg has no client-side deadline: `db_deadline.py` shuts
+  the connection's socket down `CLIENT_GRACE` seconds later, which ends the blocked read
+  with "server closed the connection" (SQLite: `interrupt()`).
+- Reads run in autocommit: each is one statement, so a transaction would only add a BEGIN
+  and a ROLLBACK round trip to every row event's hint check.
 - Pooled connections are not pinged before use (a ping to a frozen server would hang outside
   any deadline); a connection that died with a restarted server fails at once and the read
   is retried once on a fresh connection, under the same deadline.
@@ -26,11 +28,8 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
-import socket
-import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -40,9 +39,10 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import rows as psycopg_rows
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.sql import quoted_name
 
+from reconciler.adapters.db_deadline import ReadDeadline
 from reconciler.ports import SourceUnavailable, Terminal
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,11 @@ def _engine(url: str | URL, statement_timeout: float | None = None) -> Engine:
         if statement_timeout is not None:
             connect_args["options"] = _with_statement_timeout(parsed, statement_timeout)
         options["connect_args"] = connect_args
+        if statement_timeout is not None:
+            # The daemon's reads (the Inventory) are single statements: autocommit spares
+            # each one a BEGIN and, back in the pool, a ROLLBACK (two round trips on the path
+            # of every row event's hint check).
+            options["isolation_level"] = "AUTOCOMMIT"
         # The loop reads from one thread: a small pool, and never queue long for it.
         options.update(pool_size=2, max_overflow=2, pool_timeout=CONNECT_TIMEOUT)
     elif backend == "sqlite":
@@ -104,70 +109,6 @@ def _with_statement_timeout(url: URL, seconds: float) -> str:
     return f"{given} -c statement_timeout={ms}".strip()
 
 
-class _Watchdog:
-    """Ends the read on `conn` once `seconds` have passed: the only deadline a server that
-    does not answer can be held to. `expired` says it did."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._done = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def guard(self, conn: Any) -> None:
-        """Watch this DBAPI connection from now on (at once if the time is already up)."""
-        with self._lock:
-            self._conn = conn
-            if self.expired:
-                _abort(conn)
-
-    def unguard(self) -> None:
-        """Stop watching the connection before it goes back to the pool."""
-        with self._lock:
-            self._conn = None
-
-    def release(self) -> None:
-        """The read is over: the timer stops."""
-        with self._lock:
-            self._done, self._conn = True, None
-        self._timer.cancel()
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.expired = True
-            if self._conn is not None:
-                log.warning(
-                    "database read: no answer after %.0f s: dropping the connection", self.seconds
-                )
-                _abort(self._conn)
-
-
-def _abort(conn: Any) -> None:
-    """Make a read blocked on `conn` fail now, from another thread."""
-    if isinstance(conn, sqlite3.Connection):
-        conn.interrupt()  # documented as safe from another thread
-        return
-    try:
-        fd = conn.pgconn.socket  # psycopg 3
-    except Exception:  # closed already, or not psycopg: nothing is blocked on it
-        return
-    # shutdown() on a duplicate acts on the shared socket: the blocked poll() wakes up with
-    # EOF, libpq reports "server closed the connection", and the fd stays psycopg's to close.
-    dup = socket.socket(fileno=os.dup(fd))
-    try:
-        dup.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    finally:
-        dup.close()
-
-
 def _scalars(
     conn: sa.Connection,
     statement: sa.Select[tuple[object, ...]],
@@ -176,7 +117,7 @@ def _scalars(
 ) -> list[Any]:
     """The first column of every row, fetched by psycopg itself (no SQLAlchemy Row);
     `where`, with psycopg `%s` placeholders for `params`, is appended to the statement."""
-    sql = str(statement.compile(dialect=conn.dialect)) + where
+    sql = _compiled(statement, conn.dialect) + where
     raw: Any = conn.connection.dbapi_connection
     try:
         with raw.cursor(row_factory=psycopg_rows.scalar_row) as cursor:
@@ -191,6 +132,13 @@ def _scalars(
         ) from exc
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(statement: sa.Select[tuple[object, ...]], dialect: Dialect) -> str:
+    """The statement's SQL for the dialect. Cached: each Inventory method builds its few
+    statements once (`_statements`), and compiling one costs more than a key lookup."""
+    return str(statement.compile(dialect=dialect))
+
+
 def _any_of(ids: list[str]) -> Callable[[sa.Connection, sa.Select[tuple[object, ...]]], list[Any]]:
     """A fetch for `_run`: the rows of `SELECT <table>.id FROM <table>` whose id is in `ids`."""
 
@@ -200,6 +148,12 @@ def _any_of(ids: list[str]) -> Callable[[sa.Connection, sa.Select[tuple[object, 
         return _scalars(conn, statement, f" WHERE {table}.id = ANY(%s)", (ids,))
 
     return fetch
+
+
+@functools.lru_cache(maxsize=64)
+def _id_select(table: str) -> sa.Select[tuple[object, ...]]:
+    """`SELECT <table>.id FROM <table>`, one object per table (so `_compiled` finds it)."""
+    return sa.select(_table(table).c.id)
 
 
 def _is_uuid(text: str) -> bool:
@@ -241,7 +195,7 @@ class Inventory:
         PostgreSQL: straight from the driver's cursor, one value per row. SQLAlchemy's Row
         objects cost twice the time at 500k rows, and, being GC-tracked, set off collections
         through everything else the daemon holds."""
-        statement = sa.select(_table(table).c.id)
+        statement = _id_select(table)
         if self.engine.dialect.name == "postgresql":
             values = self._run(table, statement, fetch=_scalars)
         else:
@@ -269,17 +223,17 @@ class Inventory:
         found: set[str] = set()
         column = _table(table).c.id
         if self.engine.dialect.name == "postgresql":
-            # `id = ANY(%s)` straight through psycopg: one statement, no SQLAlchemy compile,
+            # `id = ANY(%s)` straight through psycopg: one statement, compiled once per table,
             # on the fast path of every row event; PostgreSQL types the array after the
             # column (text or uuid alike).
             for chunk in _chunks(wanted, LOOKUP_CHUNK):
                 try:
-                    found.update(self._run(table, sa.select(column), fetch=_any_of(chunk)))
+                    found.update(self._run(table, _id_select(table), fetch=_any_of(chunk)))
                 except sa_exc.DataError:
                     # A uuid column refuses text that is no UUID; such an id cannot be in it.
                     valid = [i for i in chunk if _is_uuid(i)]
                     if valid:
-                        found.update(self._run(table, sa.select(column), fetch=_any_of(valid)))
+                        found.update(self._run(table, _id_select(table), fetch=_any_of(valid)))
             return frozenset(map(str, found))
         for chunk in _chunks(wanted, LOOKUP_CHUNK):
             try:
@@ -305,7 +259,7 @@ class Inventory:
         fetch: Callable[[sa.Connection, sa.Select[tuple[object, ...]]], list[Any]] | None = None,
     ) -> list[Any]:
         """`statement`'s rows (or what `fetch` makes of it), under the read's deadline."""
-        watchdog = _Watchdog(self.statement_timeout + CLIENT_GRACE)
+        watchdog = ReadDeadline(self.statement_timeout + CLIENT_GRACE)
         try:
             for attempt in (1, 2):
                 try:
@@ -337,7 +291,7 @@ class Inventory:
     def _once(
         self,
         statement: sa.Select[tuple[object, ...]],
-        watchdog: _Watchdog,
+        watchdog: ReadDeadline,
         fetch: Callable[[sa.Connection, sa.Select[tuple[object, ...]]], list[Any]] | None,
     ) -> list[Any]:
         with self.engine.connect() as conn:

@@ -184,7 +184,7 @@ class ZkReader(ZkSession):
             reload_data,
             tmp_exists=tmp_exists,
             worker_session=worker_session,
-            versions=NodeVersions(stat.version, res_version, reload_version),
+            versions=NodeVersions(stat.version, res_version, reload_version, tmp_exists),
         )
         if problems:
             log.warning(

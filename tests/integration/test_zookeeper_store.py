@@ -336,6 +336,42 @@ def test_a_write_returns_the_versions_it_left_and_the_versions_before_it_are_sta
     assert store.read("Thing")[0] == Instance(0, frozenset({"b"}), 3, 2)
 
 
+def test_a_write_on_known_versions_is_one_request_and_lists_no_children(
+    store: ZkStore, kazoo_client: KazooClient
+) -> None:
+    created = store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 0), create=True)
+    calls: list[str] = []
+    client = store._client
+    original = client.get_children_async
+    client.get_children_async = lambda *a, **k: calls.append("ls") or original(*a, **k)  # type: ignore[method-assign]
+    try:
+        store.write_instance(
+            "Thing", replace(created, ids=frozenset({"a", "b"}), reload_times=1), create=False
+        )
+    finally:
+        client.get_children_async = original  # type: ignore[method-assign]
+    assert calls == []
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/resources") == b'{"ids":["a","b"]}'
+
+
+def test_a_write_on_known_versions_is_a_conflict_if_tmp_was_removed_meanwhile(
+    store: ZkStore, kazoo_client: KazooClient
+) -> None:
+    created = store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 0), create=True)
+    kazoo_client.delete(f"{ROOT}/Thing/0/tmp")  # not versioned: checked in the transaction
+
+    with pytest.raises(Conflict):
+        store.write_instance(
+            "Thing", replace(created, ids=frozenset({"a", "b"}), reload_times=1), create=False
+        )
+
+    assert raw(kazoo_client, f"{ROOT}/Thing/0/resources") == b'{"ids":["a"]}'  # nothing written
+    reread = store.read("Thing")[0]
+    assert not reread.complete  # "tmp missing": the next plan rewrites the instance
+    store.write_instance("Thing", replace(reread, ids=frozenset({"a", "b"})), create=False)
+    assert kazoo_client.exists(f"{ROOT}/Thing/0/tmp") is not None
+
+
 def test_a_write_whose_commit_landed_before_the_connection_was_lost_is_no_conflict_on_retry(
     store: ZkStore, kazoo_client: KazooClient
 ) -> None:
