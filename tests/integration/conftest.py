@@ -21,6 +21,7 @@ import pytest
 
 from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, Prometheus, Server, ZooKeeper
+from tests.integration.serving import serve
 
 _HERE = Path(__file__).resolve().parent
 _started: list[Server] = []
@@ -33,18 +34,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _serve(server: Server) -> Iterator[Any]:
-    """Start a session server, yield it, close it; on a failed start keep its dir for the log."""
-    try:
-        server.start()
-    except BaseException:
-        server.close(keep_dir=True)
-        raise
-    _started.append(server)
-    try:
-        yield server
-    finally:
-        _started.remove(server)
-        server.close()
+    """A session server (see `serving.serve`), restarted after a test that stopped it."""
+    yield from serve(server, _started)
 
 
 @pytest.fixture(autouse=True)

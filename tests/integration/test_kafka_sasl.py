@@ -21,6 +21,7 @@ from reconciler.adapters.heartbeats import HeartbeatMonitor
 from reconciler.app import kafka_security
 from reconciler.settings import Settings
 from rig.servers import Kafka
+from tests.integration.serving import serve
 from tests.polling import seconds_until
 
 PASSWORD = f"hb-{uuid.uuid4().hex}"
@@ -28,14 +29,7 @@ PASSWORD = f"hb-{uuid.uuid4().hex}"
 
 @pytest.fixture(scope="module")
 def sasl_kafka() -> Iterator[Kafka]:
-    server = Kafka(sasl_users={"reconciler": PASSWORD, "worker": f"w-{uuid.uuid4().hex}"})
-    try:
-        server.start()
-    except BaseException:
-        server.close(keep_dir=True)
-        raise
-    yield server
-    server.close()
+    yield from serve(Kafka(sasl_users={"reconciler": PASSWORD, "worker": f"w-{uuid.uuid4().hex}"}))
 
 
 class Beating:

@@ -24,6 +24,7 @@ from reconciler.adapters.notify import NotifyListener
 from rig.servers import Mosquitto
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, read_layout, seed, write_policy
+from tests.integration.serving import serve
 
 DAEMON_PW = f"daemon-{uuid.uuid4().hex}"
 PUBLISHER_PW = f"publisher-{uuid.uuid4().hex}"
@@ -31,14 +32,7 @@ PUBLISHER_PW = f"publisher-{uuid.uuid4().hex}"
 
 @pytest.fixture(scope="module")
 def secure_mqtt() -> Iterator[Mosquitto]:
-    server = Mosquitto(users={"reconciler": DAEMON_PW, "db-layer": PUBLISHER_PW}, tls=True)
-    try:
-        server.start()
-    except BaseException:
-        server.close(keep_dir=True)
-        raise
-    yield server
-    server.close()
+    yield from serve(Mosquitto(users={"reconciler": DAEMON_PW, "db-layer": PUBLISHER_PW}, tls=True))
 
 
 def connack(port: int, *, login: tuple[str, str] | None = None,

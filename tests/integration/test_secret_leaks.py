@@ -34,6 +34,7 @@ from reconciler.adapters.inventory import insert_ids
 from rig.servers import Kafka, Mosquitto, Postgres
 from tests.integration.fleet import daemon_env, eventually, seed, uuids, write_policy
 from tests.integration.processes import RECONCILER, DaemonProcess
+from tests.integration.serving import serve
 
 
 def secret(what: str) -> str:
@@ -62,26 +63,12 @@ KNOWN = {
 
 @pytest.fixture(scope="module")
 def secure_mqtt() -> Iterator[Mosquitto]:
-    server = Mosquitto(users={"reconciler": MQTT_PW, "db-layer": PUBLISHER_PW})
-    try:
-        server.start()
-    except BaseException:
-        server.close(keep_dir=True)
-        raise
-    yield server
-    server.close()
+    yield from serve(Mosquitto(users={"reconciler": MQTT_PW, "db-layer": PUBLISHER_PW}))
 
 
 @pytest.fixture(scope="module")
 def sasl_kafka() -> Iterator[Kafka]:
-    server = Kafka(sasl_users={"reconciler": KAFKA_PW, "worker": WORKER_PW})
-    try:
-        server.start()
-    except BaseException:
-        server.close(keep_dir=True)
-        raise
-    yield server
-    server.close()
+    yield from serve(Kafka(sasl_users={"reconciler": KAFKA_PW, "worker": WORKER_PW}))
 
 
 class Evidence:

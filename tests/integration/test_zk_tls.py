@@ -21,6 +21,7 @@ from reconciler.adapters.zk_access import same_acl
 from rig.servers import ZooKeeper
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, read_layout, seed, write_policy
+from tests.integration.serving import serve
 from tests.integration.test_zk_acl import (
     DAEMON_PW,
     OWNER,
@@ -35,14 +36,7 @@ from tests.integration.test_zk_acl import (
 
 @pytest.fixture(scope="module")
 def tls_zk() -> Iterator[ZooKeeper]:
-    server = ZooKeeper(tls=True)
-    try:
-        server.start()
-    except BaseException:
-        server.close(keep_dir=True)
-        raise
-    yield server
-    server.close()
+    yield from serve(ZooKeeper(tls=True))
 
 
 def tls_client(server: ZooKeeper, **kw: Any) -> KazooClient:
