@@ -15,16 +15,17 @@ maxInstances instances of the held count) is not held: the planner re-sizes in f
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
 
+from reconciler.idsets import SortedIds, disjoint
 from reconciler.model import Assignment
 from reconciler.policy import KindPolicy
 
 
 def hold_layout(
     current: Assignment, rows: frozenset[str], policy: KindPolicy
-) -> tuple[dict[int, frozenset[str]], dict[int, int]] | None:
+) -> tuple[dict[int, SortedIds], dict[int, int]] | None:
     """Each instance's ids and count after the growth rule; None when the rules are broken."""
     n = len(current)
     if not current or not policy.init_instances <= n <= policy.max_instances:
@@ -32,17 +33,11 @@ def hold_layout(
     counts = {i: inst.count for i, inst in current.items()}
     if any(not 1 <= c <= policy.resource_per_instance for c in counts.values()):
         return None
-    held: dict[int, AbstractSet[str]] = {}
-    seen: set[str] = set()
-    for i in sorted(current):  # an id found twice stays on the lower instance
-        ids: AbstractSet[str] = current[i].ids
-        if not (ids <= rows and ids.isdisjoint(seen)):  # else kept as it is: no copy
-            ids = (ids & rows) - seen
+    held = still_rows(current, current, rows)
+    for i, ids in held.items():
         if len(ids) > counts[i]:  # over its count (a hand edit): the surplus is placed anew
-            ids = ids - set(sorted(ids)[counts[i] :])
-        seen |= ids
-        held[i] = ids
-    pool = sorted(rows - seen)
+            held[i] = ids - set(sorted(ids)[counts[i] :])
+    pool = unplaced(rows, held)
     if pool:
         slack = max(1, max(counts.values()) // 20)
         pool = pool[fill(held, counts, pool, slack) :]  # what found no room
@@ -54,7 +49,34 @@ def hold_layout(
         i = next(free)
         held[i], pool = set(pool[:count]), pool[count:]
         counts[i] = count
-    return {i: frozenset(ids) for i, ids in held.items()}, counts
+    return {i: SortedIds(ids) for i, ids in held.items()}, counts  # an unchanged one: itself
+
+
+def still_rows(
+    current: Assignment, keep: Iterable[int], rows: frozenset[str]
+) -> dict[int, AbstractSet[str]]:
+    """The ids of each kept instance that are still rows, in instance order; an id found
+    on two instances stays on the lower one (a hand edit: the daemon's writes never make
+    one). An instance that lost nothing keeps its own set (no copy)."""
+    held: dict[int, AbstractSet[str]] = {i: current[i].ids & rows for i in sorted(keep)}
+    if not disjoint(held.values()):
+        seen: set[str] = set()
+        for i, ids in held.items():
+            if not ids.isdisjoint(seen):
+                held[i] = ids = ids - seen
+            seen.update(ids)  # (`seen |= ids` would copy `seen`: ids is no builtin set)
+    return held
+
+
+def unplaced(rows: frozenset[str], held: Mapping[int, AbstractSet[str]]) -> list[str]:
+    """The rows no instance holds, sorted; `held` are disjoint subsets of `rows`, so as many
+    placed ids as rows means none (without a set of every placed id: 24 MiB at a million)."""
+    placed = sum(len(ids) for ids in held.values())
+    if placed == len(rows):
+        return []
+    if not placed:  # a first layout: no copy of the rows
+        return sorted(rows)
+    return sorted(rows.difference(*held.values()))
 
 
 def fill(
@@ -82,7 +104,7 @@ def fill(
         ids = held[i]
         if isinstance(ids, set):
             ids.update(pool[taken : taken + n])
-        else:  # an instance's own frozenset (growth_delta.py): a new one, the old left alone
+        else:  # an instance's own SortedIds (growth_delta.py): a new one, the old left alone
             held[i] = ids.union(pool[taken : taken + n])
         taken += n
         if load + n < quota[i]:
@@ -131,10 +153,14 @@ def _level(
             ids = held[i]
             run = pool[taken : taken + adds[i]]
             if isinstance(ids, set):
-                ids.update(run)
-                # Frozen now, so that its growing table is let go before the next one is
-                # built (what the caller freezes again stays the same object).
-                held[i] = frozenset(ids)
+                # Made compact now, so that its growing table is let go before the next one
+                # is built (what the caller makes a SortedIds again stays the same object).
+                # An empty one (a first layout) takes the sorted run as it is: no sort.
+                if ids:
+                    ids.update(run)
+                    held[i] = SortedIds(ids)
+                else:
+                    held[i] = SortedIds.from_sorted(run)
             else:
                 held[i] = ids.union(run)
             taken += adds[i]

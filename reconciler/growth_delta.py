@@ -14,6 +14,7 @@ pin) is left to the full planner by returning None. Pure.
 from __future__ import annotations
 
 from reconciler.growth import fill
+from reconciler.idsets import SortedIds
 from reconciler.model import Assignment, KindIntent, KindReport
 from reconciler.plan_memo import IdPlan
 from reconciler.policy import KindPolicy
@@ -52,7 +53,7 @@ def grow_plan(
         added = rows - last_rows
     else:
         removed = frozenset()  # the sizes add up: nothing left
-    held: dict[int, frozenset[str]] = {i: inst.ids for i, inst in current.items()}
+    held: dict[int, SortedIds] = {i: inst.ids for i, inst in current.items()}
     if removed:
         for i, ids in held.items():
             gone = ids & removed

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from reconciler.idsets import SortedIds
+
 # Pod phases after which a pod never runs again: the daemon deletes and recreates it.
 DEAD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
 
@@ -31,7 +33,9 @@ class Instance:
     """One worker instance as ZooKeeper holds it (SPEC: /iota/orchestration/<kind>/<id>)."""
 
     instance_id: int
-    ids: frozenset[str]
+    # Sorted, held compactly (idsets.SortedIds: a fifth of a frozenset's memory); any set
+    # or iterable of ids given is made one.
+    ids: SortedIds
     count: int  # capacity: resources this instance may hold
     reload_times: int = 0  # _reload.times, bumped whenever ids change
     complete: bool = True  # False when a child node is missing or unreadable: rewrite it
@@ -42,6 +46,10 @@ class Instance:
     # The versions it was read with (a write returns the new ones); None: not read from
     # ZooKeeper. Not part of equality: two reads of the same content are the same instance.
     versions: NodeVersions | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if type(self.ids) is not SortedIds:
+            object.__setattr__(self, "ids", SortedIds(self.ids))
 
     @property
     def used(self) -> int:

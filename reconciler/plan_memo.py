@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reconciler.idsets import SortedIds
 from reconciler.model import Assignment, Instance, KindIntent, KindReport, Op
 from reconciler.policy import KindPolicy
 
@@ -23,7 +24,7 @@ from reconciler.policy import KindPolicy
 class IdPlan:
     """The id half of a kind's plan: each instance's ids and count, the ZooKeeper writes."""
 
-    final: Mapping[int, frozenset[str]]
+    final: Mapping[int, SortedIds]
     counts: Mapping[int, int]
     report: KindReport
     ops: tuple[Op, ...]

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
-from reconciler.growth import fill, hold_layout
+from reconciler.growth import fill, hold_layout, still_rows, unplaced
 from reconciler.growth_delta import grow_plan
+from reconciler.idsets import SortedIds, held_elsewhere
 from reconciler.model import (
     DEAD_PHASES,
     NO_INTENT,
@@ -211,7 +212,7 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
     return IdPlan(final, counts, report, ops, held=holdable)
 
 
-def _same_sets(current: Assignment, final: dict[int, frozenset[str]]) -> dict[int, frozenset[str]]:
+def _same_sets(current: Assignment, final: dict[int, SortedIds]) -> dict[int, SortedIds]:
     """`final`, with the current instance's own set wherever it is unchanged: the memo and
     the next plan (plan_memo.py, growth_delta.py) tell "unchanged" by identity."""
     for i, ids in final.items():
@@ -223,7 +224,7 @@ def _same_sets(current: Assignment, final: dict[int, frozenset[str]]) -> dict[in
 
 def _held(
     policy: KindPolicy, obs: KindObserved, intent: KindIntent
-) -> tuple[dict[int, frozenset[str]], dict[int, int]] | None:
+) -> tuple[dict[int, SortedIds], dict[int, int]] | None:
     """The held layout, unless a full re-sizing is due: an orchestrate, a sizing policy
     that changed, an autoscaling target, or a layout that breaks the sizing rules. A pinned
     kind holds its layout only at the pinned count, and never grows past it."""
@@ -264,14 +265,9 @@ def assign(
     rows: frozenset[str],
     capacity: int,
     rebalance: bool,
-) -> dict[int, frozenset[str]]:
+) -> dict[int, SortedIds]:
     """The new id set of every instance, moving as few ids as the rules allow."""
-    held: dict[int, set[str]] = {}
-    seen: set[str] = set()
-    for i in keep:  # ascending: an id found twice stays on the lower instance
-        ids = (current[i].ids & rows) - seen
-        seen |= ids
-        held[i] = set(ids)
+    held: dict[int, AbstractSet[str]] = still_rows(current, keep, rows)
     for i in new:
         held[i] = set()
 
@@ -280,27 +276,26 @@ def assign(
         if len(ids) > quota[i]:
             # Deterministic choice of what leaves: the largest ids, so that a replan on the
             # same input is identical.
-            surplus = sorted(ids)[quota[i] :]
-            ids.difference_update(surplus)
+            held[i] = ids - set(sorted(ids)[quota[i] :])
 
-    assigned = set().union(*held.values()) if held else set()
-    pool = sorted(rows - assigned) if assigned else sorted(rows)  # a first layout: no copy
+    pool = unplaced(rows, held)
     # A rebalance evens loads exactly (the quotas); otherwise 5% of capacity of imbalance
     # is worth fewer workers reloading for every few new rows.
     fill(held, quota, pool, slack=1 if rebalance else max(1, capacity // 20))
     return _frozen(held)
 
 
-def _frozen(held: dict[int, set[str]] | dict[int, AbstractSet[str]]) -> dict[int, frozenset[str]]:
-    """Each instance's set, frozen one at a time, each mutable one let go at once (at a
-    million ids, all of them alive beside their frozen copies was 100 MB more at the peak)."""
-    final: dict[int, frozenset[str]] = {}
+def _frozen(held: dict[int, set[str]] | dict[int, AbstractSet[str]]) -> dict[int, SortedIds]:
+    """Each instance's set, made a SortedIds one at a time, each mutable one let go at once
+    (at a million ids, all of them alive beside their frozen copies was 100 MB more at the
+    peak)."""
+    final: dict[int, SortedIds] = {}
     for i in list(held):
-        final[i] = frozenset(held.pop(i))
+        final[i] = SortedIds(held.pop(i))
     return final
 
 
-def _quotas(held: Mapping[int, set[str]], rows: int, capacity: int) -> dict[int, int]:
+def _quotas(held: Mapping[int, AbstractSet[str]], rows: int, capacity: int) -> dict[int, int]:
     """Per-instance targets within one id of the mean, the fullest keeping the larger share."""
     k = len(held)
     if k == 0:
@@ -312,23 +307,24 @@ def _quotas(held: Mapping[int, set[str]], rows: int, capacity: int) -> dict[int,
     return {i: low + (1 if rank < extra else 0) for rank, i in enumerate(by_load)}
 
 
-def moved_ids(current: Assignment, final: Mapping[int, frozenset[str]]) -> int:
+def moved_ids(current: Assignment, final: Mapping[int, SortedIds]) -> int:
     """Ids that were on one instance and are now on another."""
     gained = {
         i: ids - current[i].ids if i in current else ids
         for i, ids in final.items()
         if i not in current or ids != current[i].ids
     }
-    if not any(gained.values()):
-        return 0
-    before = set().union(*(inst.ids for inst in current.values()))
+    if not current or not any(gained.values()):
+        return 0  # (a first layout moves nothing)
+    wanted = set().union(*gained.values())
+    before = held_elsewhere((inst.ids for inst in current.values()), wanted)
     return sum(len(ids & before) for ids in gained.values())
 
 
 def _pod_ops(
     kind: str,
     instance_name: str,
-    final: Mapping[int, frozenset[str]],
+    final: Mapping[int, SortedIds],
     pods: Mapping[str, Pod],
     silent: set[int],
 ) -> list[Op]:

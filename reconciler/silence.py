@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from reconciler.idsets import SortedIds
 from reconciler.model import Heartbeats, Instance, Pod, pod_name
 from reconciler.policy import HeartbeatPolicy
 
@@ -16,7 +17,7 @@ def silent_instances(
     policy: HeartbeatPolicy,
     hb: Heartbeats | None,
     pods: Mapping[str, Pod] | None,
-    final: Mapping[int, frozenset[str]],
+    final: Mapping[int, SortedIds],
     now: float,
     instance_name: str,
     assignment: Mapping[int, Instance] | None = None,

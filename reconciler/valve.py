@@ -63,7 +63,9 @@ def judge(current: Assignment, ops: Iterable[Op], limits: ValveLimits) -> Verdic
     lost: set[str] = set()
     for i in changed:
         if i in current:
-            lost |= current[i].ids - (after_assignment[i].ids if i in after_assignment else set())
+            lost.update(
+                current[i].ids - (after_assignment[i].ids if i in after_assignment else set())
+            )
     # Moved, not lost; or still held by an instance the plan leaves be. (`lost & ids` walks
     # the smaller set; `lost -= ids` would walk every id of every instance.)
     for inst in after_assignment.values():

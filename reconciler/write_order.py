@@ -11,15 +11,17 @@ failed one still holds.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
+from reconciler.idsets import SortedIds, held_elsewhere
 from reconciler.model import Assignment, DeleteInstance, Instance, Op, Reason, WriteInstance
 
 
 def instance_ops(
     kind: str,
     current: Assignment,
-    final: Mapping[int, frozenset[str]],
+    final: Mapping[int, SortedIds],
     counts: Mapping[int, int],
 ) -> list[Op]:
     """The ZooKeeper writes from `current` to `final`, in an order that never lets two
@@ -36,17 +38,20 @@ def instance_ops(
     Each write carries what it gives and takes, so apply can hold back a taking write
     whose ids a failed giving write still holds.
     """
-    held = set().union(*(inst.ids for inst in current.values())) if current else set()
+    gains = {i: ids - current[i].ids if i in current else ids for i, ids in final.items()}
+    # The gained ids some instance holds now: what a write takes from another.
+    held = held_elsewhere(
+        (inst.ids for inst in current.values()), set().union(*gains.values()) if current else set()
+    )
     give: list[Op] = []
     take: list[Op] = []
     for i, ids in sorted(final.items()):
         old = current.get(i)
+        takes = gains[i] & held
         if old is None:
             inst = Instance(i, ids, counts[i], 0)
-            takes = ids & held
             take.append(WriteInstance(kind, inst, True, Reason.NEW_INSTANCE, takes=takes))
             continue
-        takes = (ids - old.ids) & held
         gives = old.ids - ids
         ids_changed = ids != old.ids or not old.complete
         if not ids_changed and counts[i] == old.count:
@@ -78,7 +83,7 @@ def instance_ops(
     return give + take + deletes
 
 
-def _rewrite(old: Instance, ids: frozenset[str], count: int, times: int) -> Instance:
+def _rewrite(old: Instance, ids: AbstractSet[str], count: int, times: int) -> Instance:
     """What a write of `old` stores: on the versions it was read with (compare-and-set);
     complete once written; the workers' session under `tmp` is theirs, never written."""
     return replace(

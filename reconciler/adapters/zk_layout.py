@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from reconciler.idsets import EMPTY, SortedIds
 from reconciler.model import Instance, NodeVersions
 
 CHILDREN = ("tmp", "_reload", "resources")
@@ -76,7 +77,7 @@ def encode_instance(instance: Instance) -> tuple[bytes, dict[str, bytes | None]]
     return node, {
         "tmp": None,
         "_reload": dumps({"times": instance.reload_times}),
-        "resources": dumps({"ids": sorted(instance.ids)}),
+        "resources": dumps({"ids": list(instance.ids)}),  # SortedIds: in order already
     }
 
 
@@ -112,10 +113,10 @@ def decode_instance(
     elif head_data is not None:
         problems.append(f"instance node has no integer count: {head_data!r}"[:160])
 
-    ids: frozenset[str] = frozenset()
+    ids = EMPTY
     raw_ids = res_data.get("ids") if isinstance(res_data, dict) else None
     if isinstance(raw_ids, list) and all(isinstance(x, str) for x in raw_ids):
-        ids = frozenset(raw_ids)
+        ids = SortedIds(raw_ids)
         if len(ids) != len(raw_ids):
             problems.append("resources has duplicate ids")
     elif res_data is not None:

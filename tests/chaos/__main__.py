@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix="reconciler-chaos-"))
         print(f"seed={args.seed} minutes={args.minutes} work={work}", flush=True)
         world = World(Servers(zk, pg, mqtt, kafka, kube), work, rng).start()
-        summary = chaos(world, rng, args.minutes, names,
-                        say=lambda line: print(line, flush=True))
+        summary = chaos(world, rng, args.minutes, names, say=lambda line: print(line, flush=True))
     except KeyboardInterrupt:
         print("interrupted: servers stopped", file=sys.stderr)
         return 130

@@ -61,9 +61,17 @@ class Injected:
 Fault = Callable[[World, random.Random], Injected]
 
 
-def _blind_for(world: World, name: str, kinds: list[str], seconds: float,
-               on: Callable[[], None], off: Callable[[], None], *, strict: bool = True,
-               tail: float = 0.0) -> Injected:
+def _blind_for(
+    world: World,
+    name: str,
+    kinds: list[str],
+    seconds: float,
+    on: Callable[[], None],
+    off: Callable[[], None],
+    *,
+    strict: bool = True,
+    tail: float = 0.0,
+) -> Injected:
     window = world.blind(name, kinds, strict=strict, tail=tail)
     on()
     try:
@@ -76,20 +84,21 @@ def _blind_for(world: World, name: str, kinds: list[str], seconds: float,
 
 def postgres_frozen(world: World, rng: random.Random) -> Injected:
     pg = world.s.pg
-    return _blind_for(world, "PostgreSQL SIGSTOP", ["Thing", "Rule"], PG_FREEZE_S,
-                      pg.pause, pg.resume)
+    return _blind_for(
+        world, "PostgreSQL SIGSTOP", ["Thing", "Rule"], PG_FREEZE_S, pg.pause, pg.resume
+    )
 
 
 def apiserver_frozen(world: World, rng: random.Random) -> Injected:
     kube = world.s.kube
-    return _blind_for(world, "apiserver SIGSTOP", ["Thing", "Rule"], APISERVER_FREEZE_S,
-                      kube.pause, kube.resume)
+    return _blind_for(
+        world, "apiserver SIGSTOP", ["Thing", "Rule"], APISERVER_FREEZE_S, kube.pause, kube.resume
+    )
 
 
 def zookeeper_restarted(world: World, rng: random.Random) -> Injected:
     zk = world.s.zk
-    return _blind_for(world, "ZooKeeper restart", ["Thing", "Rule"], ZK_DOWN_S,
-                      zk.stop, zk.start)
+    return _blind_for(world, "ZooKeeper restart", ["Thing", "Rule"], ZK_DOWN_S, zk.stop, zk.start)
 
 
 def zookeeper_session_expired(world: World, rng: random.Random) -> Injected:
@@ -109,8 +118,16 @@ def kafka_down(world: World, rng: random.Random) -> Injected:
     kafka = world.s.kafka
     # Loose: scale-downs are fine, but no worker may be recreated for a silence Kafka caused,
     # nor within one heartbeat timeout of Kafka's return.
-    return _blind_for(world, "Kafka down", ["Thing"], KAFKA_DOWN_S, kafka.stop, kafka.start,
-                      strict=False, tail=2 * HEARTBEAT_TIMEOUT)
+    return _blind_for(
+        world,
+        "Kafka down",
+        ["Thing"],
+        KAFKA_DOWN_S,
+        kafka.stop,
+        kafka.start,
+        strict=False,
+        tail=2 * HEARTBEAT_TIMEOUT,
+    )
 
 
 def mqtt_down(world: World, rng: random.Random) -> Injected:
@@ -125,23 +142,38 @@ def mqtt_down(world: World, rng: random.Random) -> Injected:
 
 def namespace_forbidden(world: World, rng: random.Random) -> Injected:
     ns = world.namespaces["Rule"]
-    return _blind_for(world, "apiserver 403 in Rule's namespace", ["Rule"], FORBIDDEN_S,
-                      lambda: world.revoke(ns), lambda: world.grant(ns))
+    return _blind_for(
+        world,
+        "apiserver 403 in Rule's namespace",
+        ["Rule"],
+        FORBIDDEN_S,
+        lambda: world.revoke(ns),
+        lambda: world.grant(ns),
+    )
 
 
 def unknown_table(world: World, rng: random.Random) -> Injected:
     """A kind whose table does not exist joins the policy. Judged while it is there (the other
     kinds go on); taken out again after that (`undo`)."""
-    ghost = {"Ghost": {
-        "table": "NoSuchTable", "instanceName": "iota-ghost",
-        "namespace": world.namespaces["Thing"],
-        "template": policy_doc(world.namespaces)["kinds"]["Thing"]["template"],
-        "initInstances": 3, "maxInstances": 20, "resourcePerInstance": 100}}
+    ghost = {
+        "Ghost": {
+            "table": "NoSuchTable",
+            "instanceName": "iota-ghost",
+            "namespace": world.namespaces["Thing"],
+            "template": policy_doc(world.namespaces)["kinds"]["Thing"]["template"],
+            "initInstances": 3,
+            "maxInstances": 20,
+            "resourcePerInstance": 100,
+        }
+    }
     world.write_policy(policy_doc(world.namespaces, extra=ghost))
     time.sleep(UNKNOWN_TABLE_S)
-    return Injected("kind with an unknown table", time.time(),
-                    undo=lambda: world.write_policy(policy_doc(world.namespaces)),
-                    degraded=frozenset({"Ghost"}))
+    return Injected(
+        "kind with an unknown table",
+        time.time(),
+        undo=lambda: world.write_policy(policy_doc(world.namespaces)),
+        degraded=frozenset({"Ghost"}),
+    )
 
 
 def _empty(world: World) -> None:
@@ -153,8 +185,9 @@ def _empty(world: World) -> None:
 
 def _refill(world: World) -> None:
     with world.engine.begin() as conn:
-        conn.execute(sa.text('INSERT INTO "Thing" SELECT id FROM "ThingAside" '
-                             "ON CONFLICT DO NOTHING"))
+        conn.execute(
+            sa.text('INSERT INTO "Thing" SELECT id FROM "ThingAside" ON CONFLICT DO NOTHING')
+        )
         conn.execute(sa.text('DELETE FROM "ThingAside"'))
 
 
@@ -175,9 +208,13 @@ def table_emptied(world: World, rng: random.Random) -> Injected:
 def confirm(world: World, kind: str) -> subprocess.CompletedProcess[str]:
     """`reconciler confirm <kind>` against the running daemon."""
     assert world.daemon is not None
-    return subprocess.run([RECONCILER, "confirm", kind, "--url",
-                           f"http://127.0.0.1:{world.daemon.port}"],
-                          capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        [RECONCILER, "confirm", kind, "--url", f"http://127.0.0.1:{world.daemon.port}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def bad_policy_edits(world: World, rng: random.Random) -> Injected:
@@ -186,8 +223,11 @@ def bad_policy_edits(world: World, rng: random.Random) -> Injected:
     wrong_type["tickSeconds"] = "30"
     misspelt = copy.deepcopy(good)
     misspelt["kinds"]["Thing"]["resourcesPerInstance"] = 1
-    texts = {**BAD_POLICIES, "string for a number": yaml.safe_dump(wrong_type),
-             "unknown field": yaml.safe_dump(misspelt)}
+    texts = {
+        **BAD_POLICIES,
+        "string for a number": yaml.safe_dump(wrong_type),
+        "unknown field": yaml.safe_dump(misspelt),
+    }
     for name in rng.sample(sorted(texts), k=len(texts)):
         world.write_policy(str(texts[name]))
         time.sleep(TICK_SECONDS)

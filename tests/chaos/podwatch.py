@@ -71,8 +71,11 @@ class Deletions:
             except Exception:  # the apiserver is down or frozen: a gap, closed by the next list
                 continue
             now = time.time()
-            current = {p.metadata.uid: p.metadata.name for p in listed.items
-                       if p.metadata.deletion_timestamp is None}
+            current = {
+                p.metadata.uid: p.metadata.name
+                for p in listed.items
+                if p.metadata.deletion_timestamp is None
+            }
             for uid, (name, seen) in list(alive.items()):
                 if uid not in current:
                     self.gone.append(Gone(ns, name, uid, seen, now))
@@ -80,8 +83,9 @@ class Deletions:
             alive.update({uid: (name, now) for uid, name in current.items()})
 
 
-def blind_deletions(gone: list[Gone], windows: list[BlindWindow],
-                    pods_now: dict[str, dict[str, str]]) -> list[str]:
+def blind_deletions(
+    gone: list[Gone], windows: list[BlindWindow], pods_now: dict[str, dict[str, str]]
+) -> list[str]:
     """Pods that went while the daemon was blind (`pods_now`: namespace -> name -> uid)."""
     out: list[str] = []
     now = time.time()
@@ -94,8 +98,10 @@ def blind_deletions(gone: list[Gone], windows: list[BlindWindow],
                 continue
             successor = pods_now.get(g.namespace, {}).get(g.name)
             if w.strict or (successor is not None and successor != g.uid):
-                out.append(f"pod {g.namespace}/{g.name} (uid {g.uid[:8]}) deleted while blind "
-                           f"({w.fault}, {g.earliest - w.start:+.1f}..{g.latest - w.start:+.1f}s "
-                           "from its start)")
+                out.append(
+                    f"pod {g.namespace}/{g.name} (uid {g.uid[:8]}) deleted while blind "
+                    f"({w.fault}, {g.earliest - w.start:+.1f}..{g.latest - w.start:+.1f}s "
+                    "from its start)"
+                )
                 break
     return out

@@ -34,19 +34,21 @@ class Summary:
         if injected.kill_point is not None:
             self.kills += 1
             self.kill_points.append(injected.kill_point)
-        self.convergence[injected.fault] = max(self.convergence.get(injected.fault, 0.0),
-                                               seconds)
+        self.convergence[injected.fault] = max(self.convergence.get(injected.fault, 0.0), seconds)
         # A blind deletion stays in the record: count it once, under the fault it followed.
         seen = {v.split(": ", 1)[1] for v in self.violations}
         self.violations += [f"{injected.fault}: {v}" for v in violations if v not in seen]
 
     def last_line(self) -> str:
-        return (f"violations={len(self.violations)} faults={self.faults} kills={self.kills} "
-                f"worst_convergence_s={self.worst:.1f}")
+        return (
+            f"violations={len(self.violations)} faults={self.faults} kills={self.kills} "
+            f"worst_convergence_s={self.worst:.1f}"
+        )
 
 
-def inject_and_judge(world: World, name: str, rng: random.Random) -> tuple[Injected, float,
-                                                                            list[str]]:
+def inject_and_judge(
+    world: World, name: str, rng: random.Random
+) -> tuple[Injected, float, list[str]]:
     """Churn a little, inject `name`, and judge the recovery."""
     world.churn.running.set()
     time.sleep(rng.uniform(0.5, 2.0))
@@ -61,8 +63,13 @@ def inject_and_judge(world: World, name: str, rng: random.Random) -> tuple[Injec
     return injected, seconds, violations
 
 
-def chaos(world: World, rng: random.Random, minutes: float, names: list[str] | None = None,
-          say: Callable[[str], None] = print) -> Summary:
+def chaos(
+    world: World,
+    rng: random.Random,
+    minutes: float,
+    names: list[str] | None = None,
+    say: Callable[[str], None] = print,
+) -> Summary:
     summary = Summary()
     seconds, violations = world.converge(time.time() - 0.0)
     say(f"start converged_s={seconds:.1f} violations={len(violations)}")

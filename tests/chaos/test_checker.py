@@ -12,7 +12,8 @@ SPEC = KindSpec("Thing", "Thing", "iota-dac", "ns")
 def test_an_id_on_two_instances_is_a_violation_naming_both() -> None:
     layout = {0: Instance(2, 5, ("a", "b")), 1: Instance(1, 5, ("b",))}
     assert layout_violations("Thing", layout, {"a", "b"}) == [
-        "Thing: id b is on 2 instances [0, 1]"]
+        "Thing: id b is on 2 instances [0, 1]"
+    ]
 
 
 def test_an_instance_over_its_count_or_with_a_wrong_used_is_a_violation() -> None:
@@ -24,8 +25,10 @@ def test_an_instance_over_its_count_or_with_a_wrong_used_is_a_violation() -> Non
 def test_unassigned_rows_and_assigned_ids_without_rows_are_violations() -> None:
     layout = {0: Instance(1, 5, ("gone",))}
     found = layout_violations("Thing", layout, {"new"})
-    assert found == ["Thing: 1 database ids on no instance, e.g. new",
-                     "Thing: 1 assigned ids with no row, e.g. gone"]
+    assert found == [
+        "Thing: 1 database ids on no instance, e.g. new",
+        "Thing: 1 assigned ids with no row, e.g. gone",
+    ]
 
 
 def test_an_unknown_table_skips_only_the_row_checks() -> None:
@@ -36,7 +39,9 @@ def test_an_unknown_table_skips_only_the_row_checks() -> None:
 def test_a_missing_pod_and_an_orphan_pod_are_violations_other_kinds_pods_are_not() -> None:
     pods = {"iota-dac-0": "u0", "iota-dac-7": "u7", "iota-rules-engine-1": "r1"}
     assert pod_violations(SPEC, {0, 1}, pods) == [
-        "Thing/1: no pod iota-dac-1", "Thing: orphan pod iota-dac-7 (no instance 7)"]
+        "Thing/1: no pod iota-dac-1",
+        "Thing: orphan pod iota-dac-7 (no instance 7)",
+    ]
 
 
 def test_a_pod_deleted_in_a_strict_window_is_a_violation_even_without_successor() -> None:
@@ -55,7 +60,11 @@ def test_a_loose_window_flags_a_recreated_pod_but_not_a_scale_down() -> None:
 
 
 def test_the_checker_reads_kinds_from_policy_yaml_itself() -> None:
-    text = ("kinds:\n  Thing: {table: T, instanceName: iota-dac, template: x}\n"
-            "  Rule: {table: R, instanceName: re, template: y, namespace: n2}\n")
-    assert kinds_of(text) == [KindSpec("Thing", "T", "iota-dac", "iota"),
-                              KindSpec("Rule", "R", "re", "n2")]
+    text = (
+        "kinds:\n  Thing: {table: T, instanceName: iota-dac, template: x}\n"
+        "  Rule: {table: R, instanceName: re, template: y, namespace: n2}\n"
+    )
+    assert kinds_of(text) == [
+        KindSpec("Thing", "T", "iota-dac", "iota"),
+        KindSpec("Rule", "R", "re", "n2"),
+    ]

@@ -39,8 +39,11 @@ RULE_ROWS = (20, 60)
 THING_PER_INSTANCE = 40
 RECOVERY_CAP = 60.0  # seconds for the daemon to see every source again after a fault
 ROLE_RULES = [
-    {"apiGroups": [""], "resources": ["pods"],
-     "verbs": ["get", "list", "watch", "create", "delete", "patch"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["get", "list", "watch", "create", "delete", "patch"],
+    },
     {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
@@ -56,20 +59,34 @@ class Servers:
     kube: Kube
 
 
-def policy_doc(namespaces: dict[str, str], thing_per_instance: int = THING_PER_INSTANCE,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def policy_doc(
+    namespaces: dict[str, str],
+    thing_per_instance: int = THING_PER_INSTANCE,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     kinds: dict[str, Any] = {
         "Thing": {
-            "table": "Thing", "instanceName": "iota-dac", "namespace": namespaces["Thing"],
+            "table": "Thing",
+            "instanceName": "iota-dac",
+            "namespace": namespaces["Thing"],
             "template": str(REPO / "templates/iota-dac/pod-template.yml"),
-            "initInstances": 3, "maxInstances": 20, "resourcePerInstance": thing_per_instance,
-            "heartbeat": {"enabled": True, "timeoutSeconds": HEARTBEAT_TIMEOUT,
-                          "graceSeconds": HEARTBEAT_TIMEOUT},
+            "initInstances": 3,
+            "maxInstances": 20,
+            "resourcePerInstance": thing_per_instance,
+            "heartbeat": {
+                "enabled": True,
+                "timeoutSeconds": HEARTBEAT_TIMEOUT,
+                "graceSeconds": HEARTBEAT_TIMEOUT,
+            },
         },
         "Rule": {
-            "table": "Rule", "instanceName": "iota-rules-engine", "namespace": namespaces["Rule"],
+            "table": "Rule",
+            "instanceName": "iota-rules-engine",
+            "namespace": namespaces["Rule"],
             "template": str(REPO / "templates/iota-rules-engine/pod-template.yml"),
-            "initInstances": 3, "maxInstances": 20, "resourcePerInstance": 500,
+            "initInstances": 3,
+            "maxInstances": 20,
+            "resourcePerInstance": 500,
         },
     }
     kinds.update(extra or {})
@@ -84,8 +101,9 @@ class Churn:
         self.engine, self.rng = engine, rng
         self.running = threading.Event()
         self._stop = threading.Event()
-        self._mqtt = mqtt_client.Client(CallbackAPIVersion.VERSION2,
-                                        client_id=f"chaos-{uuid.uuid4().hex[:8]}")
+        self._mqtt = mqtt_client.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"chaos-{uuid.uuid4().hex[:8]}"
+        )
         self._mqtt.connect_async(mqtt.host, mqtt.port)
         self._mqtt.reconnect_delay_set(1, 2)
         self._mqtt.loop_start()
@@ -109,14 +127,18 @@ class Churn:
             k = self.rng.randint(1, 4)
             if grow:
                 ids = [str(uuid.UUID(int=self.rng.getrandbits(128))) for _ in range(k)]
-                conn.execute(sa.text(f'INSERT INTO "{table}" (id) VALUES (:id)'),
-                             [{"id": i} for i in ids])
+                conn.execute(
+                    sa.text(f'INSERT INTO "{table}" (id) VALUES (:id)'), [{"id": i} for i in ids]
+                )
                 hint = {"o": "bc", "t": table, "keys": [{"id": i} for i in ids]}
             else:
-                ids = [r[0] for r in conn.execute(
-                    sa.text(f'SELECT id FROM "{table}" ORDER BY random() LIMIT :k'), {"k": k})]
-                conn.execute(sa.text(f'DELETE FROM "{table}" WHERE id = ANY(:ids)'),
-                             {"ids": ids})
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        sa.text(f'SELECT id FROM "{table}" ORDER BY random() LIMIT :k'), {"k": k}
+                    )
+                ]
+                conn.execute(sa.text(f'DELETE FROM "{table}" WHERE id = ANY(:ids)'), {"ids": ids})
                 hint = {"o": "bd", "t": table, "where": {"id": ids}}
         self.changes += len(ids)
         self._mqtt.publish("cm/notify", json.dumps(hint).encode(), qos=1)
@@ -133,8 +155,11 @@ def _sees_all(sources: dict[str, str], kinds: set[str], degraded: frozenset[str]
     """No source error (status "sources": source -> "<Kind>: <error>; ...") for the policy's
     `kinds` but `degraded` ones. Errors of a kind no longer in the policy do not count here:
     that the daemon forgets them is test_faults.py's own test."""
-    return all(part.split(":", 1)[0] in degraded or part.split(":", 1)[0] not in kinds
-               for errors in sources.values() for part in errors.split("; "))
+    return all(
+        part.split(":", 1)[0] in degraded or part.split(":", 1)[0] not in kinds
+        for errors in sources.values()
+        for part in errors.split("; ")
+    )
 
 
 class World:
@@ -164,21 +189,25 @@ class World:
         self.kazoo = KazooClient(hosts=self.zk_hosts, timeout=10)
         self.kazoo.start(timeout=15)
         self.db_url = self.s.pg.create_database(self.db_name)
-        self.engine = sa.create_engine(self.db_url, pool_pre_ping=True,
-                                       connect_args={"connect_timeout": 3})
+        self.engine = sa.create_engine(
+            self.db_url, pool_pre_ping=True, connect_args={"connect_timeout": 3}
+        )
         with self.engine.begin() as conn:
             for table, (low, high) in (("Thing", THING_ROWS), ("Rule", RULE_ROWS)):
                 conn.execute(sa.text(f'CREATE TABLE "{table}" (id text PRIMARY KEY)'))
-                conn.execute(sa.text(f'INSERT INTO "{table}" (id) VALUES (:id)'),
-                             [{"id": str(uuid.uuid4())} for _ in range((low + high) // 2)])
+                conn.execute(
+                    sa.text(f'INSERT INTO "{table}" (id) VALUES (:id)'),
+                    [{"id": str(uuid.uuid4())} for _ in range((low + high) // 2)],
+                )
         self.api = self.s.kube.api_client()
         self.core = k8s.CoreV1Api(self.api)
         self.rbac = k8s.RbacAuthorizationV1Api(self.api)
         self._grant_cluster()
         for ns in self.namespaces.values():
             self.s.kube.create_namespace(ns)
-            self.rbac.create_namespaced_role(ns, {"metadata": {"name": "reconciler"},
-                                                  "rules": ROLE_RULES})
+            self.rbac.create_namespaced_role(
+                ns, {"metadata": {"name": "reconciler"}, "rules": ROLE_RULES}
+            )
             self.grant(ns)
         self.write_policy(policy_doc(self.namespaces))
         self.deletions = Deletions(self.core, list(self.namespaces.values()))
@@ -192,20 +221,39 @@ class World:
 
     def _grant_cluster(self) -> None:
         name = f"reconciler-{self.chroot[1:]}"
-        self.rbac.create_cluster_role({"metadata": {"name": name}, "rules": [
-            {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}]})
-        self.rbac.create_cluster_role_binding({
-            "metadata": {"name": name}, "subjects": [SUBJECT],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": name}})
+        self.rbac.create_cluster_role(
+            {
+                "metadata": {"name": name},
+                "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}],
+            }
+        )
+        self.rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": name},
+                "subjects": [SUBJECT],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": name,
+                },
+            }
+        )
         self._cluster_role = name
 
     def grant(self, ns: str) -> None:
         """Bind the daemon's Role in `ns` (the 403 fault removes this binding)."""
-        self.rbac.create_namespaced_role_binding(ns, {
-            "metadata": {"name": "reconciler"}, "subjects": [SUBJECT],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                        "name": "reconciler"}})
+        self.rbac.create_namespaced_role_binding(
+            ns,
+            {
+                "metadata": {"name": "reconciler"},
+                "subjects": [SUBJECT],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "reconciler",
+                },
+            },
+        )
 
     def revoke(self, ns: str) -> None:
         self.rbac.delete_namespaced_role_binding("reconciler", ns)
@@ -228,8 +276,13 @@ class World:
     def start_daemon(self) -> DaemonProcess:
         self.starts += 1
         self.daemon = DaemonProcess(
-            self.work, self.zk_hosts, self.db_url, self.s.kube, self.policy_path,
-            f"chaos-{self.starts}", session_timeout=SESSION_SECONDS,
+            self.work,
+            self.zk_hosts,
+            self.db_url,
+            self.s.kube,
+            self.policy_path,
+            f"chaos-{self.starts}",
+            session_timeout=SESSION_SECONDS,
             env={
                 "RECONCILER_KUBE_TOKEN": self.s.kube.tokens["reconciler"],
                 "RECONCILER_DATABASE_TIMEOUT": str(DATABASE_TIMEOUT),
@@ -250,18 +303,22 @@ class World:
     def violations(self) -> list[str]:
         kinds = self.kinds()
         pods_now = {ns: invariants.live_pods(self.core, ns) for ns in self.namespaces.values()}
-        return (invariants.check(self.kazoo, self.engine, self.core, kinds)
-                + blind_deletions(self.deletions.gone, self.windows, pods_now))
+        return invariants.check(self.kazoo, self.engine, self.core, kinds) + blind_deletions(
+            self.deletions.gone, self.windows, pods_now
+        )
 
-    def blind(self, fault: str, kinds: list[str], *, strict: bool = True,
-              tail: float = 0.0) -> BlindWindow:
-        window = BlindWindow(fault, {self.namespaces[k] for k in kinds}, time.time(),
-                             strict=strict, tail=tail)
+    def blind(
+        self, fault: str, kinds: list[str], *, strict: bool = True, tail: float = 0.0
+    ) -> BlindWindow:
+        window = BlindWindow(
+            fault, {self.namespaces[k] for k in kinds}, time.time(), strict=strict, tail=tail
+        )
         self.windows.append(window)
         return window
 
-    def converge(self, recovered: float,
-                 degraded: frozenset[str] = frozenset()) -> tuple[float, list[str]]:
+    def converge(
+        self, recovered: float, degraded: frozenset[str] = frozenset()
+    ) -> tuple[float, list[str]]:
         """With churn paused: seconds from `recovered` until the invariants hold, judged by the
         end of the 2nd pass that ended after `recovered`, led (a restarted daemon stands by
         until the killed one's session expires) and with every source readable (but for
@@ -272,9 +329,13 @@ class World:
         last: list[str] = ["the daemon saw every source for no pass"]
         while time.time() < recovered + RECOVERY_CAP:
             status = self.status()
-            if status and status["lastPass"]["at"] and status["lastPass"]["at"] > recovered \
-                    and status["leadership"]["role"] == "leader" \
-                    and _sees_all(status["sources"], {k.name for k in self.kinds()}, degraded):
+            if (
+                status
+                and status["lastPass"]["at"]
+                and status["lastPass"]["at"] > recovered
+                and status["leadership"]["role"] == "leader"
+                and _sees_all(status["sources"], {k.name for k in self.kinds()}, degraded)
+            ):
                 passes.add(status["lastPass"]["at"])
             try:
                 last = self.violations()
@@ -287,8 +348,7 @@ class World:
             time.sleep(0.3)
         status = self.status() or {}
         last = last or ["not converged"]
-        last[-1] += (f" (daemon sources {status.get('sources')}, last pass "
-                     f"{status.get('lastPass')})")
+        last[-1] += f" (daemon sources {status.get('sources')}, last pass {status.get('lastPass')})"
         return time.time() - recovered, last
 
     def close(self) -> None:

@@ -56,6 +56,7 @@ def _hex() -> str:
 
 # ------------------------------------------------------------------ ZooKeeper
 
+
 @pytest.fixture(scope="session")
 def zk() -> Iterator[ZooKeeper]:
     """ZooKeeper: ``.hosts`` ("127.0.0.1:PORT"), ``.stop()``, ``.start()``, ``.log_path``."""
@@ -102,6 +103,7 @@ def kazoo_client(zk_hosts: str) -> Iterator[Any]:
 
 # ------------------------------------------------------------------ PostgreSQL
 
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[Postgres]:
     """PostgreSQL 15: ``.url`` (SQLAlchemy URL of db `postgres`), ``.stop()``, ``.start()``."""
@@ -122,6 +124,7 @@ def pg_url(pg: Postgres) -> Iterator[str]:
 
 # ------------------------------------------------------------------ MQTT
 
+
 @pytest.fixture(scope="session")
 def mqtt() -> Iterator[Mosquitto]:
     """Mosquitto: ``.host``, ``.port``, ``.url`` ("mqtt://127.0.0.1:PORT"), stop/start."""
@@ -129,6 +132,7 @@ def mqtt() -> Iterator[Mosquitto]:
 
 
 # ------------------------------------------------------------------ Kafka
+
 
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[Kafka]:
@@ -139,6 +143,7 @@ def kafka() -> Iterator[Kafka]:
 
 # ------------------------------------------------------------------ Prometheus
 
+
 @pytest.fixture(scope="session")
 def prometheus() -> Iterator[Prometheus]:
     """Prometheus: ``.url``, ``.scrape(["127.0.0.1:PORT", ...])`` (1 s interval, reloads),
@@ -147,6 +152,7 @@ def prometheus() -> Iterator[Prometheus]:
 
 
 # ------------------------------------------------------------------ Kubernetes
+
 
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Kube]:

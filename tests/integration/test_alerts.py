@@ -75,8 +75,9 @@ def test_the_rules_and_their_tests_read_only_metrics_the_daemon_exports() -> Non
 
 
 def test_the_prometheusrule_is_generated_from_the_rule_file() -> None:
-    res = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 0, res.stderr
     manifest = yaml.safe_load(PROMETHEUS_RULE.read_text())
     assert manifest["apiVersion"] == "monitoring.coreos.com/v1"

@@ -46,7 +46,12 @@ def _mqtt_clients(mqtt: Any) -> str:
 
 
 def test_run_on_a_busy_port_exits_before_connecting_anywhere(
-    tmp_path: Path, busy_port: int, zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str,
+    tmp_path: Path,
+    busy_port: int,
+    zk_hosts: str,
+    pg_url: str,
+    kube: Any,
+    kube_namespace: str,
     mqtt: Any,
 ) -> None:
     policy = write_policy(tmp_path / "policy.yaml", kube_namespace)
@@ -59,8 +64,9 @@ def test_run_on_a_busy_port_exits_before_connecting_anywhere(
         "RECONCILER_API_PORT": str(busy_port),
     }
     t0 = time.monotonic()
-    res = subprocess.run([str(CLI), "run"], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=60)
+    res = subprocess.run(
+        [str(CLI), "run"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     took = time.monotonic() - t0
     line = one_line(res)
     assert res.returncode == 2
@@ -78,8 +84,13 @@ def test_run_on_a_busy_port_exits_before_connecting_anywhere(
     assert client_id not in _mqtt_clients(mqtt)
     log = tmp_path / "daemon.log"
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([str(CLI), "run", "--api-port", "0", "--log-level", "DEBUG"],
-                                env=env, cwd=tmp_path, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(CLI), "run", "--api-port", "0", "--log-level", "DEBUG"],
+            env=env,
+            cwd=tmp_path,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     try:
         serving = wait_for_log(log, lambda text: _event(text, "serving"), 30, proc=proc)
         port = int(serving["url"].rsplit(":", 1)[1])
@@ -111,10 +122,18 @@ def test_plan_without_zookeeper_is_one_line_and_exit_3(
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     policy = write_policy(tmp_path / "policy.yaml", kube_namespace)
-    env = {**daemon_env(tmp_path, f"127.0.0.1:{closed}", pg_url, kube),
-           "RECONCILER_POLICY_PATH": str(policy)}
-    res = subprocess.run([str(CLI), "plan", "--wait", "1"], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=60)
+    env = {
+        **daemon_env(tmp_path, f"127.0.0.1:{closed}", pg_url, kube),
+        "RECONCILER_POLICY_PATH": str(policy),
+    }
+    res = subprocess.run(
+        [str(CLI), "plan", "--wait", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert res.returncode == 3, res.stdout + res.stderr
     assert one_line(res) == (
         f"reconciler: no ZooKeeper session with 127.0.0.1:{closed} after 1 s: start it or fix "
@@ -131,8 +150,9 @@ def test_plan_with_the_database_down_prints_the_partial_plan_then_says_why(
     db = f"postgresql+psycopg://postgres@127.0.0.1:{closed}/iota"
     policy = write_policy(tmp_path / "policy.yaml", kube_namespace)
     env = {**daemon_env(tmp_path, zk_hosts, db, kube), "RECONCILER_POLICY_PATH": str(policy)}
-    res = subprocess.run([str(CLI), "plan"], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=120)
+    res = subprocess.run(
+        [str(CLI), "plan"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert res.returncode == 3, res.stdout + res.stderr
     assert "Thing: rows=None" in res.stdout and "BLIND: rows" in res.stdout
     line = one_line(res)

@@ -245,9 +245,11 @@ def test_the_daemon_takes_over_with_the_shipped_policy_and_counts_go_heartbeats_
     old_kind(kazoo_client, core, ns, "Thing", "iota-dac", things)
     old_kind(kazoo_client, core, ns, "Rule", "iota-rules-engine", rules)
     eventually(
-        lambda: (pods := core.list_namespaced_pod(ns).items)
-        and len(pods) == 20
-        and all(p.status.phase == "Running" for p in pods),
+        lambda: (
+            (pods := core.list_namespaced_pod(ns).items)
+            and len(pods) == 20
+            and all(p.status.phase == "Running" for p in pods)
+        ),
         timeout=60,
     )
     failed = "iota-rules-engine-4"
@@ -270,11 +272,13 @@ def test_the_daemon_takes_over_with_the_shipped_policy_and_counts_go_heartbeats_
 
             eventually(heard, timeout=45, interval=0.5)
             pods = eventually(
-                lambda: (now := {p.metadata.name: p for p in core.list_namespaced_pod(ns).items})
-                and now.get(failed) is not None
-                and now[failed].metadata.uid != uids[failed]
-                and now[failed].status.phase == "Running"
-                and now,
+                lambda: (
+                    (now := {p.metadata.name: p for p in core.list_namespaced_pod(ns).items})
+                    and now.get(failed) is not None
+                    and now[failed].metadata.uid != uids[failed]
+                    and now[failed].status.phase == "Running"
+                    and now
+                ),
                 timeout=45,
             )
             status = httpx.get(f"{d.url}/v1/status", timeout=10).json()
@@ -284,8 +288,10 @@ def test_the_daemon_takes_over_with_the_shipped_policy_and_counts_go_heartbeats_
     finally:
         workers.close()
     took = time.monotonic() - started
-    print(f"\nFIGURE takeover of 20 old instances with Kafka heartbeats: {took:.1f}s, "
-          f"{counted:.0f} heartbeats counted of {workers.sent} sent, {zk_writes} ZooKeeper writes")
+    print(
+        f"\nFIGURE takeover of 20 old instances with Kafka heartbeats: {took:.1f}s, "
+        f"{counted:.0f} heartbeats counted of {workers.sent} sent, {zk_writes} ZooKeeper writes"
+    )
 
     assert after == before  # no id moved, no `_reload` bump, no count rewritten
     assert zk_writes == 0

@@ -265,8 +265,13 @@ def test_dockerfile_copies_what_exists_and_pip_builds_it(tmp_path: Path) -> None
         names = set(z.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "reconciler = reconciler.cli:main" in z.read(entry_points).decode()
-    for module in ("cli.py", "loop.py", "api.py", "adapters/kube/__init__.py",
-                   "adapters/kube/pods.py"):
+    for module in (
+        "cli.py",
+        "loop.py",
+        "api.py",
+        "adapters/kube/__init__.py",
+        "adapters/kube/pods.py",
+    ):
         assert f"reconciler/{module}" in names
 
 

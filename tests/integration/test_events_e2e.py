@@ -81,9 +81,7 @@ def daemon(
     with running(settings) as daemon:
         app = daemon.app
         core = k8s.CoreV1Api(kube.api_client())
-        eventually(
-            lambda: len(app.daemon.state.assignment("Thing") or {}) == 3, timeout=30
-        )
+        eventually(lambda: len(app.daemon.state.assignment("Thing") or {}) == 3, timeout=30)
         yield app, pg_url, core, kube_namespace
 
 
@@ -295,9 +293,7 @@ def test_a_silent_worker_is_recreated_but_nobody_while_kafka_is_down(
         eventually(lambda: app.daemon.ports.heartbeats.snapshot("Thing").last_seen.get(1))
         before = {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)}
         kafka.stop()
-        eventually(
-            lambda: not app.daemon.ports.heartbeats.snapshot("Thing").connected, timeout=30
-        )
+        eventually(lambda: not app.daemon.ports.heartbeats.snapshot("Thing").connected, timeout=30)
         time.sleep(8)
         assert {i: uid(core, ns, f"iota-dac-{i}") for i in range(3)} == before
         note = app.daemon.status()["kinds"]["Thing"]["heartbeat"]

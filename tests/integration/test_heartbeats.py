@@ -243,15 +243,25 @@ def test_a_flood_of_bogus_instance_ids_does_not_grow_what_the_monitor_keeps(
             value=json.dumps({"resource": "Thing", "instanceId": str(10_000 + i)}).encode(),
         )
     producer.producer.flush(timeout=30)
-    wait_for(lambda: monitor.rejected("Thing") >= flood, timeout=60,
-             tick=lambda: producer.beat("Thing", 2), what="the flood consumed")
+    wait_for(
+        lambda: monitor.rejected("Thing") >= flood,
+        timeout=60,
+        tick=lambda: producer.beat("Thing", 2),
+        what="the flood consumed",
+    )
     took = time.monotonic() - started
     # Instance 2's beat may still be on its way when the flood's last rejection is counted.
-    wait_for(lambda: 2 in monitor.snapshot("Thing").last_seen, timeout=30,
-             tick=lambda: producer.beat("Thing", 2), what="instance 2 recorded")
+    wait_for(
+        lambda: 2 in monitor.snapshot("Thing").last_seen,
+        timeout=30,
+        tick=lambda: producer.beat("Thing", 2),
+        what="instance 2 recorded",
+    )
     kept = monitor.snapshot("Thing").last_seen
-    print(f"\n{flood} bogus instanceIds consumed in {took:.1f} s: kept {len(kept)} entries "
-          f"({sorted(kept)}), rejected {monitor.rejected('Thing')}")
+    print(
+        f"\n{flood} bogus instanceIds consumed in {took:.1f} s: kept {len(kept)} entries "
+        f"({sorted(kept)}), rejected {monitor.rejected('Thing')}"
+    )
     assert set(kept) == {1, 2}
     assert monitor.rejected("Thing") == flood
     bogus = [r for _, r in malformed if "is not below 10000" in r]

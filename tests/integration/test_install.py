@@ -17,8 +17,11 @@ import pytest
 from tests.integration.fleet import REPO
 
 UNIT = REPO / "systemd" / "reconciler.service"
-DEFAULTS = {"PREFIX": "/opt/reconciler", "SYSCONFDIR": "/etc/reconciler",
-            "UNITDIR": "/etc/systemd/system"}
+DEFAULTS = {
+    "PREFIX": "/opt/reconciler",
+    "SYSCONFDIR": "/etc/reconciler",
+    "UNITDIR": "/etc/systemd/system",
+}
 
 
 def _directives(text: str) -> dict[str, list[str]]:
@@ -34,15 +37,21 @@ def _make_install(paths: dict[str, Path]) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_REQUIRE", "VIRTUAL_ENV"))}
     return subprocess.run(
         ["make", "-C", str(REPO), "install", *(f"{k}={v}" for k, v in paths.items())],
-        capture_output=True, text=True, timeout=900, env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
     )
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("install")
-    paths = {"PREFIX": root / "opt" / "reconciler", "SYSCONFDIR": root / "etc" / "reconciler",
-             "UNITDIR": root / "units"}
+    paths = {
+        "PREFIX": root / "opt" / "reconciler",
+        "SYSCONFDIR": root / "etc" / "reconciler",
+        "UNITDIR": root / "units",
+    }
     res = _make_install(paths)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stderr == "", res.stderr  # quiet pip: no banners
@@ -51,8 +60,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_the_default_paths_are_the_units(installed: dict[str, Path]) -> None:
     """With no override, install writes where the repository's unit looks."""
-    res = subprocess.run(["make", "-n", "-C", str(REPO), "install"], capture_output=True,
-                         text=True, timeout=60, check=True)
+    res = subprocess.run(
+        ["make", "-n", "-C", str(REPO), "install"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert " ".join(f"{k}={v}" for k, v in DEFAULTS.items()) in res.stdout
     d = _directives(UNIT.read_text())
     assert d["ExecStart"] == [f"{DEFAULTS['PREFIX']}/.venv/bin/reconciler run"]
@@ -65,9 +79,9 @@ def test_install_creates_every_path_the_installed_unit_names(installed: dict[str
     unit = installed["UNITDIR"] / "reconciler.service"
     text = unit.read_text()
     # the repository's unit, with the two roots moved and nothing else changed
-    assert text == UNIT.read_text().replace(
-        DEFAULTS["PREFIX"], str(installed["PREFIX"])
-    ).replace(DEFAULTS["SYSCONFDIR"], str(installed["SYSCONFDIR"]))
+    assert text == UNIT.read_text().replace(DEFAULTS["PREFIX"], str(installed["PREFIX"])).replace(
+        DEFAULTS["SYSCONFDIR"], str(installed["SYSCONFDIR"])
+    )
     d = _directives(text)
     exec_start = Path(d["ExecStart"][0].split()[0])
     assert exec_start == installed["PREFIX"] / ".venv" / "bin" / "reconciler"
@@ -76,9 +90,10 @@ def test_install_creates_every_path_the_installed_unit_names(installed: dict[str
     assert env_file.is_file() and stat.S_IMODE(env_file.stat().st_mode) == 0o600
     policy = Path(dict(e.split("=", 1) for e in d["Environment"])["RECONCILER_POLICY_PATH"])
     assert policy.read_bytes() == (REPO / "config" / "policy.yaml").read_bytes()
-    assert Path(d["Documentation"][0].removeprefix("file://")).read_bytes() == (
-        REPO / "README.md"
-    ).read_bytes()
+    assert (
+        Path(d["Documentation"][0].removeprefix("file://")).read_bytes()
+        == (REPO / "README.md").read_bytes()
+    )
     # every path a directive names under the install roots exists
     root = str(installed["root"])
     directives = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
@@ -93,8 +108,9 @@ def test_systemd_analyze_verifies_the_unit_as_installed(installed: dict[str, Pat
     if analyze is None:
         pytest.skip("systemd-analyze is not installed on this machine")
     unit = installed["UNITDIR"] / "reconciler.service"
-    res = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run(
+        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 0 and res.stdout + res.stderr == "", res.stdout + res.stderr
 
 
@@ -102,12 +118,18 @@ def test_the_installed_daemon_runs_and_reads_the_installed_policy(
     installed: dict[str, Path],
 ) -> None:
     exe = installed["PREFIX"] / ".venv" / "bin" / "reconciler"
-    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True,
-                             timeout=60, check=True)
+    version = subprocess.run(
+        [str(exe), "--version"], capture_output=True, text=True, timeout=60, check=True
+    )
     assert version.stdout.strip() == f"reconciler {importlib.metadata.version('reconciler')}"
     policy = installed["SYSCONFDIR"] / "config" / "policy.yaml"
-    res = subprocess.run([str(exe), "validate", str(policy)], capture_output=True, text=True,
-                         timeout=60, cwd=installed["root"])
+    res = subprocess.run(
+        [str(exe), "validate", str(policy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=installed["root"],
+    )
     assert res.returncode == 0 and ": OK (" in res.stdout, res.stdout + res.stderr
 
 

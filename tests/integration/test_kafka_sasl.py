@@ -36,8 +36,9 @@ class Beating:
     """A worker's heartbeat for Thing/0 every 0.3 s, logged in as `worker`, on `topic`."""
 
     def __init__(self, kafka: Kafka, topic: str) -> None:
-        self.producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, linger_ms=0,
-                                      **kafka.client_options("worker"))
+        self.producer = KafkaProducer(
+            bootstrap_servers=kafka.bootstrap, linger_ms=0, **kafka.client_options("worker")
+        )
         self.topic = topic
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -57,16 +58,25 @@ class Beating:
 def monitor(kafka: Kafka, topic: str, **settings: object) -> HeartbeatMonitor:
     """The monitor as `reconciler run` builds it from these settings."""
     s = Settings(_env_file=None, kafka_bootstrap=kafka.bootstrap, **settings)  # type: ignore[arg-type]
-    return HeartbeatMonitor(kafka.bootstrap, ["Thing"], topic=topic,
-                            group=f"t-{uuid.uuid4().hex[:8]}", security=kafka_security(s))
+    return HeartbeatMonitor(
+        kafka.bootstrap,
+        ["Thing"],
+        topic=topic,
+        group=f"t-{uuid.uuid4().hex[:8]}",
+        security=kafka_security(s),
+    )
 
 
 def stranger_reads(kafka: Kafka, topic: str) -> int:
     """Records a plain consumer without a login gets: its bootstrap fails (KafkaError)."""
     try:
-        consumer = KafkaConsumer(topic, bootstrap_servers=kafka.bootstrap,
-                                 group_id=f"s-{uuid.uuid4().hex[:8]}",
-                                 auto_offset_reset="earliest", request_timeout_ms=3000)
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=kafka.bootstrap,
+            group_id=f"s-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            request_timeout_ms=3000,
+        )
     except KafkaError:
         return 0
     try:
@@ -80,18 +90,32 @@ def test_the_daemon_with_its_sasl_login_reads_heartbeats_and_strangers_read_noth
 ) -> None:
     caplog.set_level(logging.WARNING, logger="reconciler.adapters.heartbeats")
     topic = f"HeartBeat-{uuid.uuid4().hex[:8]}"
-    logged_in = monitor(sasl_kafka, topic, kafka_security_protocol="SASL_PLAINTEXT",
-                        kafka_sasl_mechanism="PLAIN", kafka_sasl_username="reconciler",
-                        kafka_sasl_password=PASSWORD)
+    logged_in = monitor(
+        sasl_kafka,
+        topic,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="reconciler",
+        kafka_sasl_password=PASSWORD,
+    )
     anonymous = monitor(sasl_kafka, topic)
-    wrong = monitor(sasl_kafka, topic, kafka_security_protocol="SASL_PLAINTEXT",
-                    kafka_sasl_username="reconciler", kafka_sasl_password="guess")
+    wrong = monitor(
+        sasl_kafka,
+        topic,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="reconciler",
+        kafka_sasl_password="guess",
+    )
     beats = Beating(sasl_kafka, topic)
     for m in (logged_in, anonymous, wrong):
         m.start()
     try:
-        seconds_until(lambda: 0 in logged_in.snapshot("Thing").last_seen, timeout=60,
-                      interval=0.1, what="a heartbeat through the SASL login")
+        seconds_until(
+            lambda: 0 in logged_in.snapshot("Thing").last_seen,
+            timeout=60,
+            interval=0.1,
+            what="a heartbeat through the SASL login",
+        )
         assert logged_in.snapshot("Thing").connected
         time.sleep(3)  # the others had as long as the logged-in one needed, and more
         for m in (anonymous, wrong):

@@ -56,17 +56,23 @@ def figure(name: str, value: str) -> None:
 @pytest.fixture
 def templates(kube_namespace: str) -> dict[str, PodTemplate]:
     return {
-        "Thing": load_pod_template("Thing", kube_namespace, "iota-dac",
-                                   ROOT / "templates/iota-dac/pod-template.yml"),
-        "Rule": load_pod_template("Rule", kube_namespace, "iota-rules-engine",
-                                  ROOT / "templates/iota-rules-engine/pod-template.yml"),
+        "Thing": load_pod_template(
+            "Thing", kube_namespace, "iota-dac", ROOT / "templates/iota-dac/pod-template.yml"
+        ),
+        "Rule": load_pod_template(
+            "Rule",
+            kube_namespace,
+            "iota-rules-engine",
+            ROOT / "templates/iota-rules-engine/pod-template.yml",
+        ),
     }
 
 
 @pytest.fixture
 def api(kube: Any) -> Iterator[client.ApiClient]:
-    a = make_api_client(in_cluster=False, kubeconfig=None, url=kube.url, token=kube.token,
-                        ca_file=kube.ca_file)
+    a = make_api_client(
+        in_cluster=False, kubeconfig=None, url=kube.url, token=kube.token, ca_file=kube.ca_file
+    )
     yield a
     a.close()
 
@@ -106,14 +112,16 @@ def create_when_free(pods: KubePods, kind: str, instance_id: int) -> Pod | None:
 def fail_pod(core: client.CoreV1Api, ns: str, name: str) -> None:
     """Make kwok let go of the pod, then set its phase to Failed as a kubelet would."""
     core.patch_namespaced_pod(name, ns, {"metadata": {"annotations": KWOK_CUSTOM}})
-    core.patch_namespaced_pod_status(name, ns, {"status": {"phase": "Failed",
-                                                           "reason": "TestFailed"}})
+    core.patch_namespaced_pod_status(
+        name, ns, {"status": {"phase": "Failed", "reason": "TestFailed"}}
+    )
 
 
 def hold_and_delete(core: client.CoreV1Api, ns: str, name: str) -> None:
     """Delete the pod but keep it terminating (a finalizer; kwok told to leave it alone)."""
-    core.patch_namespaced_pod(name, ns, {"metadata": {"annotations": KWOK_CUSTOM,
-                                                      "finalizers": [HOLD]}})
+    core.patch_namespaced_pod(
+        name, ns, {"metadata": {"annotations": KWOK_CUSTOM, "finalizers": [HOLD]}}
+    )
     core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
 
 
@@ -128,8 +136,9 @@ def release(core: client.CoreV1Api, ns: str, name: str) -> None:
 # --------------------------------------------------------------------------- pods
 
 
-def test_create_renders_spec_fields(pods: KubePods, core: client.CoreV1Api,
-                                    kube_namespace: str) -> None:
+def test_create_renders_spec_fields(
+    pods: KubePods, core: client.CoreV1Api, kube_namespace: str
+) -> None:
     t0 = time.monotonic()
     created = pods.create_pod("Thing", 3)
     assert created.name == "iota-dac-3" and created.instance_id == 3
@@ -137,12 +146,13 @@ def test_create_renders_spec_fields(pods: KubePods, core: client.CoreV1Api,
     assert d is not None
     assert d["metadata"]["namespace"] == kube_namespace
     assert d["metadata"]["labels"] == {
-        "app": "iota-dac", "instanceId": "3",
-        "app.kubernetes.io/managed-by": "reconciler", "reconciler.iota/kind": "Thing",
+        "app": "iota-dac",
+        "instanceId": "3",
+        "app.kubernetes.io/managed-by": "reconciler",
+        "reconciler.iota/kind": "Thing",
     }
     assert d["spec"]["containers"][0]["env"][0] == {"name": "INSTANCE_ID", "value": "3"}
-    assert d["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "250m",
-                                                                   "memory": "256Mi"}
+    assert d["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "250m", "memory": "256Mi"}
     p = wait_for(lambda: running(pods, "Thing", "iota-dac-3"), what="pod Running")
     figure("create -> Running (scheduler + kwok)", f"{time.monotonic() - t0:.2f}s")
     assert p.uid == created.uid and p.started_at is not None
@@ -156,9 +166,9 @@ def test_create_existing_live_pod_is_not_an_error(pods: KubePods) -> None:
     assert pods.writes == 2
 
 
-def test_list_by_labels_ignores_unmanaged(pods: KubePods, core: client.CoreV1Api,
-                                          templates: dict[str, PodTemplate],
-                                          kube_namespace: str) -> None:
+def test_list_by_labels_ignores_unmanaged(
+    pods: KubePods, core: client.CoreV1Api, templates: dict[str, PodTemplate], kube_namespace: str
+) -> None:
     pods.create_pod("Thing", 0)
     pods.create_pod("Thing", 1)
     pods.create_pod("Rule", 0)
@@ -172,8 +182,7 @@ def test_list_by_labels_ignores_unmanaged(pods: KubePods, core: client.CoreV1Api
     assert sorted(pods.list_pods("Rule")) == ["iota-rules-engine-0"]
 
 
-def test_delete_is_404_safe(pods: KubePods, core: client.CoreV1Api,
-                            kube_namespace: str) -> None:
+def test_delete_is_404_safe(pods: KubePods, core: client.CoreV1Api, kube_namespace: str) -> None:
     pods.delete_pod("Thing", "iota-dac-42")  # never existed: done, no exception
     pods.create_pod("Thing", 4)
     wait_for(lambda: running(pods, "Thing", "iota-dac-4"), what="pod Running")
@@ -184,8 +193,7 @@ def test_delete_is_404_safe(pods: KubePods, core: client.CoreV1Api,
     assert pods.writes == 4
 
 
-def test_recreate_failed_pod(pods: KubePods, core: client.CoreV1Api,
-                             kube_namespace: str) -> None:
+def test_recreate_failed_pod(pods: KubePods, core: client.CoreV1Api, kube_namespace: str) -> None:
     old = pods.create_pod("Thing", 2)
     wait_for(lambda: running(pods, "Thing", "iota-dac-2"), what="pod Running")
     fail_pod(core, kube_namespace, "iota-dac-2")
@@ -205,8 +213,9 @@ def test_recreate_failed_pod(pods: KubePods, core: client.CoreV1Api,
     assert d is not None and d["spec"]["containers"][0]["env"][0]["value"] == "2"
 
 
-def test_create_while_old_pod_terminates(pods: KubePods, core: client.CoreV1Api,
-                                         kube_namespace: str) -> None:
+def test_create_while_old_pod_terminates(
+    pods: KubePods, core: client.CoreV1Api, kube_namespace: str
+) -> None:
     old = pods.create_pod("Thing", 5)
     wait_for(lambda: running(pods, "Thing", "iota-dac-5"), what="pod Running")
     hold_and_delete(core, kube_namespace, "iota-dac-5")
@@ -241,8 +250,10 @@ def test_create_pods_slow_start_throughput(pods: KubePods) -> None:
     res = pods.create_pods("Thing", list(range(n)), max_workers=8)
     took = time.monotonic() - t0
     assert len(res.succeeded) == n and not res.failed and not res.skipped
-    figure(f"create throughput ({n} pods, slow start, 8 workers)",
-           f"{took:.2f}s = {n / took:.0f} pods/s")
+    figure(
+        f"create throughput ({n} pods, slow start, 8 workers)",
+        f"{took:.2f}s = {n / took:.0f} pods/s",
+    )
     assert len(pods.list_pods("Thing")) == n
     assert pods.writes == n
     # Converged: listing again makes no writes.
@@ -254,8 +265,9 @@ def test_slow_start_against_failing_api_makes_one_call(api: client.ApiClient) ->
     # A namespace that does not exist: every create would be refused (404). Slow start
     # sends one, not 500.
     missing = f"missing-{uuid.uuid4().hex[:8]}"
-    t = load_pod_template("Thing", missing, "iota-dac",
-                          ROOT / "templates/iota-dac/pod-template.yml")
+    t = load_pod_template(
+        "Thing", missing, "iota-dac", ROOT / "templates/iota-dac/pod-template.yml"
+    )
     pods = KubePods(api, {"Thing": t}, request_timeout=5)
     res = pods.create_pods("Thing", list(range(500)))
     assert pods.writes == 1
@@ -266,8 +278,11 @@ def test_apiserver_down_is_source_unavailable_then_recovers(kube: Any, pods: Kub
     pods.create_pod("Thing", 0)
     kube.stop()
     try:
-        for op in (lambda: pods.list_pods("Thing"), lambda: pods.create_pod("Thing", 1),
-                   lambda: pods.delete_pod("Thing", "iota-dac-0")):
+        for op in (
+            lambda: pods.list_pods("Thing"),
+            lambda: pods.create_pod("Thing", 1),
+            lambda: pods.delete_pod("Thing", "iota-dac-0"),
+        ):
             t0 = time.monotonic()
             with pytest.raises(SourceUnavailable):
                 op()
@@ -276,8 +291,7 @@ def test_apiserver_down_is_source_unavailable_then_recovers(kube: Any, pods: Kub
         figure("apiserver down -> SourceUnavailable", f"{took:.3f}s")
     finally:
         kube.start()
-    assert sorted(wait_for(lambda: _try_list(pods), what="list after restart")) == [
-        "iota-dac-0"]
+    assert sorted(wait_for(lambda: _try_list(pods), what="list after restart")) == ["iota-dac-0"]
 
 
 def _try_list(pods: KubePods) -> dict[str, Pod] | None:
@@ -297,8 +311,7 @@ class Events:
     def __call__(self, kind: str, pod: Pod | None, event: str) -> None:
         self.q.put((time.monotonic(), kind, pod, event))
 
-    def wait(self, pred: Callable[[str, Pod | None, str], bool], timeout: float = 10.0
-             ) -> float:
+    def wait(self, pred: Callable[[str, Pod | None, str], bool], timeout: float = 10.0) -> float:
         """Monotonic time at which a matching event arrived."""
         deadline = time.monotonic() + timeout
         while True:
@@ -314,8 +327,9 @@ class Events:
 
 
 @pytest.fixture
-def watcher(api: client.ApiClient, templates: dict[str, PodTemplate]
-            ) -> Iterator[tuple[PodWatcher, Events]]:
+def watcher(
+    api: client.ApiClient, templates: dict[str, PodTemplate]
+) -> Iterator[tuple[PodWatcher, Events]]:
     events = Events()
     w = PodWatcher(api, templates, events, server_timeout=30, backoff_max=1.0)
     w.start()
@@ -327,16 +341,18 @@ def watcher(api: client.ApiClient, templates: dict[str, PodTemplate]
     assert not w.healthy
 
 
-def test_watch_sees_failed_within_2s_and_delete(watcher: tuple[PodWatcher, Events],
-                                                pods: KubePods, core: client.CoreV1Api,
-                                                kube_namespace: str) -> None:
+def test_watch_sees_failed_within_2s_and_delete(
+    watcher: tuple[PodWatcher, Events], pods: KubePods, core: client.CoreV1Api, kube_namespace: str
+) -> None:
     w, events = watcher
     pods.create_pod("Thing", 1)
     events.wait(lambda k, p, e: k == "Thing" and p is not None and p.phase == "Running")
     t0 = time.monotonic()
     fail_pod(core, kube_namespace, "iota-dac-1")
-    at = events.wait(lambda k, p, e: p is not None and p.name == "iota-dac-1"
-                     and p.phase == "Failed", timeout=2.0)
+    at = events.wait(
+        lambda k, p, e: p is not None and p.name == "iota-dac-1" and p.phase == "Failed",
+        timeout=2.0,
+    )
     figure("Failed patch -> watch on_change", f"{(at - t0) * 1000:.0f}ms")
     assert at - t0 < 2.0
     snap = w.pods("Thing")
@@ -346,8 +362,9 @@ def test_watch_sees_failed_within_2s_and_delete(watcher: tuple[PodWatcher, Event
     assert w.pods("Thing") == {}
 
 
-def test_watch_survives_apiserver_restart(kube: Any, watcher: tuple[PodWatcher, Events],
-                                          pods: KubePods) -> None:
+def test_watch_survives_apiserver_restart(
+    kube: Any, watcher: tuple[PodWatcher, Events], pods: KubePods
+) -> None:
     w, events = watcher
     kube.stop()
     try:
@@ -358,14 +375,18 @@ def test_watch_survives_apiserver_restart(kube: Any, watcher: tuple[PodWatcher, 
     wait_for(lambda: w.healthy, timeout=30, what="watch re-established")
     figure("watch re-established after apiserver start", f"{time.monotonic() - t0:.2f}s")
     pods.create_pod("Rule", 4)
-    events.wait(lambda k, p, e: k == "Rule" and p is not None
-                and p.name == "iota-rules-engine-4", timeout=5)
+    events.wait(
+        lambda k, p, e: k == "Rule" and p is not None and p.name == "iota-rules-engine-4", timeout=5
+    )
 
 
-def test_watch_relist_reports_pods_deleted_while_away(api: client.ApiClient,
-                                                      templates: dict[str, PodTemplate],
-                                                      pods: KubePods, core: client.CoreV1Api,
-                                                      kube_namespace: str) -> None:
+def test_watch_relist_reports_pods_deleted_while_away(
+    api: client.ApiClient,
+    templates: dict[str, PodTemplate],
+    pods: KubePods,
+    core: client.CoreV1Api,
+    kube_namespace: str,
+) -> None:
     pods.create_pod("Thing", 0)
     events = Events()
     w = PodWatcher(api, templates, events, server_timeout=30)
@@ -393,22 +414,40 @@ def standin(api: client.ApiClient) -> Iterator[None]:
     yield
 
 
-def test_pod_usage_via_podmetrics_standin(standin: None, api: client.ApiClient,
-                                          pods: KubePods, kube_namespace: str) -> None:
-    ours = {"app.kubernetes.io/managed-by": "reconciler", "reconciler.iota/kind": "Thing",
-            "instanceId": "0"}
+def test_pod_usage_via_podmetrics_standin(
+    standin: None, api: client.ApiClient, pods: KubePods, kube_namespace: str
+) -> None:
+    ours = {
+        "app.kubernetes.io/managed-by": "reconciler",
+        "reconciler.iota/kind": "Thing",
+        "instanceId": "0",
+    }
     now = time.time()
-    podmetrics_standin.put_pod_metrics(api, kube_namespace, "iota-dac-0",
-                                       {"iota-dac": ("125000000n", "200Mi"),
-                                        "sidecar": ("25m", "56Mi")},
-                                       labels=ours, timestamp=now, window="15.5s")
-    podmetrics_standin.put_pod_metrics(api, kube_namespace, "iota-dac-1",
-                                       {"iota-dac": ("1", "1Gi")},
-                                       labels={**ours, "instanceId": "1"}, timestamp=now)
+    podmetrics_standin.put_pod_metrics(
+        api,
+        kube_namespace,
+        "iota-dac-0",
+        {"iota-dac": ("125000000n", "200Mi"), "sidecar": ("25m", "56Mi")},
+        labels=ours,
+        timestamp=now,
+        window="15.5s",
+    )
+    podmetrics_standin.put_pod_metrics(
+        api,
+        kube_namespace,
+        "iota-dac-1",
+        {"iota-dac": ("1", "1Gi")},
+        labels={**ours, "instanceId": "1"},
+        timestamp=now,
+    )
     # Another kind's pod and an unmanaged pod: not Thing usage.
-    podmetrics_standin.put_pod_metrics(api, kube_namespace, "iota-rules-engine-0",
-                                       {"r": ("5m", "1Mi")},
-                                       labels={**ours, "reconciler.iota/kind": "Rule"})
+    podmetrics_standin.put_pod_metrics(
+        api,
+        kube_namespace,
+        "iota-rules-engine-0",
+        {"r": ("5m", "1Mi")},
+        labels={**ours, "reconciler.iota/kind": "Rule"},
+    )
     podmetrics_standin.put_pod_metrics(api, kube_namespace, "manual", {"m": ("5m", "1Mi")})
     usage = pods.pod_usage("Thing")
     assert sorted(usage) == ["iota-dac-0", "iota-dac-1"]
@@ -433,21 +472,36 @@ def test_pod_usage_metrics_api_absent(api: client.ApiClient, pods: KubePods) -> 
         podmetrics_standin.install(api)
 
 
-def _node_body(name: str, cpu: str, mem: str, taints: list[dict[str, str]] | None = None,
-               unschedulable: bool = False) -> dict[str, Any]:
+def _node_body(
+    name: str,
+    cpu: str,
+    mem: str,
+    taints: list[dict[str, str]] | None = None,
+    unschedulable: bool = False,
+) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                     "labels": {"type": "kwok", "reconciler.iota/test-node": "true"}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"type": "kwok", "reconciler.iota/test-node": "true"},
+        },
         "spec": {"taints": taints or [], "unschedulable": unschedulable},
-        "status": {"allocatable": {"cpu": cpu, "memory": mem, "pods": "110"},
-                   "capacity": {"cpu": cpu, "memory": mem, "pods": "110"}},
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": mem, "pods": "110"},
+            "capacity": {"cpu": cpu, "memory": mem, "pods": "110"},
+        },
     }
 
 
-def test_node_capacity_counts_bound_pods(kube: Any, pods: KubePods, core: client.CoreV1Api,
-                                         templates: dict[str, PodTemplate],
-                                         kube_namespace: str) -> None:
+def test_node_capacity_counts_bound_pods(
+    kube: Any,
+    pods: KubePods,
+    core: client.CoreV1Api,
+    templates: dict[str, PodTemplate],
+    kube_namespace: str,
+) -> None:
     suffix = uuid.uuid4().hex[:6]
     # A node of our own with a taint, so the scheduler puts no other test's pod there and
     # its requested sum is exactly what this test binds to it (by spec.nodeName).
@@ -457,17 +511,18 @@ def test_node_capacity_counts_bound_pods(kube: Any, pods: KubePods, core: client
     core.create_node(_node_body(tainted, "4", "8Gi", taints=taint))
     core.create_node(_node_body(cordoned, "2", "4Gi", unschedulable=True))
     try:
+
         def bind(t: PodTemplate, iid: int, phase: str | None = None) -> None:
             body = render_pod(t, iid)
             body["spec"]["nodeName"] = tainted
-            body["spec"]["tolerations"] = [{"key": "reconciler.iota/test",
-                                            "operator": "Exists"}]
+            body["spec"]["tolerations"] = [{"key": "reconciler.iota/test", "operator": "Exists"}]
             if phase:  # kwok must never touch it, or its Running patch may race ours
                 body["metadata"]["annotations"] = KWOK_CUSTOM
             core.create_namespaced_pod(kube_namespace, body)
             if phase:
-                core.patch_namespaced_pod_status(body["metadata"]["name"], kube_namespace,
-                                                 {"status": {"phase": phase}})
+                core.patch_namespaced_pod_status(
+                    body["metadata"]["name"], kube_namespace, {"status": {"phase": phase}}
+                )
 
         bind(templates["Thing"], 0)
         bind(templates["Thing"], 1)
@@ -487,8 +542,10 @@ def test_node_capacity_counts_bound_pods(kube: Any, pods: KubePods, core: client
         try:
             caps = wait_for(ours, what="node capacity counting the bound pods")
         except AssertionError:
-            raise AssertionError(f"{[n for n in pods.node_capacity() if n.name == tainted]}; "
-                                 f"want cpu {2 * thing_cpu + rule_cpu}") from None
+            raise AssertionError(
+                f"{[n for n in pods.node_capacity() if n.name == tainted]}; "
+                f"want cpu {2 * thing_cpu + rule_cpu}"
+            ) from None
         t = caps[tainted]
         assert t.allocatable_cpu_m == 4000.0 and t.allocatable_mem_bytes == 8 * 2**30
         assert t.requested_mem_bytes == 2 * thing_mem + rule_mem
@@ -505,16 +562,18 @@ def test_node_capacity_counts_bound_pods(kube: Any, pods: KubePods, core: client
 
 
 def test_make_api_client_from_kubeconfig(kube: Any, templates: dict[str, PodTemplate]) -> None:
-    api = make_api_client(in_cluster=False, kubeconfig=str(kube.kubeconfig), url=None,
-                          token=None, ca_file=None)
+    api = make_api_client(
+        in_cluster=False, kubeconfig=str(kube.kubeconfig), url=None, token=None, ca_file=None
+    )
     try:
         assert KubePods(api, templates).list_pods("Thing") == {}
     finally:
         api.close()
 
 
-def test_watch_stop_is_prompt_while_idle(api: client.ApiClient,
-                                         templates: dict[str, PodTemplate]) -> None:
+def test_watch_stop_is_prompt_while_idle(
+    api: client.ApiClient, templates: dict[str, PodTemplate]
+) -> None:
     w = PodWatcher(api, templates, lambda k, p, e: None, server_timeout=300)
     w.start()
     wait_for(lambda: w.healthy, what="watch established")
@@ -522,4 +581,3 @@ def test_watch_stop_is_prompt_while_idle(api: client.ApiClient,
     w.stop()
     assert time.monotonic() - t0 < 1.0
     assert not any(th.name.startswith("pod-watch-") for th in threading.enumerate())
-

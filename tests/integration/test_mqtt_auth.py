@@ -35,8 +35,9 @@ def secure_mqtt() -> Iterator[Mosquitto]:
     yield from serve(Mosquitto(users={"reconciler": DAEMON_PW, "db-layer": PUBLISHER_PW}, tls=True))
 
 
-def connack(port: int, *, login: tuple[str, str] | None = None,
-            tls: ssl.SSLContext | None = None) -> tuple[Any, mqtt.Client]:
+def connack(
+    port: int, *, login: tuple[str, str] | None = None, tls: ssl.SSLContext | None = None
+) -> tuple[Any, mqtt.Client]:
     """Connect once; the CONNACK reason code (or the exception of a failed handshake)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
     if login:
@@ -93,8 +94,9 @@ def test_clients_without_the_password_or_the_ca_are_refused(secure_mqtt: Mosquit
 
 def test_a_listener_without_credentials_never_subscribes(secure_mqtt: Mosquitto) -> None:
     events: list[Any] = []
-    listener = NotifyListener(secure_mqtt.url, events.append, client_id=f"anon-{uuid.uuid4()}",
-                              reconnect_delay=0.5)
+    listener = NotifyListener(
+        secure_mqtt.url, events.append, client_id=f"anon-{uuid.uuid4()}", reconnect_delay=0.5
+    )
     listener.start()
     try:
         assert not listener.wait_connected(3)
@@ -117,12 +119,20 @@ def test_the_daemon_with_credentials_over_tls_applies_a_row_event_at_once(
     pki = secure_mqtt.pki
     assert pki is not None and secure_mqtt.tls_url is not None
     seed(pg_url, things=200, rules=10)
-    policy = write_policy(tmp_path / "policy.yaml", kube_namespace, tick=60,
-                          Thing={"initInstances": 2})
+    policy = write_policy(
+        tmp_path / "policy.yaml", kube_namespace, tick=60, Thing={"initInstances": 2}
+    )
     settings = settings_for(
-        zk_hosts, pg_url, kube, policy, mqtt=secure_mqtt.tls_url,
-        mqtt_username="reconciler", mqtt_password=DAEMON_PW, mqtt_ca_file=str(pki.ca),
-        mqtt_cert_file=str(pki.client_cert), mqtt_key_file=str(pki.client_key),
+        zk_hosts,
+        pg_url,
+        kube,
+        policy,
+        mqtt=secure_mqtt.tls_url,
+        mqtt_username="reconciler",
+        mqtt_password=DAEMON_PW,
+        mqtt_ca_file=str(pki.ca),
+        mqtt_cert_file=str(pki.client_cert),
+        mqtt_key_file=str(pki.client_key),
     )
     with running(settings) as daemon:
         app = daemon.app

@@ -29,8 +29,13 @@ def test_metrics_carry_process_platform_and_build_info(
         families = _families(text)
 
         # ProcessCollector: this process, read from /proc.
-        for name in ("process_resident_memory_bytes", "process_open_fds", "process_max_fds",
-                     "process_start_time_seconds", "process_virtual_memory_bytes"):
+        for name in (
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+            "process_virtual_memory_bytes",
+        ):
             (sample,) = families[name].samples
             assert sample.value > 0, name
         assert families["process_cpu_seconds"].type == "counter"

@@ -204,9 +204,13 @@ def test_a_pod_deleted_by_hand_or_failed_is_back_once_its_delete_is_seen(
     # Level-triggered, like a ReplicaSet: this pass creates the missing pod and deletes the
     # Failed one (uid precondition); the pass after its delete is seen creates its successor.
     f.tick()
-    eventually(lambda: core.list_namespaced_pod(ns, field_selector="metadata.name=iota-dac-4")
-               .items == [] or core.read_namespaced_pod("iota-dac-4", ns).metadata.uid != old_uid,
-               timeout=60)
+    eventually(
+        lambda: (
+            core.list_namespaced_pod(ns, field_selector="metadata.name=iota-dac-4").items == []
+            or core.read_namespaced_pod("iota-dac-4", ns).metadata.uid != old_uid
+        ),
+        timeout=60,
+    )
     f.tick()
 
     assert core.read_namespaced_pod("iota-dac-3", ns).metadata.deletion_timestamp is None

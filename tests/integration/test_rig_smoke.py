@@ -14,6 +14,7 @@ from tests.polling import eventually
 
 # ------------------------------------------------------------------ ZooKeeper
 
+
 def test_zookeeper_three_znodes_in_one_transaction(kazoo_client: Any) -> None:
     kazoo_client.ensure_path("/iota-dac")
     tx = kazoo_client.transaction()
@@ -55,13 +56,15 @@ def test_zookeeper_stop_and_start_keeps_data(zk: Any, zk_hosts: str) -> None:
 
 # ------------------------------------------------------------------ PostgreSQL
 
+
 def test_postgres_create_insert_count(pg_url: str) -> None:
     from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, func, select
 
     engine = create_engine(pg_url)
     meta = MetaData()
-    thing = Table("Thing", meta, Column("id", Integer, primary_key=True),
-                  Column("name", String(50)))
+    thing = Table(
+        "Thing", meta, Column("id", Integer, primary_key=True), Column("name", String(50))
+    )
     try:
         meta.create_all(engine)
         with engine.begin() as conn:
@@ -84,6 +87,7 @@ def test_postgres_databases_are_per_test(pg_url: str, pg: Any) -> None:
 
 
 # ------------------------------------------------------------------ MQTT
+
 
 def test_mqtt_publish_qos1_is_received(mqtt: Any) -> None:
     import paho.mqtt.client as paho
@@ -121,6 +125,7 @@ def test_mqtt_publish_qos1_is_received(mqtt: Any) -> None:
 
 # ------------------------------------------------------------------ Kafka
 
+
 def test_kafka_produce_heartbeat_and_consume_in_group(kafka: Any) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
@@ -132,9 +137,13 @@ def test_kafka_produce_heartbeat_and_consume_in_group(kafka: Any) -> None:
     finally:
         producer.close()
 
-    consumer = KafkaConsumer("HeartBeat", bootstrap_servers=kafka.bootstrap,
-                             group_id=f"smoke-{uuid.uuid4().hex[:6]}",
-                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        "HeartBeat",
+        bootstrap_servers=kafka.bootstrap,
+        group_id=f"smoke-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+    )
     try:
         seen: list[bytes] = []
 
@@ -149,6 +158,7 @@ def test_kafka_produce_heartbeat_and_consume_in_group(kafka: Any) -> None:
 
 
 # ------------------------------------------------------------------ Prometheus
+
 
 def test_prometheus_scrapes_a_client_endpoint(prometheus: Any) -> None:
     from prometheus_client import CollectorRegistry, Gauge, start_http_server
@@ -170,6 +180,7 @@ def test_prometheus_scrapes_a_client_endpoint(prometheus: Any) -> None:
 
 
 # ------------------------------------------------------------------ Kubernetes
+
 
 def test_kube_pod_lifecycle_from_template(kube: Any, kube_namespace: str) -> None:
     import yaml
@@ -193,10 +204,12 @@ def test_kube_pod_lifecycle_from_template(kube: Any, kube_namespace: str) -> Non
         assert pod.spec.node_name in kube.node_names  # bound by kube-scheduler
 
         # kwok leaves pods annotated "custom" alone, so the Failed status sticks
-        v1.patch_namespaced_pod(name, kube_namespace,
-                                {"metadata": {"annotations": {STATUS_ANNOTATION: "custom"}}})
-        v1.patch_namespaced_pod_status(name, kube_namespace,
-                                       {"status": {"phase": "Failed", "reason": "Error"}})
+        v1.patch_namespaced_pod(
+            name, kube_namespace, {"metadata": {"annotations": {STATUS_ANNOTATION: "custom"}}}
+        )
+        v1.patch_namespaced_pod_status(
+            name, kube_namespace, {"status": {"phase": "Failed", "reason": "Error"}}
+        )
         time.sleep(1)
         assert v1.read_namespaced_pod(name, kube_namespace).status.phase == "Failed"
 
@@ -236,5 +249,4 @@ def test_kube_apiserver_stop_and_start(kube: Any, kube_namespace: str) -> None:
         client.CoreV1Api(api).read_namespace(kube_namespace, _request_timeout=3)
     kube.start()
     with kube.api_client() as api:
-        assert client.CoreV1Api(api).read_namespace(kube_namespace).metadata.name \
-            == kube_namespace
+        assert client.CoreV1Api(api).read_namespace(kube_namespace).metadata.name == kube_namespace

@@ -100,8 +100,11 @@ def test_scale_stop_and_start_a_kind_and_the_pin_outlives_a_restart(
         )
         eventually(lambda: state() == ([], set(), []), timeout=90)
         eventually(  # deleted, not only stopping
-            lambda: not any(
-                p.metadata.name.startswith("iota-dac-") for p in core.list_namespaced_pod(ns).items
+            lambda: (
+                not any(
+                    p.metadata.name.startswith("iota-dac-")
+                    for p in core.list_namespaced_pod(ns).items
+                )
             ),
             timeout=60,
         )
@@ -145,9 +148,7 @@ def test_a_stop_outlives_a_leader_failover_and_a_standby_refuses_to_pin(
     try:
         eventually(lambda: state()[0] == [0, 1, 2] and len(state()[2]) == 3, timeout=90)
         rows = state()[1]
-        with running(
-            settings_for(zk_hosts, pg_url, kube, policy, token=TOKEN, identity="b")
-        ) as b:
+        with running(settings_for(zk_hosts, pg_url, kube, policy, token=TOKEN, identity="b")) as b:
             role = lambda d: httpx.get(f"{d.url}/v1/status", timeout=10).json()["leadership"]  # noqa: E731
             eventually(lambda: role(b)["role"] == "standby" and role(b)["leader"] == "a")
             r = httpx.post(

@@ -31,14 +31,22 @@ def test_a_fresh_venv_installs_the_project_without_any_banner(tmp_path: Path) ->
     # --no-deps: the dependencies' wheels are not what this checks.
     res = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "-e", str(REPO)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout == "" and res.stderr == "", res.stdout + res.stderr
     # and it works: the package imports from the work tree
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import reconciler; print(reconciler.__file__)"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=True,
     )
     assert out.stdout.strip() == str(REPO / "reconciler" / "__init__.py")
 
@@ -49,9 +57,9 @@ def test_setup_announces_each_step_with_its_cost() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stderr == "", res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0] in (
-        "setup: .venv is up to date with pyproject.toml",
-    ) or lines[0].startswith("setup: installing reconciler"), lines
+    assert lines[0] in ("setup: .venv is up to date with pyproject.toml",) or lines[0].startswith(
+        "setup: installing reconciler"
+    ), lines
     ready = [ln for ln in lines if re.fullmatch(r"rig: \S+ ready \(.+\)", ln)]
     assert len(ready) == len(provision.SERVERS), lines
     assert re.fullmatch(r"rig: provisioned in [\d.]+s; cache .+", lines[-1]), lines

@@ -29,8 +29,9 @@ def cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`reconciler ARGS` with nothing from this environment but PATH, and HOME=cwd (no
     ~/.kube/config, no .env)."""
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd)}
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, cwd=cwd,
-                          env={**base, **env}, timeout=60)
+    return subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, cwd=cwd, env={**base, **env}, timeout=60
+    )
 
 
 def one_line(res: subprocess.CompletedProcess[str]) -> str:
@@ -77,8 +78,9 @@ def test_an_invalid_setting_is_one_line_naming_the_variable(
 
 
 def test_several_invalid_settings_stay_on_one_line(tmp_path: Path) -> None:
-    line = one_line(cli("plan", cwd=tmp_path, RECONCILER_KUBE_VERIFY_SSL="maybe",
-                        RECONCILER_LOG_FORMAT="xml"))
+    line = one_line(
+        cli("plan", cwd=tmp_path, RECONCILER_KUBE_VERIFY_SSL="maybe", RECONCILER_LOG_FORMAT="xml")
+    )
     assert "RECONCILER_KUBE_VERIFY_SSL='maybe'" in line and "RECONCILER_LOG_FORMAT='xml'" in line
 
 
@@ -140,8 +142,9 @@ def _url(server: Any) -> str:
 
 def test_status_with_a_refused_token_names_the_fix(stand_in: Any, tmp_path: Path) -> None:
     stand_in.answer = (401, json.dumps({"error": "a bearer token is required"}))
-    line = one_line(cli("status", "--url", _url(stand_in), cwd=tmp_path,
-                        RECONCILER_API_TOKEN="wrong"))
+    line = one_line(
+        cli("status", "--url", _url(stand_in), cwd=tmp_path, RECONCILER_API_TOKEN="wrong")
+    )
     assert "refused the request (HTTP 401)" in line
     assert "--token" in line and "RECONCILER_API_TOKEN" in line
     assert "wrong" not in line

@@ -19,4 +19,6 @@ def test_tls_options_in_the_url_reach_psycopg() -> None:
         "sslcert": "/c.pem",
         "sslkey": "/k.pem",
     }
-    assert engine.url.render_as_string(hide_password=True).startswith("postgresql+psycopg://iota:***@")
+    assert engine.url.render_as_string(hide_password=True).startswith(
+        "postgresql+psycopg://iota:***@"
+    )

@@ -40,8 +40,11 @@ def test_the_readme_settings_table_is_the_generated_one() -> None:
 
 def test_a_stale_settings_table_is_caught(tmp_path: Path) -> None:
     stale = tmp_path / "README.md"
-    stale.write_text(README.read_text().replace("`RECONCILER_API_PORT` | `8080`",
-                                                "`RECONCILER_API_PORT` | `8081`"))
+    stale.write_text(
+        README.read_text().replace(
+            "`RECONCILER_API_PORT` | `8080`", "`RECONCILER_API_PORT` | `8081`"
+        )
+    )
     assert stale.read_text() != README.read_text()
     assert settings_doc.main(["--check", str(stale)]) == 1
     assert settings_doc.main(["--write", str(stale)]) == 0
@@ -93,15 +96,20 @@ def test_every_relative_link_in_the_readme_resolves_inside_the_repository() -> N
     text = README.read_text()
     targets = relative_links(text) + repository_paths(text)
     assert len(targets) > 20, targets  # the README does name files
-    broken = [t for t in targets
-              if not (REPO / t).resolve().is_relative_to(REPO) or not (REPO / t).exists()]
+    broken = [
+        t
+        for t in targets
+        if not (REPO / t).resolve().is_relative_to(REPO) or not (REPO / t).exists()
+    ]
     assert not broken, broken
 
 
 def test_the_link_check_can_fail() -> None:
-    text = ("see [the unit](systemd/nope.service), [up](../elsewhere.md), [web](https://x.y/z), "
-            "[here](#commands) and `reconciler/gone.py`, `templates/<name>/pod-template.yml`\n"
-            "```\n[inside a block](not/checked.md)\n```\n")
+    text = (
+        "see [the unit](systemd/nope.service), [up](../elsewhere.md), [web](https://x.y/z), "
+        "[here](#commands) and `reconciler/gone.py`, `templates/<name>/pod-template.yml`\n"
+        "```\n[inside a block](not/checked.md)\n```\n"
+    )
     assert relative_links(text) == ["systemd/nope.service", "../elsewhere.md"]
     assert repository_paths(text) == ["reconciler/gone.py"]
 

@@ -50,8 +50,10 @@ def test_a_flood_of_distinct_bogus_instance_ids_keeps_nothing_and_is_counted() -
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    print(f"\n{flood} bogus instanceIds: kept {len(m.snapshot('Thing').last_seen)} entries, "
-          f"memory traced +{grown} bytes")
+    print(
+        f"\n{flood} bogus instanceIds: kept {len(m.snapshot('Thing').last_seen)} entries, "
+        f"memory traced +{grown} bytes"
+    )
     assert set(m.snapshot("Thing").last_seen) == {0, 1, 2}
     assert m.rejected("Thing") == flood and m.rejected("Rule") == 0
     assert reported["n"] == flood

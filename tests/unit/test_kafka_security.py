@@ -19,8 +19,13 @@ def test_sasl_ssl_passes_login_and_tls_files(mechanism: str, tmp_path: Path) -> 
     for name in ("ca.pem", "c.pem", "k.pem"):
         (tmp_path / name).write_text("x")
     security = KafkaSecurity(
-        "SASL_SSL", mechanism, "daemon", "pw", str(tmp_path / "ca.pem"),
-        str(tmp_path / "c.pem"), str(tmp_path / "k.pem"),
+        "SASL_SSL",
+        mechanism,
+        "daemon",
+        "pw",
+        str(tmp_path / "ca.pem"),
+        str(tmp_path / "c.pem"),
+        str(tmp_path / "k.pem"),
     )
     security.check()
     assert security.consumer_options() == {

@@ -25,19 +25,38 @@ from reconciler.podspec import PodTemplate
 
 
 def test_pod_from_dict_full() -> None:
-    p = pod_from_dict({
-        "metadata": {"name": "iota-dac-3", "uid": "u1", "labels": {"instanceId": "3"},
-                     "creationTimestamp": "2024-01-01T00:00:00Z",
-                     "deletionTimestamp": "2024-01-01T00:01:00Z"},
-        "status": {"phase": "Running", "startTime": "2024-01-01T00:00:05Z"},
-    })
-    assert p == Pod(name="iota-dac-3", instance_id=3, phase="Running", terminating=True,
-                    started_at=1704067205.0, uid="u1")
+    p = pod_from_dict(
+        {
+            "metadata": {
+                "name": "iota-dac-3",
+                "uid": "u1",
+                "labels": {"instanceId": "3"},
+                "creationTimestamp": "2024-01-01T00:00:00Z",
+                "deletionTimestamp": "2024-01-01T00:01:00Z",
+            },
+            "status": {"phase": "Running", "startTime": "2024-01-01T00:00:05Z"},
+        }
+    )
+    assert p == Pod(
+        name="iota-dac-3",
+        instance_id=3,
+        phase="Running",
+        terminating=True,
+        started_at=1704067205.0,
+        uid="u1",
+    )
 
 
 def test_pod_from_dict_minimal() -> None:
-    p = pod_from_dict({"metadata": {"name": "x", "labels": {"instanceId": "-1"},
-                                    "creationTimestamp": "2024-01-01T00:00:00Z"}})
+    p = pod_from_dict(
+        {
+            "metadata": {
+                "name": "x",
+                "labels": {"instanceId": "-1"},
+                "creationTimestamp": "2024-01-01T00:00:00Z",
+            }
+        }
+    )
     assert p.phase == "Pending"
     assert p.instance_id is None
     assert p.terminating is False
@@ -45,10 +64,20 @@ def test_pod_from_dict_minimal() -> None:
     assert pod_from_dict({"metadata": {"name": "y"}}).instance_id is None
 
 
-@pytest.mark.parametrize(("s", "sec"), [
-    ("30s", 30.0), ("1m0s", 60.0), ("10.5s", 10.5), ("500ms", 0.5), ("1h2m3s", 3723.0),
-    ("0", 0.0), ("15.011s", 15.011), ("250us", 0.00025), ("100ns", 1e-7),
-])
+@pytest.mark.parametrize(
+    ("s", "sec"),
+    [
+        ("30s", 30.0),
+        ("1m0s", 60.0),
+        ("10.5s", 10.5),
+        ("500ms", 0.5),
+        ("1h2m3s", 3723.0),
+        ("0", 0.0),
+        ("15.011s", 15.011),
+        ("250us", 0.00025),
+        ("100ns", 1e-7),
+    ],
+)
 def test_parse_go_duration(s: str, sec: float) -> None:
     assert parse_go_duration(s) == pytest.approx(sec)
 
@@ -60,11 +89,16 @@ def test_parse_go_duration_rejects(s: str) -> None:
 
 
 def test_usage_sums_containers() -> None:
-    u = _usage_from_dict({
-        "timestamp": "2024-01-01T00:00:00Z", "window": "30s",
-        "containers": [{"name": "a", "usage": {"cpu": "125000000n", "memory": "1Mi"}},
-                       {"name": "b", "usage": {"cpu": "375m", "memory": "1048576"}}],
-    })
+    u = _usage_from_dict(
+        {
+            "timestamp": "2024-01-01T00:00:00Z",
+            "window": "30s",
+            "containers": [
+                {"name": "a", "usage": {"cpu": "125000000n", "memory": "1Mi"}},
+                {"name": "b", "usage": {"cpu": "375m", "memory": "1048576"}},
+            ],
+        }
+    )
     assert u.cpu_millicores == pytest.approx(500.0)
     assert u.memory_bytes == 2 * 2**20
     assert u.timestamp == 1704067200.0 and u.window == 30.0
@@ -72,7 +106,8 @@ def test_usage_sums_containers() -> None:
 
 def _node(**kw: object) -> dict[str, object]:
     node: dict[str, object] = {
-        "metadata": {"name": "n"}, "spec": {},
+        "metadata": {"name": "n"},
+        "spec": {},
         "status": {"conditions": [{"type": "Ready", "status": "True"}]},
     }
     node.update(kw)
@@ -93,10 +128,22 @@ def test_refused_connection_is_source_unavailable_fast() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    api = make_api_client(in_cluster=False, kubeconfig=None, url=f"http://127.0.0.1:{port}",
-                          token="t0ken", ca_file=None)
-    t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {
-        "containers": [{"name": "c", "image": "i", "env": [{"name": "I"}]}]}})
+    api = make_api_client(
+        in_cluster=False,
+        kubeconfig=None,
+        url=f"http://127.0.0.1:{port}",
+        token="t0ken",
+        ca_file=None,
+    )
+    t = PodTemplate(
+        "Thing",
+        "iota",
+        "w",
+        {
+            "kind": "Pod",
+            "spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "I"}]}]},
+        },
+    )
     k = KubePods(api, {"Thing": t}, request_timeout=2)
     t0 = time.monotonic()
     with pytest.raises(SourceUnavailable) as ei:
@@ -124,27 +171,41 @@ class _FakeResp:
 
 
 def _pod_json(name: str, phase: str, rv: str) -> dict[str, object]:
-    return {"metadata": {"name": name, "resourceVersion": rv, "uid": name,
-                         "labels": {"instanceId": "1"}}, "status": {"phase": phase}}
+    return {
+        "metadata": {
+            "name": name,
+            "resourceVersion": rv,
+            "uid": name,
+            "labels": {"instanceId": "1"},
+        },
+        "status": {"phase": phase},
+    }
 
 
 def test_watch_410_relists_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
-    api = make_api_client(in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9",
-                          token=None, ca_file=None)
+    api = make_api_client(
+        in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9", token=None, ca_file=None
+    )
     t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {}})
     seen: list[tuple[str, str | None, str]] = []
-    w = PodWatcher(api, {"Thing": t},
-                   lambda k, p, e: seen.append((k, p.name if p else None, e)),
-                   backoff_initial=0.01)
+    w = PodWatcher(
+        api,
+        {"Thing": t},
+        lambda k, p, e: seen.append((k, p.name if p else None, e)),
+        backoff_initial=0.01,
+    )
     lists: list[float] = []
     watch_rvs: list[str] = []
     # 1st list: pod a. Watch from rv 10 -> a goes Failed, then 410 Gone. 2nd list: a gone,
     # b there (so the relist must report a DELETED). Watch from rv 20: stop.
-    list_answers = [([_pod_json("a", "Running", "9")], "10"),
-                    ([_pod_json("b", "Running", "19")], "20")]
+    list_answers = [
+        ([_pod_json("a", "Running", "9")], "10"),
+        ([_pod_json("b", "Running", "19")], "20"),
+    ]
 
-    def fake_list_all(what: str, fn: object, *args: object, **kwargs: object
-                      ) -> tuple[list[dict[str, object]], str]:
+    def fake_list_all(
+        what: str, fn: object, *args: object, **kwargs: object
+    ) -> tuple[list[dict[str, object]], str]:
         lists.append(time.monotonic())
         return list_answers[min(len(lists), 2) - 1]
 
@@ -152,9 +213,15 @@ def test_watch_410_relists_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
         rv = str(kwargs["resource_version"])
         watch_rvs.append(rv)
         if rv == "10":
-            return _FakeResp([{"type": "MODIFIED", "object": _pod_json("a", "Failed", "11")},
-                              {"type": "ERROR", "object": {"kind": "Status", "code": 410,
-                                                           "reason": "Expired"}}])
+            return _FakeResp(
+                [
+                    {"type": "MODIFIED", "object": _pod_json("a", "Failed", "11")},
+                    {
+                        "type": "ERROR",
+                        "object": {"kind": "Status", "code": 410, "reason": "Expired"},
+                    },
+                ]
+            )
         w._stop.set()
         return _FakeResp([])
 
@@ -163,17 +230,21 @@ def test_watch_410_relists_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
     w._run("Thing")
     assert watch_rvs == ["10", "20"]
     assert len(lists) == 2
-    assert seen == [("Thing", "a", "ADDED"), ("Thing", "a", "MODIFIED"),
-                    ("Thing", "b", "ADDED"), ("Thing", None, "DELETED")]
+    assert seen == [
+        ("Thing", "a", "ADDED"),
+        ("Thing", "a", "MODIFIED"),
+        ("Thing", "b", "ADDED"),
+        ("Thing", None, "DELETED"),
+    ]
     assert w.pods("Thing") == {"b": pod_from_dict(_pod_json("b", "Running", "19"))}
 
 
 def test_watch_http_410_and_errors_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    api = make_api_client(in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9",
-                          token=None, ca_file=None)
+    api = make_api_client(
+        in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9", token=None, ca_file=None
+    )
     t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {}})
-    w = PodWatcher(api, {"Thing": t}, lambda k, p, e: None, backoff_initial=0.01,
-                   backoff_max=0.02)
+    w = PodWatcher(api, {"Thing": t}, lambda k, p, e: None, backoff_initial=0.01, backoff_max=0.02)
     calls: list[str] = []
 
     def fake_list_all(*a: object, **k: object) -> tuple[list[dict[str, object]], str]:

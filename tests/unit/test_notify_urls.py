@@ -26,7 +26,8 @@ def test_comma_separated_list_keeps_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "urls", ["", " , ", "mqtt://a,mqtts://b", "ws://a", "mqtt://a:99999", "mqtt://a:x", "mqtt://:1883"]
+    "urls",
+    ["", " , ", "mqtt://a,mqtts://b", "ws://a", "mqtt://a:99999", "mqtt://a:x", "mqtt://:1883"],
 )
 def test_bad_urls_are_refused(urls: str) -> None:
     with pytest.raises(ValueError):

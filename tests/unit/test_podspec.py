@@ -49,10 +49,16 @@ def test_render_does_not_mutate_template() -> None:
 
 
 def test_render_adds_metadata_and_labels_when_absent() -> None:
-    t = PodTemplate("Thing", "iota", "w", {
-        "apiVersion": "v1", "kind": "Pod",
-        "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "I"}]}]},
-    })
+    t = PodTemplate(
+        "Thing",
+        "iota",
+        "w",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "I"}]}]},
+        },
+    )
     m = render_pod(t, 0)
     assert m["metadata"]["name"] == "w-0"
     assert m["metadata"]["labels"]["instanceId"] == "0"
@@ -60,12 +66,18 @@ def test_render_adds_metadata_and_labels_when_absent() -> None:
 
 
 def test_render_drops_server_fields() -> None:
-    t = PodTemplate("Thing", "iota", "w", {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"uid": "u", "resourceVersion": "5", "labels": None},
-        "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "I"}]}]},
-        "status": {"phase": "Running"},
-    })
+    t = PodTemplate(
+        "Thing",
+        "iota",
+        "w",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"uid": "u", "resourceVersion": "5", "labels": None},
+            "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "I"}]}]},
+            "status": {"phase": "Running"},
+        },
+    )
     m = render_pod(t, 3)
     assert "uid" not in m["metadata"] and "resourceVersion" not in m["metadata"]
     assert "status" not in m
@@ -85,15 +97,23 @@ def test_requests_of_shipped_templates() -> None:
 
 
 def test_requests_sum_containers_and_init_max() -> None:
-    t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {
-        "containers": [
-            {"resources": {"requests": {"cpu": "100m", "memory": "1Gi"}}},
-            {"resources": {"requests": {"cpu": 1}}},
-            {"resources": {}},
-            {},
-        ],
-        "initContainers": [{"resources": {"requests": {"cpu": "2", "memory": "1M"}}}],
-    }})
+    t = PodTemplate(
+        "Thing",
+        "iota",
+        "w",
+        {
+            "kind": "Pod",
+            "spec": {
+                "containers": [
+                    {"resources": {"requests": {"cpu": "100m", "memory": "1Gi"}}},
+                    {"resources": {"requests": {"cpu": 1}}},
+                    {"resources": {}},
+                    {},
+                ],
+                "initContainers": [{"resources": {"requests": {"cpu": "2", "memory": "1M"}}}],
+            },
+        },
+    )
     # regular: 1100m, 1Gi; init asks 2000m (more) and 1M (less)
     assert pod_requests(t) == (2000.0, float(2**30))
 
@@ -103,32 +123,35 @@ def test_requests_none() -> None:
     assert pod_requests(t) == (0.0, 0.0)
 
 
-@pytest.mark.parametrize(("q", "expected"), [
-    ("250m", Decimal("0.25")),
-    ("1", Decimal(1)),
-    ("0.5", Decimal("0.5")),
-    (".5", Decimal("0.5")),
-    ("256Mi", Decimal(256 * 2**20)),
-    ("1Ki", Decimal(1024)),
-    ("1Gi", Decimal(2**30)),
-    ("1G", Decimal(10**9)),
-    ("1k", Decimal(1000)),
-    ("1M", Decimal(10**6)),
-    ("2T", Decimal(2 * 10**12)),
-    ("1P", Decimal(10**15)),
-    ("1E", Decimal(10**18)),
-    ("1Ei", Decimal(2**60)),
-    ("1e3", Decimal(1000)),
-    ("1E3", Decimal(1000)),
-    ("5e-3", Decimal("0.005")),
-    ("100n", Decimal("1e-7")),
-    ("10u", Decimal("1e-5")),
-    ("+1", Decimal(1)),
-    ("1.5Gi", Decimal("1.5") * 2**30),
-    (2, Decimal(2)),
-    (0.5, Decimal("0.5")),
-    (" 128974848 ", Decimal(128974848)),
-])
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("250m", Decimal("0.25")),
+        ("1", Decimal(1)),
+        ("0.5", Decimal("0.5")),
+        (".5", Decimal("0.5")),
+        ("256Mi", Decimal(256 * 2**20)),
+        ("1Ki", Decimal(1024)),
+        ("1Gi", Decimal(2**30)),
+        ("1G", Decimal(10**9)),
+        ("1k", Decimal(1000)),
+        ("1M", Decimal(10**6)),
+        ("2T", Decimal(2 * 10**12)),
+        ("1P", Decimal(10**15)),
+        ("1E", Decimal(10**18)),
+        ("1Ei", Decimal(2**60)),
+        ("1e3", Decimal(1000)),
+        ("1E3", Decimal(1000)),
+        ("5e-3", Decimal("0.005")),
+        ("100n", Decimal("1e-7")),
+        ("10u", Decimal("1e-5")),
+        ("+1", Decimal(1)),
+        ("1.5Gi", Decimal("1.5") * 2**30),
+        (2, Decimal(2)),
+        (0.5, Decimal("0.5")),
+        (" 128974848 ", Decimal(128974848)),
+    ],
+)
 def test_parse_quantity(q: str | int | float, expected: Decimal) -> None:
     assert parse_quantity(q) == expected
 

@@ -104,8 +104,10 @@ def test_a_664_byte_billion_laughs_is_refused_fast_in_bounded_memory(tmp_path: P
     assert res.returncode == 0, res.stderr
     error, figures = res.stdout.splitlines()
     seconds, rss_kib = float(figures.split()[0]), int(figures.split()[1])
-    print(f"\nbillion laughs (664 bytes): refused in {seconds * 1000:.1f} ms, "
-          f"peak RSS +{rss_kib} KiB: {error}")
+    print(
+        f"\nbillion laughs (664 bytes): refused in {seconds * 1000:.1f} ms, "
+        f"peak RSS +{rss_kib} KiB: {error}"
+    )
     assert "more than 16 aliases" in error and "line 6" in error
     assert seconds < 0.5
     assert rss_kib < 10 * 1024
@@ -361,8 +363,14 @@ def test_validate_reports_every_problem_with_file_and_line(tmp_path: Path) -> No
         "    instanceName: r2\n"  # 16
         "    template: t.yml\n"  # 17
     )
-    res = subprocess.run([str(CLI), "validate", str(bad)], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    res = subprocess.run(
+        [str(CLI), "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert res.returncode == 1 and "Traceback" not in res.stderr
     lines = res.stderr.splitlines()
     for expected in (
@@ -384,8 +392,14 @@ def test_validate_reports_every_problem_with_file_and_line(tmp_path: Path) -> No
 def test_validate_refuses_the_bomb_with_its_line(tmp_path: Path) -> None:
     bomb = tmp_path / "policy.yaml"
     bomb.write_text(billion_laughs())
-    res = subprocess.run([str(CLI), "validate", str(bomb)], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    res = subprocess.run(
+        [str(CLI), "validate", str(bomb)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert res.returncode == 1
     assert res.stderr.startswith(f"{bomb}:6: -: more than 16 aliases (*b): refused")
 

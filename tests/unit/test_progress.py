@@ -21,9 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_heartbeat_prints_while_a_slow_child_runs_and_stops_after(tmp_path: Path) -> None:
     log = tmp_path / "build.log"
     out = io.StringIO()
-    child = [sys.executable, "-c",
-             "import time\nfor i in range(12):\n print('compiling package', i, flush=True)\n"
-             " time.sleep(0.1)"]
+    child = [
+        sys.executable,
+        "-c",
+        "import time\nfor i in range(12):\n print('compiling package', i, flush=True)\n"
+        " time.sleep(0.1)",
+    ]
     with open(log, "w") as fh, progress.heartbeat("building x", log, interval=0.25, out=out):
         subprocess.run(child, stdout=fh, check=True)
     lines = out.getvalue().splitlines()
@@ -75,8 +78,13 @@ def test_every_go_binary_has_a_stated_build_cost() -> None:
 
 def test_setup_sh_heartbeat_prints_while_the_command_runs_and_keeps_its_exit_status() -> None:
     script = f". {REPO}/rig/heartbeat.sh; with_heartbeat 'installing things' sleep 1.3; echo rc=$?"
-    res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30,
-                         env={"PATH": "/usr/bin:/bin", "SETUP_HEARTBEAT_SECONDS": "0.4"})
+    res = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "SETUP_HEARTBEAT_SECONDS": "0.4"},
+    )
     lines = res.stdout.splitlines()
     assert lines[-1] == "rc=0"
     beats = lines[:-1]

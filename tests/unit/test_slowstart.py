@@ -54,6 +54,7 @@ def test_failure_in_third_batch_finishes_batch_then_stops() -> None:
             if i == 4:
                 raise RuntimeError("boom")
             return i
+
         return run
 
     result = slow_start([make(i) for i in range(15)])
@@ -72,6 +73,7 @@ def test_parallel_batches_run_concurrently() -> None:
             if 3 <= i <= 6:
                 barrier.wait()
             return i
+
         return run
 
     result = slow_start([make(i) for i in range(7)], max_workers=4)

@@ -1,0 +1,128 @@
+"""SortedIds: every set operation the daemon uses answers exactly as a frozenset would."""
+
+from __future__ import annotations
+
+import operator
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.idsets import SortedIds, disjoint, held_elsewhere
+
+# Small alphabet: overlaps are common; sizes on both sides of the "few ids" threshold.
+IDS = st.frozensets(st.sampled_from([f"id-{n:03d}" for n in range(120)]), max_size=110)
+OPERANDS = st.sampled_from(["set", "frozenset", "sorted"])
+BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "&": operator.and_,
+    "-": operator.sub,
+    "|": operator.or_,
+    "^": operator.xor,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
+def _as(kind: str, ids: frozenset[str]) -> Any:
+    return {"set": set, "frozenset": frozenset, "sorted": SortedIds}[kind](ids)
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=IDS, b=IDS, other=OPERANDS, op=st.sampled_from(sorted(BINARY)), left=st.booleans())
+def test_operators_answer_as_frozenset_does_on_either_side(
+    a: frozenset[str], b: frozenset[str], other: str, op: str, left: bool
+) -> None:
+    fn = BINARY[op]
+    ours, theirs = SortedIds(a), _as(other, b)
+    got = fn(ours, theirs) if left else fn(theirs, ours)
+    want = fn(a, b) if left else fn(b, a)
+    assert got == want
+    if isinstance(got, SortedIds):
+        assert list(got) == sorted(got)  # still sorted, still without duplicates
+    elif not left and other != "sorted" and op not in BINARY_COMPARISONS:
+        assert type(got) is type(theirs)  # a builtin set on the left keeps its type
+
+
+BINARY_COMPARISONS = {"==", "!=", "<=", "<", ">=", ">"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=IDS, b=IDS, other=OPERANDS)
+def test_methods_answer_as_frozenset_does(a: frozenset[str], b: frozenset[str], other: str) -> None:
+    ours, theirs = SortedIds(a), _as(other, b)
+    assert ours.union(theirs, ["zz"]) == a.union(b, ["zz"])
+    assert ours.intersection(theirs) == a & b
+    assert ours.difference(theirs) == a - b
+    assert ours.symmetric_difference(theirs) == a ^ b
+    assert ours.isdisjoint(theirs) == a.isdisjoint(b)
+    assert ours.isdisjoint(list(b)) == a.isdisjoint(b)
+    assert ours.issubset(theirs) == (a <= b)
+    assert ours.issuperset(theirs) == (a >= b)
+    assert set().union(ours, theirs) == a | b
+    assert all((x in ours) == (x in a) for x in b | {"", "zz", 3})  # type: ignore[operator]
+
+
+@given(ids=IDS)
+def test_hashes_and_iterates_like_the_sorted_frozenset(ids: frozenset[str]) -> None:
+    ours = SortedIds(ids)
+    assert hash(ours) == hash(ids)
+    assert list(ours) == sorted(ids)
+    assert len(ours) == len(ids)
+    assert {ids: 1}[ours] == 1  # usable where a frozenset key is
+
+
+def test_builds_from_any_iterable_dropping_duplicates() -> None:
+    assert list(SortedIds(["b", "a", "b"])) == ["a", "b"]
+    assert SortedIds(iter(["x"])) == {"x"}
+    assert SortedIds(SortedIds(["c", "a"])) == frozenset({"a", "c"})
+    same = SortedIds(["a"])
+    assert SortedIds(same) is same  # as frozenset(frozenset): no copy of what cannot change
+    assert not SortedIds()
+    assert repr(SortedIds(["b", "a"])) == "SortedIds(['a', 'b'])"
+
+
+def test_unchanged_results_are_the_same_object() -> None:
+    # The planner and the memo tell "unchanged" by identity: removing nothing or adding what
+    # is there already must not copy.
+    ids = SortedIds(["a", "b"])
+    assert ids - set() is ids
+    assert ids - {"y", "z"} is ids
+    assert ids & {"a", "b", "c"} is ids  # `ids & rows` with no row deleted
+    assert ids.union(["a"]) is ids
+    assert ids | frozenset() is ids
+
+
+@pytest.mark.parametrize("n", [5_000])
+def test_holds_an_instance_in_a_fraction_of_a_frozenset(n: int) -> None:
+    ids = [f"thing-{i:07d}" for i in range(n)]
+    compact = SortedIds(ids)
+    assert sys.getsizeof(compact) + sys.getsizeof(compact._ids) < sys.getsizeof(frozenset(ids)) / 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(groups=st.lists(IDS, max_size=6), contiguous=st.booleans())
+def test_disjoint_answers_as_a_union_of_every_group_would(
+    groups: list[frozenset[str]], contiguous: bool
+) -> None:
+    if contiguous:  # runs of one sorted list: decided by the ranges alone
+        ordered = sorted(set().union(*groups))
+        step = max(1, len(ordered) // max(1, len(groups)))
+        groups = [frozenset(ordered[k : k + step]) for k in range(0, len(ordered), step)]
+    want = sum(map(len, groups)) == len(set().union(*groups))
+    assert disjoint([SortedIds(g) for g in groups]) == want
+    assert disjoint(groups) == want
+
+
+@given(groups=st.lists(IDS, max_size=6), wanted=IDS)
+def test_held_elsewhere_finds_every_wanted_id_some_group_holds(
+    groups: list[frozenset[str]], wanted: frozenset[str]
+) -> None:
+    want = wanted & set().union(*groups)
+    assert held_elsewhere([SortedIds(g) for g in groups], set(wanted)) == want
