@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -79,7 +80,7 @@ class Autoscaler:
         self,
         kind: str,
         policy: KindPolicy,
-        rows: frozenset[str] | None,
+        rows: AbstractSet[str] | None,
         assignment: Assignment | None,
         pods: Mapping[str, Pod] | None,
         at: Moment,
@@ -131,7 +132,7 @@ class Autoscaler:
         kind: str,
         policy: KindPolicy,
         auto: AutoscalePolicy,
-        rows: frozenset[str],
+        rows: AbstractSet[str],
         assignment: Assignment,
         pods: Mapping[str, Pod] | None,
         at: Moment,

@@ -17,14 +17,15 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
+from itertools import chain, filterfalse
 
-from reconciler.idsets import SortedIds, disjoint
+from reconciler.idsets import SortedIds, disjoint, sorted_diff
 from reconciler.model import Assignment
 from reconciler.policy import KindPolicy
 
 
 def hold_layout(
-    current: Assignment, rows: frozenset[str], policy: KindPolicy
+    current: Assignment, rows: AbstractSet[str], policy: KindPolicy
 ) -> tuple[dict[int, SortedIds], dict[int, int]] | None:
     """Each instance's ids and count after the growth rule; None when the rules are broken."""
     n = len(current)
@@ -53,7 +54,7 @@ def hold_layout(
 
 
 def still_rows(
-    current: Assignment, keep: Iterable[int], rows: frozenset[str]
+    current: Assignment, keep: Iterable[int], rows: AbstractSet[str]
 ) -> dict[int, AbstractSet[str]]:
     """The ids of each kept instance that are still rows, in instance order; an id found
     on two instances stays on the lower one (a hand edit: the daemon's writes never make
@@ -68,12 +69,20 @@ def still_rows(
     return held
 
 
-def unplaced(rows: frozenset[str], held: Mapping[int, AbstractSet[str]]) -> list[str]:
+def unplaced(rows: AbstractSet[str], held: Mapping[int, AbstractSet[str]]) -> list[str]:
     """The rows no instance holds, sorted; `held` are disjoint subsets of `rows`, so as many
     placed ids as rows means none (without a set of every placed id: 24 MiB at a million)."""
     placed = sum(len(ids) for ids in held.values())
     if placed == len(rows):
         return []
+    if isinstance(rows, SortedIds):  # sorted already: compared with the placed ids, sorted
+        if not placed:  # a first layout
+            return list(rows)
+        ordered = sorted(chain.from_iterable(held.values()))  # timsort: merged sorted runs
+        diff = sorted_diff(list(rows), ordered, len(rows) // 16)
+        if diff is not None:
+            return diff[0]
+        return list(filterfalse(frozenset(ordered).__contains__, rows))
     if not placed:  # a first layout: no copy of the rows
         return sorted(rows)
     return sorted(rows.difference(*held.values()))

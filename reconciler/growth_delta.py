@@ -13,6 +13,8 @@ pin) is left to the full planner by returning None. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from reconciler.growth import fill
 from reconciler.idsets import SortedIds
 from reconciler.model import Assignment, KindIntent, KindReport
@@ -26,9 +28,9 @@ def grow_plan(
     policy: KindPolicy,
     intent: KindIntent,
     current: Assignment,
-    last_rows: frozenset[str],
+    last_rows: AbstractSet[str],
     last: IdPlan,
-    rows: frozenset[str],
+    rows: AbstractSet[str],
 ) -> IdPlan | None:
     """The held-layout plan for `rows`, from the last plan (made for `last_rows`) whose
     result `current` is; None when only the full planner can say."""

@@ -7,6 +7,7 @@ them into operations, and the adapters execute those operations.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -100,7 +101,7 @@ class KindObserved:
     """
 
     kind: str
-    row_ids: frozenset[str] | None
+    row_ids: AbstractSet[str] | None
     assignment: Assignment | None
     pods: dict[str, Pod] | None  # pod name -> Pod, only pods managed for this kind
     heartbeats: Heartbeats | None = None

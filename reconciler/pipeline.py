@@ -20,6 +20,7 @@ pass runs in milliseconds against the fakes in tests/unit/fakes.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import suppress
 from typing import TypeVar
 
@@ -136,11 +137,14 @@ def _pins_unknown() -> Assignment:
     raise SourceUnavailable("operators' pins (reconciler scale/stop) unreadable: nothing planned")
 
 
-def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> frozenset[str] | None:
+def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> AbstractSet[str] | None:
     ids = _read(state, "database", kind, lambda: ports.rows.ids(table))
     if ids is None:
         return state.rows(kind)  # keep what we know rather than forget every row
-    return state.remember_rows(kind, ids)
+    kept = state.remember_rows(kind, ids)
+    if kept is not ids:  # the same rows, in the strings held already: one copy, not two
+        ports.rows.adopt(table, kept)
+    return kept
 
 
 def _observe_pods(

@@ -13,6 +13,7 @@ that of a newer object at a recycled address. Pure: no I/O; a cache, never a sou
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from reconciler.idsets import SortedIds
@@ -36,7 +37,7 @@ class IdPlan:
 class _Entry:
     policy: KindPolicy
     intent: KindIntent
-    rows: frozenset[str] | None
+    rows: AbstractSet[str] | None
     current: tuple[tuple[int, Instance], ...]
     plan: IdPlan
 
@@ -65,7 +66,7 @@ class IdPlanMemo:
         kind: str,
         policy: KindPolicy,
         intent: KindIntent,
-        rows: frozenset[str] | None,
+        rows: AbstractSet[str] | None,
         current: Assignment,
     ) -> IdPlan | None:
         entry = self._last.get(kind)
@@ -110,7 +111,7 @@ class IdPlanMemo:
         kind: str,
         policy: KindPolicy,
         intent: KindIntent,
-        rows: frozenset[str] | None,
+        rows: AbstractSet[str] | None,
         current: Assignment,
         plan: IdPlan,
     ) -> None:

@@ -262,7 +262,7 @@ def assign(
     current: Assignment,
     keep: list[int],
     new: list[int],
-    rows: frozenset[str],
+    rows: AbstractSet[str],
     capacity: int,
     rebalance: bool,
 ) -> dict[int, SortedIds]:
@@ -353,5 +353,5 @@ def _pod_ops(
     return ops
 
 
-def _len(ids: frozenset[str] | None) -> int | None:
+def _len(ids: AbstractSet[str] | None) -> int | None:
     return None if ids is None else len(ids)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -84,7 +85,13 @@ class AssignmentStore(Protocol):
 class Rows(Protocol):
     """The inventory: which resource ids exist in a table."""
 
-    def ids(self, table: str) -> frozenset[str]: ...
+    def ids(self, table: str) -> AbstractSet[str]: ...
+    def adopt(self, table: str, ids: AbstractSet[str]) -> None:
+        """Keep `ids`, equal to what `ids(table)` last answered, in place of that answer: the
+        daemon's own copy (sharing the strings of earlier reads, idsets.share), so a cache
+        of the rows holds no second copy of a million ids."""
+        ...
+
     def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
         """Which of `ids` the table holds now (a batched lookup, for event hints)."""
         ...

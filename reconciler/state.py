@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from reconciler.expectations import PodExpectations
@@ -52,7 +53,7 @@ class DaemonState:
     _policy_error: str | None = None
     # Last ids read from the database per kind, patched by row events in between reads: when
     # the database is down the daemon keeps what it knows instead of forgetting every row.
-    _rows: dict[str, frozenset[str]] = field(default_factory=dict)
+    _rows: dict[str, AbstractSet[str]] = field(default_factory=dict)
     # Intent: REST overrides (until policy.yaml next changes), rebalance requests, targets.
     _overrides: dict[str, dict[str, int]] = field(default_factory=dict)
     _rebalance: set[str] = field(default_factory=set)
@@ -163,7 +164,7 @@ class DaemonState:
 
     # --- rows ------------------------------------------------------------------------------
 
-    def rows(self, kind: str) -> frozenset[str] | None:
+    def rows(self, kind: str) -> AbstractSet[str] | None:
         """The ids of `kind`'s table as last read and patched by events (immutable: shared,
         never copied; a million ids cost a copy's time and memory)."""
         with self._lock:
@@ -174,7 +175,7 @@ class DaemonState:
             known = self._rows.get(kind)
             return len(known) if known is not None else None
 
-    def remember_rows(self, kind: str, ids: frozenset[str]) -> frozenset[str]:
+    def remember_rows(self, kind: str, ids: AbstractSet[str]) -> AbstractSet[str]:
         """Keep a fresh read of the rows; returns them as kept (sharing the strings of the
         last read: idsets.share)."""
         with self._lock:

@@ -43,6 +43,7 @@ from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.sql import quoted_name
 
 from reconciler.adapters.db_deadline import ReadDeadline
+from reconciler.idsets import SortedIds
 from reconciler.ports import SourceUnavailable, Terminal
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,9 @@ class Inventory:
         self.engine = _engine(url, statement_timeout)
         self.where = self.engine.url.render_as_string(hide_password=True)
 
-    def ids(self, table: str) -> frozenset[str]:
-        """All ids of `table`, as text (a uuid column comes back in its canonical form).
+    def ids(self, table: str) -> SortedIds:
+        """All ids of `table`, as text (a uuid column comes back in its canonical form),
+        sorted and held compactly (idsets.SortedIds: 8 bytes an id, a hash set 32).
 
         PostgreSQL: straight from the driver's cursor, one value per row. SQLAlchemy's Row
         objects cost twice the time at 500k rows, and, being GC-tracked, set off collections
@@ -201,8 +203,11 @@ class Inventory:
         else:
             values = [row[0] for row in self._run(table, statement)]
         if values and not isinstance(values[0], str):
-            return frozenset(map(str, values))
-        return frozenset(values)
+            values = list(map(str, values))
+        return SortedIds(values)
+
+    def adopt(self, table: str, ids: SortedIds) -> None:
+        """Nothing kept here to replace (the `Rows` port; CachedRows keeps a copy)."""
 
     def fingerprint(self, table: str) -> tuple[int, int] | None:
         """(row count, sum of the ids' 64-bit hashes), computed in PostgreSQL at a fraction

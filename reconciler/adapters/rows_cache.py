@@ -7,7 +7,7 @@ the fingerprint first and pulls the ids only when it moved, or when the last pul
 than `full_read_seconds` (RECONCILER_FULL_READ_SECONDS; 0 pulls on every call, as before).
 A database without the hash (SQLite, the embedded default) is pulled every time.
 
-An unchanged table answers with the very same frozenset as before: the planner can tell
+An unchanged table answers with the very same set as before: the planner can tell
 "nothing changed" by identity, and no second copy of a million ids is made.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from reconciler import metrics
@@ -26,7 +27,7 @@ FULL_READ_SECONDS = 300.0
 @dataclass(frozen=True, slots=True)
 class _Pulled:
     fingerprint: tuple[int, int]
-    ids: frozenset[str]
+    ids: AbstractSet[str]
     at: float  # monotonic
 
 
@@ -46,7 +47,7 @@ class CachedRows:
         self._pulled: dict[str, _Pulled] = {}
         self.pulls = 0  # full reads of a table's ids (tests and benchmarks count them)
 
-    def ids(self, table: str) -> frozenset[str]:
+    def ids(self, table: str) -> AbstractSet[str]:
         """Every id of `table`: the cached set while the table's fingerprint holds."""
         now = self._clock()
         fingerprint = self.inventory.fingerprint(table)
@@ -65,6 +66,13 @@ class CachedRows:
             # A change between the fingerprint and the pull makes the next call pull again.
             self._pulled[table] = _Pulled(fingerprint, ids, now)
         return ids
+
+    def adopt(self, table: str, ids: AbstractSet[str]) -> None:
+        """Answer `ids` (equal to the last pull, the strings the daemon already held) from
+        now on, and let the pull's own copy go."""
+        last = self._pulled.get(table)
+        if last is not None and last.ids is not ids:
+            self._pulled[table] = _Pulled(last.fingerprint, ids, last.at)
 
     def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
         return self.inventory.present(table, ids)

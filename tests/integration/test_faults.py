@@ -319,6 +319,9 @@ class Hanging:
     def present(self, table: str, ids: Any) -> frozenset[str]:
         return self.rows.present(table, ids)
 
+    def adopt(self, table: str, ids: Any) -> None:
+        self.rows.adopt(table, ids)
+
 
 def test_healthz_on_the_rig_is_503_while_a_pass_is_wedged_and_200_once_it_ends(
     zk_hosts: str,

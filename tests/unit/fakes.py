@@ -9,11 +9,13 @@ particular calls with any exception, and counts the writes it was asked to make.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
+from reconciler.idsets import SortedIds
 from reconciler.model import Assignment, Heartbeats, Instance, NodeVersions, Pod, pod_name
 from reconciler.pins import Pin
 from reconciler.ports import Conflict, SourceUnavailable, Terminal
@@ -107,7 +109,7 @@ class FakeRows:
     lookups: int = 0
     during_read: Callable[[], None] | None = None  # runs in ids(), e.g. to make it slow
 
-    def ids(self, table: str) -> frozenset[str]:
+    def ids(self, table: str) -> SortedIds:
         self.reads += 1
         if self.during_read is not None:
             self.during_read()
@@ -115,7 +117,10 @@ class FakeRows:
             raise SourceUnavailable("fake database is down")
         if table not in self.tables:
             raise Terminal(f'table "{table}" does not exist')
-        return frozenset(self.tables[table])
+        return SortedIds(self.tables[table])  # as the real Inventory answers
+
+    def adopt(self, table: str, ids: AbstractSet[str]) -> None:
+        """Nothing cached to replace (as Inventory)."""
 
     def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
         self.lookups += 1

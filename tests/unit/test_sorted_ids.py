@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.idsets import SortedIds, disjoint, held_elsewhere
+from reconciler.idsets import SortedIds, disjoint, held_elsewhere, sorted_diff
 
 # Small alphabet: overlaps are common; sizes on both sides of the "few ids" threshold.
 IDS = st.frozensets(st.sampled_from([f"id-{n:03d}" for n in range(120)]), max_size=110)
@@ -126,3 +126,42 @@ def test_held_elsewhere_finds_every_wanted_id_some_group_holds(
 ) -> None:
     want = wanted & set().union(*groups)
     assert held_elsewhere([SortedIds(g) for g in groups], set(wanted)) == want
+
+
+TABLE = [f"row-{n:05d}" for n in range(3_000)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    start=st.integers(0, 2_000),
+    size=st.integers(0, 1_000),
+    drop=st.frozensets(st.integers(0, 2_999), max_size=300),
+    add=st.frozensets(st.integers(0, 2_999), max_size=300),
+    op=st.sampled_from(["&", "-", "<=", "==", "|"]),
+)
+def test_two_sorted_tuples_of_a_table_combine_as_frozensets_do(
+    start: int, size: int, drop: frozenset[int], add: frozenset[int], op: str
+) -> None:
+    # A table's rows against an instance's run of them, or against another read of the
+    # table: the binary-search and block-comparison paths, with few and with many changes.
+    rows = frozenset(TABLE[:2_000])
+    run = frozenset(TABLE[start : start + size])
+    other = (rows - {TABLE[n] for n in drop}) | {TABLE[n] for n in add}
+    for a, b in ((run, rows), (rows, run), (rows, other), (other, rows)):
+        assert BINARY[op](SortedIds(a), SortedIds(b)) == BINARY[op](a, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    drop=st.frozensets(st.integers(0, 2_999), max_size=400),
+    add=st.frozensets(st.integers(0, 2_999), max_size=400),
+)
+def test_sorted_diff_finds_exactly_what_each_side_alone_holds(
+    drop: frozenset[int], add: frozenset[int]
+) -> None:
+    a = frozenset(TABLE[:2_500])
+    b = (a - {TABLE[n] for n in drop}) | {TABLE[n] for n in add}
+    found = sorted_diff(sorted(a), sorted(b))
+    assert found == (sorted(a - b), sorted(b - a))
+    limited = sorted_diff(sorted(a), sorted(b), limit=10)
+    assert limited is None if len(a ^ b) > 10 else limited == found
