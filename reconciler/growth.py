@@ -17,9 +17,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
-from itertools import chain, filterfalse
+from itertools import filterfalse
 
-from reconciler.idsets import SortedIds, disjoint, sorted_diff
+from reconciler.idsets import SortedIds, disjoint, sorted_diff, sorted_union
 from reconciler.model import Assignment
 from reconciler.policy import KindPolicy
 
@@ -78,7 +78,7 @@ def unplaced(rows: AbstractSet[str], held: Mapping[int, AbstractSet[str]]) -> li
     if isinstance(rows, SortedIds):  # sorted already: compared with the placed ids, sorted
         if not placed:  # a first layout
             return list(rows)
-        ordered = sorted(chain.from_iterable(held.values()))  # timsort: merged sorted runs
+        ordered = sorted_union(held.values())
         diff = sorted_diff(list(rows), ordered, len(rows) // 16)
         if diff is not None:
             return diff[0]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.idsets import SortedIds, disjoint, held_elsewhere, sorted_diff
+from reconciler.idsets import SortedIds, disjoint, held_elsewhere, sorted_diff, sorted_union
 
 # Small alphabet: overlaps are common; sizes on both sides of the "few ids" threshold.
 IDS = st.frozensets(st.sampled_from([f"id-{n:03d}" for n in range(120)]), max_size=110)
@@ -112,20 +112,55 @@ def test_disjoint_answers_as_a_union_of_every_group_would(
     groups: list[frozenset[str]], contiguous: bool
 ) -> None:
     if contiguous:  # runs of one sorted list: decided by the ranges alone
-        ordered = sorted(set().union(*groups))
-        step = max(1, len(ordered) // max(1, len(groups)))
-        groups = [frozenset(ordered[k : k + step]) for k in range(0, len(ordered), step)]
+        groups = _disjoint_groups(groups, contiguous=True)
     want = sum(map(len, groups)) == len(set().union(*groups))
     assert disjoint([SortedIds(g) for g in groups]) == want
     assert disjoint(groups) == want
 
 
-@given(groups=st.lists(IDS, max_size=6), wanted=IDS)
+def _disjoint_groups(groups: list[frozenset[str]], contiguous: bool) -> list[frozenset[str]]:
+    """`groups` made disjoint: runs of one sorted list, or each id dealt to one group."""
+    ordered = sorted(set().union(*groups))
+    if contiguous:
+        step = max(1, len(ordered) // max(1, len(groups)))
+        return [frozenset(ordered[k : k + step]) for k in range(0, len(ordered), step)]
+    n = max(1, len(groups))
+    return [frozenset(ordered[k::n]) for k in range(n)]
+
+
+@given(groups=st.lists(IDS, max_size=6), contiguous=st.booleans(), sorted_ids=st.booleans())
+def test_sorted_union_lists_every_id_of_disjoint_groups_in_order(
+    groups: list[frozenset[str]], contiguous: bool, sorted_ids: bool
+) -> None:
+    groups = _disjoint_groups(groups, contiguous)
+    given_as = [SortedIds(g) if sorted_ids else set(g) for g in groups]
+    assert sorted_union(given_as) == sorted(set().union(*groups))
+
+
+@given(groups=st.lists(IDS, max_size=6), wanted=IDS, sorted_ids=st.booleans())
 def test_held_elsewhere_finds_every_wanted_id_some_group_holds(
-    groups: list[frozenset[str]], wanted: frozenset[str]
+    groups: list[frozenset[str]], wanted: frozenset[str], sorted_ids: bool
 ) -> None:
     want = wanted & set().union(*groups)
-    assert held_elsewhere([SortedIds(g) for g in groups], set(wanted)) == want
+    holders = [SortedIds(g) if sorted_ids else set(g) for g in groups]
+    assert held_elsewhere(holders, set(wanted)) == want
+
+
+@pytest.mark.parametrize("changes", [0, 3, 20, 200])
+def test_an_instance_among_rows_changed_within_its_range_combines_as_frozensets_do(
+    changes: int,
+) -> None:
+    # An instance of 500 consecutive rows of a 20,000-row table, after `changes` rows were
+    # created and as many deleted within its range: as it was (one comparison), a few
+    # changes (block comparison of its span of rows), many (a binary search per id).
+    table = [f"row-{n:06d}" for n in range(0, 40_000, 2)]
+    instance = frozenset(table[10_000:10_500])
+    created = {f"row-{n:06d}" for n in range(20_001, 20_001 + 4 * changes, 4)}
+    deleted = set(sorted(instance)[1 : 1 + 2 * changes : 2])
+    rows = (frozenset(table) | created) - deleted
+    for op in ("&", "-", "<=", "isdisjoint"):
+        fn = BINARY.get(op) or (lambda x, y: x.isdisjoint(y))
+        assert fn(SortedIds(instance), SortedIds(rows)) == fn(instance, rows), op
 
 
 TABLE = [f"row-{n:05d}" for n in range(3_000)]
