@@ -48,17 +48,19 @@ def test_render_does_not_mutate_template() -> None:
     assert KIND_LABEL not in t.manifest["metadata"]["labels"]
 
 
+def _minimal_template(**fields: object) -> PodTemplate:
+    """A Thing template of one container with an unset `I` env var, plus `fields`."""
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "I"}]}]},
+        **fields,
+    }
+    return PodTemplate("Thing", "iota", "w", manifest)
+
+
 def test_render_adds_metadata_and_labels_when_absent() -> None:
-    t = PodTemplate(
-        "Thing",
-        "iota",
-        "w",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "I"}]}]},
-        },
-    )
+    t = _minimal_template()
     m = render_pod(t, 0)
     assert m["metadata"]["name"] == "w-0"
     assert m["metadata"]["labels"]["instanceId"] == "0"
@@ -66,17 +68,9 @@ def test_render_adds_metadata_and_labels_when_absent() -> None:
 
 
 def test_render_drops_server_fields() -> None:
-    t = PodTemplate(
-        "Thing",
-        "iota",
-        "w",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"uid": "u", "resourceVersion": "5", "labels": None},
-            "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "I"}]}]},
-            "status": {"phase": "Running"},
-        },
+    t = _minimal_template(
+        metadata={"uid": "u", "resourceVersion": "5", "labels": None},
+        status={"phase": "Running"},
     )
     m = render_pod(t, 3)
     assert "uid" not in m["metadata"] and "resourceVersion" not in m["metadata"]

@@ -341,6 +341,18 @@ def test_a_table_name_postgresql_would_truncate_is_refused() -> None:
 # ------------------------------------------------------------------ validate and templates
 
 
+def _validate(policy: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`reconciler validate <policy>` as an operator runs it, from a clean directory."""
+    return subprocess.run(
+        [str(CLI), "validate", str(policy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+
+
 def test_validate_reports_every_problem_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "t.yml").write_text((REPO / "templates/iota-dac/pod-template.yml").read_text())
     bad = tmp_path / "policy.yaml"
@@ -363,14 +375,7 @@ def test_validate_reports_every_problem_with_file_and_line(tmp_path: Path) -> No
         "    instanceName: r2\n"  # 16
         "    template: t.yml\n"  # 17
     )
-    res = subprocess.run(
-        [str(CLI), "validate", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
+    res = _validate(bad, tmp_path)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     lines = res.stderr.splitlines()
     for expected in (
@@ -392,14 +397,7 @@ def test_validate_reports_every_problem_with_file_and_line(tmp_path: Path) -> No
 def test_validate_refuses_the_bomb_with_its_line(tmp_path: Path) -> None:
     bomb = tmp_path / "policy.yaml"
     bomb.write_text(billion_laughs())
-    res = subprocess.run(
-        [str(CLI), "validate", str(bomb)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
+    res = _validate(bomb, tmp_path)
     assert res.returncode == 1
     assert res.stderr.startswith(f"{bomb}:6: -: more than 16 aliases (*b): refused")
 
