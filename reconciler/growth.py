@@ -79,8 +79,11 @@ def unplaced(rows: AbstractSet[str], held: Mapping[int, AbstractSet[str]]) -> li
         if not placed:  # a first layout
             return list(rows)
         ordered = sorted_union(held.values())
-        diff = sorted_diff(list(rows), ordered, len(rows) // 16)
-        if diff is not None:
+        # `held` are subsets of `rows`: exactly len(rows) - placed ids differ. Few: compare
+        # the two sorted lists block by block; many: a set of the placed ids is cheaper.
+        if len(rows) - placed <= len(rows) // 16:
+            diff = sorted_diff(list(rows), ordered)
+            assert diff is not None
             return diff[0]
         return list(filterfalse(frozenset(ordered).__contains__, rows))
     if not placed:  # a first layout: no copy of the rows
