@@ -26,9 +26,9 @@ bench: setup
 manifests:
 	$(PYTHON) deploy/prometheusrule.py --write
 
-# `make docs`: README.md's settings table from reconciler/settings.py (the fields' docstrings).
+# `make docs`: README.md's settings table from reconciler/config/settings.py (the fields' docstrings).
 docs:
-	$(PYTHON) -m reconciler.settings_doc --write README.md
+	$(PYTHON) -m reconciler.config.settings_doc --write README.md
 
 # `make install`: the daemon for systemd/reconciler.service, at exactly the paths the unit uses
 # (deploy/install.sh; README "Running under systemd"). Override the paths to install elsewhere:

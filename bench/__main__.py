@@ -21,7 +21,7 @@ from bench.latency import TICK_ONLY, EventRun, event_run
 from bench.passes import BASELINE_ENV, PassRun, Sizing, pass_run
 from bench.report import Row, markdown, percentile, summary, table
 from bench.world import World, uuids, world
-from reconciler.settings import Settings
+from reconciler.config.settings import Settings
 
 SCENARIOS = ("converged", "events", "1m")
 FULL_READ_BASE = f"{FULL_READ}=0"

@@ -6,8 +6,8 @@ consecutive slices of `resourcePerInstance`, one per instance, every instance wr
 
 from __future__ import annotations
 
-from reconciler.model import Assignment, Instance
-from reconciler.policy import KindPolicy
+from reconciler.domain.model import Assignment, Instance
+from reconciler.policy.schema import KindPolicy
 
 
 def full_reorchestration(

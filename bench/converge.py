@@ -17,10 +17,10 @@ import uuid
 from pathlib import Path
 
 from bench.baseline import full_reorchestration, moved
-from reconciler.adapters.inventory import create_tables, insert_ids
-from reconciler.model import KindIntent, KindObserved, applied
-from reconciler.planner import plan_kind
-from reconciler.policy import KindPolicy
+from reconciler.adapters.sql.inventory import create_tables, insert_ids
+from reconciler.domain.model import KindIntent, KindObserved, applied
+from reconciler.policy.schema import KindPolicy
+from reconciler.reconcile.planner import plan_kind
 from rig.kube import Kube
 from rig.servers import Postgres, ZooKeeper
 from tests.integration.fleet import fleet, write_policy

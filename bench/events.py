@@ -1,6 +1,6 @@
 """Bench: row event -> ZooKeeper latency and create throughput, beside a tick-only daemon.
 
-The daemon is wired as `reconciler run` wires it (reconciler.app.build) against the rig's
+The daemon is wired as `reconciler run` wires it (reconciler.wiring.build) against the rig's
 Mosquitto, PostgreSQL, ZooKeeper and apiserver+kwok. Latency is publish -> the transaction
 holding the id committed (the daemon's post-apply assignment, polled every millisecond).
 The baseline is the same daemon with MQTT switched off, converging by its tick alone.
@@ -25,8 +25,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt_client
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reconciler.adapters.inventory import create_tables, insert_ids
-from reconciler.app import App
+from reconciler.adapters.sql.inventory import create_tables, insert_ids
+from reconciler.wiring import App
 from rig.kube import Kube
 from rig.servers import Mosquitto, Postgres, ZooKeeper
 from tests.integration.daemon import running, settings_for

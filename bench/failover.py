@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from reconciler.adapters.inventory import insert_ids
+from reconciler.adapters.sql.inventory import insert_ids
 from rig.kube import Kube
 from rig.servers import Postgres, ZooKeeper
 from tests.integration.fleet import read_layout, seed, write_policy

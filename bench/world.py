@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from kazoo.client import KazooClient
 
-from reconciler.adapters.inventory import create_tables
+from reconciler.adapters.sql.inventory import create_tables
 from rig.kube import Kube
 from rig.servers import Mosquitto, Postgres, ZooKeeper
 

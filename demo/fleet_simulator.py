@@ -68,7 +68,7 @@ class Simulator:
     def _mqtt(self) -> Any:
         import paho.mqtt.client as mqtt
 
-        from reconciler.adapters.notify import parse_broker_urls
+        from reconciler.adapters.mqtt.notify import parse_broker_urls
 
         broker = parse_broker_urls(self.args.mqtt)[0]
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-fleet-simulator")
@@ -104,7 +104,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ the database layer
     def new_rows(self) -> None:
-        from reconciler.adapters.inventory import delete_ids, insert_ids
+        from reconciler.adapters.sql.inventory import delete_ids, insert_ids
 
         for table, n in (("Thing", self.args.insert_things), ("Rule", self.args.insert_rules)):
             if n <= 0:

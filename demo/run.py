@@ -111,7 +111,7 @@ def stop_servers(servers: dict[str, Any]) -> None:
 
 
 def seed(pg: Any, things: int, rules: int) -> str:
-    from reconciler.adapters.inventory import create_tables, insert_ids
+    from reconciler.adapters.sql.inventory import create_tables, insert_ids
 
     url = pg.create_database("iota")
     create_tables(url)
@@ -248,7 +248,7 @@ def summary(status: dict[str, Any] | None) -> str:
 
 
 def heartbeat_kinds() -> set[str]:
-    from reconciler.policy import load_policy
+    from reconciler.policy.schema import load_policy
 
     loaded = load_policy(REPO / "config" / "policy.yaml")
     return {k for k, p in loaded.policy.kinds.items() if p.heartbeat.enabled}

@@ -1,6 +1,6 @@
 """Create the Thing and Rule tables in a database and fill them with random ids.
 
-    .venv/bin/python -m demo.seed sqlite:///iota.db --things 3000 --rules 1200
+.venv/bin/python -m demo.seed sqlite:///iota.db --things 3000 --rules 1200
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import sys
 import uuid
 
-from reconciler.adapters.inventory import create_tables, insert_ids
+from reconciler.adapters.sql.inventory import create_tables, insert_ids
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,17 @@ import time
 from rig import provision
 from rig.errors import RigError
 
-RUN_NAMES = {"zookeeper", "zk", "postgres", "pg", "mosquitto", "mqtt", "kafka", "kube",
-             "prometheus"}
+RUN_NAMES = {
+    "zookeeper",
+    "zk",
+    "postgres",
+    "pg",
+    "mosquitto",
+    "mqtt",
+    "kafka",
+    "kube",
+    "prometheus",
+}
 
 
 def _run(name: str) -> None:
@@ -23,8 +32,14 @@ def _run(name: str) -> None:
     from rig.servers import Kafka, Mosquitto, Postgres, Prometheus, Server, ZooKeeper
 
     classes: dict[str, type[Server]] = {
-        "zookeeper": ZooKeeper, "zk": ZooKeeper, "postgres": Postgres, "pg": Postgres,
-        "mosquitto": Mosquitto, "mqtt": Mosquitto, "kafka": Kafka, "kube": Kube,
+        "zookeeper": ZooKeeper,
+        "zk": ZooKeeper,
+        "postgres": Postgres,
+        "pg": Postgres,
+        "mosquitto": Mosquitto,
+        "mqtt": Mosquitto,
+        "kafka": Kafka,
+        "kube": Kube,
         "prometheus": Prometheus,
     }
     server = classes[name]()
@@ -47,12 +62,16 @@ def _run(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rig", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rig",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("provision", help="install or build servers (all by default)")
-    p.add_argument("servers", nargs="*", metavar="SERVER",
-                   help=f"any of: {' '.join(provision.SERVERS)}")
+    p.add_argument(
+        "servers", nargs="*", metavar="SERVER", help=f"any of: {' '.join(provision.SERVERS)}"
+    )
     r = sub.add_parser("run", help="run one server in the foreground")
     r.add_argument("server", choices=sorted(RUN_NAMES))
     sub.add_parser("versions", help="print the versions the rig uses")
@@ -65,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "provision":
             t0 = time.monotonic()
             provision.provision(args.servers or None)
-            print(f"rig: provisioned in {time.monotonic() - t0:.1f}s; cache "
-                  f"{provision.cache_dir()}")
+            print(
+                f"rig: provisioned in {time.monotonic() - t0:.1f}s; cache {provision.cache_dir()}"
+            )
         elif args.cmd == "run":
             _run(args.server)
         else:

@@ -22,14 +22,21 @@ def log_tail(path: Path, lines: int = 30) -> str:
 class RigError(RuntimeError):
     """A server of the test rig could not be provisioned, started or stopped."""
 
-    def __init__(self, server: str, argv: Sequence[str] | str, log_path: Path | str,
-                 problem: str, tail: str = "") -> None:
+    def __init__(
+        self,
+        server: str,
+        argv: Sequence[str] | str,
+        log_path: Path | str,
+        problem: str,
+        tail: str = "",
+    ) -> None:
         self.server = server
         self.command = argv if isinstance(argv, str) else shlex.join(str(a) for a in argv)
         self.log_path = Path(log_path)
         self.problem = problem
-        msg = (f"rig: {server}: {problem}\n  command: {self.command}\n  log: {self.log_path}")
+        msg = f"rig: {server}: {problem}\n  command: {self.command}\n  log: {self.log_path}"
         if tail:
-            msg += "\n  last lines of the log:\n" + "\n".join("    " + ln
-                                                         for ln in tail.splitlines())
+            msg += "\n  last lines of the log:\n" + "\n".join(
+                "    " + ln for ln in tail.splitlines()
+            )
         super().__init__(msg)

@@ -28,8 +28,21 @@ def _openssl(*args: str | Path) -> None:
 
 def _ca(dir: Path, name: str) -> tuple[Path, Path]:
     key, cert = dir / f"{name}.key", dir / f"{name}.crt"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-             "-days", "3650", "-subj", f"/CN=rig-{name}")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "3650",
+        "-subj",
+        f"/CN=rig-{name}",
+    )
     return cert, key
 
 
@@ -37,18 +50,44 @@ def _signed(dir: Path, name: str, ca: tuple[Path, Path], ext: str) -> tuple[Path
     key, csr, cert = dir / f"{name}.key", dir / f"{name}.csr", dir / f"{name}.crt"
     extfile = dir / f"{name}.ext"
     extfile.write_text(ext + "\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-             "-subj", f"/CN=rig-{name}")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
-             "-out", cert, "-days", "3650", "-extfile", extfile)
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        csr,
+        "-subj",
+        f"/CN=rig-{name}",
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca[0],
+        "-CAkey",
+        ca[1],
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "3650",
+        "-extfile",
+        extfile,
+    )
     return cert, key
 
 
 def make_pki(dir: Path) -> Pki:
     dir.mkdir(parents=True, exist_ok=True)
     ca = _ca(dir, "ca")
-    server = _signed(dir, "server", ca, "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                     "extendedKeyUsage=serverAuth")
+    server = _signed(
+        dir, "server", ca, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"
+    )
     client = _signed(dir, "client", ca, "extendedKeyUsage=clientAuth")
     other, _ = _ca(dir, "other-ca")
     for key in dir.glob("*.key"):

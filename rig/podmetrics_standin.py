@@ -31,9 +31,12 @@ def crd_manifest() -> dict[str, Any]:
 def _raw(api: ApiClient, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     # Raw JSON: the v37 client's pydantic models would re-validate (and may reject) the CRD.
     m, url, headers, b, _ = api.param_serialize(
-        method, path, header_params={"Accept": "application/json",
-                                     "Content-Type": "application/json"},
-        body=body, auth_settings=["BearerToken"])
+        method,
+        path,
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
     resp = api.call_api(m, url, headers, b, _request_timeout=10)
     data = resp.read()
     try:
@@ -49,8 +52,9 @@ def _served(api: ApiClient) -> bool:
 
 def install(api: ApiClient, timeout: float = 30.0) -> None:
     """Create the stand-in CRD (idempotent) and wait until its API path serves lists."""
-    status, body = _raw(api, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                        crd_manifest())
+    status, body = _raw(
+        api, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd_manifest()
+    )
     if status not in (201, 409):
         raise RuntimeError(f"installing the PodMetrics stand-in CRD: {status} {body}")
     deadline = time.monotonic() + timeout
@@ -62,8 +66,9 @@ def install(api: ApiClient, timeout: float = 30.0) -> None:
 
 def uninstall(api: ApiClient, timeout: float = 30.0) -> None:
     """Delete the stand-in CRD and wait until metrics.k8s.io answers 404 again."""
-    status, body = _raw(api, "DELETE",
-                        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}")
+    status, body = _raw(
+        api, "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
+    )
     if status not in (200, 202, 404):
         raise RuntimeError(f"deleting the PodMetrics stand-in CRD: {status} {body}")
     deadline = time.monotonic() + timeout
@@ -93,12 +98,15 @@ def put_pod_metrics(
     """
     ts = datetime.fromtimestamp(timestamp if timestamp is not None else time.time(), UTC)
     body = {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "PodMetrics",
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PodMetrics",
         "metadata": {"name": pod_name, "namespace": namespace, "labels": labels or {}},
         "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "window": window,
-        "containers": [{"name": n, "usage": {"cpu": cpu, "memory": mem}}
-                       for n, (cpu, mem) in containers.items()],
+        "containers": [
+            {"name": n, "usage": {"cpu": cpu, "memory": mem}}
+            for n, (cpu, mem) in containers.items()
+        ],
     }
     custom = client.CustomObjectsApi(api)
     try:

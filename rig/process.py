@@ -54,10 +54,18 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Proc:
     """One long-running server process whose stdout/stderr are appended to a log file."""
 
-    def __init__(self, server: str, argv: Sequence[str | Path], log_path: Path, *,
-                 env: dict[str, str] | None = None, cwd: Path | None = None,
-                 user: str | None = None, stop_signal: int = signal.SIGTERM,
-                 stop_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        argv: Sequence[str | Path],
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 20.0,
+    ) -> None:
         self.server = server
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
@@ -73,17 +81,24 @@ class Proc:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            log.write(f"\n==== rig {time.strftime('%H:%M:%S')} $ {' '.join(self.argv)}\n"
-                      .encode())
+            log.write(f"\n==== rig {time.strftime('%H:%M:%S')} $ {' '.join(self.argv)}\n".encode())
             log.flush()
             try:
                 self.popen = subprocess.Popen(
-                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=self.env, cwd=self.cwd, user=self.user, process_group=0,
-                    preexec_fn=_die_with_parent)
+                    self.argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.env,
+                    cwd=self.cwd,
+                    user=self.user,
+                    process_group=0,
+                    preexec_fn=_die_with_parent,
+                )
             except OSError as exc:
-                raise RigError(self.server, self.argv, self.log_path,
-                               f"cannot start: {exc}") from exc
+                raise RigError(
+                    self.server, self.argv, self.log_path, f"cannot start: {exc}"
+                ) from exc
         with _live_lock:
             _live.add(self)
 
@@ -160,8 +175,14 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def wait_until(check: Callable[[], T | None], *, procs: Sequence[Proc], timeout: float,
-               what: str, interval: float = 0.2) -> T:
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    procs: Sequence[Proc],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+) -> T:
     """Poll check() until it returns a truthy value; fail fast if one of procs exits."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None

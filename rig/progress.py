@@ -76,8 +76,7 @@ def heartbeat(
     def beat() -> None:
         while not done.wait(every):
             now = last_line(log_path)
-            where = f"; log {log_path}: {now}" if now else (f"; log {log_path}" if log_path
-                                                             else "")
+            where = f"; log {log_path}: {now}" if now else (f"; log {log_path}" if log_path else "")
             say(f"still {what} ({elapsed(time.monotonic() - t0)}{where})", out)
 
     thread = threading.Thread(target=beat, name="rig-heartbeat", daemon=True)

@@ -50,8 +50,16 @@ APT_PACKAGES: dict[str, list[str]] = {
 }
 # Servers, and kustomize: a tool the deploy tests run, built from Go modules like kube; and
 # browser: Debian's Chromium that the fleet page's test drives.
-SERVERS = ["zookeeper", "mosquitto", "postgres", "prometheus", "kafka", "kube", "kustomize",
-           "browser"]
+SERVERS = [
+    "zookeeper",
+    "mosquitto",
+    "postgres",
+    "prometheus",
+    "kafka",
+    "kube",
+    "kustomize",
+    "browser",
+]
 
 
 def cache_dir() -> Path:
@@ -73,8 +81,14 @@ def _lock(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _run(server: str, argv: list[str], log_path: Path, cwd: Path | None = None,
-         env: dict[str, str] | None = None, what: str | None = None) -> None:
+def _run(
+    server: str,
+    argv: list[str],
+    log_path: Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    what: str | None = None,
+) -> None:
     """Run one provisioning command, its output appended to log_path; raise RigError on failure.
 
     While it runs, a heartbeat line says it is still `what` (default: the command), how long
@@ -83,18 +97,32 @@ def _run(server: str, argv: list[str], log_path: Path, cwd: Path | None = None,
     with open(log_path, "ab") as log, heartbeat(f"{server}: {what or ' '.join(argv)}", log_path):
         log.write(f"\n$ {' '.join(argv)}\n".encode())
         log.flush()
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                              env=env, stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     if proc.returncode != 0:
-        raise RigError(server, argv, log_path,
-                       f"provisioning failed (exit {proc.returncode})", log_tail(log_path))
+        raise RigError(
+            server,
+            argv,
+            log_path,
+            f"provisioning failed (exit {proc.returncode})",
+            log_tail(log_path),
+        )
 
 
 # ---------------------------------------------------------------- Debian packages
 
+
 def _dpkg_installed(pkg: str) -> bool:
-    out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False
+    )
     return out.returncode == 0 and out.stdout.strip().endswith("install ok installed")
 
 
@@ -106,19 +134,32 @@ def ensure_apt(server: str) -> None:
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", *missing]
-    step(server, f"installing Debian packages {' '.join(missing)} with apt-get",
-         cost="~10 s to 2 min depending on the mirror, once; log " + str(log_path))
+    step(
+        server,
+        f"installing Debian packages {' '.join(missing)} with apt-get",
+        cost="~10 s to 2 min depending on the mirror, once; log " + str(log_path),
+    )
     with _lock("apt"):
         lists = Path("/var/lib/apt/lists")
         if not any(lists.glob("*_Packages*")):
-            _run(server, [*sudo, "apt-get", "update"], log_path, env=env,
-                 what="refreshing apt's package lists")
+            _run(
+                server,
+                [*sudo, "apt-get", "update"],
+                log_path,
+                env=env,
+                what="refreshing apt's package lists",
+            )
         try:
             _run(server, install, log_path, env=env, what=f"installing {' '.join(missing)}")
         except RigError:
             # an old package list names versions the mirror no longer has: refresh once
-            _run(server, [*sudo, "apt-get", "update"], log_path, env=env,
-                 what="refreshing apt's package lists")
+            _run(
+                server,
+                [*sudo, "apt-get", "update"],
+                log_path,
+                env=env,
+                what="refreshing apt's package lists",
+            )
             _run(server, install, log_path, env=env, what=f"installing {' '.join(missing)}")
 
 
@@ -166,20 +207,39 @@ def ensure_kafka() -> Path:
         work = home.with_name(home.name + ".tmp")
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        (work / "pom.xml").write_text(KAFKA_POM.format(scala=SCALA_VERSION,
-                                                       version=KAFKA_VERSION,
-                                                       log4j=LOG4J_VERSION))
+        (work / "pom.xml").write_text(
+            KAFKA_POM.format(scala=SCALA_VERSION, version=KAFKA_VERSION, log4j=LOG4J_VERSION)
+        )
         log_path = cache_dir() / "logs" / f"kafka-{KAFKA_VERSION}.log"
-        step("kafka", f"fetching Kafka {KAFKA_VERSION} jars from Maven Central with mvn",
-             cost=f"~10 s and 60 MB, cached afterwards in {home}; log {log_path}")
-        _run("kafka", ["mvn", "-B", "-q", "dependency:copy-dependencies",
-                       "-DincludeScope=runtime", "-DoutputDirectory=libs"], log_path, cwd=work,
-             what=f"fetching Kafka {KAFKA_VERSION} jars")
+        step(
+            "kafka",
+            f"fetching Kafka {KAFKA_VERSION} jars from Maven Central with mvn",
+            cost=f"~10 s and 60 MB, cached afterwards in {home}; log {log_path}",
+        )
+        _run(
+            "kafka",
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                "-DoutputDirectory=libs",
+            ],
+            log_path,
+            cwd=work,
+            what=f"fetching Kafka {KAFKA_VERSION} jars",
+        )
         jars = [p.name for p in (work / "libs").glob("*.jar")]
         for needed in (f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar", "log4j-core-"):
             if not any(j.startswith(needed) for j in jars):
-                raise RigError("kafka", ["mvn", "dependency:copy-dependencies"], log_path,
-                               f"{needed} missing from libs/", log_tail(log_path))
+                raise RigError(
+                    "kafka",
+                    ["mvn", "dependency:copy-dependencies"],
+                    log_path,
+                    f"{needed} missing from libs/",
+                    log_tail(log_path),
+                )
         shutil.rmtree(home, ignore_errors=True)
         work.rename(home)
         done.write_text(f"{KAFKA_VERSION}\n")
@@ -187,6 +247,7 @@ def ensure_kafka() -> Path:
 
 
 # ---------------------------------------------------------------- Go-built binaries
+
 
 @dataclass(frozen=True)
 class KubeBinaries:
@@ -239,21 +300,40 @@ def ensure_kube() -> KubeBinaries:
         return bins
     env = _go_env("kube")
     log_path = cache_dir() / "logs" / f"go-build-{KUBE_VERSION}-{ETCD_VERSION}-{KWOK_VERSION}.log"
-    names = {"etcd": bins.etcd, "kwok": bins.kwok, "kube-apiserver": bins.kube_apiserver,
-             "kube-scheduler": bins.kube_scheduler}
+    names = {
+        "etcd": bins.etcd,
+        "kwok": bins.kwok,
+        "kube-apiserver": bins.kube_apiserver,
+        "kube-scheduler": bins.kube_scheduler,
+    }
     missing = [name for name, path in names.items() if not os.access(path, os.X_OK)]
     for name in missing:
-        step("kube", f"building {name} from Go modules",
-             cost=f"{GO_BUILD_COST[name]}, cached afterwards in {names[name].parent}")
+        step(
+            "kube",
+            f"building {name} from Go modules",
+            cost=f"{GO_BUILD_COST[name]}, cached afterwards in {names[name].parent}",
+        )
     step("kube", f"one build script for {', '.join(missing)}", cost=f"log {log_path}")
     with _lock("go"):
-        _run("kube", ["bash", str(RIG_DIR / "build-go.sh"), str(go_dir()), KUBE_VERSION,
-                      ETCD_VERSION, KWOK_VERSION], log_path, env=env,
-             what="building etcd/kube-apiserver/kube-scheduler/kwok from Go modules")
+        _run(
+            "kube",
+            [
+                "bash",
+                str(RIG_DIR / "build-go.sh"),
+                str(go_dir()),
+                KUBE_VERSION,
+                ETCD_VERSION,
+                KWOK_VERSION,
+            ],
+            log_path,
+            env=env,
+            what="building etcd/kube-apiserver/kube-scheduler/kwok from Go modules",
+        )
     missing = [str(p) for p in vars(bins).values() if not os.access(p, os.X_OK)]
     if missing:
-        raise RigError("kube", ["rig/build-go.sh"], log_path, f"not built: {missing}",
-                       log_tail(log_path))
+        raise RigError(
+            "kube", ["rig/build-go.sh"], log_path, f"not built: {missing}", log_tail(log_path)
+        )
     return bins
 
 
@@ -267,29 +347,42 @@ def ensure_kustomize() -> Path:
     binary = kustomize_binary()
     if os.access(binary, os.X_OK):
         return binary
-    env = {**_go_env("kustomize"), "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod",
-           "GOTOOLCHAIN": "local"}
+    env = {
+        **_go_env("kustomize"),
+        "CGO_ENABLED": "0",
+        "GOFLAGS": "-mod=mod",
+        "GOTOOLCHAIN": "local",
+    }
     log_path = cache_dir() / "logs" / f"go-build-kustomize-{KUSTOMIZE_VERSION}.log"
     with _lock("go"):
         if os.access(binary, os.X_OK):
             return binary
-        step("kustomize", f"building kustomize {KUSTOMIZE_VERSION} from Go modules",
-             cost=f"{GO_BUILD_COST['kustomize']}, cached afterwards in {binary.parent}; "
-                  f"log {log_path}")
+        step(
+            "kustomize",
+            f"building kustomize {KUSTOMIZE_VERSION} from Go modules",
+            cost=f"{GO_BUILD_COST['kustomize']}, cached afterwards in {binary.parent}; "
+            f"log {log_path}",
+        )
         work = binary.parent.with_name(binary.parent.name + ".tmp")
         shutil.rmtree(work, ignore_errors=True)
-        _run("kustomize", ["go", "install",
-                           f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
-             log_path, env={**env, "GOBIN": str(work)}, what="building kustomize")
+        _run(
+            "kustomize",
+            ["go", "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
+            log_path,
+            env={**env, "GOBIN": str(work)},
+            what="building kustomize",
+        )
         if not os.access(work / "kustomize", os.X_OK):
-            raise RigError("kustomize", ["go", "install"], log_path, "kustomize not built",
-                           log_tail(log_path))
+            raise RigError(
+                "kustomize", ["go", "install"], log_path, "kustomize not built", log_tail(log_path)
+            )
         shutil.rmtree(binary.parent, ignore_errors=True)
         work.rename(binary.parent)
     return binary
 
 
 # ---------------------------------------------------------------- entry points
+
 
 def ensure(server: str) -> None:
     """Make one server runnable (cheap when it already is)."""
@@ -307,9 +400,11 @@ def ensure(server: str) -> None:
 
 def versions() -> dict[str, str]:
     """What the rig runs: Debian package versions as installed, the others as pinned."""
+
     def deb(pkg: str) -> str:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
-                             text=True, check=False)
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, check=False
+        )
         return f"{pkg} {out.stdout.strip()}" if out.returncode == 0 else f"{pkg} (not installed)"
 
     return {
@@ -318,8 +413,10 @@ def versions() -> dict[str, str]:
         "postgres": deb(f"postgresql-{PG_MAJOR}"),
         "prometheus": deb("prometheus"),
         "kafka": f"org.apache.kafka:kafka_{SCALA_VERSION}:{KAFKA_VERSION} (KRaft)",
-        "kube": (f"etcd {ETCD_VERSION}, kube-apiserver/kube-scheduler {KUBE_VERSION}, "
-                 f"kwok {KWOK_VERSION}"),
+        "kube": (
+            f"etcd {ETCD_VERSION}, kube-apiserver/kube-scheduler {KUBE_VERSION}, "
+            f"kwok {KWOK_VERSION}"
+        ),
         "kustomize": f"sigs.k8s.io/kustomize/kustomize/v5 {KUSTOMIZE_VERSION}",
         "browser": f"{deb('chromium')}, {deb('chromium-driver')}",
     }

@@ -36,8 +36,13 @@ _probe_log = logging.getLogger("rig.probe")
 _probe_log.setLevel(logging.CRITICAL)
 _probe_log.propagate = False
 
-JAVA_OPTS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
-             "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true"]
+JAVA_OPTS = [
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Xss512k",
+    "-Djava.awt.headless=true",
+    "-Djava.net.preferIPv4Stack=true",
+]
 
 
 class Server:
@@ -128,19 +133,31 @@ class Server:
     def proc(self, argv: list[str | Path], **kw: Any) -> Proc:
         return Proc(self.name, argv, self.log_path, **kw)
 
-    def run_once(self, argv: list[str | Path], *, user: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def run_once(
+        self, argv: list[str | Path], *, user: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         """Run a set-up command to completion, its output in the log."""
         argv_s = [str(a) for a in argv]
         with open(self.log_path, "ab") as fh:
             fh.write(f"\n==== rig $ {' '.join(argv_s)}\n".encode())
             fh.flush()
-            rc = subprocess.run(argv_s, stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, user=user, env=env,
-                                check=False).returncode
+            rc = subprocess.run(
+                argv_s,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                user=user,
+                env=env,
+                check=False,
+            ).returncode
         if rc != 0:
-            raise RigError(self.name, argv_s, self.log_path, f"set-up step failed (exit {rc})",
-                           log_tail(self.log_path))
+            raise RigError(
+                self.name,
+                argv_s,
+                self.log_path,
+                f"set-up step failed (exit {rc})",
+                log_tail(self.log_path),
+            )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} running={self.running} dir={self.dir}>"
@@ -177,8 +194,10 @@ class ZooKeeper(Server):
     # Debian's zookeeper.jar names its dependencies in its manifest but leaves out
     # netty-codec, which the Netty connection factory (the only one that speaks TLS) needs:
     # without it every TLS handshake dies of NoClassDefFoundError ByteToMessageDecoder.
-    CLASSPATH = ("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:"
-                 "/usr/share/java/netty-codec.jar")
+    CLASSPATH = (
+        "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:"
+        "/usr/share/java/netty-codec.jar"
+    )
 
     def __init__(self, base_dir: Path | None = None, *, tls: bool = False) -> None:
         super().__init__(base_dir)
@@ -215,13 +234,24 @@ class ZooKeeper(Server):
     def launch(self) -> None:
         # tickTime 500 ms: a session expires within its timeout + 0.5 s (sessions expire on
         # tick boundaries), so leader failover is measured, not the tick.
-        args: list[str | Path] = ([self.dir / "zoo.cfg"] if self.tls_port is not None
-                                  else [str(self.port), self.dir / "data", str(TICK_MS)])
-        p = self.proc([_java(), ZK_HEAP, *JAVA_OPTS,
-                       "-Dzookeeper.admin.enableServer=false",
-                       "-Dzookeeper.4lw.commands.whitelist=ruok,srvr,stat",
-                       "-cp", self.CLASSPATH,
-                       "org.apache.zookeeper.server.ZooKeeperServerMain", *args])
+        args: list[str | Path] = (
+            [self.dir / "zoo.cfg"]
+            if self.tls_port is not None
+            else [str(self.port), self.dir / "data", str(TICK_MS)]
+        )
+        p = self.proc(
+            [
+                _java(),
+                ZK_HEAP,
+                *JAVA_OPTS,
+                "-Dzookeeper.admin.enableServer=false",
+                "-Dzookeeper.4lw.commands.whitelist=ruok,srvr,stat",
+                "-cp",
+                self.CLASSPATH,
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+                *args,
+            ]
+        )
         self.procs = [p]
         p.start()
         wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="serving")
@@ -229,8 +259,9 @@ class ZooKeeper(Server):
     def _ping(self) -> bool:
         from kazoo.client import KazooClient
 
-        client = KazooClient(hosts=self.hosts, timeout=2.0, connection_retry=None,
-                             logger=_probe_log)
+        client = KazooClient(
+            hosts=self.hosts, timeout=2.0, connection_retry=None, logger=_probe_log
+        )
         try:
             client.start(timeout=2.0)
             client.get_children("/")
@@ -242,6 +273,7 @@ class ZooKeeper(Server):
 
 
 # ====================================================================== PostgreSQL
+
 
 class Postgres(Server):
     """Debian's PostgreSQL 15, run as the `postgres` user when we are root (initdb refuses root).
@@ -268,15 +300,47 @@ class Postgres(Server):
             pw = pwd.getpwnam(self.user)
             for path in (self.dir, sock, self.log_path):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
-        self.run_once([self.bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres",
-                       "--no-sync", "-E", "UTF8", "--locale=C"], user=self.user)
+        self.run_once(
+            [
+                self.bindir / "initdb",
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            user=self.user,
+        )
 
     def launch(self) -> None:
-        p = self.proc([self.bindir / "postgres", "-D", self.dir / "data", "-p", str(self.port),
-                       "-c", "listen_addresses=127.0.0.1", "-k", self.dir / "sock",
-                       "-c", "fsync=off", "-c", "synchronous_commit=off",
-                       "-c", "full_page_writes=off", "-c", "max_connections=200"],
-                      user=self.user, stop_signal=signal.SIGINT)  # SIGINT = fast shutdown
+        p = self.proc(
+            [
+                self.bindir / "postgres",
+                "-D",
+                self.dir / "data",
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+                self.dir / "sock",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
+            user=self.user,
+            stop_signal=signal.SIGINT,
+        )  # SIGINT = fast shutdown
         self.procs = [p]
         p.start()
         wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="accepting queries")
@@ -308,13 +372,20 @@ class Postgres(Server):
         if line not in hba.read_text():
             hba.write_text(line + hba.read_text())
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(name), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(name), sql.Literal(password)
+                )
+            )
             conn.execute("SELECT pg_reload_conf()")
-        with psycopg.connect(f"{self.dsn.replace('dbname=postgres', '')} dbname={database}",
-                             autocommit=True) as conn:
-            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
-                sql.Identifier(name)))
+        with psycopg.connect(
+            f"{self.dsn.replace('dbname=postgres', '')} dbname={database}", autocommit=True
+        ) as conn:
+            conn.execute(
+                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+                    sql.Identifier(name)
+                )
+            )
         return f"postgresql+psycopg://{name}:{password}@127.0.0.1:{self.port}/{database}"
 
     def drop_database(self, name: str) -> None:
@@ -325,6 +396,7 @@ class Postgres(Server):
 
 
 # ====================================================================== Mosquitto
+
 
 class Mosquitto(Server):
     """Debian's Mosquitto 2.0, anonymous, no persistence.
@@ -338,8 +410,13 @@ class Mosquitto(Server):
 
     name = "mosquitto"
 
-    def __init__(self, base_dir: Path | None = None, *, users: dict[str, str] | None = None,
-                 tls: bool = False) -> None:
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+    ) -> None:
         super().__init__(base_dir)
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -350,20 +427,32 @@ class Mosquitto(Server):
         self.pki: Pki | None = None
 
     def prepare(self) -> None:
-        lines = ["per_listener_settings false", f"listener {self.port} 127.0.0.1",
-                 "persistence false", "log_dest stderr",
-                 "log_type error", "log_type warning", "log_type notice",
-                 "log_type information", "connection_messages true"]
+        lines = [
+            "per_listener_settings false",
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+        ]
         if self.tls_port is not None:
             self.pki = make_pki(self.dir / "pki")
-            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.pki.ca}",
-                      f"certfile {self.pki.server_cert}", f"keyfile {self.pki.server_key}",
-                      "require_certificate false"]
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {self.pki.ca}",
+                f"certfile {self.pki.server_cert}",
+                f"keyfile {self.pki.server_key}",
+                "require_certificate false",
+            ]
         if self.users:
             passwd = self.dir / "passwd"
             for i, (user, password) in enumerate(self.users.items()):
-                self.run_once(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []),
-                               passwd, user, password])
+                self.run_once(
+                    ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), passwd, user, password]
+                )
             passwd.chmod(0o644)
             lines += ["allow_anonymous false", f"password_file {passwd}"]
         else:
@@ -424,8 +513,9 @@ class Kafka(Server):
     name = "kafka"
     start_timeout = 120.0
 
-    def __init__(self, base_dir: Path | None = None, *,
-                 sasl_users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, base_dir: Path | None = None, *, sasl_users: dict[str, str] | None = None
+    ) -> None:
         super().__init__(base_dir)
         self.port = free_port()
         self.controller_port = free_port()
@@ -440,15 +530,26 @@ class Kafka(Server):
         if not self.sasl_users:
             return {}
         name = user or "rig-admin"
-        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                "sasl_plain_username": name, "sasl_plain_password": self.sasl_users[name]}
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": name,
+            "sasl_plain_password": self.sasl_users[name],
+        }
 
     def _java_cmd(self, main: str, *args: str | Path, heap: str = "-Xmx512m") -> list[str | Path]:
         libs = provision.kafka_home() / "libs"
-        return [_java(), heap, *JAVA_OPTS,
-                f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-                f"-Dkafka.logs.dir={self.dir / 'logs'}",
-                "-cp", f"{libs}/*", main, *args]
+        return [
+            _java(),
+            heap,
+            *JAVA_OPTS,
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.dir / 'logs'}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
+        ]
 
     def prepare(self) -> None:
         (self.dir / "log4j2.properties").write_text(_LOG4J2)
@@ -456,8 +557,9 @@ class Kafka(Server):
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
-            "listeners": (f"PLAINTEXT://127.0.0.1:{self.port},"
-                          f"CONTROLLER://127.0.0.1:{self.controller_port}"),
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+            ),
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -478,40 +580,58 @@ class Kafka(Server):
         if self.sasl_users:
             users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
             admin = self.sasl_users["rig-admin"]
-            props.update({
-                "listeners": (f"SASL_PLAINTEXT://127.0.0.1:{self.port},"
-                              f"CONTROLLER://127.0.0.1:{self.controller_port}"),
-                "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
-                "inter.broker.listener.name": "SASL_PLAINTEXT",
-                "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,"
-                                                  "CONTROLLER:PLAINTEXT",
-                "sasl.enabled.mechanisms": "PLAIN",
-                "sasl.mechanism.inter.broker.protocol": "PLAIN",
-                "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
-                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
-                    f'username="rig-admin" password="{admin}" {users};'),
-            })
-        (self.dir / "server.properties").write_text(
-            "".join(f"{k}={v}\n" for k, v in props.items()))
+            props.update(
+                {
+                    "listeners": (
+                        f"SASL_PLAINTEXT://127.0.0.1:{self.port},"
+                        f"CONTROLLER://127.0.0.1:{self.controller_port}"
+                    ),
+                    "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
+                    "inter.broker.listener.name": "SASL_PLAINTEXT",
+                    "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                    "CONTROLLER:PLAINTEXT",
+                    "sasl.enabled.mechanisms": "PLAIN",
+                    "sasl.mechanism.inter.broker.protocol": "PLAIN",
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                        f'username="rig-admin" password="{admin}" {users};'
+                    ),
+                }
+            )
+        (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         cluster_id = ""
         while not cluster_id or cluster_id.startswith("-"):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        self.run_once(self._java_cmd("kafka.tools.StorageTool", "format", "--standalone",
-                                     "-t", cluster_id, "-c", self.dir / "server.properties",
-                                     heap="-Xmx256m"))
+        self.run_once(
+            self._java_cmd(
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                self.dir / "server.properties",
+                heap="-Xmx256m",
+            )
+        )
 
     def launch(self) -> None:
         p = self.proc(self._java_cmd("kafka.Kafka", self.dir / "server.properties"))
         self.procs = [p]
         p.start()
-        wait_until(self._ping, procs=[p], timeout=self.start_timeout, what="serving metadata",
-                   interval=0.5)
+        wait_until(
+            self._ping, procs=[p], timeout=self.start_timeout, what="serving metadata", interval=0.5
+        )
 
     def _ping(self) -> bool:
         from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000,
-                                 client_id="rig-ping", **self.client_options())
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap,
+            request_timeout_ms=3000,
+            client_id="rig-ping",
+            **self.client_options(),
+        )
         try:
             cluster = admin.describe_cluster()
             return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) != -1
@@ -524,6 +644,7 @@ class Kafka(Server):
 
 
 # ====================================================================== Prometheus
+
 
 class Prometheus(Server):
     """Debian's Prometheus 2.x with --web.enable-lifecycle, so ``scrape()`` can reload it."""
@@ -543,10 +664,14 @@ class Prometheus(Server):
             "scrape_configs": [],
         }
         if self.targets:
-            cfg["scrape_configs"].append({
-                "job_name": "rig", "scrape_interval": "1s", "scrape_timeout": "1s",
-                "static_configs": [{"targets": list(self.targets)}],
-            })
+            cfg["scrape_configs"].append(
+                {
+                    "job_name": "rig",
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "static_configs": [{"targets": list(self.targets)}],
+                }
+            )
         # JSON is YAML
         self.config_path.write_text(json.dumps(cfg, indent=2) + "\n")
 
@@ -556,14 +681,24 @@ class Prometheus(Server):
 
     def launch(self) -> None:
         prom = shutil.which("prometheus") or "/usr/bin/prometheus"
-        p = self.proc([prom, f"--config.file={self.config_path}",
-                       f"--storage.tsdb.path={self.dir / 'data'}",
-                       f"--web.listen-address=127.0.0.1:{self.port}",
-                       "--web.enable-lifecycle", "--log.level=info"])
+        p = self.proc(
+            [
+                prom,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+                "--log.level=info",
+            ]
+        )
         self.procs = [p]
         p.start()
-        wait_until(lambda: self._http("GET", "/-/ready")[0] == 200, procs=[p],
-                   timeout=self.start_timeout, what="ready")
+        wait_until(
+            lambda: self._http("GET", "/-/ready")[0] == 200,
+            procs=[p],
+            timeout=self.start_timeout,
+            what="ready",
+        )
 
     def _http(self, method: str, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         req = urllib.request.Request(self.url + path, method=method)
@@ -579,9 +714,13 @@ class Prometheus(Server):
         self._write_config()
         status, body = self._http("POST", "/-/reload", timeout=15)
         if status != 200:
-            raise RigError(self.name, f"POST {self.url}/-/reload", self.log_path,
-                           f"config reload failed: {status} {body[:500]!r}",
-                           log_tail(self.log_path))
+            raise RigError(
+                self.name,
+                f"POST {self.url}/-/reload",
+                self.log_path,
+                f"config reload failed: {status} {body[:500]!r}",
+                log_tail(self.log_path),
+            )
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Run an instant PromQL query; return the result vector."""

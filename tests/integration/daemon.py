@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from reconciler.api import ApiServer, create_app
-from reconciler.api_access import BrowserAccess
-from reconciler.app import App, build
-from reconciler.settings import Settings
+from reconciler.api.access import BrowserAccess
+from reconciler.api.app import ApiServer, create_app
+from reconciler.config.settings import Settings
+from reconciler.wiring import App, build
 
 
 @dataclass

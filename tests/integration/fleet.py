@@ -1,6 +1,6 @@
 """A reconciler wired to the rig's real servers, for the end-to-end tests.
 
-Same adapters as production (`reconciler.app` builds them from Settings); here they are
+Same adapters as production (`reconciler.wiring` builds them from Settings); here they are
 built directly so a test can count writes and run single passes deterministically.
 """
 
@@ -20,14 +20,15 @@ from typing import Any
 
 import yaml
 
-from reconciler.adapters.inventory import Inventory, create_tables, insert_ids
 from reconciler.adapters.kube import KubePods
-from reconciler.adapters.zookeeper import ZkStore
-from reconciler.loop import Daemon
-from reconciler.model import PassResult
-from reconciler.pipeline import Ports, run_pass
-from reconciler.policy import LoadedPolicy, load_policy_and_templates
-from reconciler.state import DaemonState
+from reconciler.adapters.sql.inventory import Inventory, create_tables, insert_ids
+from reconciler.adapters.zookeeper.store import ZkStore
+from reconciler.domain.model import PassResult
+from reconciler.policy.schema import LoadedPolicy, load_policy_and_templates
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pipeline import run_pass
+from reconciler.runtime.loop import Daemon
+from reconciler.state.daemon import DaemonState
 from tests.polling import eventually as eventually  # re-exported: tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from reconciler import metrics
+from reconciler.telemetry import metrics
 from tests.integration.fleet import REPO
 
 RULES = REPO / "dashboards" / "alerts.yaml"

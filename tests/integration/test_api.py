@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.adapters.zookeeper import ZkStore
-from reconciler.loop import Wake
-from reconciler.model import Instance
+from reconciler.adapters.zookeeper.store import ZkStore
+from reconciler.domain.model import Instance
+from reconciler.runtime.loop import Wake
 from tests.integration.daemon import Running, running, settings_for
 from tests.integration.fleet import eventually, read_layout, seed, write_policy
 
@@ -300,7 +300,7 @@ def test_orchestrate_answers_409_when_the_kind_needs_more_than_max_instances(
 def test_an_emptied_table_is_held_until_an_operator_confirms(
     zk_hosts: str, pg_url: str, kube: Any, kube_namespace: str, tmp_path: Path, kazoo_client: Any
 ) -> None:
-    from reconciler.adapters.inventory import delete_ids
+    from reconciler.adapters.sql.inventory import delete_ids
 
     things, _ = seed(pg_url, things=400, rules=5)
     # A long tick: the valve would let go by itself after 3 full passes with the same picture.

@@ -1,5 +1,5 @@
 """The REST API as the old admin UI calls it: from a page of its own origin, with
-`credentials: 'include'`, through an authenticating proxy (reconciler/api_access.py).
+`credentials: 'include'`, through an authenticating proxy (reconciler/api/access.py).
 
 An in-process daemon on the rig's ZooKeeper, PostgreSQL and apiserver. Requests are made the
 way a browser makes them (Origin, preflight headers); "from the proxy" means a connection from

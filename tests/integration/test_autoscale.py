@@ -18,11 +18,11 @@ import yaml
 from kubernetes import client as k8s
 from structlog.testing import capture_logs
 
-from reconciler import metrics
-from reconciler.adapters.inventory import create_tables, insert_ids
-from reconciler.autoscale import Autoscaler
-from reconciler.podspec import KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from reconciler.scaling import fit_on_nodes
+from reconciler.adapters.sql.inventory import create_tables, insert_ids
+from reconciler.domain.podspec import KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from reconciler.reconcile.autoscale import Autoscaler
+from reconciler.rules.scaling import fit_on_nodes
+from reconciler.telemetry import metrics
 from rig import podmetrics_standin
 from tests.integration.fleet import (
     REPO,

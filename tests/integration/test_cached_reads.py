@@ -18,16 +18,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kazoo.client import KazooClient
 
-from reconciler.adapters.inventory import Inventory, create_tables, delete_ids, insert_ids
-from reconciler.adapters.rows_cache import CachedRows
-from reconciler.adapters.zk_cache import CachedZkStore
-from reconciler.adapters.zookeeper import ZkStore
-from reconciler.model import Instance, KindObserved, Observed
-from reconciler.pipeline import Ports, run_pass
-from reconciler.planner import plan
-from reconciler.policy import load_policy_and_templates
-from reconciler.ports import Conflict
-from reconciler.state import DaemonState
+from reconciler.adapters.sql.inventory import Inventory, create_tables, delete_ids, insert_ids
+from reconciler.adapters.sql.rows_cache import CachedRows
+from reconciler.adapters.zookeeper.cache import CachedZkStore
+from reconciler.adapters.zookeeper.store import ZkStore
+from reconciler.domain.errors import Conflict
+from reconciler.domain.model import Instance, KindObserved, Observed
+from reconciler.policy.schema import load_policy_and_templates
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pipeline import run_pass
+from reconciler.reconcile.planner import plan
+from reconciler.state.daemon import DaemonState
 from tests.integration.fleet import write_policy
 from tests.unit.fakes import FakePods
 

@@ -18,8 +18,9 @@ import yaml
 from kafka import KafkaProducer
 from kubernetes import client as k8s
 
-from reconciler.adapters.inventory import create_tables, insert_ids
-from reconciler.podspec import KIND_LABEL, MANAGED_BY_LABEL, load_pod_template, render_pod
+from reconciler.adapters.sql.inventory import create_tables, insert_ids
+from reconciler.domain.podspec import KIND_LABEL, MANAGED_BY_LABEL, render_pod
+from reconciler.policy.templates import load_pod_template
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import REPO, eventually, fleet, read_layout, uuids
 

@@ -28,8 +28,8 @@ from kubernetes import client as k8s
 from paho.mqtt import client as mqtt_client
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reconciler.adapters.inventory import insert_ids
-from reconciler.podspec import managed_selector
+from reconciler.adapters.sql.inventory import insert_ids
+from reconciler.domain.podspec import managed_selector
 from rig import podmetrics_standin
 from tests.integration.daemon import Running, running, settings_for
 from tests.integration.fleet import REPO, HeartbeatSender, eventually, seed, write_policy
@@ -142,7 +142,7 @@ def daemon(
     with running(settings) as d:
         reconciler = d.app.daemon.ports
         if reconciler.autoscaler is None:  # until app.build wires the autoscaler (issue 6)
-            from reconciler.autoscale import Autoscaler
+            from reconciler.reconcile.autoscale import Autoscaler
 
             reconciler.autoscaler = Autoscaler(d.app.pods)
         yield d, policy

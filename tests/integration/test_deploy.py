@@ -112,7 +112,7 @@ def test_kustomization_lists_every_manifest() -> None:
 def test_configmap_is_generated_from_the_repositorys_policy_and_templates() -> None:
     """Not a copy that can drift: kustomize reads config/policy.yaml and the templates the
     policy names, and each kind's template is among them."""
-    from reconciler.policy import load_policy
+    from reconciler.policy.schema import load_policy
 
     (generator,) = yaml.safe_load(KUSTOMIZATION.read_text())["configMapGenerator"]
     sources = {key: REPO / path for key, _, path in (f.partition("=") for f in generator["files"])}
@@ -126,8 +126,8 @@ def test_configmap_is_generated_from_the_repositorys_policy_and_templates() -> N
 
 
 def test_configmap_is_the_repositorys_policy_and_templates(tmp_path: Path) -> None:
-    from reconciler.podspec import load_pod_template
-    from reconciler.policy import load_policy
+    from reconciler.policy.schema import load_policy
+    from reconciler.policy.templates import load_pod_template
 
     cm = _one("ConfigMap")
     deploy = _one("Deployment")
@@ -264,7 +264,7 @@ def test_dockerfile_copies_what_exists_and_pip_builds_it(tmp_path: Path) -> None
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "reconciler = reconciler.cli:main" in z.read(entry_points).decode()
+        assert "reconciler = reconciler.cli.main:main" in z.read(entry_points).decode()
     for module in (
         "cli.py",
         "loop.py",
@@ -385,8 +385,8 @@ def in_cluster_client(
 
 
 def _templates() -> dict[str, Any]:
-    from reconciler.podspec import load_pod_template
-    from reconciler.policy import load_policy
+    from reconciler.policy.schema import load_policy
+    from reconciler.policy.templates import load_pod_template
 
     loaded = load_policy(REPO / "config" / "policy.yaml")
     return {
@@ -398,7 +398,7 @@ def _templates() -> dict[str, Any]:
 def test_serviceaccount_can_make_the_daemons_calls(kube: Any, in_cluster_client: Any) -> None:
     """The real adapter, end to end, as the ServiceAccount: every call it makes is allowed."""
     from reconciler.adapters.kube import KubePods, PodStillTerminating, PodWatcher
-    from reconciler.podspec import render_pod
+    from reconciler.domain.podspec import render_pod
     from rig import podmetrics_standin as pm
 
     templates = _templates()

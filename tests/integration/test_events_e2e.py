@@ -1,6 +1,6 @@
 """The daemon reacting at once: MQTT row events, Kafka heartbeats and the pod watch, end to end.
 
-The daemon is wired exactly as `reconciler run` wires it (reconciler.app.build from Settings)
+The daemon is wired exactly as `reconciler run` wires it (reconciler.wiring.build from Settings)
 against the rig's Mosquitto, Kafka, PostgreSQL, ZooKeeper and apiserver+kwok, with a 60 s
 tick so that anything that happens sooner was done by the event paths.
 """
@@ -22,10 +22,10 @@ from kafka import KafkaProducer
 from kubernetes import client as k8s
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reconciler import metrics
-from reconciler.adapters.inventory import delete_ids, insert_ids
-from reconciler.app import App
-from reconciler.loop import Wake
+from reconciler.adapters.sql.inventory import delete_ids, insert_ids
+from reconciler.runtime.loop import Wake
+from reconciler.telemetry import metrics
+from reconciler.wiring import App
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import (
     REPO,

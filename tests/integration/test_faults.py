@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.loop import Wake
+from reconciler.runtime.loop import Wake
 from tests.chaos import faults
 from tests.chaos.invariants import live_pods, read_layout
 from tests.chaos.run import inject_and_judge
@@ -188,7 +188,7 @@ def in_process(
 
 def _usage(api: Any, ns: str, ids: range, cpu: str) -> None:
     """PodMetrics (rig stand-in) for Thing's pods, stamped by the rig's own (true) clock."""
-    from reconciler.podspec import KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+    from reconciler.domain.podspec import KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
     from rig import podmetrics_standin
 
     for i in ids:
@@ -204,7 +204,7 @@ def _usage(api: Any, ns: str, ids: range, cpu: str) -> None:
 
 
 def _sample(name: str, **labels: str) -> float:
-    from reconciler import metrics
+    from reconciler.telemetry import metrics
 
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -217,7 +217,7 @@ def test_a_backward_wall_clock_step_stalls_neither_the_tick_nor_the_autoscale_wi
     kazoo_client: Any,
     tmp_path: Path,
 ) -> None:
-    from reconciler.adapters.inventory import insert_ids
+    from reconciler.adapters.sql.inventory import insert_ids
     from tests.integration.fleet import uuids
 
     ns = kube_namespace
@@ -272,7 +272,7 @@ def test_a_frozen_database_makes_passes_overrun_their_budget_and_never_look_wedg
     its reads (2 s statement deadline, dropped 1 s later), so passes overrun and are counted,
     but an overrun is no hang: /healthz stays 200 (budget + 30 s grace), and the fleet is
     sound within 2 passes of the database's return."""
-    from reconciler.adapters.inventory import insert_ids
+    from reconciler.adapters.sql.inventory import insert_ids
     from tests.integration.fleet import uuids
 
     budget = {"pass_budget_seconds": 1.0, "database_timeout": 2.0}

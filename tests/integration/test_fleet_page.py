@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.adapters.inventory import insert_ids
+from reconciler.adapters.sql.inventory import insert_ids
 from rig import provision
 from tests.integration.daemon import Running, running, settings_for
 from tests.integration.fleet import (

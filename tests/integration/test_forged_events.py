@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt_client
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reconciler.adapters.inventory import insert_ids
+from reconciler.adapters.sql.inventory import insert_ids
 from tests.integration.fleet import eventually, read_layout, seed, write_policy
 from tests.integration.processes import DaemonProcess
 

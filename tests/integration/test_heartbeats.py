@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from reconciler.adapters.heartbeats import HeartbeatMonitor
+from reconciler.adapters.kafka.heartbeats import HeartbeatMonitor
 from tests.polling import seconds_until, ticking
 
 TIMEOUT = 30.0

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from reconciler.adapters import SourceUnavailable
-from reconciler.adapters.inventory import (
+from reconciler.adapters.sql.inventory import (
     CLIENT_GRACE,
     CONNECT_TIMEOUT,
     Inventory,
@@ -26,6 +25,7 @@ from reconciler.adapters.inventory import (
     delete_ids,
     insert_ids,
 )
+from reconciler.domain.errors import SourceUnavailable
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from reconciler.adapters.heartbeats import HeartbeatMonitor
-from reconciler.app import kafka_security
-from reconciler.settings import Settings
+from reconciler.adapters.kafka.heartbeats import HeartbeatMonitor
+from reconciler.config.settings import Settings
+from reconciler.wiring import kafka_security
 from rig.servers import Kafka
 from tests.integration.serving import serve
 from tests.polling import seconds_until
@@ -88,7 +88,7 @@ def stranger_reads(kafka: Kafka, topic: str) -> int:
 def test_the_daemon_with_its_sasl_login_reads_heartbeats_and_strangers_read_nothing(
     sasl_kafka: Kafka, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="reconciler.adapters.heartbeats")
+    caplog.set_level(logging.WARNING, logger="reconciler.adapters.kafka.heartbeats")
     topic = f"HeartBeat-{uuid.uuid4().hex[:8]}"
     logged_in = monitor(
         sasl_kafka,

@@ -22,7 +22,6 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.kube import (
     KubePods,
     MetricsUnavailable,
@@ -30,9 +29,10 @@ from reconciler.adapters.kube import (
     PodWatcher,
     make_api_client,
 )
-from reconciler.model import Pod
-from reconciler.podspec import PodTemplate, load_pod_template, pod_requests, render_pod
-from reconciler.ports import NotYet
+from reconciler.domain.errors import NotYet, SourceUnavailable
+from reconciler.domain.model import Pod
+from reconciler.domain.podspec import PodTemplate, pod_requests, render_pod
+from reconciler.policy.templates import load_pod_template
 from rig import podmetrics_standin
 from tests.polling import eventually
 

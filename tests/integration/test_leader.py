@@ -17,8 +17,8 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from reconciler.adapters.inventory import insert_ids
-from reconciler.podspec import CREATED_BY_ANNOTATION
+from reconciler.adapters.sql.inventory import insert_ids
+from reconciler.domain.podspec import CREATED_BY_ANNOTATION
 from tests.integration.fleet import eventually, read_layout, seed, uuids, write_policy
 from tests.integration.processes import DaemonProcess, leaders, wait_for_leader
 
@@ -220,9 +220,9 @@ def test_zookeeper_restarted_under_two_daemons_one_leader_and_the_invariants_hol
 def test_a_transaction_fenced_by_a_lock_node_that_is_gone_writes_nothing(
     zk_hosts: str, kazoo_client: Any
 ) -> None:
-    from reconciler.adapters.zookeeper import ZkStore
-    from reconciler.model import Instance
-    from reconciler.ports import NotLeader
+    from reconciler.adapters.zookeeper.store import ZkStore
+    from reconciler.domain.errors import NotLeader
+    from reconciler.domain.model import Instance
 
     store = ZkStore(zk_hosts)
     store.start()
@@ -251,7 +251,7 @@ def test_a_transaction_fenced_by_a_lock_node_that_is_gone_writes_nothing(
 def test_daemon_groups_elect_a_leader_each_and_one_per_group(zk_hosts: str) -> None:
     from kazoo.client import KazooClient
 
-    from reconciler.adapters.election import ZkElection
+    from reconciler.adapters.zookeeper.election import ZkElection
 
     clients = [KazooClient(hosts=zk_hosts, timeout=6) for _ in range(3)]
     for c in clients:

@@ -19,8 +19,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from reconciler.adapters.inventory import insert_ids
-from reconciler.adapters.notify import NotifyListener
+from reconciler.adapters.mqtt.notify import NotifyListener
+from reconciler.adapters.sql.inventory import insert_ids
 from rig.servers import Mosquitto
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, read_layout, seed, write_policy

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.adapters.inventory import create_tables, delete_ids, insert_ids
-from reconciler.adapters.zookeeper import ZkStore
-from reconciler.model import Assignment, Instance, NodeVersions
+from reconciler.adapters.sql.inventory import create_tables, delete_ids, insert_ids
+from reconciler.adapters.zookeeper.store import ZkStore
+from reconciler.domain.model import Assignment, Instance, NodeVersions
 from tests.integration.fleet import Fleet, eventually, fleet, read_layout, uuids, write_policy
 from tests.integration.processes import DaemonProcess
 

@@ -19,8 +19,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from reconciler.adapters.notify import NotifyListener
-from reconciler.events import RowEvent
+from reconciler.adapters.mqtt.notify import NotifyListener
+from reconciler.domain.events import RowEvent
 from tests.polling import seconds_until
 
 TIMEOUT = 15.0

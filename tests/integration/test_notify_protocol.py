@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.adapters.notify import NotifyListener
-from reconciler.events import RowEvent
+from reconciler.adapters.mqtt.notify import NotifyListener
+from reconciler.domain.events import RowEvent
 from rig.process import Proc, free_port, port_open, wait_until
 from tests.integration.test_notify import Publisher, Recorder, wait_for
 
@@ -110,7 +110,7 @@ def test_auto_falls_back_to_3_1_1_on_a_3_1_1_only_broker_and_events_arrive(
     listeners: list[NotifyListener],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="reconciler.adapters.notify")
+    caplog.set_level(logging.INFO, logger="reconciler.adapters.mqtt.notify")
     listener = listener_for(amqtt.url, recorder, listeners, protocol="auto")
     assert listener.protocol == "5"
     listener.start()
@@ -140,7 +140,7 @@ def test_forced_3_1_1_resumes_its_session_on_a_3_1_1_only_broker_across_restarts
     # deliver what was queued meanwhile; queued delivery under 3.1.1 is checked on Mosquitto
     # below. It also forgets a client's session when a v5 CONNECT with that id arrives, so on
     # such a broker `auto` costs the session at every start: the README says to set 3.1.1.)
-    caplog.set_level(logging.INFO, logger="reconciler.adapters.notify")
+    caplog.set_level(logging.INFO, logger="reconciler.adapters.mqtt.notify")
     client_id = f"reconciler-test-{uuid.uuid4().hex[:8]}"
     topic = f"cm/notify/test-{uuid.uuid4().hex[:8]}"
     for _ in range(2):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from reconciler.adapters.inventory import create_tables, delete_ids, insert_ids
+from reconciler.adapters.sql.inventory import create_tables, delete_ids, insert_ids
 from tests.integration.fleet import Fleet, eventually, fleet, read_layout, uuids, write_policy
 
 

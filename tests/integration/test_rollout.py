@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from reconciler.podspec import REVISION_ANNOTATION
+from reconciler.domain.podspec import REVISION_ANNOTATION
 from tests.integration.daemon import Running, running, settings_for
 from tests.integration.fleet import REPO, eventually, seed, write_policy
 

@@ -23,7 +23,7 @@ THINGS = 200
 
 def cli(url: str, *args: str) -> str:
     res = subprocess.run(  # `reconciler ...` of this checkout
-        [sys.executable, "-m", "reconciler.cli", *args, "--url", url, "--token", TOKEN],
+        [sys.executable, "-m", "reconciler.cli.main", *args, "--url", url, "--token", TOKEN],
         capture_output=True,
         text=True,
         timeout=60,

@@ -30,7 +30,7 @@ import pytest
 from kafka import KafkaProducer
 from kazoo.security import make_digest_acl_credential
 
-from reconciler.adapters.inventory import insert_ids
+from reconciler.adapters.sql.inventory import insert_ids
 from rig.servers import Kafka, Mosquitto, Postgres
 from tests.integration.fleet import daemon_env, eventually, seed, uuids, write_policy
 from tests.integration.processes import RECONCILER, DaemonProcess

@@ -247,7 +247,7 @@ def test_sd_notify_ready_watchdog_reload_stopping(
     kube: Any,
     kube_namespace: str,
 ) -> None:
-    from reconciler.adapters.inventory import create_tables
+    from reconciler.adapters.sql.inventory import create_tables
 
     create_tables(pg_url)
     policy = write_policy(
@@ -318,7 +318,7 @@ def test_sd_notify_ready_watchdog_reload_stopping(
 
 def test_no_notify_socket_means_no_pings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside systemd every notify is a no-op and no watchdog is armed."""
-    from reconciler import systemd
+    from reconciler.runtime import systemd
 
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)

@@ -29,12 +29,12 @@ from kazoo.security import (
     make_digest_acl_credential,
 )
 
-from reconciler.adapters.inventory import insert_ids
-from reconciler.adapters.zk_access import ZkAccess, same_acl
-from reconciler.adapters.zk_acl_align import align_acls
-from reconciler.adapters.zookeeper import ZkStore, ZkTransactionError
-from reconciler.model import Instance
-from reconciler.ports import SourceUnavailable
+from reconciler.adapters.sql.inventory import insert_ids
+from reconciler.adapters.zookeeper.access import ZkAccess, same_acl
+from reconciler.adapters.zookeeper.acl_align import align_acls
+from reconciler.adapters.zookeeper.store import ZkStore, ZkTransactionError
+from reconciler.domain.errors import SourceUnavailable
+from reconciler.domain.model import Instance
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, fleet, read_layout, seed, uuids, write_policy
 

@@ -17,7 +17,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
-from reconciler.adapters.zk_access import same_acl
+from reconciler.adapters.zookeeper.access import same_acl
 from rig.servers import ZooKeeper
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, read_layout, seed, write_policy

@@ -18,10 +18,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss
 from kazoo.security import make_acl
 
-from reconciler.adapters import SourceUnavailable
-from reconciler.adapters.zookeeper import ZkStore, ZkTransactionError
-from reconciler.model import Instance, NodeVersions
-from reconciler.ports import Conflict
+from reconciler.adapters.zookeeper.store import ZkStore, ZkTransactionError
+from reconciler.domain.errors import Conflict, SourceUnavailable
+from reconciler.domain.model import Instance, NodeVersions
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,5 @@
-"""In-memory FAKES of the pipeline's ports (reconciler.ports), for millisecond unit tests of
+"""In-memory FAKES of the pipeline's ports (reconciler.reconcile.ports), for millisecond unit tests
+of
 the pipeline and the scheduler. They are fakes, not the real servers: the adapters are tested
 against ZooKeeper, PostgreSQL and the apiserver in tests/integration.
 
@@ -15,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.idsets import SortedIds
-from reconciler.model import Assignment, Heartbeats, Instance, NodeVersions, Pod, pod_name
-from reconciler.pins import Pin
-from reconciler.ports import Conflict, SourceUnavailable, Terminal
-from reconciler.slowstart import SlowStartResult
+from reconciler.domain.errors import Conflict, SourceUnavailable, Terminal
+from reconciler.domain.ids import SortedIds
+from reconciler.domain.model import Assignment, Heartbeats, Instance, NodeVersions, Pod, pod_name
+from reconciler.domain.pins import Pin
+from reconciler.domain.slowstart import SlowStartResult
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = {"Thing": "iota-dac", "Rule": "iota-rules-engine"}

@@ -1,6 +1,6 @@
-"""The REST API's guard (reconciler.api_guard): auth and size before the body is read, a
+"""The REST API's guard (reconciler.api.guard): auth and size before the body is read, a
 concurrency limit that spares the probes; and the start-up checks that keep an open API off
-the network (reconciler.preflight)."""
+the network (reconciler.cli.preflight)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from reconciler.api_guard import RequestGuard
-from reconciler.preflight import Failure, check_api_exposure, check_api_tls
-from reconciler.settings import Settings
+from reconciler.api.guard import RequestGuard
+from reconciler.cli.preflight import Failure, check_api_exposure, check_api_tls
+from reconciler.config.settings import Settings
 
 TOKEN = "s3cret"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import CreatePod, DeleteInstance, WriteInstance
-from reconciler.ports import Conflict
+from reconciler.domain.errors import Conflict
+from reconciler.domain.model import CreatePod, DeleteInstance, WriteInstance
 from tests.unit.fakes import FakeStore
 from tests.unit.test_pipeline import World
 

@@ -1,5 +1,6 @@
 """The CLI's expected failures: one line on stderr that names the fix, a non-zero exit, never a
-traceback (reconciler/cli.py, reconciler/preflight.py). No server is needed: the failures here
+traceback (reconciler/cli/main.py, reconciler/cli/preflight.py). No server is needed: the failures
+here
 happen before anything is contacted, or against a stand-in HTTP server."""
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from reconciler.preflight import describe
-from reconciler.settings import Settings
+from reconciler.cli.preflight import describe
+from reconciler.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "reconciler"

@@ -3,7 +3,7 @@ reach psycopg's connect call unchanged, beside the daemon's own connect argument
 
 from __future__ import annotations
 
-from reconciler.adapters.inventory import _engine
+from reconciler.adapters.sql.inventory import _engine
 
 
 def test_tls_options_in_the_url_reach_psycopg() -> None:

@@ -1,4 +1,4 @@
-"""The database reads' client-side deadlines (reconciler/adapters/db_deadline.py): one watcher
+"""The database reads' client-side deadlines (reconciler/adapters/sql/deadline.py): one watcher
 thread expires them in time order; a released read is never cut.
 
 The connections here are sqlite3 ones (the deadline interrupts those); the PostgreSQL case,
@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 
-from reconciler.adapters.db_deadline import ReadDeadline
+from reconciler.adapters.sql.deadline import ReadDeadline
 
 
 def _slow_query(conn: sqlite3.Connection) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import settings_doc
-from reconciler.settings import Settings
+from reconciler.config import settings_doc
+from reconciler.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -18,7 +18,7 @@ README = REPO / "README.md"
 
 def test_every_setting_has_a_description() -> None:
     assert settings_doc.undocumented() == [], (
-        "give each of these a docstring in reconciler/settings.py, then `make docs`"
+        "give each of these a docstring in reconciler/config/settings.py, then `make docs`"
     )
 
 
@@ -82,7 +82,7 @@ def relative_links(text: str) -> list[str]:
 
 
 def repository_paths(text: str) -> list[str]:
-    """Code spans that name a file or folder of this repository (`reconciler/metrics.py`,
+    """Code spans that name a file or folder of this repository (`reconciler/telemetry/metrics.py`,
     `deploy/kubernetes/`), not patterns (`<name>`, `*`, `...`) nor absolute paths."""
     out = []
     for span in CODE.findall(_outside_code_blocks(text)):

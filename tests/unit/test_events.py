@@ -1,4 +1,5 @@
-"""reconciler.events: every SPEC message form, the malformed ones, and a fuzz of arbitrary bytes."""
+"""reconciler.domain.events: every SPEC message form, the malformed ones, and a fuzz of arbitrary
+bytes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.events import (
+from reconciler.domain.events import (
     Heartbeat,
     MalformedMessage,
     RowEvent,
@@ -350,7 +351,7 @@ def test_roundtrip_bulk_ids(ids: set[str]) -> None:
 
 
 def test_ignored_reason_names_why_a_message_changes_nothing() -> None:
-    from reconciler.events import ignored_reason
+    from reconciler.domain.events import ignored_reason
 
     assert ignored_reason(b'{"o": "u", "t": "Thing", "k": {"id": "a"}}') == "update"
     assert ignored_reason(b'{"o": "bu", "t": "Thing", "where": {"id": "a"}}') == "update"

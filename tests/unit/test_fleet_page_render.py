@@ -1,4 +1,4 @@
-"""reconciler/web/page.py: whatever the world puts in a status, the page shows it as text."""
+"""reconciler/api/web/page.py: whatever the world puts in a status, the page shows it as text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from reconciler.web.page import heartbeat_text, phase_class, render
+from reconciler.api.web.page import heartbeat_text, phase_class, render
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.model import KindObserved, Observed, WriteInstance, applied
-from reconciler.plan_memo import IdPlanMemo
-from reconciler.planner import plan
-from reconciler.policy import KindPolicy
+from reconciler.domain.model import KindObserved, Observed, WriteInstance, applied
+from reconciler.policy.schema import KindPolicy
+from reconciler.reconcile.planner import plan
+from reconciler.rules.plan_memo import IdPlanMemo
 
 POLICY = KindPolicy(
     table="Thing",

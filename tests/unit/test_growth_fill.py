@@ -7,7 +7,7 @@ import heapq
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.growth import fill
+from reconciler.rules.growth import fill
 
 
 def one_at_a_time(loads: dict[int, int], quota: dict[int, int], pool: int) -> dict[int, int]:

@@ -1,5 +1,5 @@
 """HeartbeatMonitor's own bookkeeping, without Kafka: what it keeps is bounded, and ages stay
-true across a wall-clock step (reconciler/adapters/heartbeats.py). The consumer thread hands
+true across a wall-clock step (reconciler/adapters/kafka/heartbeats.py). The consumer thread hands
 every record's value to `_record`; these tests call it the same way."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 
-from reconciler.adapters.heartbeats import INSTANCE_ID_LIMIT, HeartbeatMonitor
+from reconciler.adapters.kafka.heartbeats import INSTANCE_ID_LIMIT, HeartbeatMonitor
 
 
 class Clock:

@@ -1,5 +1,6 @@
-"""Row events as hints (reconciler.hints), message bounds (reconciler.events) and the
-throttled log a flood of them writes to (reconciler.logs)."""
+"""Row events as hints (reconciler.reconcile.hints), message bounds (reconciler.domain.events) and
+the
+throttled log a flood of them writes to (reconciler.telemetry.logs)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import json
 
 import pytest
 
-from reconciler.events import OversizedMessage, RowEvent, parse_notification
-from reconciler.hints import CheckedRows, PendingRows, check_row_events
-from reconciler.logs import ThrottledLog
-from reconciler.ports import SourceUnavailable
+from reconciler.domain.errors import SourceUnavailable
+from reconciler.domain.events import OversizedMessage, RowEvent, parse_notification
+from reconciler.reconcile.hints import CheckedRows, PendingRows, check_row_events
+from reconciler.telemetry.logs import ThrottledLog
 from tests.unit.fakes import FakeClock, FakeRows
 
 

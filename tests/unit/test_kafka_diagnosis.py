@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.adapters import kafka_diagnosis
-from reconciler.adapters.kafka_config import KafkaSecurity
-from reconciler.adapters.kafka_diagnosis import AuthFailures, bootstrap_failure
+from reconciler.adapters.kafka import diagnosis as kafka_diagnosis
+from reconciler.adapters.kafka.config import KafkaSecurity
+from reconciler.adapters.kafka.diagnosis import AuthFailures, bootstrap_failure
 
 SASL = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "reconciler", "pw")
 # What kafka-python 3 logs when the broker answers a bad login (kafka.net.connection).

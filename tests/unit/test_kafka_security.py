@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.heartbeats import HeartbeatMonitor
-from reconciler.adapters.kafka_config import KafkaSecurity
+from reconciler.adapters.kafka.config import KafkaSecurity
+from reconciler.adapters.kafka.heartbeats import HeartbeatMonitor
 
 
 def test_plaintext_adds_nothing_but_the_protocol() -> None:

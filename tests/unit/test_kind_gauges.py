@@ -8,10 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from reconciler import metrics
-from reconciler.pipeline import Ports, run_pass
-from reconciler.policy import load_policy_and_templates
-from reconciler.state import DaemonState
+from reconciler.policy.schema import load_policy_and_templates
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pipeline import run_pass
+from reconciler.state.daemon import DaemonState
+from reconciler.telemetry import metrics
 from tests.unit.fakes import FakeClock, FakePodCache, FakePods, FakeRows, FakeStore, write_policy
 
 GHOST_GAUGES = (

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 from kubernetes.client.rest import ApiException
 
-from reconciler.adapters import SourceUnavailable
 from reconciler.adapters.kube import (
     KubePods,
     PodWatcher,
@@ -20,8 +19,9 @@ from reconciler.adapters.kube import (
     parse_go_duration,
     pod_from_dict,
 )
-from reconciler.model import Pod
-from reconciler.podspec import PodTemplate
+from reconciler.domain.errors import SourceUnavailable
+from reconciler.domain.model import Pod
+from reconciler.domain.podspec import PodTemplate
 
 
 def test_pod_from_dict_full() -> None:

@@ -1,4 +1,5 @@
-"""Liveness follows progress (reconciler/liveness.py): `/healthz` and the systemd watchdog ping
+"""Liveness follows progress (reconciler/runtime/liveness.py): `/healthz` and the systemd watchdog
+ping
 stop while the loop is wedged and come back when it recovers. The decision on a fake clock;
 then a daemon on the fakes whose database read hangs, with the REST app and a real
 NOTIFY_SOCKET datagram socket, as systemd binds it."""
@@ -17,10 +18,10 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from reconciler.api import ApiServer, create_app
-from reconciler.liveness import GRACE_SECONDS, Liveness, WatchdogPinger, grace_for
-from reconciler.loop import Daemon, Wake
-from reconciler.pipeline import Ports
+from reconciler.api.app import ApiServer, create_app
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.runtime.liveness import GRACE_SECONDS, Liveness, WatchdogPinger, grace_for
+from reconciler.runtime.loop import Daemon, Wake
 from tests.polling import eventually
 from tests.unit.fakes import FakeClock, FakePodCache, FakePods, FakeRows, FakeStore, write_policy
 

@@ -1,4 +1,4 @@
-"""The scheduler (reconciler.loop) on in-memory fakes of the ports (tests/unit/fakes.py)."""
+"""The scheduler (reconciler.runtime.loop) on in-memory fakes of the ports (tests/unit/fakes.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.events import RowEvent
-from reconciler.loop import Daemon, Wake
-from reconciler.pipeline import Ports
+from reconciler.domain.events import RowEvent
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.runtime.loop import Daemon, Wake
 from tests.polling import eventually
 from tests.unit.fakes import FakeClock, FakePodCache, FakePods, FakeRows, FakeStore, write_policy
 

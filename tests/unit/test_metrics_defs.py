@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typing
 
-from reconciler import metrics
-from reconciler.model import Op
+from reconciler.domain.model import Op
+from reconciler.telemetry import metrics
 
 
 def test_op_types_are_the_models_operations() -> None:

@@ -9,7 +9,7 @@ import pytest
 from paho.mqtt._packet import decode_connack
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from reconciler.adapters.notify import ProtocolChoice
+from reconciler.adapters.mqtt.notify import ProtocolChoice
 
 CONNACK = 0x20  # fixed header byte of a CONNACK
 
@@ -80,7 +80,7 @@ def test_an_unknown_setting_is_refused() -> None:
 
 
 def test_a_disconnect_by_a_client_id_clash_is_spelled_out() -> None:
-    from reconciler.adapters.mqtt_connect import disconnect_hint as _disconnect_hint
+    from reconciler.adapters.mqtt.connect import disconnect_hint as _disconnect_hint
 
     assert "another client using the id 'reconciler-a'" in _disconnect_hint(0x8E, "reconciler-a")
     assert "RECONCILER_MQTT_CLIENT_ID" in _disconnect_hint(0x80, "reconciler-a")

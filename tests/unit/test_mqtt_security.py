@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.mqtt_connect import Broker, MqttSecurity, mask_userinfo
-from reconciler.adapters.notify import NotifyListener
+from reconciler.adapters.mqtt.connect import Broker, MqttSecurity, mask_userinfo
+from reconciler.adapters.mqtt.notify import NotifyListener
 
 
 def test_the_settings_login_wins_over_the_urls() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.adapters.notify import Broker, NotifyListener, parse_broker_urls
+from reconciler.adapters.mqtt.notify import Broker, NotifyListener, parse_broker_urls
 
 
 def test_default_form() -> None:

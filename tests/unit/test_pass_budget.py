@@ -1,4 +1,5 @@
-"""The pass budget (reconciler/budget.py) on in-memory fakes: a pass whose calls are slow stops
+"""The pass budget (reconciler/reconcile/budget.py) on in-memory fakes: a pass whose calls are slow
+stops
 starting operations at its deadline, counts and logs the overrun once, and leaves the rest to
 the next pass, without ever breaking the write order (givers before receivers)."""
 
@@ -13,13 +14,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from reconciler import metrics
-from reconciler.budget import Deadline
-from reconciler.loop import Daemon, Wake
-from reconciler.model import OVER_BUDGET, Moment, PassResult, WriteInstance
-from reconciler.pipeline import Ports, run_pass
-from reconciler.policy import KindPolicy, load_policy_and_templates
-from reconciler.state import DaemonState
+from reconciler.domain.model import OVER_BUDGET, Moment, PassResult, WriteInstance
+from reconciler.policy.schema import KindPolicy, load_policy_and_templates
+from reconciler.reconcile.budget import Deadline
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pipeline import run_pass
+from reconciler.runtime.loop import Daemon, Wake
+from reconciler.state.daemon import DaemonState
+from reconciler.telemetry import metrics
 from tests.polling import eventually
 from tests.unit.fakes import FakeClock, FakePodCache, FakePods, FakeRows, FakeStore, write_policy
 
@@ -169,7 +171,7 @@ def layout(store: FakeStore) -> dict[int, tuple[frozenset[str], int]]:
 
 
 class CountingAutoscaler:
-    """Stands in for reconciler.autoscale.Autoscaler: counts its calls."""
+    """Stands in for reconciler.reconcile.autoscale.Autoscaler: counts its calls."""
 
     def __init__(self) -> None:
         self.calls = 0

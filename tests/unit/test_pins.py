@@ -1,4 +1,4 @@
-"""Operators' scale, stop and start (reconciler/pins.py, operations.py) through whole passes
+"""Operators' scale, stop and start (reconciler/domain/pins.py, operations.py) through whole passes
 on the fakes of tests/unit/fakes.py: the pin wins over the rows' sizing until `start`, is
 read back by a daemon that starts (or takes over) later, and is its own confirmation for the
 safety valve while an unrelated mass change is still held."""
@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import DeleteInstance, DeletePod, PassResult
-from reconciler.operations import pin_kind
-from reconciler.pins import Pin, PinError, decode_pin, pin_problem
-from reconciler.pipeline import Ports, run_pass
-from reconciler.policy import load_policy_and_templates
-from reconciler.state import DaemonState
+from reconciler.domain.model import DeleteInstance, DeletePod, PassResult
+from reconciler.domain.pins import Pin, PinError, decode_pin
+from reconciler.policy.schema import load_policy_and_templates
+from reconciler.reconcile.operations import pin_kind
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pipeline import run_pass
+from reconciler.rules.pinning import pin_problem
+from reconciler.state.daemon import DaemonState
 from tests.unit.fakes import (
     FakeClock,
     FakePins,

@@ -1,4 +1,5 @@
-"""One pass (reconciler.pipeline) on in-memory fakes of the ports (tests/unit/fakes.py)."""
+"""One pass (reconciler.reconcile.pipeline) on in-memory fakes of the ports
+(tests/unit/fakes.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import CreatePod, Reason, RecreatePod, WriteInstance
-from reconciler.pipeline import Ports, run_pass
-from reconciler.policy import load_policy_and_templates
-from reconciler.ports import NotYet, Terminal
-from reconciler.state import DaemonState
+from reconciler.domain.errors import NotYet, Terminal
+from reconciler.domain.model import CreatePod, Reason, RecreatePod, WriteInstance
+from reconciler.policy.schema import load_policy_and_templates
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pipeline import run_pass
+from reconciler.state.daemon import DaemonState
 from tests.unit.fakes import (
     FakeClock,
     FakeEvents,
@@ -334,7 +336,7 @@ def test_a_rolling_restart_replaces_the_pods_that_existed_when_asked(world: Worl
 def test_a_pod_deleted_on_scale_down_is_not_deleted_again_before_the_watch_shows_it(
     world: World,
 ) -> None:
-    from reconciler.model import DeletePod
+    from reconciler.domain.model import DeletePod
 
     world.converge()
     world.pods.cache_lags = True  # the watch shows changes only on sync()

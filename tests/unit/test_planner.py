@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.model import (
+from reconciler.domain.model import (
     AdoptPod,
     Assignment,
     CreatePod,
@@ -22,9 +22,9 @@ from reconciler.model import (
     RecreatePod,
     WriteInstance,
 )
-from reconciler.model import applied as apply
-from reconciler.planner import plan, plan_kind, size_for
-from reconciler.policy import HeartbeatPolicy, KindPolicy
+from reconciler.domain.model import applied as apply
+from reconciler.policy.schema import HeartbeatPolicy, KindPolicy
+from reconciler.reconcile.planner import plan, plan_kind, size_for
 
 NOW = 1_700_000_000.0
 

@@ -1,4 +1,4 @@
-"""Pods' starts across a wall-clock step (reconciler/pod_starts.py): after the daemon's clock
+"""Pods' starts across a wall-clock step (reconciler/state/pod_starts.py): after the daemon's clock
 steps back, a pod's start (the apiserver's clock) looks like the future; bounded by when the
 daemon first saw the pod (monotonic), the heartbeat grace and silence still run."""
 
@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.model import Pod, Reason, RecreatePod
-from reconciler.pipeline import Ports, run_pass
-from reconciler.pod_starts import PodStarts
-from reconciler.policy import load_policy_and_templates
-from reconciler.state import DaemonState
+from reconciler.domain.model import Pod, Reason, RecreatePod
+from reconciler.policy.schema import load_policy_and_templates
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pipeline import run_pass
+from reconciler.state.daemon import DaemonState
+from reconciler.state.pod_starts import PodStarts
 from tests.unit.fakes import (
     FakeHeartbeats,
     FakePodCache,

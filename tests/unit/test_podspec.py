@@ -6,17 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.podspec import (
+from reconciler.domain.podspec import (
     KIND_LABEL,
     MANAGED_BY_LABEL,
     PodTemplate,
-    TemplateError,
-    load_pod_template,
     managed_selector,
     parse_quantity,
     pod_requests,
     render_pod,
 )
+from reconciler.policy.templates import TemplateError, load_pod_template
 
 ROOT = Path(__file__).resolve().parents[2]
 DAC = ROOT / "templates" / "iota-dac" / "pod-template.yml"

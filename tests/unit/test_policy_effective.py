@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from reconciler.policy import KindPolicy, effective
+from reconciler.policy.schema import KindPolicy, effective
 
 BASE = {"table": "Thing", "instanceName": "iota-dac", "template": "t.yml"}
 

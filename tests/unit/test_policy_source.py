@@ -1,4 +1,5 @@
-"""Reloading the policy (reconciler.policy_source): a pod template edit counts as a change."""
+"""Reloading the policy (reconciler.runtime.policy_watch): a pod template edit counts as a
+change."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.podspec import template_revision
-from reconciler.policy_source import reload_policy
-from reconciler.state import DaemonState
+from reconciler.domain.podspec import template_revision
+from reconciler.runtime.policy_watch import reload_policy
+from reconciler.state.daemon import DaemonState
 from tests.unit.fakes import REPO, write_policy
 
 

@@ -1,4 +1,5 @@
-"""Strict policy parsing (reconciler/policy.py, reconciler/safe_yaml.py): a hostile or mistyped
+"""Strict policy parsing (reconciler/policy/schema.py, reconciler/policy/safe_yaml.py): a hostile
+or mistyped
 policy.yaml is refused quickly, in bounded memory, with its line; nothing is coerced or silently
 dropped; names are checked against where they end up (ZooKeeper, Kubernetes, PostgreSQL)."""
 
@@ -14,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import safe_yaml
-from reconciler.podspec import TemplateError, load_pod_template
-from reconciler.policy import (
+from reconciler.policy import safe_yaml
+from reconciler.policy.schema import (
     INSTANCE_NAME_MAX,
     PolicyError,
     PolicyProblem,
     load_policy,
     parse_policy,
 )
+from reconciler.policy.templates import TemplateError, load_pod_template
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "reconciler"
@@ -82,7 +83,7 @@ def test_a_664_byte_billion_laughs_is_refused_fast_in_bounded_memory(tmp_path: P
         f"""
         import resource, time
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-        from reconciler.policy import PolicyError, load_policy
+        from reconciler.policy.schema import PolicyError, load_policy
 
         def peak_kib():
             for line in open("/proc/self/status"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.loop import Daemon, Wake
+from reconciler.runtime.loop import Daemon, Wake
 
 
 def next_wake(daemon: Daemon, timeout: float = 5.0) -> Wake:

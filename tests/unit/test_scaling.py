@@ -10,11 +10,12 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from reconciler.adapters.kube import MetricsUnavailable
-from reconciler.autoscale import Autoscaler
-from reconciler.model import Instance, Moment, NodeCapacity, Pod, PodUsage
-from reconciler.podspec import PodTemplate, load_pod_template
-from reconciler.policy import AutoscalePolicy, KindPolicy
-from reconciler.scaling import (
+from reconciler.domain.model import Instance, Moment, NodeCapacity, Pod, PodUsage
+from reconciler.domain.podspec import PodTemplate
+from reconciler.policy.schema import AutoscalePolicy, KindPolicy
+from reconciler.policy.templates import load_pod_template
+from reconciler.reconcile.autoscale import Autoscaler
+from reconciler.rules.scaling import (
     Decision,
     PodSample,
     Recommendation,

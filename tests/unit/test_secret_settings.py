@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from reconciler.preflight import describe
-from reconciler.secret_files import SECRET_FILES
-from reconciler.settings import Settings
+from reconciler.cli.preflight import describe
+from reconciler.config.secret_files import SECRET_FILES
+from reconciler.config.settings import Settings
 
 PW = "Kn0wn-pa55word"
 SECRETS = {

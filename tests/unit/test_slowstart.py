@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from reconciler.slowstart import batch_sizes, slow_start
+from reconciler.domain.slowstart import batch_sizes, slow_start
 
 
 def test_batch_sizes() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.idsets import SortedIds, disjoint, held_elsewhere, sorted_diff, sorted_union
+from reconciler.domain.ids import SortedIds, disjoint, held_elsewhere, sorted_diff, sorted_union
 
 # Small alphabet: overlaps are common; sizes on both sides of the "few ids" threshold.
 IDS = st.frozensets(st.sampled_from([f"id-{n:03d}" for n in range(120)]), max_size=110)

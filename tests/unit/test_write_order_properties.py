@@ -12,7 +12,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.model import (
+from reconciler.domain.model import (
     Assignment,
     DeleteInstance,
     Instance,
@@ -23,9 +23,9 @@ from reconciler.model import (
     WriteInstance,
     applied,
 )
-from reconciler.planner import plan_kind
-from reconciler.policy import KindPolicy
-from reconciler.write_order import instance_ops
+from reconciler.policy.schema import KindPolicy
+from reconciler.reconcile.planner import plan_kind
+from reconciler.rules.write_order import instance_ops
 
 NOW = 1_700_000_000.0
 

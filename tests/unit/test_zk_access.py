@@ -13,14 +13,14 @@ import pytest
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions, make_digest_acl_credential
 from pydantic import ValidationError
 
-from reconciler.adapters import zk_acl_align
-from reconciler.adapters.zk_access import ZkAccess, same_acl
-from reconciler.adapters.zk_acl_align import AclKeeper, AclReport
-from reconciler.adapters.zk_session import ZkSession
-from reconciler.app import zk_access
-from reconciler.ports import SourceUnavailable
-from reconciler.preflight import describe
-from reconciler.settings import Settings
+from reconciler.adapters.zookeeper import acl_align as zk_acl_align
+from reconciler.adapters.zookeeper.access import ZkAccess, same_acl
+from reconciler.adapters.zookeeper.acl_align import AclKeeper, AclReport
+from reconciler.adapters.zookeeper.session import ZkSession
+from reconciler.cli.preflight import describe
+from reconciler.config.settings import Settings
+from reconciler.domain.errors import SourceUnavailable
+from reconciler.wiring import zk_access
 
 PW = "Zk-kn0wn-pa55"
 WORKER = make_digest_acl_credential("worker", "w-pass")  # "worker:<base64 sha1>"

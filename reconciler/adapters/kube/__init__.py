@@ -1,11 +1,11 @@
 """Kubernetes: the managed pods, their watch, their CPU/memory usage and the nodes' room.
 
 The only package that talks to the apiserver (through the official `kubernetes` client).
-Everything is returned as `reconciler.model` types, and errors come out in the vocabulary
-of `reconciler.ports` (see `client`). One job per module:
+Everything is returned as `reconciler.domain.model` types, and errors come out in the vocabulary
+of `reconciler.reconcile.ports` (see `client`). One job per module:
 
 - `client`: the ApiClient from the credentials, calls, and the mapping of failures to errors.
-- `convert`: the API's JSON -> `reconciler.model` types (pure, no network).
+- `convert`: the API's JSON -> `reconciler.domain.model` types (pure, no network).
 - `pods`: `KubePods`, create/delete/list of the managed pods (level-triggered).
 - `usage`: pod CPU/memory from metrics.k8s.io and the nodes' room (methods of `KubePods`).
 - `watch`: `PodWatcher`, list + watch per kind, with a cache of each kind's pods.
@@ -30,8 +30,6 @@ from reconciler.adapters.kube.convert import (
 from reconciler.adapters.kube.pods import KubePods
 from reconciler.adapters.kube.usage import METRICS_GROUP, METRICS_VERSION, KubeUsage
 from reconciler.adapters.kube.watch import OnChange, PodWatcher
-from reconciler.ports import NotYet, SourceUnavailable, Terminal
-from reconciler.slowstart import SlowStartResult, batch_sizes, slow_start
 
 __all__ = [
     "METRICS_GROUP",
@@ -41,18 +39,12 @@ __all__ = [
     "KubePods",
     "KubeUsage",
     "MetricsUnavailable",
-    "NotYet",
     "OnChange",
     "PodStillTerminating",
     "PodWatcher",
-    "SlowStartResult",
-    "SourceUnavailable",
-    "Terminal",
     "_schedulable",
     "_usage_from_dict",
-    "batch_sizes",
     "make_api_client",
     "parse_go_duration",
     "pod_from_dict",
-    "slow_start",
 ]

@@ -1,7 +1,7 @@
 """Kubernetes: reaching the apiserver, and turning its failures into the ports' errors.
 
 Builds the `ApiClient` from the configured credentials, and `_Api` wraps every call the
-other modules make. Errors come out in the vocabulary of `reconciler.ports`:
+other modules make. Errors come out in the vocabulary of `reconciler.reconcile.ports`:
 
 - `SourceUnavailable`: connection refused/reset, timeouts, 429 and 5xx. The loop treats the
   pods as unknown ("blind") for this pass and changes nothing that depends on them.
@@ -30,7 +30,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
 from urllib3.util.retry import Retry
 
-from reconciler.ports import NotYet, SourceUnavailable, Terminal
+from reconciler.domain.errors import NotYet, SourceUnavailable, Terminal
 
 log = logging.getLogger(__name__)
 

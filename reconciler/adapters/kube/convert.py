@@ -1,4 +1,4 @@
-"""Kubernetes: pure conversions of the apiserver's JSON into `reconciler.model` types.
+"""Kubernetes: pure conversions of the apiserver's JSON into `reconciler.domain.model` types.
 
 No network and no client objects: pods, PodMetrics and nodes arrive here as the JSON dicts
 the API returns (see `client` for why dicts), so all of this is testable without a server.
@@ -10,8 +10,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from reconciler.model import Pod, PodUsage
-from reconciler.podspec import INSTANCE_ID_LABEL, REVISION_ANNOTATION, parse_quantity
+from reconciler.domain.model import Pod, PodUsage
+from reconciler.domain.podspec import INSTANCE_ID_LABEL, REVISION_ANNOTATION, parse_quantity
 
 
 def _parse_time(s: str | None) -> float | None:

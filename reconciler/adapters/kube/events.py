@@ -37,7 +37,6 @@ from typing import Any
 from kubernetes.client import ApiClient
 from prometheus_client import Counter
 
-from reconciler import metrics
 from reconciler.adapters.kube.client import KubeError, _Api
 from reconciler.adapters.kube.event_series import (
     CONTROLLER,
@@ -50,7 +49,8 @@ from reconciler.adapters.kube.event_series import (
     event_body,
     series_of,
 )
-from reconciler.ports import SourceUnavailable
+from reconciler.domain.errors import SourceUnavailable
+from reconciler.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ from kubernetes.client import ApiClient
 from reconciler.adapters.kube.client import KubeError, PodStillTerminating, _Api
 from reconciler.adapters.kube.convert import pod_from_dict
 from reconciler.adapters.kube.usage import KubeUsage
-from reconciler.model import DEAD_PHASES, Pod
-from reconciler.podspec import (
+from reconciler.domain.errors import NotLeader, NotYet
+from reconciler.domain.model import DEAD_PHASES, Pod
+from reconciler.domain.podspec import (
     CREATED_BY_ANNOTATION,
     KIND_LABEL,
     MANAGED_BY_LABEL,
@@ -30,8 +31,7 @@ from reconciler.podspec import (
     pod_labels,
     render_pod,
 )
-from reconciler.ports import NotLeader, NotYet
-from reconciler.slowstart import SlowStartResult, slow_start
+from reconciler.domain.slowstart import SlowStartResult, slow_start
 
 
 class KubePods(KubeUsage):

@@ -10,9 +10,9 @@ import logging
 
 from reconciler.adapters.kube.client import KubeError, MetricsUnavailable, _Api
 from reconciler.adapters.kube.convert import _schedulable, _usage_from_dict
-from reconciler.model import NodeCapacity, PodUsage
-from reconciler.podspec import PodTemplate, managed_selector, parse_quantity, spec_requests
-from reconciler.ports import SourceUnavailable
+from reconciler.domain.errors import SourceUnavailable
+from reconciler.domain.model import NodeCapacity, PodUsage
+from reconciler.domain.podspec import PodTemplate, managed_selector, parse_quantity, spec_requests
 
 log = logging.getLogger(__name__)
 

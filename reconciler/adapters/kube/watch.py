@@ -21,9 +21,9 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from reconciler.adapters.kube.client import KubeError, _Api
 from reconciler.adapters.kube.convert import pod_from_dict
-from reconciler.backoff import Backoff
-from reconciler.model import Pod
-from reconciler.podspec import PodTemplate, managed_selector
+from reconciler.domain.backoff import Backoff
+from reconciler.domain.model import Pod
+from reconciler.domain.podspec import PodTemplate, managed_selector
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,9 @@
+"""ZooKeeper: the assignment workers read, the operators' pins and the leader election.
+
+`session` (connection, bounded calls, fenced transactions) is what every other module here
+is composed from: `layout` (paths and JSON of the SPEC layout), `read` and `store` (the
+assignment), `cache` (the assignment kept true by watches), `pins`, `election`, `access`
+(digest login, ACLs, TLS) and `acl_align` (existing nodes' ACLs brought in line).
+
+May import: `reconciler.domain`, `reconciler.telemetry`, `reconciler.reconcile.ports` and kazoo.
+"""

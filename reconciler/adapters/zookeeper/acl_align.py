@@ -1,0 +1,182 @@
+"""Existing nodes' ACLs brought in line with the daemon's (zk_access.py), by the leader.
+
+The old orchestrator created every node with OPEN_ACL_UNSAFE, and so did this daemon before
+it had a login: `default_acl` only covers the nodes created from now on, and a layout that
+already matches the policy is never written again. So the leader walks the tree under its
+root once per leadership term (with no election: once, after the first connection) and sets
+the ACL of every node whose ACL differs, counting and logging what it changed.
+
+- Left alone: the workers' nodes under each instance's `tmp` (their own, with the ACL their
+  worker chose) and ephemeral nodes (a session's own: election lock nodes, workers'
+  status), which go with their session anyway.
+- Each set is a compare-and-set on the ACL version read, so a concurrent change by another
+  hand is not overwritten; it is looked at again next term. A node the daemon may not
+  administer (an ACL set by someone else without ADMIN for it) is logged by path, not fixed.
+- Only the leader aligns (standbys never write), on a thread of its own: the walk is many
+  round trips that must run neither on kazoo's event thread (where the election reports)
+  nor on the loop thread; it needs no fence, since every daemon sets the same ACL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kazoo.exceptions import BadVersionError, NoAuthError, NoNodeError
+from kazoo.interfaces import IAsyncResult
+
+from reconciler.adapters.zookeeper.access import same_acl
+from reconciler.adapters.zookeeper.layout import is_worker_area
+from reconciler.adapters.zookeeper.session import ZkSession
+from reconciler.domain.backoff import Backoff
+from reconciler.domain.errors import SourceUnavailable
+from reconciler.telemetry.logs import log
+
+# Paths named in a log line, at most: the counts carry the rest.
+_SHOWN = 5
+
+
+@dataclass
+class AclReport:
+    """What one walk found: nodes looked at, changed, and refused (no ADMIN for us)."""
+
+    checked: int = 0
+    changed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    raced: list[str] = field(default_factory=list)  # changed by another hand meanwhile
+
+
+def align_acls(session: ZkSession) -> AclReport:
+    """Set the daemon's ACL on every node under `session.root` whose ACL differs (see the
+    module's docstring for what is left alone). A missing root is nothing to align.
+    `SourceUnavailable` when ZooKeeper cannot be reached within the session's timeout."""
+    if not session.access.secured:
+        return AclReport()
+    return session._bounded("align ACLs", lambda deadline: _walk(session, deadline))
+
+
+def _walk(session: ZkSession, deadline: float) -> AclReport:
+    client = session.client
+    report = AclReport()
+    level: list[tuple[str, tuple[str, ...]]] = [(session.root, ())]
+    while level:
+        # One round trip per level of the tree: every request of a level is sent first.
+        asked = [
+            (path, parts, client.get_acls_async(path), client.get_children_async(path))
+            for path, parts in level
+        ]
+        sets: list[tuple[str, IAsyncResult]] = []
+        level = []
+        for path, parts, acls_result, children_result in asked:
+            try:
+                acls, stat = session._wait(acls_result, deadline)
+                children = session._wait(children_result, deadline)
+            except NoNodeError:
+                continue  # deleted while we walked
+            except NoAuthError:
+                report.refused.append(path)
+                continue
+            if stat.ephemeralOwner:
+                continue  # a session's own node
+            report.checked += 1
+            wanted = session.access.acl_for(parts)
+            if not same_acl(acls, wanted):
+                sets.append((path, client.set_acls_async(path, wanted, version=stat.aversion)))
+            if not is_worker_area(parts):
+                level += [(f"{path}/{child}", (*parts, child)) for child in sorted(children)]
+        for path, result in sets:
+            _note_set(session, path, result, deadline, report)
+    return report
+
+
+def _note_set(
+    session: ZkSession, path: str, result: IAsyncResult, deadline: float, report: AclReport
+) -> None:
+    try:
+        session._wait(result, deadline)
+    except NoNodeError:
+        return
+    except NoAuthError:
+        report.refused.append(path)
+    except BadVersionError:
+        report.raced.append(path)
+    else:
+        report.changed.append(path)
+
+
+def log_report(report: AclReport, root: str) -> None:
+    fields: dict[str, Any] = {"root": root, "checked": report.checked}
+    fields["changed"] = len(report.changed)
+    if report.changed:
+        fields["changed_paths"] = report.changed[:_SHOWN]
+    if report.raced:
+        fields["raced"] = len(report.raced)
+    if report.refused:
+        fields["refused"] = len(report.refused)
+        fields["refused_paths"] = report.refused[:_SHOWN]
+        log.warning("zookeeper ACLs: some nodes refuse the daemon's identity", **fields)
+    else:
+        log.info("zookeeper ACLs in line", **fields)
+
+
+class AclKeeper:
+    """Runs `align_acls` once per leadership term, on its own thread, retrying with backoff
+    while ZooKeeper cannot be reached. `wake()` (from any thread) after a leadership or
+    connection change; `leading()` and `term()` say whether and for which term."""
+
+    def __init__(
+        self,
+        session: ZkSession,
+        leading: Callable[[], bool] = lambda: True,
+        term: Callable[[], int] = lambda: 0,
+        *,
+        retry_base: float = 1.0,
+    ) -> None:
+        self._session = session
+        self._retry_base = retry_base
+        self._leading = leading
+        self._term = term
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last: AclReport | None = None  # the last walk's report (status, tests)
+        self.aligned_term: int | None = None
+
+    def start(self) -> None:
+        self._wake.set()  # look once at start: with no election, this daemon leads now
+        self._thread = threading.Thread(target=self._run, name="zk-acl", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        backoff = Backoff(base=self._retry_base, cap=30.0)
+        wait: float | None = None
+        while not self._stop.is_set():
+            self._wake.wait(wait)
+            self._wake.clear()
+            wait = None
+            if self._stop.is_set():
+                return
+            term = self._term()
+            if not self._leading() or term == self.aligned_term:
+                continue
+            try:
+                report = align_acls(self._session)
+            except SourceUnavailable as e:
+                wait = backoff.failed(time.monotonic())
+                log.info("zookeeper ACLs not aligned yet", error=str(e), retry_in=wait)
+                continue
+            backoff.succeeded()
+            self.last, self.aligned_term = report, term
+            log_report(report, self._session.root)

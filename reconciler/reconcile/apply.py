@@ -1,0 +1,230 @@
+"""The apply stage of a pass: each planned operation through a port, and what its outcome
+leaves in the state (backoff, refusals, pod expectations), its metric and its log line.
+
+A failure is retried on a later pass with backoff, an expected refusal (`NotYet`) on the next
+pass without, a `Terminal` one not at all until the operation changes. Pods are
+level-triggered: a dead pod is deleted (uid precondition) and its successor created by a later
+pass, woken by the watch; nothing waits here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from reconciler.domain.errors import NotYet, Terminal
+from reconciler.domain.model import (
+    OVER_BUDGET,
+    AdoptPod,
+    CreatePod,
+    DeleteInstance,
+    DeletePod,
+    Instance,
+    Op,
+    Outcome,
+    Plan,
+    Reason,
+    RecreatePod,
+    WriteInstance,
+    pod_name,
+)
+from reconciler.policy.schema import KindPolicy
+from reconciler.reconcile.budget import Deadline
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.ports import PodEvents
+from reconciler.reconcile.reporting import op_fields, pod_event
+from reconciler.state.daemon import DaemonState
+from reconciler.telemetry import metrics
+from reconciler.telemetry.logs import log
+
+# --- apply -----------------------------------------------------------------------------
+
+
+def apply(
+    ports: Ports,
+    state: DaemonState,
+    policies: Mapping[str, KindPolicy],
+    the_plan: Plan,
+    deadline: Deadline | None = None,
+) -> list[Outcome]:
+    """Each operation of `the_plan` in order, until `deadline` (budget.py) has passed: the
+    operations not tried by then are "skipped" with OVER_BUDGET, for the next pass."""
+    now = ports.mono()
+    deadline = deadline or Deadline.unbounded(ports.mono)
+    outcomes: list[Outcome] = []
+    writes = _StoreWrites()
+    creates: list[CreatePod] = []
+    for op in the_plan.ops:
+        if deadline.passed():
+            # Nothing after this point is tried, receivers included: the order rule holds
+            # (a giver left untried leaves every later receiver untried too).
+            outcomes.append(Outcome(op, "skipped", OVER_BUDGET))
+            continue
+        why = state.skip_reason(op, now)
+        if why is None and isinstance(op, WriteInstance | DeleteInstance | CreatePod):
+            why = writes.hold_back(op)
+        if why is not None:
+            outcome = Outcome(op, "skipped", why)
+        elif isinstance(op, CreatePod):
+            creates.append(op)
+            continue
+        else:
+            outcome = _apply_one(ports, writes.versioned(op))
+        writes.done(outcome)
+        outcomes.append(outcome)
+    outcomes.extend(_create_pods(ports, creates, deadline))
+    for outcome in outcomes:
+        _remember(state, policies, outcome, now, ports.events)
+    return outcomes
+
+
+class _StoreWrites:
+    """What one pass's ZooKeeper writes left, for the order rule (never two owners).
+
+    The planner puts every write that takes ids off an instance before any that adds them
+    elsewhere; here, a write that would add ids a giving write did not take off (failed,
+    refused, pending, skipped) is held back this pass ("giver write failed"), and so is every
+    later operation on an instance whose write did not go through: its second write or its
+    delete. A pod create waits while its instance's write failed or was held back (a worker
+    started now would find no shard). A later write of an instance already written this
+    pass is made on the versions that write left (compare-and-set)."""
+
+    GIVER_FAILED = "giver write failed: its ids are still on another instance"
+
+    def __init__(self) -> None:
+        self.held: dict[str, set[str]] = {}  # kind -> ids still on an instance that gives them
+        self.broken: set[tuple[str, int]] = set()  # instances whose write did not go through
+        self.no_pod: set[tuple[str, int]] = set()  # ... failed or held back: no pod yet
+        self.written: dict[tuple[str, int], Instance] = {}  # as the last write left them
+
+    def hold_back(self, op: WriteInstance | DeleteInstance | CreatePod) -> str | None:
+        if isinstance(op, CreatePod):
+            return "instance write failed" if (op.kind, op.instance_id) in self.no_pod else None
+        key = (
+            op.kind,
+            op.instance.instance_id if isinstance(op, WriteInstance) else op.instance_id,
+        )
+        if key in self.broken:
+            return "an earlier write of this instance did not go through"
+        if isinstance(op, WriteInstance) and not op.takes.isdisjoint(self.held.get(op.kind, ())):
+            return self.GIVER_FAILED
+        return None
+
+    def versioned(self, op: Op) -> Op:
+        """`op` on the versions an earlier write of its instance left this pass."""
+        if isinstance(op, WriteInstance):
+            last = self.written.get((op.kind, op.instance.instance_id))
+            if last is not None:
+                return replace(op, instance=replace(op.instance, versions=last.versions))
+        elif isinstance(op, DeleteInstance):
+            last = self.written.get((op.kind, op.instance_id))
+            if last is not None:
+                return replace(op, versions=last.versions)
+        return op
+
+    def done(self, outcome: Outcome) -> None:
+        op = outcome.op
+        if isinstance(op, WriteInstance):
+            key = (op.kind, op.instance.instance_id)
+            if outcome.result == "ok":
+                self.written[key] = op.instance
+                return
+            self.held.setdefault(op.kind, set()).update(op.gives)
+            self.broken.add(key)
+            if outcome.result == "failed" or outcome.error == self.GIVER_FAILED:
+                self.no_pod.add(key)
+        elif isinstance(op, DeleteInstance) and outcome.result != "ok":
+            self.broken.add((op.kind, op.instance_id))
+
+
+def _apply_one(ports: Ports, op: Op) -> Outcome:
+    try:
+        if isinstance(op, WriteInstance):
+            written = ports.store.write_instance(
+                op.kind, op.instance, create=op.create, count_only=op.reason == Reason.COUNT_CHANGED
+            )
+            # The outcome carries the versions the write left: the next event pass plans on
+            # them (the assignment the pass leaves), so its own write is no conflict.
+            if isinstance(written, Instance):  # (a store that returns nothing: as planned)
+                op = replace(op, instance=written)
+        elif isinstance(op, DeleteInstance):
+            ports.store.delete_instance(op.kind, op.instance_id, versions=op.versions)
+            if ports.heartbeats is not None:
+                # A later instance under the same id must not inherit its last heartbeat.
+                ports.heartbeats.forget(op.kind, op.instance_id)
+        elif isinstance(op, DeletePod):
+            ports.pods.delete_pod(op.kind, op.pod_name, uid=op.uid or None)
+        elif isinstance(op, RecreatePod):
+            # This incarnation only; its successor comes on a later pass (level-triggered).
+            ports.pods.delete_pod(op.kind, op.pod_name, uid=op.uid or None)
+        elif isinstance(op, AdoptPod):
+            ports.pods.adopt_pod(op.kind, op.pod_name, op.instance_id, uid=op.uid or None)
+        else:  # CreatePod goes through _create_pods, in slow-start batches
+            raise TypeError(f"unexpected operation {op!r}")
+    except Exception as e:  # every failure is reported, never fatal
+        return _failure(op, e)
+    return Outcome(op, "ok")
+
+
+def _failure(op: Op, e: BaseException) -> Outcome:
+    error = f"{type(e).__name__}: {e}"
+    if isinstance(e, NotYet):
+        return Outcome(op, "pending", error)
+    return Outcome(op, "failed", error, retry=not isinstance(e, Terminal))
+
+
+def _create_pods(ports: Ports, creates: list[CreatePod], deadline: Deadline) -> list[Outcome]:
+    """Pod creates of one pass, per kind in slow-start batches (1, 2, 4 ...); a kind whose
+    turn comes after the deadline is left for the next pass."""
+    outcomes: list[Outcome] = []
+    by_kind: dict[str, list[CreatePod]] = {}
+    for op in creates:
+        by_kind.setdefault(op.kind, []).append(op)
+    for kind, ops in by_kind.items():
+        if deadline.passed():
+            outcomes.extend(Outcome(op, "skipped", OVER_BUDGET) for op in ops)
+            continue
+        try:
+            result = ports.pods.create_pods(kind, [op.instance_id for op in ops])
+        except Exception as e:  # the adapter itself broke: report, retry next pass
+            outcomes.extend(_failure(op, e) for op in ops)
+            continue
+        outcomes.extend(Outcome(ops[i], "ok") for i, _ in result.succeeded)
+        outcomes.extend(_failure(ops[i], e) for i, e in result.failed)
+        outcomes.extend(
+            Outcome(ops[i], "skipped", "slow start stopped after a failed batch")
+            for i in result.skipped
+        )
+    return outcomes
+
+
+def _remember(
+    state: DaemonState,
+    policies: Mapping[str, KindPolicy],
+    outcome: Outcome,
+    now: float,
+    events: PodEvents | None,
+) -> None:
+    """Backoff, refusals and pod expectations for one outcome; its metric and log line."""
+    op = outcome.op
+    metrics.OPERATIONS.labels(op.kind, type(op).__name__, outcome.result).inc()
+    retry_in = state.op_done(outcome, now)
+    if outcome.result == "skipped":
+        return
+    fields = op_fields(op)
+    if outcome.result == "failed":
+        if outcome.retry:
+            log.warning("operation failed", **fields, error=outcome.error, retry_in=retry_in)
+        else:
+            log.error("operation refused", **fields, error=outcome.error, retry="never")
+        return
+    if outcome.result == "ok":
+        if isinstance(op, CreatePod) and op.kind in policies:
+            name = pod_name(policies[op.kind].instance_name, op.instance_id)
+            state.expect_created(op.kind, name, op.instance_id, now)
+        elif isinstance(op, RecreatePod | DeletePod):
+            # A pass woken before the watch shows it going must not delete it again.
+            state.expect_deleted(op.kind, op.pod_name, op.uid, now)
+        if events is not None and op.kind in policies:
+            pod_event(events, policies[op.kind], op)
+    log.info("operation applied" if outcome.result == "ok" else "operation pending", **fields)

@@ -1,0 +1,300 @@
+"""One pass, as a pipeline of plain functions: observe -> intend -> plan -> apply -> record.
+
+Like controller-runtime's Reconcile: level-triggered and idempotent. Each stage is a function
+of its inputs; what must outlive the pass goes to `DaemonState` through its methods, and the
+outside world is reached only through `reconciler.reconcile.ports` (never an adapter), so the whole
+pass runs in milliseconds against the fakes in tests/unit/fakes.py.
+
+- observe: read what each kind looks like now. Full passes read the database, ZooKeeper and
+  a fresh pod list; event passes (row events, pod changes, heartbeat checks) trust the rows
+  patched by events, the assignment the last pass left (this daemon is its only writer) and
+  the pod watch's cache. A source that cannot be read is "blind" (None): nothing that
+  depends on it changes.
+- intend: operators' overrides and rebalance requests, and the autoscaler's targets (full
+  passes only), per kind, beside the observation.
+- plan: the pure planner (`reconciler.reconcile.planner.plan`).
+- apply: each operation through a port (`reconciler.reconcile.apply`).
+- record: remember what the pass saw and left, publish metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from contextlib import suppress
+from typing import TypeVar
+
+from reconciler.domain.errors import SourceUnavailable, Terminal
+from reconciler.domain.model import (
+    Assignment,
+    KindIntent,
+    KindObserved,
+    Observed,
+    Op,
+    PassResult,
+    Plan,
+    Pod,
+)
+from reconciler.policy.schema import KindPolicy
+from reconciler.reconcile.apply import apply
+from reconciler.reconcile.budget import Deadline, report_overrun
+from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.planner import plan
+from reconciler.rules.valve import ValveLimits, held, judge
+from reconciler.state.daemon import DaemonState
+from reconciler.telemetry import metrics
+from reconciler.telemetry.logs import log
+
+T = TypeVar("T")
+
+VALVE_LIMITS = ValveLimits()
+
+
+def run_pass(
+    ports: Ports,
+    state: DaemonState,
+    *,
+    trigger: str,
+    full: bool = True,
+    dry_run: bool = False,
+    kinds: Iterable[str] | None = None,
+    deadline: Deadline | None = None,
+) -> PassResult:
+    """One pass over `kinds` (default: every kind of the policy in force), within `deadline`
+    (budget.py; None: no budget).
+
+    Under leader election, a daemon that does not lead (or cannot prove it does) runs a
+    standby pass: it observes and plans, so its view stays current for the moment it takes
+    over, and applies nothing."""
+    deadline = deadline or Deadline.unbounded(ports.mono)
+    policies = state.policies()
+    if kinds is not None:
+        wanted = set(kinds)
+        policies = {k: p for k, p in policies.items() if k in wanted}
+    observed = observe(ports, state, policies, full=full)
+    # Past the budget already: the autoscaler's reads (pod metrics, nodes) wait for the next
+    # pass, and its last target stays; planning is pure and takes milliseconds.
+    intents = intend(ports, state, policies, observed, full=full and not deadline.passed())
+    the_plan = guard(state, observed, plan(policies, observed, intents, state.plan_memo), full=full)
+    if dry_run:
+        return PassResult(trigger, the_plan, (), deadline.elapsed(), True)
+    if ports.leadership is not None and not ports.leadership.may_act():
+        result = PassResult(
+            trigger, the_plan, (), deadline.elapsed(), standby=True, over_budget=deadline.passed()
+        )
+    else:
+        outcomes = tuple(apply(ports, state, policies, the_plan, deadline))
+        result = PassResult(
+            trigger, the_plan, outcomes, deadline.elapsed(), over_budget=deadline.passed()
+        )
+    if result.over_budget:
+        report_overrun(deadline, len(result.left))
+    record(ports, state, result, observed, policies)
+    return result
+
+
+# --- observe ---------------------------------------------------------------------------
+
+
+def observe(
+    ports: Ports, state: DaemonState, policies: Mapping[str, KindPolicy], *, full: bool
+) -> Observed:
+    kinds: dict[str, KindObserved] = {}
+    pins_known = _read_pins(ports, state, full=full)
+    for kind, policy in policies.items():
+        row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows(kind)
+        assignment = None if full else state.assignment(kind, trusted=True)
+        if not pins_known:  # a kind an operator stopped must not be started by accident
+            assignment = _read(state, "zookeeper", kind, _pins_unknown)
+        elif assignment is None:
+            assignment = _read(state, "zookeeper", kind, lambda k=kind: ports.store.read(k))
+        heartbeats = (
+            ports.heartbeats.snapshot(kind)
+            if ports.heartbeats is not None and policy.heartbeat.enabled
+            else None
+        )
+        pods = _observe_pods(ports, state, kind, full=full)
+        pods = state.note_pods(kind, pods, ports.wall(), ports.mono())
+        kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
+    return Observed(ports.wall(), kinds, ports.mono())
+
+
+def _read_pins(ports: Ports, state: DaemonState, *, full: bool) -> bool:
+    """Operators' pins (`reconciler scale`/`stop`) from ZooKeeper, on full passes and until a
+    first read succeeds; a failed read keeps those known. True once they are known."""
+    if ports.pins is None:
+        state.pins_read({}, state.pins_generation())
+    elif full or not state.pins_known():
+        generation = state.pins_generation()  # a pin set while we read is not undone
+        # A failed read keeps the known pins in force; the assignment read says what is down.
+        with suppress(SourceUnavailable, Terminal):
+            state.pins_read(ports.pins.read(), generation)
+    return state.pins_known()
+
+
+def _pins_unknown() -> Assignment:
+    raise SourceUnavailable("operators' pins (reconciler scale/stop) unreadable: nothing planned")
+
+
+def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> AbstractSet[str] | None:
+    ids = _read(state, "database", kind, lambda: ports.rows.ids(table))
+    if ids is None:
+        return state.rows(kind)  # keep what we know rather than forget every row
+    kept = state.remember_rows(kind, ids)
+    if kept is not ids:  # the same rows, in the strings held already: one copy, not two
+        ports.rows.adopt(table, kept)
+    return kept
+
+
+def _observe_pods(
+    ports: Ports, state: DaemonState, kind: str, *, full: bool
+) -> dict[str, Pod] | None:
+    """The pod watch's view while its stream is up; a fresh list when there is none, and
+    on a full pass once every `full_read_seconds` (the backstop for a missed watch event)."""
+    now = ports.mono()
+    listed = state.pods_listed_at.get(kind)
+    list_due = full and (listed is None or now - listed >= ports.full_read_seconds)
+    if not list_due and ports.pod_cache is not None:
+        cached = ports.pod_cache.pods(kind)
+        if cached is not None:
+            return state.expected_view(kind, cached, now)
+    pods = _read(state, "kubernetes", kind, lambda: ports.pods.list_pods(kind))
+    if pods is not None:
+        state.forget_expectations(kind)  # a fresh list already shows our own changes
+        state.pods_listed_at[kind] = now
+    return pods
+
+
+def _read(state: DaemonState, source: str, kind: str, read: Callable[[], T]) -> T | None:
+    """`read()`, or None when its source cannot be read now for `kind` (unavailable, or a
+    terminal refusal such as a table that does not exist or a forbidden namespace): the
+    pass is blind to it for that kind only, and the kind is degraded."""
+    try:
+        value = read()
+    except (SourceUnavailable, Terminal) as e:
+        if state.source_failed(source, kind, str(e)):
+            log.warning("source unavailable", source=source, resource=kind, error=str(e))
+        value = None
+    else:
+        if state.source_ok(source, kind):
+            log.info("source back", source=source, resource=kind)
+    metrics.SOURCE_UP.labels(source).set(0 if state.source_down(source) else 1)
+    return value
+
+
+# --- intend ----------------------------------------------------------------------------
+
+
+def intend(
+    ports: Ports,
+    state: DaemonState,
+    policies: Mapping[str, KindPolicy],
+    observed: Observed,
+    *,
+    full: bool,
+) -> dict[str, KindIntent]:
+    """Each kind's intent: rebalance requests, and on full passes the autoscaler's target
+    from pod CPU/memory (it decides at most once per its period; the target stays between)."""
+    if full and ports.autoscaler is not None:
+        for kind, policy in policies.items():
+            if state.pinned(kind) is not None:  # an operator's pin wins until `start`
+                state.set_scale_target(kind, None)
+                continue
+            obs = observed.kinds[kind]
+            targets: dict[str, int] = {}
+            ports.autoscaler.update(
+                kind, policy, obs.row_ids, obs.assignment, obs.pods, observed.moment, targets
+            )
+            state.set_scale_target(kind, targets.get(kind))
+    return state.intents(policies)
+
+
+# --- guard -----------------------------------------------------------------------------
+
+
+def guard(state: DaemonState, observed: Observed, the_plan: Plan, *, full: bool) -> Plan:
+    """The safety valve (reconciler/rules/valve.py): hold a kind's destructive operations while its
+    plan would unassign a large share of its ids or delete many pods."""
+    limits = VALVE_LIMITS
+    kept: list[Op] = []
+    for kind, obs in observed.kinds.items():
+        ops = [op for op in the_plan.ops if op.kind == kind]
+        if obs.assignment is None:
+            kept += ops
+            continue
+        verdict = judge(obs.assignment, ops, limits)
+        hold, news = state.valve_decide(
+            kind,
+            verdict.reason,
+            full=full,
+            confirm_passes=limits.confirm_passes,
+            current=len(obs.assignment),
+        )
+        metrics.VALVE_ENGAGED.labels(kind).set(1 if hold else 0)
+        if news is not None:
+            (log.warning if hold else log.info)(
+                "safety valve",
+                resource=kind,
+                state=news,
+                unassigned=verdict.unassigned,
+                assigned=verdict.assigned,
+                pod_deletes=verdict.pod_deletes,
+            )
+        kept += held(ops)[0] if hold else ops
+    kept += [op for op in the_plan.ops if op.kind not in observed.kinds]
+    return Plan(tuple(kept), the_plan.reports)
+
+
+# --- record ----------------------------------------------------------------------------
+
+
+def record(
+    ports: Ports,
+    state: DaemonState,
+    result: PassResult,
+    observed: Observed,
+    policies: Mapping[str, KindPolicy],
+) -> None:
+    """Remember the pass in the state; publish its figures."""
+    before = {kind: state.last_report(kind) for kind in result.plan.reports}
+    state.record_pass(result, observed.kinds, ports.wall())
+    if not result.standby:
+        for kind, obs in observed.kinds.items():
+            # A re-sizing half done (an operation failed, or left by the budget) is planned
+            # again in full by the next pass.
+            done = not result.unfinished(kind)
+            if obs.row_ids is not None and obs.assignment is not None and done:
+                state.note_sizing(kind, policies[kind])
+    # Every kind of the policy, whichever this pass read: one that recovered reads 0, and
+    # the series of a kind taken out of the policy go (they would stay at 1 for good).
+    kinds = state.policies()
+    for kind in kinds:
+        metrics.KIND_DEGRADED.labels(kind).set(1 if state.degraded(kind) else 0)
+    metrics.retain_kinds(kinds)
+    for kind, report in result.plan.reports.items():
+        if report.rows is not None:
+            metrics.ROWS.labels(kind).set(report.rows)
+        metrics.INSTANCES.labels(kind).set(report.instances)
+        metrics.UNASSIGNED.labels(kind).set(report.unassigned)
+        metrics.OVER_CAPACITY.labels(kind).set(1 if report.error else 0)
+        if report.moved and not result.standby:
+            metrics.IDS_MOVED.labels(kind).inc(report.moved)
+        # A state, said when it begins or changes and when it ends, not on every pass (the
+        # metric and `status` carry it meanwhile).
+        was = before[kind].error if before[kind] is not None else None
+        if report.error and report.error != was and not result.standby:
+            log.error(
+                "over capacity", resource=kind, error=report.error, unassigned=report.unassigned
+            )
+        elif was and not report.error and not result.standby:
+            log.info("over capacity resolved", resource=kind)
+        assignment = state.assignment(kind)
+        if assignment is not None:
+            metrics.publish(
+                metrics.INSTANCE_USED, kind, {(str(i),): x.used for i, x in assignment.items()}
+            )
+            metrics.publish(
+                metrics.INSTANCE_COUNT, kind, {(str(i),): x.count for i, x in assignment.items()}
+            )
+    if not state.blind and not result.failed:
+        metrics.LAST_SUCCESS.set(ports.wall())
