@@ -28,7 +28,7 @@ manifests:
 
 # `make docs`: README.md's settings table from reconciler/config/settings.py (the fields' docstrings).
 docs:
-	$(PYTHON) -m reconciler.config.settings_doc --write README.md
+	$(PYTHON) -m reconciler.cli.settings_doc --write README.md
 
 # `make install`: the daemon for systemd/reconciler.service, at exactly the paths the unit uses
 # (deploy/install.sh; README "Running under systemd"). Override the paths to install elsewhere:

@@ -9,15 +9,15 @@ did not answer): see reconciler/cli/preflight.py.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.cli import pins as cli_ops
+from reconciler.cli import kind_commands
 from reconciler.cli.preflight import Failure, Unreachable, load_settings
+from reconciler.cli.rest import DaemonAddress, get_status, token_option, url_option
+from reconciler.cli.status_text import format_status
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Where to fix each source `plan` could not read.
@@ -245,180 +245,20 @@ def validate(file: Path | None) -> None:
 
 
 @main.command()
-@click.option("--url", default=None, help="The daemon's REST address (default from settings).")
-@click.option(
-    "--token", default=None, help="Bearer token for the daemon (default: RECONCILER_API_TOKEN)."
-)
+@url_option
+@token_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 def status(url: str | None, token: str | None, as_json: bool) -> None:
     """Ask the running daemon: per kind instances, used/count, pod phase, unassigned ids."""
-    if url is None or token is None:
-        s = load_settings()
-        url = url or f"http://{s.api_host}:{s.api_port}"
-        token = token or (s.api_token.get_secret_value() if s.api_token else None)
-    data = _get_status(url, token)
+    data = get_status(DaemonAddress.resolve(url, token))
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(_format_status(data))
+    click.echo(format_status(data))
 
 
-def _post_kind(
-    kind: str, action: str, url: str | None, token: str | None, body: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """POST /v1/api/orchestrations/<kind>/<action> (with a JSON `body`), every expected
-    failure as one line."""
-    if url is None or token is None:
-        s = load_settings()
-        url = url or f"http://{s.api_host}:{s.api_port}"
-        token = token or (s.api_token.get_secret_value() if s.api_token else None)
-    request = urllib.request.Request(
-        f"{url.rstrip('/')}/v1/api/orchestrations/{kind}/{action}",
-        method="POST",
-        data=json.dumps(body).encode() if body is not None else b"",
-    )
-    if body is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return dict(json.load(resp))
-    except urllib.error.HTTPError as e:
-        try:
-            why = json.load(e).get("error", e.reason)
-        except ValueError:
-            why = e.reason
-        raise Failure(f"the daemon at {url} refused {action} (HTTP {e.code}): {why}") from None
-    except (urllib.error.URLError, OSError) as e:
-        raise Unreachable(
-            f"cannot reach the daemon at {url} ({getattr(e, 'reason', e)}): point --url at it"
-        ) from None
-
-
-url_option = click.option(
-    "--url", default=None, help="The daemon's REST address (default from settings)."
-)
-token_option = click.option(
-    "--token", default=None, help="Bearer token for the daemon (default: RECONCILER_API_TOKEN)."
-)
-
-
-@main.command()
-@click.argument("kind")
-@url_option
-@token_option
-def confirm(kind: str, url: str | None, token: str | None) -> None:
-    """Let KIND's plan held by the safety valve go ahead (`status` shows what it would do)."""
-    data = _post_kind(kind, "confirm", url, token)
-    click.echo(f"{kind}: confirmed; the held plan goes ahead now: {data.get('confirmed')}")
-
-
-@main.command()
-@click.argument("kind")
-@url_option
-@token_option
-def restart(kind: str, url: str | None, token: str | None) -> None:
-    """Rolling restart of KIND's pods: rollout.maxUnavailable at a time, each next one only
-    once the new pod is Running (and heard from, when the kind has heartbeats)."""
-    data = _post_kind(kind, "restart", url, token)
-    click.echo(
-        f"{kind}: rolling restart started; its pods are replaced "
-        f"{data.get('maxUnavailable')} at a time"
-    )
-
-
-for _command in (cli_ops.scale, cli_ops.stop, cli_ops.start):
+for _command in kind_commands.COMMANDS:
     main.add_command(_command)
-
-
-def _get_status(url: str, token: str | None) -> dict[str, Any]:
-    """GET /v1/status, every expected failure as one line naming the fix."""
-    request = urllib.request.Request(f"{url.rstrip('/')}/v1/status")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            data = json.load(resp)
-    except urllib.error.HTTPError as e:
-        if e.code in (401, 403):
-            given = "a token that" if token else "no token, and it"
-            raise Failure(
-                f"the daemon at {url} refused the request (HTTP {e.code}): we sent {given} "
-                "does not match: pass the daemon's RECONCILER_API_TOKEN with --token or in "
-                "the environment"
-            ) from None
-        raise Failure(
-            f"the daemon at {url} answered HTTP {e.code} {e.reason}: see its log"
-        ) from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise Unreachable(
-            f"cannot reach the daemon at {url} ({reason}): is `reconciler run` running there? "
-            "Point --url (or RECONCILER_API_HOST/RECONCILER_API_PORT) at it"
-        ) from None
-    except ValueError:
-        raise Failure(f"{url}/v1/status did not answer JSON: is --url a reconciler?") from None
-    if not isinstance(data, dict) or "kinds" not in data:
-        raise Failure(f"{url}/v1/status is not a reconciler's status: check --url")
-    return data
-
-
-def _format_status(data: dict[str, Any]) -> str:
-    lines: list[str] = []
-    pol = data["policy"]
-    lines.append(
-        f"policy {pol['path']} sha256 {str(pol['sha256'])[:12]}"
-        + (f"  REJECTED EDIT: {pol['error']}" if pol.get("error") else "")
-    )
-    lead = data.get("leadership") or {}
-    if lead.get("election"):
-        lines.append(
-            f"role: {lead['role']} (identity {lead['identity']}); leader: {lead['leader'] or '-'}"
-        )
-    last = data["lastPass"]
-    lines.append(f"last pass: {last['trigger']} ops={last['ops']} failed={len(last['failed'])}")
-    for source, error in data.get("sources", {}).items():
-        lines.append(f"source down: {source}: {error}")
-    for kind, k in data["kinds"].items():
-        lines.append("")
-        lines.append(
-            f"{kind}: rows={k['rows']} instances={k['instances']} capacity={k['capacity']} "
-            f"unassigned={k['unassigned']} (max {k['maxInstances']}, "
-            f"per {k['resourcePerInstance']})"
-        )
-        if k.get("error"):
-            lines.append(f"  ERROR: {k['error']}")
-        if k.get("blind"):
-            lines.append(f"  blind: {', '.join(k['blind'])}")
-        for source, error in (k.get("degraded") or {}).items():
-            lines.append(f"  DEGRADED: cannot read {source}: {error}")
-        pin = k.get("pin")
-        if pin:
-            n = pin["instances"]
-            what = "STOPPED" if n == 0 else f"PINNED to {n} instances"
-            lines.append(f"  {what} by {pin['by']} (`reconciler start {kind}`: back to the policy)")
-        valve = k.get("valve") or {}
-        if valve.get("engaged"):
-            lines.append(
-                f"  SAFETY VALVE: held for {valve['passes']} pass(es): {valve['reason']} "
-                f"(`reconciler confirm {kind}` lets it go ahead)"
-            )
-        if k.get("heartbeat"):
-            lines.append(f"  heartbeats: {k['heartbeat']}")
-        if k.get("autoscale"):
-            auto = k["autoscale"]
-            lines.append(f"  autoscale: {auto.get('text') if isinstance(auto, dict) else auto}")
-        lines.append(f"  {'instance':>8}  {'used/count':>11}  {'reload':>6}  {'heartbeat':>9}  pod")
-        for inst in k["instanceList"]:
-            age = inst.get("heartbeatAge")
-            heard = f"{age:.0f}s" if age is not None else "-"
-            lines.append(
-                f"  {inst['instanceId']:>8}  {inst['used']:>5}/{inst['count']:<5}  "
-                f"{inst['reloadTimes']:>6}  {heard:>9}  "
-                f"{inst['pod']} {inst['phase']}"
-            )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

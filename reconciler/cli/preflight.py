@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from reconciler.config.secret_files import mask_userinfo
 from reconciler.config.settings import Settings
-from reconciler.config.settings_doc import env_names
+from reconciler.config.variables import env_names
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

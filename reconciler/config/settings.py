@@ -5,7 +5,7 @@ deployment already set: IOTA_MQTT_BROKERS and IOTA_AUTH_TOKEN, which are still h
 Secrets are SecretStr: they print as '**********'.
 
 Each field's docstring is its description: the README's settings table is generated from them
-(`make docs`, reconciler/config/settings_doc.py), and a test fails when one is missing or stale.
+(`make docs`, reconciler/cli/settings_doc.py), and a test fails when one is missing or stale.
 """
 
 from __future__ import annotations

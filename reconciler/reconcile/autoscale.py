@@ -34,18 +34,9 @@ from reconciler.domain.model import Assignment, Moment, NodeCapacity, Pod, PodUs
 from reconciler.domain.podspec import PodTemplate, pod_requests
 from reconciler.policy.schema import AutoscalePolicy, KindPolicy
 from reconciler.reconcile.planner import size_for
-from reconciler.rules.scaling import (
-    Decision,
-    PodSample,
-    Recommendation,
-    Room,
-    claim,
-    decide,
-    fit_on_nodes,
-    limit_to_room,
-    prune,
-    recommend,
-)
+from reconciler.rules.capacity import Room, claim, fit_on_nodes
+from reconciler.rules.scale_decision import Decision, PodSample, Recommendation, limit_to_room
+from reconciler.rules.scaling import decide, prune, recommend
 from reconciler.telemetry import metrics
 from reconciler.telemetry.logs import log
 

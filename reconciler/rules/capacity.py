@@ -1,9 +1,9 @@
-"""Room on the nodes, pure: how many more pods of a kind fit, and a scale-up capped to that.
+"""Room on the nodes, pure: how many more pods of a kind fit.
 
-SPEC.md's capacity check: a scale-up never goes past what the schedulable nodes can still
-hold, and what does not fit is reported as a shortfall. No clients: the nodes come in as
-`NodeCapacity` (`autoscale.py` reads them from the cluster). `scaling.py` makes the decision;
-`limit_to_room` is its last stage, run only when the decision adds instances.
+The capacity check of docs/contracts.md: a scale-up never goes past what the schedulable
+nodes can still hold, and what does not fit is reported as a shortfall. No clients: the
+nodes come in as `NodeCapacity` (`reconciler/reconcile/autoscale.py` reads them from the
+cluster). `limit_to_room` (`scale_decision.py`) caps a decision to the `Room` found here.
 """
 
 from __future__ import annotations
@@ -11,13 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from reconciler.domain.model import NodeCapacity
-
-if TYPE_CHECKING:
-    # Type only: scaling.py re-exports this module's names, so a runtime import would cycle.
-    from reconciler.rules.scaling import Decision
 
 # Float noise must not lose a pod: floor(0.3 / 0.1) would be 2.
 _EPS = 1e-9
@@ -84,34 +79,3 @@ def claim(
             )
         out.append(n)
     return out
-
-
-def limit_to_room(decision: Decision, room: Room) -> Decision:
-    """Cap a scale-up at current + what fits on the nodes; the rest is the shortfall.
-
-    Instances the row count needs are the planner's business and are never held back here.
-    """
-    current, wanted = decision.current, decision.final
-    if wanted <= current:
-        return decision
-    checked = replace(decision, fit=room.fit, pending=room.pending)
-    headroom = room.headroom
-    if headroom is None and room.known:
-        return replace(checked, note=_join(decision.note, room.note))
-    # Room unknown (nodes unreadable): adding pods that may never schedule is worse than
-    # waiting a period.
-    allowed = max(current + (headroom or 0), decision.row_minimum)
-    if wanted <= allowed:
-        return checked
-    return replace(
-        checked,
-        final=allowed,
-        factor="capacity",
-        shortfall=wanted - allowed,
-        note=_join(decision.note, room.note),
-        limits=(*decision.limits, "capacity"),
-    )
-
-
-def _join(a: str | None, b: str | None) -> str | None:
-    return "; ".join(x for x in (a, b) if x) or None

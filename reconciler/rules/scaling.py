@@ -25,146 +25,28 @@ The rules follow Kubernetes' HorizontalPodAutoscaler (DESIGN.md, "Lessons"):
   the schedulable nodes can still hold (`fit_on_nodes`), with the shortfall reported.
 
 This module turns usage into a recommendation and a recommendation into a decision over the
-time windows; the room on the nodes (`Room`, `fit_on_nodes`, `claim`, `limit_to_room`) is
-`capacity.py`'s job, re-exported here so callers need one import.
+time windows. The values it speaks in and the last stage, `limit_to_room`, are in
+`scale_decision.py`; the room on the nodes is `capacity.py`'s job.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from dataclasses import replace
+from typing import Any
 
-from reconciler.domain.model import PodUsage
 from reconciler.policy.schema import AutoscalePolicy
-
-# Re-exported (the `X as X` form): autoscale.py and the tests import them from here.
-from reconciler.rules.capacity import Room as Room
-from reconciler.rules.capacity import claim as claim
-from reconciler.rules.capacity import fit_on_nodes as fit_on_nodes
-from reconciler.rules.capacity import limit_to_room as limit_to_room
-
-Factor = Literal[
-    "tolerance",
-    "max-instances",
-    "capacity",
-    "stabilization",
-    "max-step",
-    "row-minimum",
-    "no-metrics",
-]
-FACTORS: tuple[Factor, ...] = get_args(Factor)
+from reconciler.rules.scale_decision import (
+    Decision,
+    Factor,
+    MetricReading,
+    PodSample,
+    Recommendation,
+)
 
 # Float noise must not add an instance: ceil(5 * 2.0000000000000004) would be 11.
 _EPS = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class PodSample:
-    """One instance's pod as the scaler sees it: is it Running, what it requested and used."""
-
-    name: str
-    running: bool  # phase Running and not being deleted
-    cpu_request_m: float
-    mem_request_bytes: float
-    usage: PodUsage | None  # None: metrics.k8s.io has no PodMetrics for this pod
-
-
-@dataclass(frozen=True, slots=True)
-class MetricReading:
-    """What one metric (cpu or memory) says, and why."""
-
-    metric: str  # "cpu" | "memory"
-    target_percent: float
-    utilisation_percent: float | None  # average over the pods with a fresh sample
-    ratio: float | None  # utilisation / target after the missing-pod adjustment
-    desired: int | None  # None: no recommendation from this metric (see note)
-    pods_measured: int = 0
-    pods_missing: int = 0  # Running pods without a fresh sample
-    pods_not_running: int = 0
-    within_tolerance: bool = False
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    current: int
-    desired: int  # == current when nothing is to change
-    metrics: tuple[MetricReading, ...]
-    factor: Factor | None = None  # "tolerance" or "no-metrics" when it holds the count
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One scaling decision with every input, for the log, the metrics and `status`."""
-
-    at: float  # monotonic: when it was made (the period counts from it)
-    current: int  # instances now (the assignment's size)
-    desired: int  # what the metrics recommend, before stabilisation and bounds
-    final: int  # the instance count asked of the planner
-    factor: Factor | None  # what held `final` away from `desired` (None: nothing)
-    metrics: tuple[MetricReading, ...] = ()
-    stabilized: int | None = None  # after the windows
-    row_minimum: int = 0
-    max_instances: int = 0
-    fit: int | None = None  # pods that fit on the nodes (checked on scale-up only)
-    pending: int = 0
-    shortfall: int = 0  # instances wanted this period that the nodes cannot hold
-    note: str | None = None
-    limits: tuple[str, ...] = field(default=())  # every stage that changed the value, in order
-    wall: float | None = None  # Unix seconds of `at`, for display only
-
-    @property
-    def changes(self) -> bool:
-        return self.final != self.current
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-able summary (status, REST): camelCase like the rest of `status`."""
-        return {
-            "at": self.wall,  # Unix seconds (`at` is monotonic: meaningless to a reader)
-            "current": self.current,
-            "desired": self.desired,
-            "final": self.final,
-            "limitedBy": self.factor,
-            "shortfall": self.shortfall,
-            "fit": self.fit,
-            "rowMinimum": self.row_minimum,
-            "maxInstances": self.max_instances,
-            "note": self.note,
-            "metrics": {
-                m.metric: {
-                    "utilisationPercent": _round(m.utilisation_percent),
-                    "targetPercent": m.target_percent,
-                    "desired": m.desired,
-                    "pods": m.pods_measured,
-                    "missing": m.pods_missing,
-                    "notRunning": m.pods_not_running,
-                    "note": m.note,
-                }
-                for m in self.metrics
-            },
-            "text": self.explain(),
-        }
-
-    def explain(self) -> str:
-        """One line an operator reads: what was measured, what was decided, what limited it."""
-        parts = []
-        for m in self.metrics:
-            if m.utilisation_percent is None:
-                parts.append(f"{m.metric} ?/{m.target_percent:g}% ({m.note})")
-            else:
-                parts.append(f"{m.metric} {m.utilisation_percent:.0f}/{m.target_percent:g}%")
-        measured = ", ".join(parts) or "no metrics"
-        text = f"{measured}: {self.current} -> {self.final} (recommended {self.desired})"
-        if self.factor:
-            text += f", limited by {self.factor}"
-        if self.shortfall:
-            text += f", {self.shortfall} short of room on the nodes"
-        if self.note:
-            text += f"; {self.note}"
-        return text
 
 
 # --------------------------------------------------------------------------- recommend
@@ -395,7 +277,3 @@ def decide(
         limits=tuple(limits),
         wall=wall,
     )
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 1)

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 from reconciler.adapters.sql.inventory import create_tables, insert_ids
 from reconciler.domain.podspec import KIND_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from reconciler.reconcile.autoscale import Autoscaler
-from reconciler.rules.scaling import fit_on_nodes
+from reconciler.rules.capacity import fit_on_nodes
 from reconciler.telemetry import metrics
 from rig import podmetrics_standin
 from tests.integration.fleet import (

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import settings_doc
+from reconciler.cli import settings_doc
 from reconciler.config.settings import Settings
+from reconciler.config.variables import env_names
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -35,7 +36,7 @@ def test_the_readme_settings_table_is_the_generated_one() -> None:
     assert settings_doc.main(["--check", str(README)]) == 0, "run `make docs`"
     block = README.read_text().split(settings_doc.BEGIN)[1].split(settings_doc.END)[0]
     for name in Settings.model_fields:
-        assert f"`{settings_doc.env_names(name)[0]}`" in block, name
+        assert f"`{env_names(name)[0]}`" in block, name
 
 
 def test_a_stale_settings_table_is_caught(tmp_path: Path) -> None:

@@ -15,19 +15,9 @@ from reconciler.domain.podspec import PodTemplate
 from reconciler.policy.schema import AutoscalePolicy, KindPolicy
 from reconciler.policy.templates import load_pod_template
 from reconciler.reconcile.autoscale import Autoscaler
-from reconciler.rules.scaling import (
-    Decision,
-    PodSample,
-    Recommendation,
-    Room,
-    claim,
-    decide,
-    fit_on_nodes,
-    limit_to_room,
-    prune,
-    recommend,
-    stabilize,
-)
+from reconciler.rules.capacity import Room, claim, fit_on_nodes
+from reconciler.rules.scale_decision import Decision, PodSample, Recommendation, limit_to_room
+from reconciler.rules.scaling import decide, prune, recommend, stabilize
 
 NOW = 1_700_000_000.0
 CPU, MEM = 250.0, 256 * 2**20  # the iota-dac template's requests

@@ -1,10 +1,10 @@
 """The settings reference, generated from the Settings class: one row per field with its
 environment variable(s), default, `reconciler run` option and description.
 
-    python -m reconciler.config.settings_doc                    print the table (Markdown)
-    python -m reconciler.config.settings_doc --write README.md  replace the table between the
+    python -m reconciler.cli.settings_doc                    print the table (Markdown)
+    python -m reconciler.cli.settings_doc --write README.md  replace the table between the
     markers
-    python -m reconciler.config.settings_doc --check README.md  exit 1 if that table is stale
+    python -m reconciler.cli.settings_doc --check README.md  exit 1 if that table is stale
 
 A field without a description is an error: give it a docstring (the string on the line
 under the field, pydantic's use_attribute_docstrings) in reconciler/config/settings.py, then
@@ -18,30 +18,20 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, SecretStr
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
+from reconciler.cli.main import run
 from reconciler.config.settings import Settings
+from reconciler.config.variables import env_names
 
 BEGIN = (
     "<!-- BEGIN settings: generated from reconciler/config/settings.py by `make docs`"
-    " (python -m reconciler.config.settings_doc); edit the descriptions there -->"
+    " (python -m reconciler.cli.settings_doc); edit the descriptions there -->"
 )
 END = "<!-- END settings -->"
-
-
-def env_names(field: str, model: type[BaseSettings] = Settings) -> list[str]:
-    """The environment variables a field is read from, the preferred one first."""
-    info = model.model_fields[field]
-    alias = info.validation_alias
-    if isinstance(alias, AliasChoices):
-        return [str(c) for c in alias.choices]
-    if isinstance(alias, str):
-        return [alias]
-    prefix = model.model_config.get("env_prefix", "")
-    return [f"{prefix}{field}".upper()]
 
 
 def default_text(info: FieldInfo) -> str:
@@ -65,8 +55,6 @@ def default_text(info: FieldInfo) -> str:
 
 def run_options() -> dict[str, str]:
     """Field name -> the `reconciler run` option that overrides it."""
-    from reconciler.cli.main import run
-
     return {p.name: p.opts[0] for p in run.params if p.name in Settings.model_fields and p.opts}
 
 
