@@ -1,22 +1,31 @@
-# `make test`: install what is missing (venv, rig servers; cached), then the whole suite
-# (tests/unit and tests/integration).
+# `make test`: install what is missing (venv, rig servers; cached), then the package boundaries
+# (`lint-imports`, the contracts in pyproject.toml) and the whole suite (tests/unit and
+# tests/integration).
 PYTHON := .venv/bin/python
 
-.PHONY: setup test demo manifests docs install bench
+.PHONY: setup test lint demo manifests docs install bench
 
 setup:
 	bash rig/setup.sh
 
 test: setup
+	.venv/bin/lint-imports
 	$(PYTHON) -m pytest
 
-# `make demo`: the daemon on config/policy.yaml against the rig's real servers, with a seeded
-# database and a simulated worker fleet (demo/run.py; README "Demo"). Ctrl-C stops it all.
+# `make lint`: ruff and the package boundaries, without the suite.
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
+
+# `make demo`: the daemon on a copy of config/policy.yaml (in .demo/, to edit) against the rig's
+# real servers, with a seeded database and a simulated worker fleet (demo/run.py;
+# docs/development.md "The demo"). Ctrl-C stops it all.
 demo: setup
 	$(PYTHON) -m demo.run $(DEMO_ARGS)
 
 # `make bench`: every scenario of the benchmark on the rig at its defaults, each figure beside
-# its baseline, then the one summary line (bench/__main__.py; README "Benchmarks"). A full run
+# its baseline, then the one summary line (bench/__main__.py; docs/benchmarks.md). A full run
 # takes a while (1M ids twice); BENCH_ARGS shrinks it, e.g. BENCH_ARGS="--only events".
 bench: setup
 	$(PYTHON) -m bench $(BENCH_ARGS)
@@ -26,12 +35,16 @@ bench: setup
 manifests:
 	$(PYTHON) deploy/prometheusrule.py --write
 
-# `make docs`: README.md's settings table from reconciler/config/settings.py (the fields' docstrings).
+# `make docs`: the settings table of docs/configuration.md from reconciler/config/settings.py
+# (the fields' docstrings), then the documentation site from docs/ (mkdocs.yml) into site/,
+# strict: a broken link or anchor, or a page left out of the nav, fails it. (NO_MKDOCS_2_WARNING:
+# mkdocs-material's banner about its successor, on every build.)
 docs:
-	$(PYTHON) -m reconciler.cli.settings_doc --write README.md
+	$(PYTHON) -m reconciler.cli.settings_doc --write docs/configuration.md
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 
 # `make install`: the daemon for systemd/reconciler.service, at exactly the paths the unit uses
-# (deploy/install.sh; README "Running under systemd"). Override the paths to install elsewhere:
+# (deploy/install.sh; docs/install.md "systemd"). Override the paths to install elsewhere:
 # make install PREFIX=/srv/reconciler SYSCONFDIR=/srv/reconciler/etc UNITDIR=/srv/units
 PREFIX ?= /opt/reconciler
 SYSCONFDIR ?= /etc/reconciler

@@ -1,4 +1,5 @@
-"""The old orchestrator's full re-orchestration (SPEC.md "Sizing"), kept as the baseline.
+"""The old orchestrator's full re-orchestration (docs/contracts.md "Sizing"), kept as the
+baseline.
 
 It rebuilt every assignment from scratch: sizing from COUNT(*), then the id list cut into
 consecutive slices of `resourcePerInstance`, one per instance, every instance written.

@@ -47,17 +47,19 @@ def running_daemon(
         policy = write_policy(Path(d) / "policy.yaml", ns, tick=tick)
         settings = settings_for(zk.hosts, db, kube, policy, mqtt=mqtt.url if mqtt else "")
         with running(settings) as daemon:
-            while daemon.app.daemon.state.assignment("Thing") is None:
+            while daemon.app.daemon.state.world.assignment("Thing") is None:
                 time.sleep(0.05)
             yield daemon.app
 
 
 def assigned(app: App, rid: str) -> bool:
-    return any(rid in inst.ids for inst in (app.daemon.state.assignment("Thing") or {}).values())
+    return any(
+        rid in inst.ids for inst in (app.daemon.state.world.assignment("Thing") or {}).values()
+    )
 
 
 def total(app: App) -> int:
-    return sum(inst.used for inst in (app.daemon.state.assignment("Thing") or {}).values())
+    return sum(inst.used for inst in (app.daemon.state.world.assignment("Thing") or {}).values())
 
 
 def wait(predicate, timeout: float = 120.0) -> float:  # type: ignore[no-untyped-def]
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             # Bulk: one bc message with `burst` keys.
             bulk = [str(uuid.uuid4()) for _ in range(args.burst)]
             insert_ids(db, "Thing", bulk)
-            before, w0 = total(app), app.zk.writes
+            before, w0 = total(app), app.zk.session.writes
             start = time.perf_counter()
             pub.publish(
                 "cm/notify",
@@ -122,20 +124,20 @@ def main(argv: list[str] | None = None) -> int:
                 qos=1,
             )
             wait(lambda: total(app) == before + args.burst)
-            bulk_s, bulk_w = time.perf_counter() - start, app.zk.writes - w0
+            bulk_s, bulk_w = time.perf_counter() - start, app.zk.session.writes - w0
             # Singles: `burst` c messages back to back, from another process (a second paho
             # client in this process stalls the daemon's listener; see bench/publish.py).
             pub.loop_stop()
             pub.disconnect()
             singles = [str(uuid.uuid4()) for _ in range(args.burst)]
             insert_ids(db, "Thing", singles)
-            before, w0 = total(app), app.zk.writes
+            before, w0 = total(app), app.zk.session.writes
             start = time.perf_counter()
             publish_from_another_process(
                 mq, [json.dumps({"o": "c", "t": "Thing", "k": {"id": rid}}) for rid in singles]
             )
             wait(lambda: total(app) == before + args.burst)
-            single_s, single_w = time.perf_counter() - start, app.zk.writes - w0
+            single_s, single_w = time.perf_counter() - start, app.zk.session.writes - w0
 
         with running_daemon(zk, db, kube, None, tick=TICK_ONLY_SECONDS) as app:
             base = latencies(app, db, None, args.baseline_samples)

@@ -1,5 +1,5 @@
-"""The assignment as another ZooKeeper client sees it (SPEC layout, read with kazoo directly):
-what the workers would read, in a process apart from the daemon.
+"""The assignment as another ZooKeeper client sees it (docs/contracts.md "ZooKeeper layout",
+read with kazoo directly): what the workers would read, in a process apart from the daemon.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A small stand-in for the iOTA platform around the daemon, for `make demo`.
 
-It plays three parts the real platform plays (SPEC.md):
+It plays three parts the real platform plays (docs/contracts.md):
 
 - the workers: every few seconds, one Kafka `HeartBeat` message per Running managed pod,
   value {"resource": "<kind>", "instanceId": "<id>", "timestamp": "<unix seconds>"};
@@ -10,9 +10,15 @@ It plays three parts the real platform plays (SPEC.md):
   to Failed), which the daemon must notice and recreate.
 
 Run by demo/run.py; by hand:
-  python -m demo.fleet_simulator --kube-url URL --kube-token T --kube-ca CA \
-      --kafka 127.0.0.1:9092 --mqtt mqtt://127.0.0.1:1883 --database-url postgresql+psycopg://...
+  export FLEET_SIMULATOR_DATABASE_URL=postgresql+psycopg://...
+  python -m demo.fleet_simulator --kube-url URL --kube-token-file TOKEN_FILE --kube-ca CA \
+      --kafka 127.0.0.1:9092 --mqtt mqtt://127.0.0.1:1883
 SIGINT or SIGTERM stops it.
+
+No secret on the command line, where `ps` and /proc/<pid>/cmdline show it to every user: the
+apiserver token comes from a file only its owner may read (--kube-token-file, mode 0600) or
+from $FLEET_SIMULATOR_KUBE_TOKEN, the database URL (which may carry a password) from
+$FLEET_SIMULATOR_DATABASE_URL or --database-url.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import signal
 import sys
@@ -27,12 +34,15 @@ import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 HEARTBEAT_TOPIC = "HeartBeat"
 NOTIFY_TOPIC = "cm/notify"
 MANAGED = "app.kubernetes.io/managed-by=reconciler"
 KIND_LABEL = "reconciler.iota/kind"
+TOKEN_ENV = "FLEET_SIMULATOR_KUBE_TOKEN"
+DATABASE_URL_ENV = "FLEET_SIMULATOR_DATABASE_URL"
 
 
 def say(msg: str) -> None:
@@ -50,7 +60,7 @@ class Simulator:
         cfg = client.Configuration()
         cfg.host = args.kube_url
         cfg.ssl_ca_cert = args.kube_ca
-        cfg.api_key = {"authorization": args.kube_token}
+        cfg.api_key = {"authorization": kube_token(args.kube_token_file)}
         cfg.api_key_prefix = {"authorization": "Bearer"}
         self.api = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api)
@@ -68,7 +78,7 @@ class Simulator:
     def _mqtt(self) -> Any:
         import paho.mqtt.client as mqtt
 
-        from reconciler.adapters.mqtt.notify import parse_broker_urls
+        from reconciler.adapters.mqtt.connect import parse_broker_urls
 
         broker = parse_broker_urls(self.args.mqtt)[0]
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-fleet-simulator")
@@ -194,16 +204,44 @@ class Simulator:
             self.api.close()
 
 
+def kube_token(path: Path | None) -> str:
+    """The apiserver token: from `path`, which only its owner may read, else from
+    $FLEET_SIMULATOR_KUBE_TOKEN."""
+    if path is not None:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise SystemExit(
+                f"fleet simulator: {path} is readable by others (mode {mode:o}): chmod 600 it"
+            )
+        token = path.read_text().strip()
+    else:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise SystemExit(
+            f"fleet simulator: no apiserver token: give --kube-token-file FILE or set {TOKEN_ENV}"
+        )
+    return token
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--kube-url", required=True)
-    p.add_argument("--kube-token", required=True)
+    p.add_argument(
+        "--kube-token-file",
+        type=Path,
+        default=None,
+        help=f"file holding the apiserver token, mode 0600 (default: ${TOKEN_ENV})",
+    )
     p.add_argument("--kube-ca", required=True)
     p.add_argument("--kafka", required=True, help="bootstrap host:port")
     p.add_argument("--mqtt", required=True, help="mqtt://host:port")
-    p.add_argument("--database-url", required=True)
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get(DATABASE_URL_ENV),
+        help=f"SQLAlchemy URL of the platform's database (default: ${DATABASE_URL_ENV})",
+    )
     p.add_argument("--namespace", default="iota")
     p.add_argument("--heartbeat-every", type=float, default=5.0)
     p.add_argument("--insert-every", type=float, default=20.0)
@@ -212,7 +250,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fail-every", type=float, default=60.0, help="0: never fail a pod")
     p.add_argument("--report-every", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=None)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.database_url:
+        p.error(f"no database: give --database-url or set {DATABASE_URL_ENV}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,15 +3,21 @@
 1. Starts the rig's real servers (cached builds, see rig/): ZooKeeper, PostgreSQL, Mosquitto,
    Kafka, and etcd + kube-apiserver + kube-scheduler + kwok (two fake nodes; namespace iota).
 2. Seeds PostgreSQL with a few thousand Things and Rules.
-3. Grants the daemon's identity exactly deploy/kubernetes/rbac.yaml and starts
-   `reconciler run` on config/policy.yaml with it (the least-privilege RBAC, in use).
-4. Starts demo/fleet_simulator.py: heartbeats for the Running pods kwok runs, new rows with
-   MQTT `c` events now and then, and a failed pod now and then.
-5. Waits until every instance has a Running pod (and the Thing workers' heartbeats arrive),
-   prints where to look, then a one-line fleet summary every --summary-every seconds.
+3. Copies config/policy.yaml and the pod templates it names to --policy-dir (.demo/ in the
+   checkout, git-ignored; a fresh copy at every start), so that editing the copy is the
+   lesson and the checkout stays as it is.
+4. Grants the daemon's identity exactly deploy/kubernetes/rbac.yaml and starts
+   `reconciler run` on that copy with it (the least-privilege RBAC, in use).
+5. Starts demo/fleet_simulator.py: heartbeats for the Running pods kwok runs, new rows with
+   MQTT `c` events now and then, and a failed pod now and then. Its apiserver token is in a
+   file only we can read (0600), never on a command line.
+6. Waits until every instance has a Running pod (and the Thing workers' heartbeats arrive),
+   prints where to look (the fleet page, REST, /metrics, the CLI's environment, the policy
+   to edit), then a one-line fleet summary every --summary-every seconds, with the daemon's
+   operations, policy reloads, rejected edits and recoveries as they happen.
 
 Ctrl-C (SIGINT) or SIGTERM stops everything it started, in reverse order, and removes the
-temp dir (--keep keeps it, with every log).
+temp dir (--keep keeps it, with every log). The policy copy stays for the next look.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 NAMESPACE = "iota"
+POLICY = REPO / "config" / "policy.yaml"
+POLICY_DIR = REPO / ".demo"  # git-ignored (.gitignore)
 
 
 class Stop(Exception):
@@ -161,6 +169,41 @@ def create_heartbeat_topic(kafka: Any) -> None:
         admin.close()
 
 
+# ---------------------------------------------------------------------- the policy copy
+
+
+def copy_policy(dest: Path, source: Path = POLICY) -> Path:
+    """`source` and the pod templates it names, copied under `dest` in the repository's
+    layout, so the policy's relative template paths (../templates/...) resolve unchanged;
+    returns the copy of the policy. A fresh copy: files of an earlier copy are replaced."""
+    from reconciler.policy.loader import load_policy
+
+    loaded = load_policy(source)
+    files = [source.resolve(), *(loaded.template_path(k) for k in loaded.policy.kinds)]
+    for path in dict.fromkeys(files):
+        try:
+            relative = path.relative_to(REPO)
+        except ValueError:
+            raise SystemExit(f"demo: {path} is outside {REPO}: cannot copy the policy") from None
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    copy = dest / source.resolve().relative_to(REPO)
+    say(
+        f"policy: a fresh copy of {source.relative_to(REPO)} and its templates in {dest}: "
+        "edit it, the daemon reloads it; the checkout stays as it is"
+    )
+    return copy
+
+
+def write_secret(path: Path, secret: str) -> Path:
+    """`secret` in a file only we can read (created 0600, never wider for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return path
+
+
 # ---------------------------------------------------------------------- daemon, simulator
 
 
@@ -172,7 +215,7 @@ def api_port(requested: int | None) -> int:
     return 8080 if not port_open(8080) else free_port()
 
 
-def daemon_env(servers: dict[str, Any], db_url: str, port: int) -> dict[str, str]:
+def daemon_env(servers: dict[str, Any], db_url: str, port: int, policy: Path) -> dict[str, str]:
     kube = servers["kube"]
     env = {
         k: v
@@ -181,7 +224,7 @@ def daemon_env(servers: dict[str, Any], db_url: str, port: int) -> dict[str, str
     }
     env.update(
         {
-            "RECONCILER_POLICY_PATH": str(REPO / "config" / "policy.yaml"),
+            "RECONCILER_POLICY_PATH": str(policy),
             "RECONCILER_ZK_HOSTS": servers["zookeeper"].hosts,
             "RECONCILER_DATABASE_URL": db_url,
             "IOTA_MQTT_BROKERS": servers["mosquitto"].url,
@@ -244,18 +287,78 @@ def summary(status: dict[str, Any] | None) -> str:
     last = status["lastPass"]
     down = status.get("sources") or {}
     tail = f" | sources down: {', '.join(down)}" if down else ""
+    policy = status.get("policy") or {}
+    if policy.get("error"):
+        tail += f" | policy edit REJECTED, {str(policy.get('sha256'))[:12]} still in force"
     return "; ".join(parts) + f" | last pass {last['trigger']} ops={last['ops']}{tail}"
 
 
-def heartbeat_kinds() -> set[str]:
-    from reconciler.policy.schema import load_policy
+def heartbeat_kinds(policy: Path) -> set[str]:
+    from reconciler.policy.loader import load_policy
 
-    loaded = load_policy(REPO / "config" / "policy.yaml")
+    loaded = load_policy(policy)
     return {k for k, p in loaded.policy.kinds.items() if p.heartbeat.enabled}
+
+
+# What the console shows of the daemon's log: every warning and error, each applied operation
+# and pass, and the lesson's events (policy reloads, rejections, recoveries), told in words.
+SHOWN = frozenset(
+    {
+        "policy loaded",
+        "policy rejected",
+        "policy unchanged",
+        "pod templates changed: their pods roll",
+        "reconciled",
+        "source back",
+        "over capacity resolved",
+        "leadership acquired",
+        "stopped",
+    }
+)
+HIDDEN_FIELDS = ("event", "level", "timestamp", "logger")
+
+
+class PolicyStory:
+    """The policy events in words: a reload says why (start, file changed, SIGHUP); a
+    rejection says that the last good policy stays and why the edit was refused; the first
+    good load after a rejection is a recovery."""
+
+    def __init__(self) -> None:
+        self.rejected = False
+
+    def tell(self, ev: dict[str, Any]) -> str | None:
+        name, why = ev.get("event"), ev.get("why")
+        if name == "policy loaded":
+            head = (
+                "policy RECOVERED, the fixed edit is in force" if self.rejected else "policy loaded"
+            )
+            self.rejected = False
+            return (
+                f"{head} ({why}): sha256 {ev.get('sha256')}, kinds "
+                f"{', '.join(ev.get('kinds') or [])}, tickSeconds {ev.get('tick_seconds')}"
+            )
+        if name == "policy rejected":
+            self.rejected = True
+            keeping = ev.get("keeping")
+            kept = (
+                f"the last good policy (sha256 {keeping}) stays in force"
+                if keeping
+                else "no policy in force yet"
+            )
+            return f"policy REJECTED ({why}): {kept}. Why: {ev.get('error')}"
+        if name == "policy unchanged":
+            return f"policy unchanged ({why}): sha256 {ev.get('sha256')} is already in force"
+        if name == "pod templates changed: their pods roll":
+            kinds = ", ".join(ev.get("kinds") or [])
+            return f"pod templates changed ({why}): the pods of {kinds} roll"
+        return None
 
 
 def follow(log: Path, stop: threading.Event) -> None:
     """Echo the daemon's notable log events (applied operations, policy, errors)."""
+    story = PolicyStory()
+    while not log.exists() and not stop.is_set():
+        stop.wait(0.2)
     with open(log, "rb") as fh:
         while not stop.is_set():
             line = fh.readline()
@@ -268,21 +371,15 @@ def follow(log: Path, stop: threading.Event) -> None:
                 continue
             level = ev.get("level", "")
             name = ev.get("event", "")
-            if (
-                level in ("warning", "error", "critical")
-                or name in ("policy loaded", "policy rejected", "reconciled", "stopped")
-                or "op" in ev
+            told = story.tell(ev)
+            if told is None and not (
+                level in ("warning", "error", "critical") or name in SHOWN or "op" in ev
             ):
-                extra = {
-                    k: v
-                    for k, v in ev.items()
-                    if k not in ("event", "level", "timestamp", "logger")
-                }
-                print(
-                    f"{time.strftime('%H:%M:%S')} daemon  | {level:<7} {name} "
-                    f"{json.dumps(extra, default=str)[:220]}",
-                    flush=True,
-                )
+                continue
+            if told is None:
+                extra = {k: v for k, v in ev.items() if k not in HIDDEN_FIELDS}
+                told = f"{name} {json.dumps(extra, default=str)[:220]}"
+            print(f"{time.strftime('%H:%M:%S')} daemon  | {level:<7} {told}", flush=True)
 
 
 # ---------------------------------------------------------------------- main
@@ -314,6 +411,13 @@ def main(argv: list[str] | None = None) -> int:
         "--quiet-daemon", action="store_true", help="do not echo the daemon's notable log events"
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir and its logs")
+    p.add_argument(
+        "--policy-dir",
+        type=Path,
+        default=POLICY_DIR,
+        help="where the daemon's copy of config/policy.yaml and its templates goes, to edit "
+        "(default: .demo/ in the checkout, git-ignored; a fresh copy at every start)",
+    )
     args = p.parse_args(argv)
 
     from rig.process import Proc
@@ -334,9 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         db_url = seed(servers["postgres"], args.things, args.rules)
         grant_rbac(servers["kube"])
         create_heartbeat_topic(servers["kafka"])
+        policy = copy_policy(args.policy_dir.absolute())
         port = api_port(args.api_port)
         url = f"http://127.0.0.1:{port}"
-        env = daemon_env(servers, db_url, port)
+        env = daemon_env(servers, db_url, port, policy)
         write_env_file(base / "env", env)
         daemon_log = base / "reconciler.log"
         daemon = Proc(
@@ -359,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
             ).start()
 
         kube = servers["kube"]
+        # Secrets go by a 0600 file and the environment, never on a command line (ps).
+        token_file = write_secret(base / "fleet-simulator.token", kube.token)
         sim = Proc(
             "fleet-simulator",
             [
@@ -367,23 +474,25 @@ def main(argv: list[str] | None = None) -> int:
                 "demo.fleet_simulator",
                 "--kube-url",
                 kube.url,
-                "--kube-token",
-                kube.token,
+                "--kube-token-file",
+                str(token_file),
                 "--kube-ca",
                 str(kube.ca_file),
                 "--kafka",
                 servers["kafka"].bootstrap,
                 "--mqtt",
                 servers["mosquitto"].url,
-                "--database-url",
-                db_url,
                 "--namespace",
                 NAMESPACE,
                 "--fail-every",
                 str(args.fail_every),
             ],
             base / "fleet-simulator.log",
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={
+                **os.environ,
+                "FLEET_SIMULATOR_DATABASE_URL": db_url,
+                "PYTHONUNBUFFERED": "1",
+            },
             cwd=REPO,
             stop_timeout=15,
         )
@@ -396,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             name="echo-sim",
         ).start()
 
-        hb = heartbeat_kinds()
+        hb = heartbeat_kinds(policy)
         deadline = time.monotonic() + args.ready_timeout
         status = None
         while not fleet_ready(status := fetch_status(url), hb):
@@ -409,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             time.sleep(0.5)
         ready_s = time.monotonic() - t_start
-        banner(url, base, servers, ready_s, status)
+        pid = daemon.popen.pid if daemon.popen else None
+        banner(url, base, servers, ready_s, status, policy=policy, port=port, pid=pid)
         while True:
             time.sleep(args.summary_every)
             daemon.check_running()
@@ -457,24 +567,50 @@ def _echo(log: Path, stop: threading.Event) -> None:
 
 
 def banner(
-    url: str, base: Path, servers: dict[str, Any], ready_s: float, status: dict[str, Any] | None
+    url: str,
+    base: Path,
+    servers: dict[str, Any],
+    ready_s: float,
+    status: dict[str, Any] | None,
+    *,
+    policy: Path,
+    port: int,
+    pid: int | None,
 ) -> None:
     kube = servers["kube"]
+    cli = BIN / "reconciler"
+    templates = policy.parent.parent / "templates"
     lines = [
         f"demo ready in {ready_s:.1f}s: {summary(status)}",
         "",
         "  Where to look:",
-        f"    reconciler status   {BIN / 'reconciler'} status --url {url}",
+        f"    fleet page          {url}/",
         f"    REST (old UI)       {url}/v1/api/orchestrations/Thing",
         f"                        {url}/v1/api/orchestrations/Rule",
         f"                        {url}/v1/api/orchestrations/Thing/<thing id>/instances",
+        f"                        {url}/v1/status",
         f"    OpenAPI             {url}/docs",
         f"    Prometheus metrics  {url}/metrics",
         f"    health              {url}/healthz  {url}/readyz",
         f"    daemon log          {base / 'reconciler.log'}",
         f"    simulator log       {base / 'fleet-simulator.log'}",
-        f"    settings            source {base / 'env'}  (then `reconciler plan`, ...)",
         f"    kubectl             KUBECONFIG={kube.kubeconfig} kubectl -n iota get pods",
+        "",
+        "  The CLI, from another terminal (these make `reconciler status` ask this daemon):",
+        f"    export RECONCILER_API_HOST=127.0.0.1 RECONCILER_API_PORT={port} "
+        f"RECONCILER_POLICY_PATH={policy}",
+        f"    {cli} status",
+        f"    source {base / 'env'}   # every setting, secrets too (0600): then `reconciler plan`",
+        "",
+        "  The policy: a copy for you to edit (the checkout's config/policy.yaml stays as it is):",
+        f"    {policy}",
+        f"    {templates}/   (the pod templates it names)",
+        "    Save an edit and watch this console: a good one is `policy loaded (file changed)`;",
+        "    a broken one (say initInstances: 0) is `policy REJECTED`, the last good policy",
+        "    stays in force and the reason is printed; fix it and it is `policy RECOVERED`.",
+        f"    Check an edit first:  {cli} validate {policy}",
+        f"    Reload by signal:     kill -HUP {pid if pid else '<daemon pid>'}"
+        "   (re-reads the policy and its templates)",
         "",
         "  Ctrl-C stops everything.",
     ]

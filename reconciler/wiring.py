@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from reconciler.adapters.kube import KubePods, PodWatcher, make_api_client
+from reconciler.adapters.kube.client import make_api_client
 from reconciler.adapters.kube.events import EventRecorder
+from reconciler.adapters.kube.pods import KubePods
+from reconciler.adapters.kube.watch import PodWatch
 from reconciler.adapters.sql.inventory import CLIENT_GRACE, CONNECT_TIMEOUT, Inventory
 from reconciler.adapters.sql.rows_cache import CachedRows
 from reconciler.adapters.zookeeper.access import ZkAccess
@@ -22,16 +24,18 @@ from reconciler.adapters.zookeeper.acl_align import AclKeeper
 from reconciler.adapters.zookeeper.cache import CachedZkStore
 from reconciler.adapters.zookeeper.election import ZkElection
 from reconciler.adapters.zookeeper.pins import ZkPins
-from reconciler.adapters.zookeeper.store import ZkStore
+from reconciler.adapters.zookeeper.session import ZkSession
 from reconciler.config.settings import Settings
 from reconciler.domain.backoff import Backoff
 from reconciler.domain.errors import SourceUnavailable
-from reconciler.domain.model import Pod
 from reconciler.domain.podspec import PodTemplate
 from reconciler.reconcile.autoscale import Autoscaler
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.runtime.liveness import grace_for
 from reconciler.runtime.loop import Daemon
+from reconciler.runtime.policy_watch import reload_policy
+from reconciler.runtime.status import ReadSide
+from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
 from reconciler.telemetry.logs import ThrottledLog, log
 
@@ -39,6 +43,7 @@ if TYPE_CHECKING:  # the adapters alone import client libraries at run time
     from kubernetes.client import ApiClient
 
     from reconciler.adapters.kafka.config import KafkaSecurity
+    from reconciler.adapters.kafka.heartbeats import HeartbeatMonitor
     from reconciler.adapters.mqtt.connect import MqttSecurity
 
 
@@ -48,11 +53,11 @@ class App:
 
     settings: Settings
     daemon: Daemon
-    zk: ZkStore
+    zk: CachedZkStore  # its `session` is the daemon's ZooKeeper session
     inventory: Inventory
     pods: KubePods
     stack: ExitStack = field(default_factory=ExitStack)
-    watcher: PodWatcher | None = None
+    pod_watch: PodWatch | None = None
     election: ZkElection | None = None
     acl_keeper: AclKeeper | None = None  # brings existing nodes' ACLs in line (leader)
 
@@ -60,39 +65,95 @@ class App:
         self.stack.close()
 
 
+class LateBound:
+    """A callback into an object built after the one that holds it: the daemon is built
+    last (its ports are the adapters), yet the election and the pod watch call into it.
+    Bound once, before anything that calls it is started; a call before that is dropped."""
+
+    def __init__(self) -> None:
+        self._target: Callable[..., None] | None = None
+
+    def bind(self, target: Callable[..., None]) -> None:
+        assert self._target is None, "bound twice"
+        self._target = target
+
+    def __call__(self, *args: Any) -> None:
+        if self._target is not None:
+            self._target(*args)
+
+
 def build(settings: Settings, *, events: bool = True) -> App:
-    """Adapters and daemon; with events=False (reconciler plan) no background listeners."""
+    """Adapters and daemon; with events=False (reconciler plan) no background listeners.
+
+    Every object is given its collaborators when built and nothing is set on it later: build
+    everything, bind the callbacks into the daemon (`LateBound`), then start."""
     stack = ExitStack()
-    zk = CachedZkStore(
-        settings.zk_hosts,
-        session_timeout=settings.zk_session_timeout,
-        access=zk_access(settings),
-        full_read_seconds=settings.full_read_seconds,
+    session = ZkSession(
+        settings.zk_hosts, session_timeout=settings.zk_session_timeout, access=zk_access(settings)
     )
-    if not zk.access.secured:
+    stack.callback(session.stop)  # closed last: releasing leadership needs the session
+    if not session.access.secured:
         log.warning(
             "zookeeper: no login (RECONCILER_ZK_USERNAME unset): nodes are created open to "
             "every client (OPEN_ACL_UNSAFE), who could rewrite the assignment the workers read"
         )
-    _start_in_background(zk, stack)
     inventory = Inventory(
         settings.database_url.get_secret_value(), statement_timeout=settings.database_timeout
     )
     stack.callback(inventory.close)
     api_client = api_client_for(settings)
-    pods = KubePods(api_client, {})
-    rows = CachedRows(inventory, full_read_seconds=settings.full_read_seconds)
+    leadership_changed, pod_changed = LateBound(), LateBound()
+    election = _election(settings, session, leadership_changed) if events else None
+    fence = election.fence if election is not None else None
+    zk = CachedZkStore(session, fence=fence, full_read_seconds=settings.full_read_seconds)
+    gate = election.may_act if election is not None else None
+    pods = KubePods(api_client, {}, gate=gate, created_by=settings.identity if gate else None)
+    pod_watch = PodWatch(api_client, pod_changed) if events else None
+
+    def on_templates(templates: dict[str, PodTemplate]) -> None:
+        pods.use_templates(templates)
+        for kind in templates:
+            metrics.init_kind(kind)
+        if pod_watch is not None:
+            pod_watch.follow(templates)  # the namespaces and kinds of the policy in force
+
+    # Load the policy before the ports (run() keeps it): the heartbeat consumers need its
+    # kinds. A broken file at start is fatal; later broken edits are not.
+    state = DaemonState()
+    loaded = reload_policy(state, settings.policy_path, "start", on_templates)
+    if not loaded and state.policy.loaded is None:
+        stack.close()
+        raise SystemExit(f"no valid policy: {state.policy.error}")
+    monitor = _heartbeat_monitor(settings, state) if events else None
+    recorder = EventRecorder(api_client, settings.identity) if events else None
+    if recorder is not None:
+        stack.callback(recorder.close)
     ports = Ports(
         store=zk,
-        rows=rows,
+        rows=CachedRows(inventory, full_read_seconds=settings.full_read_seconds),
         pods=pods,
+        pod_cache=pod_watch,
+        heartbeats=monitor,
         autoscaler=Autoscaler(pods),
-        pins=ZkPins(zk),
+        leadership=election,
+        events=recorder,
+        pins=ZkPins(session, fence=fence),
         full_read_seconds=settings.full_read_seconds,
     )
+    # /readyz: what the daemon cannot work without. MQTT and Kafka are not in it (the tick
+    # converges without row events; heartbeat silence is not acted on while Kafka is down):
+    # they show in reconciler_source_up instead.
+    readiness = {
+        "zookeeper": session.check_connected,
+        "apiserver": cached_check(pods.check_reachable, APISERVER_CHECK_SECONDS),
+    }
     daemon = Daemon(
         settings.policy_path,
         ports,
+        state=state,
+        on_templates=on_templates,
+        read=ReadSide(state, ports, settings.policy_path, readiness=readiness),
+        on_stop=election.release if election is not None else lambda: None,
         pass_budget=settings.pass_budget_seconds,
         # The longest single call: a database read (its deadline, the drop after it, a connect
         # that hangs) or a ZooKeeper call (a session's length at most).
@@ -103,46 +164,11 @@ def build(settings: Settings, *, events: bool = True) -> App:
             ]
         ),
     )
-    app = App(settings, daemon, zk, inventory, pods, stack)
-    if events:
-        ports.pod_cache = WatchCache(app)
-        recorder = EventRecorder(api_client, settings.identity)
-        ports.events = recorder
-        stack.callback(recorder.close)
-        if settings.leader_election:
-            _campaign(app, ports, stack)
-        if zk.access.secured:
-            _keep_acls(app, stack)
-
-    def on_templates(templates: dict[str, PodTemplate]) -> None:
-        pods.templates = templates
-        for kind in templates:
-            metrics.init_kind(kind)
-        if not events:
-            return
-        # The watcher follows the namespaces and kinds of the policy in force.
-        if app.watcher is not None:
-            app.watcher.stop()
-        app.watcher = PodWatcher(api_client, templates, app.daemon.on_pod_change)
-        app.watcher.start()
-
-    app.daemon.on_templates = on_templates
-    # /readyz: what the daemon cannot work without. MQTT and Kafka are not in it (the tick
-    # converges without row events; heartbeat silence is not acted on while Kafka is down):
-    # they show in reconciler_source_up instead.
-    assert app.daemon.read is not None
-    app.daemon.read.readiness = {
-        "zookeeper": lambda: _connected(zk),
-        "apiserver": cached_check(pods.check_reachable, APISERVER_CHECK_SECONDS),
-    }
-    stack.callback(lambda: app.watcher.stop() if app.watcher else None)
-    # Load the policy now (run() keeps it): the event sources need its kinds. A broken file
-    # at start is fatal; later broken edits are not.
-    if not app.daemon.load_policy("start") and app.daemon.state.loaded is None:
-        stack.close()
-        raise SystemExit(f"no valid policy: {app.daemon.state.policy_error}")
-    if events:
-        _start_event_sources(app, stack)
+    keeper = _acl_keeper(session, election) if events and session.access.secured else None
+    pod_changed.bind(daemon.on_pod_change)
+    leadership_changed.bind(lambda: _leadership_changed(daemon, keeper))
+    app = App(settings, daemon, zk, inventory, pods, stack, pod_watch, election, keeper)
+    _start(app, session, events, monitor)
     return app
 
 
@@ -159,7 +185,8 @@ def api_client_for(settings: Settings) -> ApiClient:
 
 
 def zk_access(settings: Settings) -> ZkAccess:
-    """The ZooKeeper login, readers and TLS the settings name (adapters/zk_access.py)."""
+    """The ZooKeeper login, readers and TLS the settings name
+    (reconciler/adapters/zookeeper/access.py)."""
     password = settings.zk_password
     readers = settings.zk_readers
     return ZkAccess(
@@ -174,7 +201,7 @@ def zk_access(settings: Settings) -> ZkAccess:
 
 
 def mqtt_security(settings: Settings) -> MqttSecurity:
-    """The MQTT login and TLS the settings name (adapters/mqtt_connect.py)."""
+    """The MQTT login and TLS the settings name (reconciler/adapters/mqtt/connect.py)."""
     from reconciler.adapters.mqtt.connect import MqttSecurity
 
     password = settings.mqtt_password
@@ -189,7 +216,7 @@ def mqtt_security(settings: Settings) -> MqttSecurity:
 
 
 def kafka_security(settings: Settings) -> KafkaSecurity:
-    """The Kafka SASL login and TLS the settings name (adapters/kafka_config.py)."""
+    """The Kafka SASL login and TLS the settings name (reconciler/adapters/kafka/config.py)."""
     from reconciler.adapters.kafka.config import KafkaSecurity
 
     password = settings.kafka_sasl_password
@@ -205,74 +232,54 @@ def kafka_security(settings: Settings) -> KafkaSecurity:
     )
 
 
-def _campaign(app: App, ports: Ports, stack: ExitStack) -> None:
-    """Contend for leadership (README "High availability"): only the leader writes.
+def _election(
+    settings: Settings, session: ZkSession, on_change: Callable[[], None]
+) -> ZkElection | None:
+    """The candidacy for leadership (docs/high-availability.md): only the leader writes.
 
     ZooKeeper transactions are fenced by the leader's lock node, pod writes are gated by a
     fresh proof of leadership, and the loop runs standby passes (observe, apply nothing)
     while another daemon leads. SIGTERM releases leadership before the daemon exits."""
-    election = ZkElection(
-        app.zk.client,
-        app.zk.root,
-        app.settings.identity,
-        lambda: _leadership_changed(app),
-        group=app.settings.election_group,
-    )
-    app.election = election
-    app.zk.fence = election.fence
-    app.pods.gate = election.may_act
-    app.pods.created_by = app.settings.identity
-    ports.leadership = election
-    app.daemon.on_stop = election.release
-    election.start()  # the campaign waits for the ZooKeeper connection
-    stack.callback(election.release)
-    log.info("leader election", identity=app.settings.identity, node=election.path)
+    if not settings.leader_election:
+        return None
+    group = settings.election_group
+    return ZkElection(session.client, session.root, settings.identity, on_change, group=group)
 
 
-def _leadership_changed(app: App) -> None:
-    app.daemon.on_leadership_change()
-    if app.acl_keeper is not None:
-        app.acl_keeper.wake()  # a new leader brings the ACLs in line
+def _leadership_changed(daemon: Daemon, keeper: AclKeeper | None) -> None:
+    daemon.on_leadership_change()
+    if keeper is not None:
+        keeper.wake()  # a new leader brings the ACLs in line
 
 
-def _keep_acls(app: App, stack: ExitStack) -> None:
+def _acl_keeper(session: ZkSession, election: ZkElection | None) -> AclKeeper:
     """The leader (with no election: this daemon) brings existing nodes' ACLs in line once
-    per term (adapters/zk_acl_align.py)."""
-    election = app.election
+    per term (reconciler/adapters/zookeeper/acl_align.py)."""
     if election is None:
-        keeper = AclKeeper(app.zk)
-    else:
-        keeper = AclKeeper(
-            app.zk, leading=lambda: election.is_leader, term=lambda: election.transitions
-        )
-    app.acl_keeper = keeper
-    keeper.start()
-    stack.callback(keeper.stop)
+        return AclKeeper(session)
+    return AclKeeper(session, leading=lambda: election.is_leader, term=lambda: election.transitions)
 
 
-class WatchCache:
-    """The pod watch's current pods as the pipeline's PodCache: only while the kind's watch
-    stream is established (a lost stream may be missing changes; the pass then lists)."""
-
-    def __init__(self, app: App) -> None:
-        self._app = app
-
-    def pods(self, kind: str) -> dict[str, Pod] | None:
-        watcher = self._app.watcher
-        if watcher is None or not watcher.kind_healthy(kind):
-            return None
-        return watcher.pods(kind)
+def _start(app: App, session: ZkSession, events: bool, monitor: HeartbeatMonitor | None) -> None:
+    """Start what runs in the background, once everything is built and bound."""
+    _start_in_background(session, app.stack)
+    if app.election is not None:
+        app.election.start()  # the campaign waits for the ZooKeeper connection
+        app.stack.callback(app.election.release)
+        log.info("leader election", identity=app.settings.identity, node=app.election.path)
+    if app.acl_keeper is not None:
+        app.acl_keeper.start()
+        app.stack.callback(app.acl_keeper.stop)
+    if app.pod_watch is not None:
+        app.pod_watch.start()
+        app.stack.callback(app.pod_watch.stop)
+    if events:
+        _start_event_sources(app, app.stack, monitor)
 
 
 # /readyz asks the apiserver at most this often (a probe every second must not become an
 # apiserver call every second); the answer, good or bad, is reused meanwhile.
 APISERVER_CHECK_SECONDS = 5.0
-
-
-def _connected(zk: ZkStore) -> bool:
-    if not zk.connected:
-        raise SourceUnavailable(f"no ZooKeeper session ({zk.hosts})")
-    return True
 
 
 def cached_check(check: Callable[[], None], seconds: float) -> Callable[[], bool]:
@@ -298,7 +305,7 @@ def cached_check(check: Callable[[], None], seconds: float) -> Callable[[], bool
     return run
 
 
-def _start_in_background(zk: ZkStore, stack: ExitStack) -> None:
+def _start_in_background(session: ZkSession, stack: ExitStack) -> None:
     """Connect to ZooKeeper without blocking start-up: the loop reports it as blind meanwhile."""
     stop = threading.Event()
 
@@ -306,7 +313,7 @@ def _start_in_background(zk: ZkStore, stack: ExitStack) -> None:
         backoff = Backoff(base=1.0, cap=30.0)
         while not stop.is_set():
             try:
-                zk.start()
+                session.start()
                 return
             except SourceUnavailable as e:
                 delay = backoff.failed(time.monotonic())
@@ -315,11 +322,10 @@ def _start_in_background(zk: ZkStore, stack: ExitStack) -> None:
 
     thread = threading.Thread(target=connect, name="zk-connect", daemon=True)
     thread.start()
-    stack.callback(zk.stop)
     stack.callback(stop.set)
 
 
-def _start_event_sources(app: App, stack: ExitStack) -> None:
+def _start_event_sources(app: App, stack: ExitStack, monitor: HeartbeatMonitor | None) -> None:
     settings = app.settings
     if settings.mqtt_brokers.strip():
         from reconciler.adapters.mqtt.notify import NotifyListener
@@ -353,31 +359,37 @@ def _start_event_sources(app: App, stack: ExitStack) -> None:
     else:
         log.info("row events disabled (no MQTT broker set): converging by tick only")
 
-    if settings.kafka_bootstrap.strip():
-        from reconciler.adapters.kafka.heartbeats import HeartbeatMonitor
+    if monitor is not None:
+        metrics.init_source("kafka")
+        monitor.start()
+        metrics.SOURCE_UP.labels("kafka").set_function(
+            lambda: float(all(monitor.snapshot(k).connected for k in monitor.kinds))
+        )
+        stack.callback(monitor.stop)
 
-        def malformed_heartbeat(payload: bytes, reason: str) -> None:
-            metrics.EVENTS_MALFORMED.labels("kafka").inc()
-            log.warning("malformed heartbeat", reason=reason, sample=payload[:200])
 
-        # Consumers follow the kinds that have heartbeats enabled when the daemon starts;
-        # enabling heartbeats for another kind takes a restart (README).
-        kinds = sorted(k for k, p in app.daemon.state.policies().items() if p.heartbeat.enabled)
-        if kinds:
-            monitor = HeartbeatMonitor(
-                settings.kafka_bootstrap,
-                kinds,
-                group=settings.heartbeat_group,
-                on_malformed=malformed_heartbeat,
-                on_heartbeat=lambda _kind: metrics.EVENTS.labels("kafka").inc(),
-                security=kafka_security(settings),
-            )
-            metrics.init_source("kafka")
-            monitor.start()
-            metrics.SOURCE_UP.labels("kafka").set_function(
-                lambda: float(all(monitor.snapshot(k).connected for k in kinds))
-            )
-            stack.callback(monitor.stop)
-            app.daemon.ports.heartbeats = monitor
-    else:
+def _heartbeat_monitor(settings: Settings, state: DaemonState) -> HeartbeatMonitor | None:
+    """The heartbeat consumers (started with the other event sources); None without Kafka
+    or without a kind that has heartbeats enabled."""
+    if not settings.kafka_bootstrap.strip():
         log.info("heartbeats disabled (no Kafka bootstrap set): silence is not checked")
+        return None
+    from reconciler.adapters.kafka.heartbeats import HeartbeatMonitor
+
+    def malformed_heartbeat(payload: bytes, reason: str) -> None:
+        metrics.EVENTS_MALFORMED.labels("kafka").inc()
+        log.warning("malformed heartbeat", reason=reason, sample=payload[:200])
+
+    # Consumers follow the kinds that have heartbeats enabled when the daemon starts;
+    # enabling heartbeats for another kind takes a restart (docs/configuration.md).
+    kinds = sorted(k for k, p in state.policies().items() if p.heartbeat.enabled)
+    if not kinds:
+        return None
+    return HeartbeatMonitor(
+        settings.kafka_bootstrap,
+        kinds,
+        group=settings.heartbeat_group,
+        on_malformed=malformed_heartbeat,
+        on_heartbeat=lambda _kind: metrics.EVENTS.labels("kafka").inc(),
+        security=kafka_security(settings),
+    )

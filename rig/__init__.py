@@ -1,5 +1,5 @@
 """The test rig: real servers (ZooKeeper, Kafka, Mosquitto, PostgreSQL, Kubernetes, Prometheus)
-on free 127.0.0.1 ports with their data in temp dirs. See README.md, section "Test rig"."""
+on free 127.0.0.1 ports with their data in temp dirs. See docs/development.md, "The test rig"."""
 
 from rig.errors import RigError
 

@@ -7,7 +7,7 @@ The old admin UI is served from its own origin and calls the daemon with
   origins, credentials allowed, preflights answered (methods GET and POST, headers
   `Authorization` and `Content-Type`, cached 10 minutes; `X-Reconciler-Leader` readable). An
   origin not on the list gets no `Access-Control-Allow-Origin`, so the browser refuses. An
-  empty list adds no middleware at all: the API behaves as before, same-origin only.
+  empty list adds no middleware at all: the API answers same-origin calls only.
 - **An authenticating reverse proxy** (`RECONCILER_API_TRUSTED_HEADER`, the "auth proxy"
   pattern of oauth2-proxy, nginx `auth_request` or Grafana's `auth.proxy`): the proxy signs
   the operator in (its own cookie), then forwards the request with a header naming the user.

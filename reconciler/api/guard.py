@@ -2,7 +2,7 @@
 
 An ASGI middleware around the FastAPI app (inside the CORS middleware, so a refused browser
 still reads the status), because FastAPI reads and parses a body before any dependency runs:
-a 200 MB POST without a token took the daemon to 840 MB before the 401. Here:
+a large POST without a token would be held in memory whole before the 401. Here:
 
 - **Auth first.** A request that can change something (any method but GET, HEAD, OPTIONS) is
   authorised from its headers and peer address alone (`authorise`, the same rule as the
@@ -11,8 +11,8 @@ a 200 MB POST without a token took the daemon to 840 MB before the 401. Here:
 - **Body limit.** A declared `Content-Length` over `max_body_bytes` is refused with 413 unread;
   a chunked body is counted as it arrives and refused the moment it passes the limit.
 - **Concurrency limit that spares the probes.** At most `max_concurrent` requests are served
-  at once; one more gets 503 with `Retry-After` at once instead of queueing (45 concurrent
-  POSTs starved `/healthz`). `/healthz`, `/readyz` and `/metrics` are never counted or
+  at once; one more gets 503 with `Retry-After` at once instead of queueing (a queue of
+  POSTs would starve `/healthz`). `/healthz`, `/readyz` and `/metrics` are never counted or
   refused: the kubelet and Prometheus must reach a busy daemon.
 """
 
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["MAX_BODY_BYTES", "MAX_CONCURRENT", "PROBES", "RequestGuard"]
 
-MAX_BODY_BYTES = 64 * 1024  # the largest real body (orchestrate's overrides) is ~100 bytes
+MAX_BODY_BYTES = 64 * 1024  # far above the largest real body (orchestrate's two overrides)
 MAX_CONCURRENT = 16
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 _READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})

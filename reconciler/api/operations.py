@@ -6,59 +6,36 @@ POST /v1/api/orchestrations/:resource/stop                        pin it at 0: n
 POST /v1/api/orchestrations/:resource/start                       back to the policy's sizing
 ```
 
-Same authorisation as the other POSTs (`require_token`), 503 on a standby. The pin is in
-ZooKeeper when the answer is 200; the next pass (woken at once) carries it out.
+Same authorisation as the other POSTs, 503 on a standby. The pin is in ZooKeeper when the
+answer is 200; the next pass (woken at once) carries it out.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.api.app import FieldError, _bad_request, _errors
-from reconciler.policy.schema import KindPolicy
-from reconciler.reconcile.operations import pin_kind
+from reconciler.api.preconditions import policy_of, refuse_on_standby
+from reconciler.api.schemas import FieldError, Pinned, ScaleBody, bad_request, error_responses
 from reconciler.rules.pinning import pin_problem
-from reconciler.runtime.loop import Daemon, Wake
+from reconciler.runtime.control import Control
 
 
-class ScaleBody(BaseModel):
-    """The instance count to pin the kind at (0 stops it), up to its maxInstances."""
-
-    model_config = ConfigDict(extra="forbid")
-    instances: Annotated[int, Field(ge=0, le=100, strict=True)]
-
-
-class Pinned(BaseModel):
-    resource: str
-    instances: int | None  # the count now pinned (0: stopped); None: the policy sizes it
-    previous: int | None  # the count pinned before; None: the policy sized it
-    maxInstances: int
-    by: str  # who asked: "token", the proxy's user, or "anyone"
-    at: float  # Unix seconds
-
-
-def operations_router(
-    daemon: Daemon,
-    require_token: Callable[..., None],
-    refuse_on_standby: Callable[[], None],
-    policy_of: Callable[[str], KindPolicy],
-) -> APIRouter:
+def operations_router(control: Control, require_token: Callable[..., None]) -> APIRouter:
     router = APIRouter()
+    authorised = [Depends(require_token)]
 
     def pin(request: Request, resource: str, instances: int | None) -> Pinned:
-        policy = policy_of(resource)
-        refuse_on_standby()
+        policy = policy_of(control, resource)
+        refuse_on_standby(control)
         by, now = str(request.state.caller), time.time()
         try:
-            previous = pin_kind(daemon.state, daemon.ports.pins, resource, instances, by, now)
+            previous = control.pin(resource, instances, by, now)
         except Exception as e:  # ZooKeeper unreachable, fenced, or no pin store
             raise HTTPException(503, f"not pinned: {e}") from e
-        daemon.wake(Wake("tick"))
         return Pinned(
             resource=resource,
             instances=instances,
@@ -71,8 +48,8 @@ def operations_router(
     @router.post(
         "/v1/api/orchestrations/{resource}/scale",
         response_model=Pinned,
-        dependencies=[Depends(require_token)],
-        responses=_errors(400, 401, 403, 404, 503),
+        dependencies=authorised,
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="Pin the kind's instance count (0 stops it) until `start`",
     )
     def scale(request: Request, resource: str, body: ScaleBody) -> Any:
@@ -81,17 +58,17 @@ def operations_router(
         it). Refused (400, `instances`) above maxInstances, or when fewer than the kind's
         rows need at resourcePerInstance each. The safety valve does not hold the plan this
         leads to: asking is confirming."""
-        policy = policy_of(resource)
-        problem = pin_problem(policy, daemon.state.row_count(resource), body.instances)
+        policy = policy_of(control, resource)
+        problem = pin_problem(policy, control.row_count(resource), body.instances)
         if problem is not None:
-            return _bad_request([FieldError(field="instances", message=problem)])
+            return bad_request([FieldError(field="instances", message=problem)])
         return pin(request, resource, body.instances)
 
     @router.post(
         "/v1/api/orchestrations/{resource}/stop",
         response_model=Pinned,
-        dependencies=[Depends(require_token)],
-        responses=_errors(401, 403, 404, 503),
+        dependencies=authorised,
+        responses=error_responses(401, 403, 404, 503),
         summary="Stop the kind: no instances, its ids unassigned, its pods deleted",
     )
     def stop(request: Request, resource: str) -> Pinned:
@@ -102,8 +79,8 @@ def operations_router(
     @router.post(
         "/v1/api/orchestrations/{resource}/start",
         response_model=Pinned,
-        dependencies=[Depends(require_token)],
-        responses=_errors(401, 403, 404, 503),
+        dependencies=authorised,
+        responses=error_responses(401, 403, 404, 503),
         summary="Remove the kind's pin: it returns to its policy's sizing",
     )
     def start(request: Request, resource: str) -> Pinned:

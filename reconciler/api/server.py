@@ -20,7 +20,7 @@ class ApiServer:
         """`tls`: (certificate file, key file) to serve HTTPS."""
         cert, key = tls or (None, None)
         # proxy_headers off: the client address stays the TCP peer, never X-Forwarded-For
-        # (api_access.proxy_user trusts a header by that address).
+        # (access.proxy_user trusts a header by that address).
         config = uvicorn.Config(
             app,
             host=host,

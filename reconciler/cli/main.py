@@ -45,7 +45,7 @@ def main() -> None:
     """Keep the IoT worker fleet sharded, sized and healthy, as config/policy.yaml says.
 
     Endpoints and credentials come from the environment (RECONCILER_*, IOTA_MQTT_BROKERS,
-    IOTA_AUTH_TOKEN) or a .env file; see the README.
+    IOTA_AUTH_TOKEN) or a .env file; see docs/configuration.md.
     """
 
 
@@ -84,6 +84,7 @@ def run(
     from reconciler.api.app import create_app
     from reconciler.cli import preflight
     from reconciler.runtime import process as runtime
+    from reconciler.runtime.control import Control
     from reconciler.telemetry import logs
     from reconciler.wiring import build
 
@@ -112,7 +113,7 @@ def run(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     access = BrowserAccess.from_settings(settings)  # CORS origins, trusted proxy header
     rest = create_app(
-        app.daemon,
+        Control(app.daemon),
         token,
         access,
         max_body_bytes=settings.api_max_body_bytes,
@@ -202,9 +203,9 @@ def _wait_for_zookeeper(app: Any, timeout: float) -> bool:
     import time
 
     deadline = time.monotonic() + timeout
-    while not app.zk.connected and time.monotonic() < deadline:
+    while not app.zk.session.connected and time.monotonic() < deadline:
         time.sleep(0.05)
-    return bool(app.zk.connected)
+    return bool(app.zk.session.connected)
 
 
 def _describe(op: Any) -> str:
@@ -226,7 +227,8 @@ def _describe(op: Any) -> str:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
 def validate(file: Path | None) -> None:
     """Check a policy file (default: the configured one): print OK or every error with its line."""
-    from reconciler.policy.schema import PolicyError, load_policy_and_templates
+    from reconciler.policy.loader import load_policy_and_templates
+    from reconciler.policy.problems import PolicyError
     from reconciler.policy.templates import TemplateError
 
     path = file or load_settings().policy_path

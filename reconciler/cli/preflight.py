@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
-from reconciler.config.secret_files import mask_userinfo
 from reconciler.config.settings import Settings
 from reconciler.config.variables import env_names
+from reconciler.domain.redaction import mask_userinfo
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -93,7 +93,8 @@ def _secret(field: str) -> bool:
 
 def check_policy(path: Path) -> None:
     """The policy and the templates it names load; else one line with the first problem."""
-    from reconciler.policy.schema import PolicyError, load_policy_and_templates
+    from reconciler.policy.loader import load_policy_and_templates
+    from reconciler.policy.problems import PolicyError
     from reconciler.policy.templates import TemplateError
 
     if not path.is_file():
@@ -218,7 +219,7 @@ def check_api_tls(settings: Settings) -> tuple[str, str] | None:
 
 
 def prebound_server(app: FastAPI, sock: socket.socket, tls: tuple[str, str] | None = None) -> Any:
-    """The REST API (reconciler.api.app.ApiServer) serving on an already bound socket; HTTPS
+    """The REST API (reconciler.api.server.ApiServer) serving on an already bound socket; HTTPS
     with `tls` = (certificate file, key file)."""
     from reconciler.api.server import ApiServer
 

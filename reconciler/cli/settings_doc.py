@@ -1,10 +1,11 @@
 """The settings reference, generated from the Settings class: one row per field with its
 environment variable(s), default, `reconciler run` option and description.
 
-    python -m reconciler.cli.settings_doc                    print the table (Markdown)
-    python -m reconciler.cli.settings_doc --write README.md  replace the table between the
-    markers
-    python -m reconciler.cli.settings_doc --check README.md  exit 1 if that table is stale
+    python -m reconciler.cli.settings_doc                                print the table (Markdown)
+    python -m reconciler.cli.settings_doc --write docs/configuration.md  replace the table between
+    the markers
+    python -m reconciler.cli.settings_doc --check docs/configuration.md  exit 1 if that table is
+    stale
 
 A field without a description is an error: give it a docstring (the string on the line
 under the field, pydantic's use_attribute_docstrings) in reconciler/config/settings.py, then

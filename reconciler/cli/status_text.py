@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.runtime.kind_notes import KindNote, Topic, kind_notes
+
 
 def format_status(data: dict[str, Any]) -> str:
     lines: list[str] = []
@@ -28,28 +30,8 @@ def format_status(data: dict[str, Any]) -> str:
             f"unassigned={k['unassigned']} (max {k['maxInstances']}, "
             f"per {k['resourcePerInstance']})"
         )
-        if k.get("error"):
-            lines.append(f"  ERROR: {k['error']}")
-        if k.get("blind"):
-            lines.append(f"  blind: {', '.join(k['blind'])}")
-        for source, error in (k.get("degraded") or {}).items():
-            lines.append(f"  DEGRADED: cannot read {source}: {error}")
-        pin = k.get("pin")
-        if pin:
-            n = pin["instances"]
-            what = "STOPPED" if n == 0 else f"PINNED to {n} instances"
-            lines.append(f"  {what} by {pin['by']} (`reconciler start {kind}`: back to the policy)")
-        valve = k.get("valve") or {}
-        if valve.get("engaged"):
-            lines.append(
-                f"  SAFETY VALVE: held for {valve['passes']} pass(es): {valve['reason']} "
-                f"(`reconciler confirm {kind}` lets it go ahead)"
-            )
-        if k.get("heartbeat"):
-            lines.append(f"  heartbeats: {k['heartbeat']}")
-        if k.get("autoscale"):
-            auto = k["autoscale"]
-            lines.append(f"  autoscale: {auto.get('text') if isinstance(auto, dict) else auto}")
+        for note in kind_notes(kind, k):
+            lines.extend(_note_line(note))
         lines.append(f"  {'instance':>8}  {'used/count':>11}  {'reload':>6}  {'heartbeat':>9}  pod")
         for inst in k["instanceList"]:
             age = inst.get("heartbeatAge")
@@ -60,3 +42,20 @@ def format_status(data: dict[str, Any]) -> str:
                 f"{inst['pod']} {inst['phase']}"
             )
     return "\n".join(lines)
+
+
+def _note_line(note: KindNote) -> list[str]:
+    """A note as `status` prints it (indented under its kind); the overrides are left to the
+    orchestration itself (`maxInstances`, `per` on the kind's line)."""
+    if note.topic is Topic.ERROR:
+        return [f"  ERROR: {note.text}"]
+    if note.topic is Topic.DEGRADED:
+        return [f"  DEGRADED: {note.text}"]
+    if note.topic is Topic.PIN:
+        first, _, rest = note.text.partition(" ")
+        return [f"  {first.upper()} {rest} (`{note.command}`: back to the policy)"]
+    if note.topic is Topic.VALVE:
+        return [f"  SAFETY VALVE: {note.text} (`{note.command}` lets it go ahead)"]
+    if note.topic is Topic.OVERRIDES:
+        return []
+    return [f"  {note.topic}: {note.text}"]  # blind, heartbeats, autoscale

@@ -10,7 +10,6 @@ both ways, is a settings error naming the variable, never the secret.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -42,9 +41,3 @@ def read_secret(path: Path, field: str) -> SecretStr:
     if not text:
         raise ValueError(f"{variable(field)}={str(path)!r}: the file is empty")
     return SecretStr(text)
-
-
-def mask_userinfo(text: str) -> str:
-    """`scheme://user:secret@host` -> `scheme://user:***@host`, for every URL in `text`
-    (a comma-separated list too)."""
-    return re.sub(r"(://[^:/@,\s]*):[^@,\s]*@", r"\1:***@", text)

@@ -4,8 +4,9 @@ Every variable has the prefix RECONCILER_ (e.g. RECONCILER_ZK_HOSTS), except the
 deployment already set: IOTA_MQTT_BROKERS and IOTA_AUTH_TOKEN, which are still honoured.
 Secrets are SecretStr: they print as '**********'.
 
-Each field's docstring is its description: the README's settings table is generated from them
-(`make docs`, reconciler/cli/settings_doc.py), and a test fails when one is missing or stale.
+Each field's docstring is its description: the settings table of docs/configuration.md is
+generated from them (`make docs`, reconciler/cli/settings_doc.py), and a test fails when one is
+missing or stale.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reconciler.config.secret_files import SECRET_FILES, mask_userinfo, read_secret, variable
+from reconciler.config.secret_files import SECRET_FILES, read_secret, variable
+from reconciler.domain.redaction import mask_userinfo
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # A ZooKeeper digest ACL id: `digest:<user>:<base64 of the SHA-1 of "user:password">`.
@@ -91,13 +93,13 @@ class Settings(BaseSettings):
     """Seconds between full re-reads (0..86400). In between, a pass trusts its caches: the
     assignment as ZooKeeper watches keep it, the rows while the table's fingerprint (count
     and hash, computed in PostgreSQL) is unchanged, and the pod watch. 0: every tick reads
-    everything again (the behaviour before the caches, at ~1 s per pass per 100k ids)."""
+    everything again, at a cost in proportion to the ids on every pass."""
     pass_budget_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
     """Seconds one pass may spend (> 0): past them it applies no further operation and
     leaves the rest for the next pass (`reconciler_pass_overruns_total`, log `pass over
     budget`). Keep it well under systemd's `WatchdogSec` (60 s): `/healthz` and the watchdog
-    ping stop when a pass runs longer than the budget plus a grace (README: "Liveness and
-    the pass budget")."""
+    ping stop when a pass runs longer than the budget plus a grace (docs/failures.md
+    "Liveness and the pass budget")."""
 
     mqtt_brokers: str = Field(
         "mqtt://localhost:1883",

@@ -5,11 +5,11 @@ value or `MalformedMessage`. Any other exception escaping from here would be a b
 tests in tests/unit/test_events.py feed arbitrary bytes to check exactly that), because the
 adapters call these on their network threads and must never die on a bad message.
 
-Decisions the SPEC leaves open (see SPEC.md "Change notifications" and "Heartbeats"):
+Decisions the contracts leave open (docs/contracts.md "Change notifications" and "Heartbeats"):
 - Row ids are non-empty strings (the database keys are string UUIDs). A JSON integer id is
   accepted and converted with `str()` (a database layer serialising a numeric key must not be
   lost); floats, booleans, null, objects and empty strings are malformed.
-- `u`/`bu` and ops we do not know (SPEC's "anything else" form) change no assignment and give
+- `u`/`bu` and ops we do not know (the "anything else" form) change no assignment and give
   None; their payload is not validated beyond `o` and `t`, since we never read it.
 - A `bc` with an empty key list or a `bd` with an empty id list is valid and changes nothing:
   None, so "RowEvent" always means "some ids were added or removed".
@@ -17,8 +17,9 @@ Decisions the SPEC leaves open (see SPEC.md "Change notifications" and "Heartbea
   job (it knows the policy), so this module stays free of configuration.
 - Size is bounded before anything is parsed: a message over `max_bytes` or a bulk naming more
   than `max_ids` ids is `OversizedMessage` (its `label` is the metric's reason), so a forged
-  9 MB `bc` costs a length check, not a parse and 400,000 assignments. The defaults leave room
-  for the platform's largest bulks (5,000 ids are ~300 KB).
+  giant `bc` costs a length check, not a parse and an assignment per id it names. The
+  defaults leave room for the platform's largest bulks (a full instance's ids, many times
+  over).
 - A heartbeat is `resource` + `instanceId` (a string "3" or a number 3); the worker's timestamp
   is for logs only (the receive time is what counts), so its key may be `timestamp` or
   `Timestamp` (the Go worker's field name), it may be missing, and one that is not a time
@@ -61,7 +62,8 @@ _INSTANCE_ID = re.compile(r"[0-9]+", re.ASCII)
 
 
 class MalformedMessage(ValueError):
-    """A payload that is not one of the SPEC's message forms; `reason` says what was wrong."""
+    """A payload that is not one of the contract's message forms; `reason` says what was
+    wrong."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -151,7 +153,7 @@ def parse_notification(
 
     Returns a RowEvent for creates (`c`, `bc`) and deletes (`d`, `bd`) that name at least one
     id, None for messages that change no assignment (`u`, `bu`, other ops, empty bulks), and
-    raises MalformedMessage for anything that is not a SPEC form, OversizedMessage for one
+    raises MalformedMessage for anything that is not a contract form, OversizedMessage for one
     over `max_bytes` or naming more than `max_ids` ids.
     """
     if isinstance(payload, bytes | bytearray | memoryview) and len(payload) > max_bytes:
@@ -211,8 +213,8 @@ def _instance_id(value: object) -> int:
     raise MalformedMessage("field 'instanceId' missing or not an integer")
 
 
-# Keys the worker's clock may come under: SPEC's `timestamp`, and `Timestamp`, the Go worker's
-# struct field name when it has no JSON tag. The first that reads as a time wins.
+# Keys the worker's clock may come under: the contract's `timestamp`, and `Timestamp`, the Go
+# worker's struct field name when it has no JSON tag. The first that reads as a time wins.
 TIMESTAMP_KEYS = ("timestamp", "Timestamp")
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import ClassVar
 
 from reconciler.domain.ids import SortedIds
+from reconciler.domain.outcomes import OutcomeResult, SkipReason, System
 
 # Pod phases after which a pod never runs again: the daemon deletes and recreates it.
 DEAD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
@@ -21,7 +23,8 @@ DEAD_PHASES = frozenset({"Succeeded", "Failed", "Unknown"})
 class NodeVersions:
     """ZooKeeper's versions (`stat.version`) of an instance's data nodes as they were read
     (None: that node was missing). A write is a compare-and-set on them: it fails when
-    another writer changed the instance since (SPEC layout; issue 12, "never two owners")."""
+    another writer changed the instance since (never two owners:
+    reconciler/rules/write_order.py)."""
 
     node: int | None
     resources: int | None
@@ -31,10 +34,11 @@ class NodeVersions:
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """One worker instance as ZooKeeper holds it (SPEC: /iota/orchestration/<kind>/<id>)."""
+    """One worker instance as ZooKeeper holds it (docs/contracts.md "ZooKeeper layout":
+    /iota/orchestration/<kind>/<id>)."""
 
     instance_id: int
-    # Sorted, held compactly (idsets.SortedIds: a fifth of a frozenset's memory); any set
+    # Sorted, held compactly (ids.SortedIds: a fraction of a frozenset's memory); any set
     # or iterable of ids given is made one.
     ids: SortedIds
     count: int  # capacity: resources this instance may hold
@@ -115,7 +119,8 @@ class KindIntent:
     daemon saw and what it is asked for never mix.
     """
 
-    # Instance count asked for by autoscaling (scaling.py); None when it has no opinion.
+    # Instance count asked for by autoscaling (reconciler/rules/scaling.py); None when it
+    # has no opinion.
     scale_target: int | None = None
     # True when an operator asked for a rebalance (REST orchestrate).
     rebalance: bool = False
@@ -139,8 +144,8 @@ NO_INTENT = KindIntent()
 
 
 def pod_name(instance_name: str, instance_id: int) -> str:
-    """The pod of an instance (SPEC "Pods"): `<instanceName>-<instanceId>`. The one place
-    this rule is written."""
+    """The pod of an instance (docs/contracts.md "Pods"): `<instanceName>-<instanceId>`. The
+    one place this rule is written."""
     return f"{instance_name}-{instance_id}"
 
 
@@ -199,6 +204,7 @@ class WriteInstance:
     # `gives` of a write that did not go through.
     gives: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     takes: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    system: ClassVar[System] = System.ZOOKEEPER
 
     @property
     def key(self) -> str:
@@ -215,6 +221,7 @@ class DeleteInstance:
     instance_id: int
     reason: Reason = Reason.SCALE_DOWN
     versions: NodeVersions | None = field(default=None, compare=False)
+    system: ClassVar[System] = System.ZOOKEEPER
 
     @property
     def key(self) -> str:
@@ -226,6 +233,7 @@ class CreatePod:
     kind: str
     instance_id: int
     reason: Reason = Reason.POD_MISSING
+    system: ClassVar[System] = System.KUBERNETES
 
     @property
     def key(self) -> str:
@@ -239,6 +247,7 @@ class DeletePod:
     instance_id: int | None
     reason: Reason = Reason.ORPHAN
     uid: str = ""  # only this incarnation (a precondition)
+    system: ClassVar[System] = System.KUBERNETES
 
     @property
     def key(self) -> str:
@@ -256,6 +265,7 @@ class RecreatePod:
     instance_id: int
     reason: Reason
     uid: str = ""
+    system: ClassVar[System] = System.KUBERNETES
 
     @property
     def key(self) -> str:
@@ -272,6 +282,7 @@ class AdoptPod:
     instance_id: int
     uid: str = ""
     reason: Reason = Reason.UNLABELLED
+    system: ClassVar[System] = System.KUBERNETES
 
     @property
     def key(self) -> str:
@@ -341,20 +352,15 @@ def applied(assignment: Assignment, ops: tuple[Op, ...] | list[Op]) -> Assignmen
     return out
 
 
-# The `error` of a "skipped" outcome the pass budget left for the next pass (budget.py).
-OVER_BUDGET = "pass over budget: left for the next pass"
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one operation of a plan."""
 
     op: Op
-    # "ok"; "failed" (retried with backoff, or never when `retry` is False: a terminal
-    # refusal); "pending" (expected, finishes on a later pass); "skipped" (not tried).
-    result: str
+    result: OutcomeResult
     error: str | None = None
-    retry: bool = True
+    retry: bool = True  # False for a terminal refusal: "failed", and never retried
+    skip: SkipReason | None = None  # why a "skipped" one was not tried
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,22 +373,23 @@ class PassResult:
     seconds: float
     dry_run: bool = False
     standby: bool = False  # a standby's pass: observed and planned, nothing applied
-    over_budget: bool = False  # it ran past RECONCILER_PASS_BUDGET_SECONDS (budget.py)
+    # it ran past RECONCILER_PASS_BUDGET_SECONDS (reconciler/reconcile/budget.py)
+    over_budget: bool = False
+
+    @property
+    def applied(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.result is OutcomeResult.OK]
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.result == "failed"]
+        return [o for o in self.outcomes if o.result is OutcomeResult.FAILED]
 
     @property
     def left(self) -> list[Outcome]:
         """Operations the pass budget left untried, for the next pass."""
-        return [o for o in self.outcomes if o.result == "skipped" and o.error == OVER_BUDGET]
+        return [o for o in self.outcomes if o.skip is SkipReason.OVER_BUDGET]
 
     def unfinished(self, kind: str) -> bool:
         """An operation of `kind` failed or was left for the next pass: its plan is not
         carried out yet (a rebalance still pending, a re-sizing not done)."""
-        return any(
-            o.op.kind == kind
-            and (o.result == "failed" or (o.result == "skipped" and o.error == OVER_BUDGET))
-            for o in self.outcomes
-        )
+        return any(o.op.kind == kind for o in (*self.failed, *self.left))

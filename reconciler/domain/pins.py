@@ -4,8 +4,8 @@ A pin overrides the row-count sizing and the autoscaler until `reconciler start 
 it (the kind then returns to its policy's sizing). `stop` is a pin at 0: every id of the kind
 is unassigned, its instances and its pods deleted. Pins live in ZooKeeper beside the
 assignment, in a node the workers never read (`<root>/_scale/<Kind>`, see
-`adapters/zk_pins.py` and docs/contracts.md), so they survive a restart of the daemon and a
-leader failover.
+reconciler/adapters/zookeeper/pins.py and docs/contracts.md "Operators' pins"), so they
+survive a restart of the daemon and a leader failover.
 
 Pure: the value type, its JSON and the check of a requested count against the policy.
 """

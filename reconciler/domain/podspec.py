@@ -22,7 +22,7 @@ from reconciler.domain.model import pod_name
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "reconciler"
 KIND_LABEL = "reconciler.iota/kind"
-INSTANCE_ID_LABEL = "instanceId"  # SPEC.md: metadata.labels.instanceId
+INSTANCE_ID_LABEL = "instanceId"  # docs/contracts.md "Pods": metadata.labels.instanceId
 # The identity of the daemon that created the pod (leader election: only the leader creates).
 CREATED_BY_ANNOTATION = "reconciler.iota/created-by"
 # The template revision a pod was rendered from: a template edit rolls the older pods.
@@ -49,7 +49,8 @@ def template_revision(t: PodTemplate) -> str:
 
 
 def render_pod(t: PodTemplate, instance_id: int) -> dict[str, Any]:
-    """The pod manifest for one instance: the template plus the SPEC fields and our labels."""
+    """The pod manifest for one instance: the template plus the fields of docs/contracts.md
+    "Pods" and our labels."""
     m = copy.deepcopy(t.manifest)
     meta = m.get("metadata") or {}
     m["metadata"] = meta

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-MAX_BYTES = 1 << 20  # 1 MiB; policy.yaml is about 3 KB, a pod template about 1 KB
+MAX_BYTES = 1 << 20  # far above any real policy.yaml or pod template
 MAX_ALIASES = 16  # the policy needs none; a few let operators share a heartbeat block
 MAX_DEPTH = 32  # policy.yaml nests 5 deep, a pod template about 10
 MAX_NODES = 10_000  # with aliases expanded; a kind's policy is about 30, a template 100
@@ -58,7 +58,7 @@ class Document:
 
 
 def read_bounded(path: Path | str, limit: int = MAX_BYTES) -> bytes:
-    """The file's bytes; UnsafeYaml past `limit` (reads at most limit + 1 bytes, so a huge
+    """The file's bytes; UnsafeYaml past `limit` (reads at most `limit + 1` bytes, so a huge
     file or a device like /dev/zero costs nothing). OSError as open() raises it."""
     with open(path, "rb") as fh:
         raw = fh.read(limit + 1)

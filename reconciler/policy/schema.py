@@ -1,6 +1,6 @@
 """The policy.yaml schema: what the operator wants, per resource kind.
 
-Defaults and ranges come from SPEC.md ("Sizing"). A value out of range is an error that
+Defaults and ranges come from docs/contracts.md "Sizing". A value out of range is an error that
 names the field, the value and the allowed range: the old orchestrator silently replaced
 such values with the maximum, which hid typos in production.
 
@@ -14,27 +14,19 @@ PostgreSQL identifier.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-
-from reconciler.domain.podspec import PodTemplate
-from reconciler.policy import safe_yaml
-from reconciler.policy.problems import PolicyError, PolicyProblem, problem
-from reconciler.policy.templates import load_pod_template
 
 MAX_INSTANCES = 100  # the schema's upper bound of maxInstances: instance ids stay below it
 DNS_LABEL_MAX = 63
@@ -206,61 +198,6 @@ class LoadedPolicy:
         return p if p.is_absolute() else (self.path.parent / p).resolve()
 
 
-def load_policy(path: Path | str) -> LoadedPolicy:
-    """Read and validate policy.yaml; raise PolicyError listing every problem with its line."""
-    path = Path(path)
-    try:
-        raw = safe_yaml.read_bounded(path)
-    except OSError as e:
-        raise PolicyError(path, [PolicyProblem("", None, f"cannot read: {e.strerror}")]) from e
-    except safe_yaml.UnsafeYaml as e:
-        raise PolicyError(path, [PolicyProblem("", None, e.problem)]) from e
-    policy = parse_policy(raw, path)
-    loaded = LoadedPolicy(policy, path.resolve(), hashlib.sha256(raw).hexdigest())
-    missing = [
-        PolicyProblem(f"kinds.{k}.template", None, f"no such file: {loaded.template_path(k)}")
-        for k in policy.kinds
-        if not loaded.template_path(k).is_file()
-    ]
-    if missing:
-        raise PolicyError(path, missing)
-    return loaded
-
-
-def parse_policy(raw: bytes | str, path: Path | str = "<policy>") -> Policy:
-    """Validate policy.yaml's text; PolicyError lists every problem with its line."""
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    try:
-        doc = safe_yaml.load(text)
-    except safe_yaml.UnsafeYaml as e:
-        raise PolicyError(path, [PolicyProblem("", e.line, e.problem)]) from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyError(path, [PolicyProblem("", line, f"not valid YAML: {e}")]) from e
-    problems = [
-        PolicyProblem(
-            ".".join(d.path),
-            d.line,
-            f"duplicate key: first at line {d.first_line}, again at line {d.line} "
-            "(YAML would keep only the last one)",
-        )
-        for d in doc.duplicates
-    ]
-    if not isinstance(doc.data, dict):
-        problems.append(PolicyProblem("", 1, "the policy must be a YAML mapping"))
-        raise PolicyError(path, problems)
-    try:
-        # strict: YAML has types, so "30", true or 30.0 for an integer is a mistake to report,
-        # not a value to coerce (camelCase aliases are unaffected).
-        policy = Policy.model_validate(doc.data, strict=True)
-    except ValidationError as e:
-        problems += [problem(err, doc.root, Policy, KindPolicy) for err in e.errors()]
-    if problems:
-        raise PolicyError(path, sorted(problems, key=lambda p: p.line or 0))
-    return policy
-
-
 def effective(policy: KindPolicy, overrides: dict[str, int] | None) -> KindPolicy:
     """The kind's policy with REST overrides (maxInstances, resourcePerInstance) applied."""
     if not overrides:
@@ -268,14 +205,3 @@ def effective(policy: KindPolicy, overrides: dict[str, int] | None) -> KindPolic
     # by_alias: overrides use the policy's camelCase keys, and extra="forbid" would reject
     # the same field given twice (max_instances and maxInstances).
     return KindPolicy.model_validate({**policy.model_dump(by_alias=True), **overrides})
-
-
-def load_policy_and_templates(path: Path | str) -> tuple[LoadedPolicy, dict[str, PodTemplate]]:
-    """policy.yaml and every kind's pod template, validated together: the one way the daemon,
-    `validate` and the tests load a policy. Raises PolicyError or TemplateError."""
-    loaded = load_policy(path)
-    templates = {
-        kind: load_pod_template(kind, p.namespace, p.instance_name, loaded.template_path(kind))
-        for kind, p in loaded.policy.kinds.items()
-    }
-    return loaded, templates

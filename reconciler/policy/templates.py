@@ -58,8 +58,9 @@ def _check_manifest(p: Path, m: Any) -> None:
     if not isinstance(containers, list) or not containers or not isinstance(containers[0], dict):
         raise TemplateError(f"pod template {p}: spec.containers[0] is missing")
     env = containers[0].get("env")
-    # SPEC.md: the worker reads its instance id from containers[0].env[0]; without it every
-    # worker would serve the same shard, so refuse the template rather than guess.
+    # docs/contracts.md "Pods": the worker reads its instance id from containers[0].env[0];
+    # without it every worker would serve the same shard, so refuse the template rather than
+    # guess.
     if not isinstance(env, list) or not env or not isinstance(env[0], dict):
         raise TemplateError(f"pod template {p}: spec.containers[0].env[0] is missing")
     meta = m.get("metadata")

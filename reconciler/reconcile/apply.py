@@ -14,7 +14,6 @@ from dataclasses import replace
 
 from reconciler.domain.errors import NotYet, Terminal
 from reconciler.domain.model import (
-    OVER_BUDGET,
     AdoptPod,
     CreatePod,
     DeleteInstance,
@@ -28,6 +27,7 @@ from reconciler.domain.model import (
     WriteInstance,
     pod_name,
 )
+from reconciler.domain.outcomes import OutcomeResult, SkipReason
 from reconciler.policy.schema import KindPolicy
 from reconciler.reconcile.budget import Deadline
 from reconciler.reconcile.pass_ports import Ports
@@ -48,7 +48,7 @@ def apply(
     deadline: Deadline | None = None,
 ) -> list[Outcome]:
     """Each operation of `the_plan` in order, until `deadline` (budget.py) has passed: the
-    operations not tried by then are "skipped" with OVER_BUDGET, for the next pass."""
+    operations not tried by then are skipped (`SkipReason.OVER_BUDGET`), for the next pass."""
     now = ports.mono()
     deadline = deadline or Deadline.unbounded(ports.mono)
     outcomes: list[Outcome] = []
@@ -58,13 +58,14 @@ def apply(
         if deadline.passed():
             # Nothing after this point is tried, receivers included: the order rule holds
             # (a giver left untried leaves every later receiver untried too).
-            outcomes.append(Outcome(op, "skipped", OVER_BUDGET))
+            outcomes.append(_skipped(op, SkipReason.OVER_BUDGET))
             continue
-        why = state.skip_reason(op, now)
+        why = state.retries.skip_reason(op, now)
         if why is None and isinstance(op, WriteInstance | DeleteInstance | CreatePod):
-            why = writes.hold_back(op)
+            held = writes.hold_back(op)
+            why = (held, None) if held is not None else None
         if why is not None:
-            outcome = Outcome(op, "skipped", why)
+            outcome = _skipped(op, *why)
         elif isinstance(op, CreatePod):
             creates.append(op)
             continue
@@ -89,25 +90,24 @@ class _StoreWrites:
     started now would find no shard). A later write of an instance already written this
     pass is made on the versions that write left (compare-and-set)."""
 
-    GIVER_FAILED = "giver write failed: its ids are still on another instance"
-
     def __init__(self) -> None:
         self.held: dict[str, set[str]] = {}  # kind -> ids still on an instance that gives them
         self.broken: set[tuple[str, int]] = set()  # instances whose write did not go through
         self.no_pod: set[tuple[str, int]] = set()  # ... failed or held back: no pod yet
         self.written: dict[tuple[str, int], Instance] = {}  # as the last write left them
 
-    def hold_back(self, op: WriteInstance | DeleteInstance | CreatePod) -> str | None:
+    def hold_back(self, op: WriteInstance | DeleteInstance | CreatePod) -> SkipReason | None:
         if isinstance(op, CreatePod):
-            return "instance write failed" if (op.kind, op.instance_id) in self.no_pod else None
+            held = (op.kind, op.instance_id) in self.no_pod
+            return SkipReason.INSTANCE_WRITE_FAILED if held else None
         key = (
             op.kind,
             op.instance.instance_id if isinstance(op, WriteInstance) else op.instance_id,
         )
         if key in self.broken:
-            return "an earlier write of this instance did not go through"
+            return SkipReason.EARLIER_WRITE_FAILED
         if isinstance(op, WriteInstance) and not op.takes.isdisjoint(self.held.get(op.kind, ())):
-            return self.GIVER_FAILED
+            return SkipReason.GIVER_FAILED
         return None
 
     def versioned(self, op: Op) -> Op:
@@ -126,14 +126,14 @@ class _StoreWrites:
         op = outcome.op
         if isinstance(op, WriteInstance):
             key = (op.kind, op.instance.instance_id)
-            if outcome.result == "ok":
+            if outcome.result is OutcomeResult.OK:
                 self.written[key] = op.instance
                 return
             self.held.setdefault(op.kind, set()).update(op.gives)
             self.broken.add(key)
-            if outcome.result == "failed" or outcome.error == self.GIVER_FAILED:
+            if outcome.result is OutcomeResult.FAILED or outcome.skip is SkipReason.GIVER_FAILED:
                 self.no_pod.add(key)
-        elif isinstance(op, DeleteInstance) and outcome.result != "ok":
+        elif isinstance(op, DeleteInstance) and outcome.result is not OutcomeResult.OK:
             self.broken.add((op.kind, op.instance_id))
 
 
@@ -163,14 +163,19 @@ def _apply_one(ports: Ports, op: Op) -> Outcome:
             raise TypeError(f"unexpected operation {op!r}")
     except Exception as e:  # every failure is reported, never fatal
         return _failure(op, e)
-    return Outcome(op, "ok")
+    return Outcome(op, OutcomeResult.OK)
 
 
 def _failure(op: Op, e: BaseException) -> Outcome:
     error = f"{type(e).__name__}: {e}"
     if isinstance(e, NotYet):
-        return Outcome(op, "pending", error)
-    return Outcome(op, "failed", error, retry=not isinstance(e, Terminal))
+        return Outcome(op, OutcomeResult.PENDING, error)
+    return Outcome(op, OutcomeResult.FAILED, error, retry=not isinstance(e, Terminal))
+
+
+def _skipped(op: Op, reason: SkipReason, detail: str | None = None) -> Outcome:
+    """Not tried this pass; its `error` reads as it always has (the reason's text)."""
+    return Outcome(op, OutcomeResult.SKIPPED, reason.text(detail), skip=reason)
 
 
 def _create_pods(ports: Ports, creates: list[CreatePod], deadline: Deadline) -> list[Outcome]:
@@ -182,19 +187,16 @@ def _create_pods(ports: Ports, creates: list[CreatePod], deadline: Deadline) -> 
         by_kind.setdefault(op.kind, []).append(op)
     for kind, ops in by_kind.items():
         if deadline.passed():
-            outcomes.extend(Outcome(op, "skipped", OVER_BUDGET) for op in ops)
+            outcomes.extend(_skipped(op, SkipReason.OVER_BUDGET) for op in ops)
             continue
         try:
             result = ports.pods.create_pods(kind, [op.instance_id for op in ops])
         except Exception as e:  # the adapter itself broke: report, retry next pass
             outcomes.extend(_failure(op, e) for op in ops)
             continue
-        outcomes.extend(Outcome(ops[i], "ok") for i, _ in result.succeeded)
+        outcomes.extend(Outcome(ops[i], OutcomeResult.OK) for i, _ in result.succeeded)
         outcomes.extend(_failure(ops[i], e) for i, e in result.failed)
-        outcomes.extend(
-            Outcome(ops[i], "skipped", "slow start stopped after a failed batch")
-            for i in result.skipped
-        )
+        outcomes.extend(_skipped(ops[i], SkipReason.SLOW_START_STOPPED) for i in result.skipped)
     return outcomes
 
 
@@ -208,23 +210,24 @@ def _remember(
     """Backoff, refusals and pod expectations for one outcome; its metric and log line."""
     op = outcome.op
     metrics.OPERATIONS.labels(op.kind, type(op).__name__, outcome.result).inc()
-    retry_in = state.op_done(outcome, now)
-    if outcome.result == "skipped":
+    retry_in = state.retries.done(outcome, now)
+    if outcome.result is OutcomeResult.SKIPPED:
         return
     fields = op_fields(op)
-    if outcome.result == "failed":
+    if outcome.result is OutcomeResult.FAILED:
         if outcome.retry:
             log.warning("operation failed", **fields, error=outcome.error, retry_in=retry_in)
         else:
             log.error("operation refused", **fields, error=outcome.error, retry="never")
         return
-    if outcome.result == "ok":
+    if outcome.result is OutcomeResult.OK:
         if isinstance(op, CreatePod) and op.kind in policies:
             name = pod_name(policies[op.kind].instance_name, op.instance_id)
-            state.expect_created(op.kind, name, op.instance_id, now)
+            state.pods.created(op.kind, name, op.instance_id, now)
         elif isinstance(op, RecreatePod | DeletePod):
             # A pass woken before the watch shows it going must not delete it again.
-            state.expect_deleted(op.kind, op.pod_name, op.uid, now)
+            state.pods.deleted(op.kind, op.pod_name, op.uid, now)
         if events is not None and op.kind in policies:
             pod_event(events, policies[op.kind], op)
-    log.info("operation applied" if outcome.result == "ok" else "operation pending", **fields)
+    applied = outcome.result is OutcomeResult.OK
+    log.info("operation applied" if applied else "operation pending", **fields)

@@ -1,4 +1,5 @@
-"""The autoscaler: reads pod usage and node room, asks scaling.py, sets the kind's target.
+"""The autoscaler: reads pod usage and node room, asks reconciler/rules/scaling.py, sets the
+kind's target.
 
 Kinds without an `autoscale` block get their pods' CPU/memory read and exported too (at most
 once a minute), so the dashboard's pod panels show every kind.
@@ -33,10 +34,10 @@ from reconciler.domain.errors import SourceUnavailable
 from reconciler.domain.model import Assignment, Moment, NodeCapacity, Pod, PodUsage, pod_name
 from reconciler.domain.podspec import PodTemplate, pod_requests
 from reconciler.policy.schema import AutoscalePolicy, KindPolicy
-from reconciler.reconcile.planner import size_for
 from reconciler.rules.capacity import Room, claim, fit_on_nodes
 from reconciler.rules.scale_decision import Decision, PodSample, Recommendation, limit_to_room
 from reconciler.rules.scaling import decide, prune, recommend
+from reconciler.rules.sizing import size_for
 from reconciler.telemetry import metrics
 from reconciler.telemetry.logs import log
 
@@ -228,7 +229,7 @@ class Autoscaler:
         if not d.changes and d.factor in (None, "tolerance"):
             self._logged.pop(kind, None)
             return
-        # A decision held the same way period after period is logged once, not every 15 s
+        # A decision held the same way period after period is logged once, not every period
         # (numbers in the note, such as a stale sample's age, do not make it new).
         key = (d.current, d.desired, d.final, d.factor, d.shortfall, _DIGITS.sub("#", d.note or ""))
         if self._logged.get(kind) == key:

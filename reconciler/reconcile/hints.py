@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 from reconciler.domain.events import RowEvent
 from reconciler.reconcile.ports import Rows
+from reconciler.state.daemon import DaemonState
+from reconciler.telemetry import metrics
+from reconciler.telemetry.logs import ThrottledLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +105,47 @@ class PendingRows:
             self._size = 0
             self._overflowed = False
             return events, overflowed
+
+
+def patch_rows_from_hints(
+    rows: Rows,
+    state: DaemonState,
+    events: list[RowEvent],
+    forged_log: ThrottledLog,
+    unverified_log: ThrottledLog,
+) -> set[str]:
+    """Patch the rows of the kinds the events name with what the database says of the
+    ids they name (`check_row_events`); the kinds whose rows changed. A hint the
+    database contradicts is counted and logged (throttled: a flood of forged hints must not
+    flood the log), never believed."""
+    kinds_of: dict[str, list[str]] = {}
+    for kind, policy in state.policies().items():
+        kinds_of.setdefault(policy.table, []).append(kind)
+    relevant = []
+    for event in events:
+        if event.table in kinds_of:
+            relevant.append(event)
+        else:  # ProtocolMeta, DeviceMeta, ...: not orchestrated
+            metrics.EVENTS_IGNORED.labels("mqtt", "other-table").inc()
+    if not relevant:
+        return set()
+    try:
+        checked = check_row_events(rows, relevant)
+    except Exception as e:  # the database cannot say: believe nothing, the tick re-reads
+        named = sum(len(e.added) + len(e.removed) for e in relevant)
+        metrics.EVENTS_REJECTED.labels("mqtt", "unverified").inc(named)
+        unverified_log.warning("row events not verified", ids=named, error=str(e))
+        return set()
+    changed: set[str] = set()
+    for c in checked:
+        metrics.EVENTS_REJECTED.labels("mqtt", "not-in-table").inc(c.not_in_table)
+        metrics.EVENTS_REJECTED.labels("mqtt", "still-in-table").inc(c.still_in_table)
+        if c.not_in_table or c.still_in_table:
+            forged_log.warning(
+                "row event contradicts the database",
+                table=c.table,
+                not_in_table=c.not_in_table,
+                still_in_table=c.still_in_table,
+            )
+        changed |= {k for k in kinds_of[c.table] if state.rows.patch(k, c.present, c.absent)}
+    return changed

@@ -1,5 +1,6 @@
 """Operators' scale, stop and start of a kind (REST `.../scale|stop|start`, `reconciler
-scale|stop|start`): pins kept in ZooKeeper (reconciler/domain/pins.py, adapters/zk_pins.py).
+scale|stop|start`): pins kept in ZooKeeper (reconciler/domain/pins.py,
+reconciler/adapters/zookeeper/pins.py).
 
 The pin is written first (fenced: a standby or a deposed leader writes nothing), then the
 state learns it and the loop is woken: the next pass plans with it. Nothing here plans or
@@ -27,7 +28,7 @@ def pin_kind(
     then nothing changed."""
     if store is None:
         raise NoPinStore("no pin store: this daemon cannot scale, stop or start a kind")
-    previous = state.pinned(kind)
+    previous = state.pins.pinned(kind)
     if instances is None:
         store.delete(kind)
         state.set_pin(kind, None)

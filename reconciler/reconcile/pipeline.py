@@ -1,7 +1,7 @@
 """One pass, as a pipeline of plain functions: observe -> intend -> plan -> apply -> record.
 
 Like controller-runtime's Reconcile: level-triggered and idempotent. Each stage is a function
-of its inputs; what must outlive the pass goes to `DaemonState` through its methods, and the
+of its inputs; what must outlive the pass goes to the stage's own part of `DaemonState`, and the
 outside world is reached only through `reconciler.reconcile.ports` (never an adapter), so the whole
 pass runs in milliseconds against the fakes in tests/unit/fakes.py.
 
@@ -25,6 +25,7 @@ from contextlib import suppress
 from typing import TypeVar
 
 from reconciler.domain.errors import SourceUnavailable, Terminal
+from reconciler.domain.ids import same_ids
 from reconciler.domain.model import (
     Assignment,
     KindIntent,
@@ -102,8 +103,8 @@ def observe(
     kinds: dict[str, KindObserved] = {}
     pins_known = _read_pins(ports, state, full=full)
     for kind, policy in policies.items():
-        row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows(kind)
-        assignment = None if full else state.assignment(kind, trusted=True)
+        row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows.get(kind)
+        assignment = None if full else state.world.assignment(kind, trusted=True)
         if not pins_known:  # a kind an operator stopped must not be started by accident
             assignment = _read(state, "zookeeper", kind, _pins_unknown)
         elif assignment is None:
@@ -114,7 +115,9 @@ def observe(
             else None
         )
         pods = _observe_pods(ports, state, kind, full=full)
-        pods = state.note_pods(kind, pods, ports.wall(), ports.mono())
+        if pods is not None:
+            state.requests.pods_seen(kind, pods)  # a pending restart now names these pods
+            pods = state.pods.started(kind, pods, ports.wall(), ports.mono())
         kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
     return Observed(ports.wall(), kinds, ports.mono())
 
@@ -122,14 +125,15 @@ def observe(
 def _read_pins(ports: Ports, state: DaemonState, *, full: bool) -> bool:
     """Operators' pins (`reconciler scale`/`stop`) from ZooKeeper, on full passes and until a
     first read succeeds; a failed read keeps those known. True once they are known."""
+    pins = state.pins
     if ports.pins is None:
-        state.pins_read({}, state.pins_generation())
-    elif full or not state.pins_known():
-        generation = state.pins_generation()  # a pin set while we read is not undone
+        pins.read({}, pins.generation())
+    elif full or not pins.known():
+        generation = pins.generation()  # a pin set while we read is not undone
         # A failed read keeps the known pins in force; the assignment read says what is down.
         with suppress(SourceUnavailable, Terminal):
-            state.pins_read(ports.pins.read(), generation)
-    return state.pins_known()
+            pins.read(ports.pins.read(), generation)
+    return pins.known()
 
 
 def _pins_unknown() -> Assignment:
@@ -139,9 +143,9 @@ def _pins_unknown() -> Assignment:
 def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> AbstractSet[str] | None:
     ids = _read(state, "database", kind, lambda: ports.rows.ids(table))
     if ids is None:
-        return state.rows(kind)  # keep what we know rather than forget every row
-    kept = state.remember_rows(kind, ids)
-    if kept is not ids:  # the same rows, in the strings held already: one copy, not two
+        return state.rows.get(kind)  # keep what we know rather than forget every row
+    kept = state.rows.remember(kind, ids)
+    if not same_ids(kept, ids):  # the same rows, in the strings held already: one copy, not two
         ports.rows.adopt(table, kept)
     return kept
 
@@ -152,16 +156,15 @@ def _observe_pods(
     """The pod watch's view while its stream is up; a fresh list when there is none, and
     on a full pass once every `full_read_seconds` (the backstop for a missed watch event)."""
     now = ports.mono()
-    listed = state.pods_listed_at.get(kind)
+    listed = state.pods.listed_at(kind)
     list_due = full and (listed is None or now - listed >= ports.full_read_seconds)
     if not list_due and ports.pod_cache is not None:
         cached = ports.pod_cache.pods(kind)
         if cached is not None:
-            return state.expected_view(kind, cached, now)
+            return state.pods.expected(kind, cached, now)
     pods = _read(state, "kubernetes", kind, lambda: ports.pods.list_pods(kind))
     if pods is not None:
-        state.forget_expectations(kind)  # a fresh list already shows our own changes
-        state.pods_listed_at[kind] = now
+        state.pods.listed(kind, now)  # a fresh list already shows our own changes
     return pods
 
 
@@ -172,13 +175,13 @@ def _read(state: DaemonState, source: str, kind: str, read: Callable[[], T]) -> 
     try:
         value = read()
     except (SourceUnavailable, Terminal) as e:
-        if state.source_failed(source, kind, str(e)):
+        if state.sources.failed(source, kind, str(e)):
             log.warning("source unavailable", source=source, resource=kind, error=str(e))
         value = None
     else:
-        if state.source_ok(source, kind):
+        if state.sources.recovered(source, kind):
             log.info("source back", source=source, resource=kind)
-    metrics.SOURCE_UP.labels(source).set(0 if state.source_down(source) else 1)
+    metrics.SOURCE_UP.labels(source).set(0 if state.sources.down(source) else 1)
     return value
 
 
@@ -197,15 +200,15 @@ def intend(
     from pod CPU/memory (it decides at most once per its period; the target stays between)."""
     if full and ports.autoscaler is not None:
         for kind, policy in policies.items():
-            if state.pinned(kind) is not None:  # an operator's pin wins until `start`
-                state.set_scale_target(kind, None)
+            if state.pins.pinned(kind) is not None:  # an operator's pin wins until `start`
+                state.sizing.set_target(kind, None)
                 continue
             obs = observed.kinds[kind]
             targets: dict[str, int] = {}
             ports.autoscaler.update(
                 kind, policy, obs.row_ids, obs.assignment, obs.pods, observed.moment, targets
             )
-            state.set_scale_target(kind, targets.get(kind))
+            state.sizing.set_target(kind, targets.get(kind))
     return state.intents(policies)
 
 
@@ -223,12 +226,14 @@ def guard(state: DaemonState, observed: Observed, the_plan: Plan, *, full: bool)
             kept += ops
             continue
         verdict = judge(obs.assignment, ops, limits)
-        hold, news = state.valve_decide(
+        pin = state.pins.pinned(kind)
+        hold, news = state.valves.decide(
             kind,
             verdict.reason,
             full=full,
             confirm_passes=limits.confirm_passes,
-            current=len(obs.assignment),
+            # A pin the kind's instances differ from is being carried out: let it through.
+            operator=pin is not None and pin.instances != len(obs.assignment),
         )
         metrics.VALVE_ENGAGED.labels(kind).set(1 if hold else 0)
         if news is not None:
@@ -256,7 +261,7 @@ def record(
     policies: Mapping[str, KindPolicy],
 ) -> None:
     """Remember the pass in the state; publish its figures."""
-    before = {kind: state.last_report(kind) for kind in result.plan.reports}
+    before = {kind: state.last.report(kind) for kind in result.plan.reports}
     state.record_pass(result, observed.kinds, ports.wall())
     if not result.standby:
         for kind, obs in observed.kinds.items():
@@ -264,12 +269,12 @@ def record(
             # again in full by the next pass.
             done = not result.unfinished(kind)
             if obs.row_ids is not None and obs.assignment is not None and done:
-                state.note_sizing(kind, policies[kind])
+                state.sizing.note(kind, policies[kind], state.pins.pinned(kind))
     # Every kind of the policy, whichever this pass read: one that recovered reads 0, and
     # the series of a kind taken out of the policy go (they would stay at 1 for good).
     kinds = state.policies()
     for kind in kinds:
-        metrics.KIND_DEGRADED.labels(kind).set(1 if state.degraded(kind) else 0)
+        metrics.KIND_DEGRADED.labels(kind).set(1 if state.sources.degraded(kind) else 0)
     metrics.retain_kinds(kinds)
     for kind, report in result.plan.reports.items():
         if report.rows is not None:
@@ -288,7 +293,7 @@ def record(
             )
         elif was and not report.error and not result.standby:
             log.info("over capacity resolved", resource=kind)
-        assignment = state.assignment(kind)
+        assignment = state.world.assignment(kind)
         if assignment is not None:
             metrics.publish(
                 metrics.INSTANCE_USED, kind, {(str(i),): x.used for i, x in assignment.items()}
@@ -296,5 +301,5 @@ def record(
             metrics.publish(
                 metrics.INSTANCE_COUNT, kind, {(str(i),): x.count for i, x in assignment.items()}
             )
-    if not state.blind and not result.failed:
+    if not state.sources.blind and not result.failed:
         metrics.LAST_SUCCESS.set(ports.wall())

@@ -3,19 +3,21 @@
 Pure: no clients, no clock (time comes in `Observed.now`), no logging. The periodic tick and
 the event fast path both call `plan()`; there is no second assignment algorithm.
 
-Assignment is sticky (DESIGN.md): an id stays on its instance unless it must move. Ids of
-deleted rows leave; ids of removed instances and ids above an instance's quota go to a pool;
-pool ids go to the least-loaded instance with room. Only a change of the instance count or
-an explicit rebalance evens the load out, and then only ids on the fullest instances move.
+Assignment is sticky (docs/architecture.md "Sticky assignment"): an id stays on its instance
+unless it must move. Ids of deleted rows leave; ids of removed instances and ids above an
+instance's quota go to a pool; pool ids go to the least-loaded instance with room. Only a
+change of the instance count or an explicit rebalance evens the load out, and then only ids
+on the fullest instances move.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from reconciler.domain.ids import SortedIds, held_elsewhere
+from reconciler.domain.id_groups import held_elsewhere
+from reconciler.domain.ids import SortedIds, same_ids
 from reconciler.domain.model import (
     DEAD_PHASES,
     NO_INTENT,
@@ -35,53 +37,20 @@ from reconciler.domain.model import (
     pod_name,
 )
 from reconciler.policy.schema import KindPolicy
-from reconciler.rules.growth import fill, hold_layout, still_rows, unplaced
+from reconciler.rules.growth import (
+    fill,
+    fill_slack,
+    growth_limit,
+    hold_layout,
+    still_rows,
+    unplaced,
+)
 from reconciler.rules.growth_delta import grow_plan
 from reconciler.rules.plan_memo import IdPlan, IdPlanMemo
 from reconciler.rules.rollout import roll
 from reconciler.rules.silence import silent_instances
+from reconciler.rules.sizing import size_for
 from reconciler.rules.write_order import instance_ops
-
-
-@dataclass(frozen=True, slots=True)
-class Sizing:
-    instances: int
-    capacity: int  # resources per instance (the znode's "count")
-    error: str | None = None  # set when the rows need more than maxInstances
-    needed: int = 0  # instances the row count alone needs
-
-
-def size_for(
-    rows: int, policy: KindPolicy, scale_target: int | None = None, pinned: int | None = None
-) -> Sizing:
-    """SPEC.md's sizing rules, plus an optional autoscaling target on top; an operator's
-    pinned count (`reconciler scale`/`stop`) replaces both.
-
-    Over maxInstances the old code failed the whole orchestration; here the kind keeps
-    maxInstances instances at full capacity and the rest of the rows stay unassigned.
-    """
-    per, cap = policy.resource_per_instance, policy.max_instances
-    needed = rows // per + 1
-    if pinned is not None:
-        return _pinned_sizing(rows, per, pinned, needed)
-    if needed > cap:
-        return Sizing(cap, per, f"require instances more than the max: {needed}/{cap}", needed)
-    instances = max(needed, policy.init_instances)
-    if scale_target is not None:
-        instances = max(instances, min(scale_target, cap))
-    capacity = per if instances == needed else rows // instances + 1
-    return Sizing(instances, capacity, None, needed)
-
-
-def _pinned_sizing(rows: int, per: int, pinned: int, needed: int) -> Sizing:
-    """Exactly `pinned` instances (0: none, the kind is stopped). Pinned too few for the rows
-    (the table grew since), the instances are full and the rest stays unassigned, reported."""
-    if pinned == 0:
-        return Sizing(0, 0, None, needed)
-    if pinned * per < rows:
-        error = f"pinned to {pinned} instances: {rows} rows need {-(-rows // per)}"
-        return Sizing(pinned, per, error, needed)
-    return Sizing(pinned, per if pinned == needed else min(per, rows // pinned + 1), None, needed)
 
 
 def plan(
@@ -91,7 +60,8 @@ def plan(
     memo: IdPlanMemo | None = None,
 ) -> Plan:
     """The operations that make every kind of `observed` match its policy and intent.
-    `memo`: reuse a kind's id plan while its inputs are the same objects (plan_memo.py)."""
+    `memo`: reuse a kind's id plan while its inputs are unchanged (by version:
+    reconciler/rules/plan_memo.py)."""
     ops: list[Op] = []
     reports: dict[str, KindReport] = {}
     for kind, policy in policies.items():
@@ -167,7 +137,8 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
         return IdPlan(final, {i: inst.count for i, inst in current.items()}, report, ())
     if (held := _held(policy, obs, intent)) is not None:
         # The layout as it is (the old orchestrator's, or ours): new rows fill instances with
-        # room, else new instances are added; counts stay. SPEC's seed growth rule.
+        # room, else new instances are added; counts stay. The seed's growth rule
+        # (docs/contracts.md "Sizing").
         final, counts = _same_sets(current, held[0]), held[1]
         report = KindReport(
             kind,
@@ -206,18 +177,25 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
         (),
     )
     ops = tuple(instance_ops(kind, current, final, counts))
-    # Every row placed within the rules: the next plan holds this very layout (growth.py),
-    # so it may start from this one (growth_delta.py) instead of re-reading every id.
-    holdable = sizing.error is None and unassigned == 0 and intent.pinned is None
+    # Every row placed within the rules: the next plan may start from this one
+    # (reconciler/rules/growth_delta.py) instead of re-reading every id, wherever
+    # `growth.growth_limit` holds the layout.
+    holdable = sizing.error is None and unassigned == 0
     return IdPlan(final, counts, report, ops, held=holdable)
 
 
 def _same_sets(current: Assignment, final: dict[int, SortedIds]) -> dict[int, SortedIds]:
     """`final`, with the current instance's own set wherever it is unchanged: the memo and
-    the next plan (plan_memo.py, growth_delta.py) tell "unchanged" by identity."""
+    the next plan (reconciler/rules/plan_memo.py, reconciler/rules/growth_delta.py) tell
+    "unchanged" by its version (SortedIds), which an equal set built anew does not carry."""
     for i, ids in final.items():
         old = current.get(i)
-        if old is not None and old.ids is not ids and len(old.ids) == len(ids) and old.ids == ids:
+        if (
+            old is not None
+            and not same_ids(old.ids, ids)
+            and len(old.ids) == len(ids)
+            and old.ids == ids
+        ):
             final[i] = old.ids
     return final
 
@@ -225,27 +203,21 @@ def _same_sets(current: Assignment, final: dict[int, SortedIds]) -> dict[int, So
 def _held(
     policy: KindPolicy, obs: KindObserved, intent: KindIntent
 ) -> tuple[dict[int, SortedIds], dict[int, int]] | None:
-    """The held layout, unless a full re-sizing is due: an orchestrate, a sizing policy
-    that changed, an autoscaling target, or a layout that breaks the sizing rules. A pinned
-    kind holds its layout only at the pinned count, and never grows past it."""
-    if intent.rebalance or intent.resize or not obs.assignment or obs.row_ids is None:
+    """The held layout grown by the seed's rule, unless a full re-sizing is due
+    (`growth.growth_limit` says when, for this path and the delta path alike)."""
+    current, rows = obs.assignment, obs.row_ids
+    if not current or rows is None:
         return None
-    if intent.pinned is not None:
-        if intent.pinned != len(obs.assignment):
-            return None
-        layout = hold_layout(obs.assignment, obs.row_ids, policy)
-        return layout if layout is not None and len(layout[0]) == intent.pinned else None
-    if intent.scale_target is not None:
-        target = size_for(len(obs.row_ids), policy, intent.scale_target).instances
-        if target != len(obs.assignment):
-            return None
-    return hold_layout(obs.assignment, obs.row_ids, policy)
+    counts = {i: inst.count for i, inst in current.items()}
+    limit = growth_limit(policy, intent, counts, len(rows))
+    return None if limit is None else hold_layout(current, rows, limit)
 
 
 def choose_instances(current: Assignment, instances: int) -> tuple[list[int], list[int]]:
     """Which existing instance ids to keep and which new ones to create.
 
-    Scale-down removes the highest ids; scale-up takes the smallest unused integers (SPEC).
+    Scale-down removes the highest ids; scale-up takes the smallest unused integers
+    (docs/contracts.md "ZooKeeper layout").
     """
     keep = sorted(current)[:instances]
     new: list[int] = []
@@ -279,16 +251,14 @@ def assign(
             held[i] = ids - set(sorted(ids)[quota[i] :])
 
     pool = unplaced(rows, held)
-    # A rebalance evens loads exactly (the quotas); otherwise 5% of capacity of imbalance
-    # is worth fewer workers reloading for every few new rows.
-    fill(held, quota, pool, slack=1 if rebalance else max(1, capacity // 20))
+    # A rebalance evens loads exactly (the quotas); otherwise the growth rule's slack.
+    fill(held, quota, pool, slack=1 if rebalance else fill_slack(capacity))
     return _frozen(held)
 
 
 def _frozen(held: dict[int, set[str]] | dict[int, AbstractSet[str]]) -> dict[int, SortedIds]:
-    """Each instance's set, made a SortedIds one at a time, each mutable one let go at once
-    (at a million ids, all of them alive beside their frozen copies was 100 MB more at the
-    peak)."""
+    """Each instance's set, made a SortedIds one at a time, each mutable one let go at once,
+    so the peak never holds every mutable set beside its frozen copy."""
     final: dict[int, SortedIds] = {}
     for i in list(held):
         final[i] = SortedIds(held.pop(i))

@@ -26,7 +26,8 @@ from reconciler.domain.slowstart import SlowStartResult
 
 
 class AssignmentStore(Protocol):
-    """Where the assignment lives (ZooKeeper, SPEC layout): the workers read it from there."""
+    """Where the assignment lives (ZooKeeper, docs/contracts.md "ZooKeeper layout"): the
+    workers read it from there."""
 
     def read(self, kind: str) -> Assignment: ...
     def write_instance(
@@ -48,7 +49,7 @@ class Rows(Protocol):
     def ids(self, table: str) -> AbstractSet[str]: ...
     def adopt(self, table: str, ids: AbstractSet[str]) -> None:
         """Keep `ids`, equal to what `ids(table)` last answered, in place of that answer: the
-        daemon's own copy (sharing the strings of earlier reads, idsets.share), so a cache
+        daemon's own copy (sharing the strings of earlier reads, ids.share), so a cache
         of the rows holds no second copy of a million ids."""
         ...
 

@@ -1,4 +1,5 @@
-"""Pure rules, one home each: sizing and layout growth (`growth`, `growth_delta`), the order of
+"""Pure rules, one home each: sizing (`sizing`), layout growth (`growth`, one statement of the
+seed's rule that the full path and the delta path, `growth_delta`, both call), the order of
 a kind's writes (`write_order`), the safety valve (`valve`), elastic scaling and node room
 (`scaling`, `capacity`), rolling replacement (`rollout`), heartbeat silence (`silence`),
 operators' pins (`pinning`) and the memo of the last id plan (`plan_memo`).

@@ -1,9 +1,10 @@
 """Room on the nodes, pure: how many more pods of a kind fit.
 
-The capacity check of docs/contracts.md: a scale-up never goes past what the schedulable
-nodes can still hold, and what does not fit is reported as a shortfall. No clients: the
-nodes come in as `NodeCapacity` (`reconciler/reconcile/autoscale.py` reads them from the
-cluster). `limit_to_room` (`scale_decision.py`) caps a decision to the `Room` found here.
+The capacity check of docs/contracts.md "Elastic scaling": a scale-up never goes past what
+the schedulable nodes can still hold, and what does not fit is reported as a shortfall. No
+clients: the nodes come in as `NodeCapacity` (`reconciler/reconcile/autoscale.py` reads them
+from the cluster). `limit_to_room` (`scale_decision.py`) caps a decision to the `Room` found
+here.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Room:
 
 
 def fit_on_nodes(nodes: Sequence[NodeCapacity], pod_cpu_m: float, pod_mem_bytes: float) -> int:
-    """Pods of this size the schedulable nodes can still hold (SPEC.md's capacity check).
+    """Pods of this size the schedulable nodes can still hold (the capacity check of
+    docs/contracts.md "Elastic scaling").
 
     Sum over schedulable nodes of floor(min(free CPU / pod CPU, free memory / pod memory)),
     free = allocatable - the requests of the pods already bound there. A zero request does

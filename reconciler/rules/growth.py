@@ -10,6 +10,11 @@ reason. Pure.
 A held layout that breaks the sizing rules (fewer than initInstances or more than
 maxInstances instances, a count over resourcePerInstance, or rows that would need more than
 maxInstances instances of the held count) is not held: the planner re-sizes in full.
+
+The rule is stated once, for both paths that apply it: `growth_limit` says whether the
+layout is held at all and how far it may grow (the intent and the sizing rules), and `grow`
+where each new id goes and when a new instance opens. `hold_layout` applies them to any
+layout (the full path, O(ids)); growth_delta.py to what changed since the last plan.
 """
 
 from __future__ import annotations
@@ -17,40 +22,96 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
+from itertools import count as numbers
 from itertools import filterfalse
 
-from reconciler.domain.ids import SortedIds, disjoint, sorted_diff, sorted_union
-from reconciler.domain.model import Assignment
+from reconciler.domain.id_groups import disjoint, sorted_union
+from reconciler.domain.ids import SortedIds
+from reconciler.domain.model import Assignment, KindIntent
+from reconciler.domain.sorted_runs import sorted_diff
 from reconciler.policy.schema import KindPolicy
+from reconciler.rules.sizing import size_for
+
+
+def growth_limit(
+    policy: KindPolicy, intent: KindIntent, counts: Mapping[int, int], rows: int
+) -> int | None:
+    """The most instances a layout of these `counts` may grow to under the seed's rule, or
+    None when it is not held and the kind is re-sized in full instead.
+
+    Not held: an operator asked for a rebalance, the sizing policy changed, there is no
+    instance yet, the layout breaks the sizing rules (initInstances to maxInstances
+    instances, each count 1 to resourcePerInstance), or an autoscaling target or a pin asks
+    for another instance count than the layout has. A pinned layout never grows past its
+    pin; any other may grow up to maxInstances.
+    """
+    n = len(counts)
+    if intent.rebalance or intent.resize or not n:
+        return None
+    if not policy.init_instances <= n <= policy.max_instances or any(
+        not 1 <= c <= policy.resource_per_instance for c in counts.values()
+    ):
+        return None
+    if intent.pinned is not None:
+        return intent.pinned if intent.pinned == n else None
+    target = intent.scale_target
+    if target is not None and size_for(rows, policy, target).instances != n:
+        return None
+    return policy.max_instances
+
+
+def fill_slack(capacity: int) -> int:
+    """How far above the next least-loaded instance `fill` lets one take new ids outside a
+    rebalance: a twentieth of the capacity, at least 1. Every instance that gains an id is a
+    worker that reloads, so a few new rows had better land on one or two instances than one
+    on each."""
+    return max(1, capacity // 20)
+
+
+def grow(
+    held: MutableMapping[int, AbstractSet[str]],
+    counts: MutableMapping[int, int],
+    pool: list[str],
+    limit: int,
+) -> bool:
+    """The seed's growth rule, its one statement: the ids no instance holds (`pool`, sorted)
+    go to the least-loaded instances with room (`fill`, at the `fill_slack` of the largest
+    count); what finds no room opens new instances, each at the smallest free instance id
+    with the largest count, while there are fewer than `limit`.
+
+    `held` and `counts` are grown in place. False when the pool needs more than `limit`
+    instances: they are then half-grown, to be thrown away (the kind is re-sized in full,
+    which reports it)."""
+    if not pool:
+        return True
+    count = max(counts.values())
+    taken = fill(held, counts, pool, fill_slack(count))
+    free = (i for i in numbers() if i not in held)
+    while taken < len(pool):
+        if len(held) >= limit:
+            return False
+        i = next(free)
+        held[i] = SortedIds.from_sorted(pool[taken : taken + count])
+        counts[i] = count
+        taken += count
+    return True
 
 
 def hold_layout(
-    current: Assignment, rows: AbstractSet[str], policy: KindPolicy
+    current: Assignment, rows: AbstractSet[str], limit: int
 ) -> tuple[dict[int, SortedIds], dict[int, int]] | None:
-    """Each instance's ids and count after the growth rule; None when the rules are broken."""
-    n = len(current)
-    if not current or not policy.init_instances <= n <= policy.max_instances:
-        return None
+    """The growth rule applied to any layout (the full path): each instance's ids and
+    count, growing to at most `limit` instances (`growth_limit`, which must have said the
+    layout is held); None when the rows need more. An instance that neither lost nor gained
+    an id keeps its own set, and so its version (SortedIds)."""
     counts = {i: inst.count for i, inst in current.items()}
-    if any(not 1 <= c <= policy.resource_per_instance for c in counts.values()):
-        return None
     held = still_rows(current, current, rows)
     for i, ids in held.items():
         if len(ids) > counts[i]:  # over its count (a hand edit): the surplus is placed anew
             held[i] = ids - set(sorted(ids)[counts[i] :])
-    pool = unplaced(rows, held)
-    if pool:
-        slack = max(1, max(counts.values()) // 20)
-        pool = pool[fill(held, counts, pool, slack) :]  # what found no room
-    count = max(counts.values())
-    free = (i for i in range(policy.max_instances + n + 1) if i not in held)
-    while pool:
-        if len(held) >= policy.max_instances:
-            return None  # growth would pass maxInstances: re-size in full (it reports)
-        i = next(free)
-        held[i], pool = set(pool[:count]), pool[count:]
-        counts[i] = count
-    return {i: SortedIds(ids) for i, ids in held.items()}, counts  # an unchanged one: itself
+    if not grow(held, counts, unplaced(rows, held), limit):
+        return None
+    return {i: SortedIds(ids) for i, ids in held.items()}, counts
 
 
 def still_rows(
@@ -58,7 +119,7 @@ def still_rows(
 ) -> dict[int, AbstractSet[str]]:
     """The ids of each kept instance that are still rows, in instance order; an id found
     on two instances stays on the lower one (a hand edit: the daemon's writes never make
-    one). An instance that lost nothing keeps its own set (no copy)."""
+    one). An instance that lost nothing keeps its own set: no copy, the same version."""
     held: dict[int, AbstractSet[str]] = {i: current[i].ids & rows for i in sorted(keep)}
     if not disjoint(held.values()):
         seen: set[str] = set()
@@ -71,7 +132,8 @@ def still_rows(
 
 def unplaced(rows: AbstractSet[str], held: Mapping[int, AbstractSet[str]]) -> list[str]:
     """The rows no instance holds, sorted; `held` are disjoint subsets of `rows`, so as many
-    placed ids as rows means none (without a set of every placed id: 24 MiB at a million)."""
+    placed ids as rows means none (without a set of every placed id, which a large fleet
+    would pay for in memory)."""
     placed = sum(len(ids) for ids in held.values())
     if placed == len(rows):
         return []
@@ -130,8 +192,8 @@ def _level(
 ) -> int:
     """`fill` with a slack of 1 (a rebalance, a first layout): the loads the one-id-at-a-
     time heap would reach (everyone up to a common level, the lowest ids one above it),
-    computed at once instead of one heap operation per id (a million ids: 4.6 s -> ms);
-    each instance takes a contiguous run of the sorted pool."""
+    computed at once instead of one heap operation per id, which would dominate a first
+    pass over a large table; each instance takes a contiguous run of the sorted pool."""
     room = {i: quota[i] - len(ids) for i, ids in held.items() if len(ids) < quota[i]}
     if not room or not pool:
         return 0
@@ -166,7 +228,7 @@ def _level(
             run = pool[taken : taken + adds[i]]
             if isinstance(ids, set):
                 # Made compact now, so that its growing table is let go before the next one
-                # is built (what the caller makes a SortedIds again stays the same object).
+                # is built (the caller's SortedIds() of it is then no copy).
                 # An empty one (a first layout) takes the sorted run as it is: no sort.
                 if ids:
                     ids.update(run)

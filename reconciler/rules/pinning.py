@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reconciler.policy.schema import KindPolicy
+from reconciler.rules.sizing import instances_to_hold
 
 
 def pin_problem(policy: KindPolicy, rows: int | None, instances: int) -> str | None:
@@ -13,8 +14,10 @@ def pin_problem(policy: KindPolicy, rows: int | None, instances: int) -> str | N
     instance by a scale-down."""
     if instances > policy.max_instances:
         return f"{instances} is above maxInstances {policy.max_instances}"
-    if instances and rows is not None and instances * policy.resource_per_instance < rows:
-        needed = -(-rows // policy.resource_per_instance)
+    if not instances or rows is None:
+        return None
+    needed = instances_to_hold(rows, policy.resource_per_instance)
+    if instances < needed:
         return (
             f"{instances} instances of resourcePerInstance {policy.resource_per_instance} "
             f"cannot hold {rows} rows: at least {needed}"

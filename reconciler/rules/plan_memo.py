@@ -1,13 +1,14 @@
-"""The last id plan of each kind, reused while its inputs are the very same objects.
+"""The last id plan of each kind, reused while its inputs are unchanged.
 
-Planning ids is O(ids): at a million, ~0.3 s of set algebra per pass to find, on a
-converged fleet, that nothing is to be done. The caches under the pass (zk_cache.py,
-rows_cache.py) hand back the same frozensets while nothing changed, so "same inputs" is
-an identity check here, not a comparison of a million strings. The pods and heartbeats are
-planned on every pass regardless: they are small and change all the time.
+Planning ids is O(ids): on a large converged fleet, set algebra on every pass only to find
+that nothing is to be done. The caches under the pass
+(reconciler/adapters/zookeeper/cache.py, reconciler/adapters/sql/rows_cache.py) hand back
+the same sets while nothing changed, so "same inputs" is a comparison of versions here
+(`SortedIds.version`, whose docstring states the contract), not of a million strings. Rows
+that are not a SortedIds carry no version and are never taken as unchanged. The pods and
+heartbeats are planned on every pass regardless: they are small and change all the time.
 
-The memo holds references to the sets it was planned from, so an identity can never be
-that of a newer object at a recycled address. Pure: no I/O; a cache, never a source.
+Pure: no I/O; a cache, never a source.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from reconciler.domain.ids import SortedIds
+from reconciler.domain.ids import SortedIds, same_ids
 from reconciler.domain.model import Assignment, Instance, KindIntent, KindReport, Op
 from reconciler.policy.schema import KindPolicy
 
@@ -43,14 +44,21 @@ class _Entry:
 
 
 def _same_instance(a: Instance, b: Instance) -> bool:
-    return a is b or (
-        a.ids is b.ids
+    """Unchanged for the plan: the same ids by version, and every other field equal (the
+    ZooKeeper versions too: a write is a compare-and-set on them)."""
+    return (
+        same_ids(a.ids, b.ids)
         and a.count == b.count
         and a.reload_times == b.reload_times
         and a.complete == b.complete
         and a.worker_session == b.worker_session
         and a.versions == b.versions
     )
+
+
+def _same_rows(a: AbstractSet[str] | None, b: AbstractSet[str] | None) -> bool:
+    """Both unreadable, or the same rows by version."""
+    return (a is None and b is None) or same_ids(a, b)
 
 
 class IdPlanMemo:
@@ -72,7 +80,7 @@ class IdPlanMemo:
         entry = self._last.get(kind)
         if (
             entry is None
-            or entry.rows is not rows
+            or not _same_rows(entry.rows, rows)
             or len(entry.current) != len(current)
             or entry.policy != policy
             or entry.intent != intent
@@ -87,10 +95,10 @@ class IdPlanMemo:
 
     def followed(
         self, kind: str, policy: KindPolicy, intent: KindIntent, current: Assignment
-    ) -> tuple[frozenset[str], IdPlan] | None:
+    ) -> tuple[AbstractSet[str], IdPlan] | None:
         """The last plan and the rows it was made for, if `current` is exactly what that
-        plan left (every instance holding the very set the plan gave it, at its count):
-        the next plan can then start from it (growth_delta.py)."""
+        plan left (every instance holding the set the plan gave it, by version, at its
+        count): the next plan can then start from it (growth_delta.py)."""
         entry = self._last.get(kind)
         if (
             entry is None
@@ -102,7 +110,11 @@ class IdPlanMemo:
             return None
         for i, ids in entry.plan.final.items():
             inst = current[i]
-            if inst.ids is not ids or inst.count != entry.plan.counts[i] or not inst.complete:
+            if (
+                not same_ids(inst.ids, ids)
+                or inst.count != entry.plan.counts[i]
+                or not inst.complete
+            ):
                 return None
         return entry.rows, entry.plan
 

@@ -1,11 +1,12 @@
 """Elastic scaling, pure: pod CPU/memory usage and cluster room in, an instance count out.
 
 No clients and no clock: usage, node capacity and the time come in as arguments, so every rule
-below is unit-testable without a server. `autoscale.py` feeds it and applies the result. Two
-clocks: a sample's age (`recommend`) compares metrics-server's timestamp with the wall clock;
-the windows (`stabilize`, `decide`, the history) are intervals on the monotonic clock.
+below is unit-testable without a server. `reconciler/reconcile/autoscale.py` feeds it and
+applies the result. Two clocks: a sample's age (`recommend`) compares metrics-server's
+timestamp with the wall clock; the windows (`stabilize`, `decide`, the history) are
+intervals on the monotonic clock.
 
-The rules follow Kubernetes' HorizontalPodAutoscaler (DESIGN.md, "Lessons"):
+The rules follow Kubernetes' HorizontalPodAutoscaler (docs/architecture.md "Lessons kept"):
 
 - per metric, utilisation = the pods' usage / their requests, and
   desired = ceil(current x utilisation / target); the larger metric wins;
@@ -21,7 +22,7 @@ The rules follow Kubernetes' HorizontalPodAutoscaler (DESIGN.md, "Lessons"):
   (the largest of them wins), a scale-up once every one over the up window was higher (the
   smallest wins);
 - then bounds and rate: never above maxInstances, at most `maxStep` per decision, never below
-  what the row count needs (`planner.size_for` with no target), and a scale-up never past what
+  what the row count needs (`sizing.size_for` with no target), and a scale-up never past what
   the schedulable nodes can still hold (`fit_on_nodes`), with the shortfall reported.
 
 This module turns usage into a recommendation and a recommendation into a decision over the

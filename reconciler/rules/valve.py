@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reconciler.domain.ids import same_ids
 from reconciler.domain.model import (
     Assignment,
     DeleteInstance,
@@ -65,7 +66,7 @@ def judge(current: Assignment, ops: Iterable[Op], limits: ValveLimits) -> Verdic
         for i in current.keys() | after_assignment.keys()
         if i not in after_assignment
         or i not in current
-        or after_assignment[i].ids is not current[i].ids
+        or not same_ids(after_assignment[i].ids, current[i].ids)
     }
     lost: set[str] = set()
     for i in changed:

@@ -1,4 +1,4 @@
-"""The order of one kind's ZooKeeper writes: never two owners (issue 12).
+"""The order of one kind's ZooKeeper writes: never two owners.
 
 Pure, like the planner that calls it (`reconciler.reconcile.planner`): from the assignment ZooKeeper
 holds and the one the planner wants, the writes that get there such that, stopped after ANY
@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
 
-from reconciler.domain.ids import SortedIds, held_elsewhere
+from reconciler.domain.id_groups import held_elsewhere
+from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import Assignment, DeleteInstance, Instance, Op, Reason, WriteInstance
 
 
@@ -25,12 +26,13 @@ def instance_ops(
     counts: Mapping[int, int],
 ) -> list[Op]:
     """The ZooKeeper writes from `current` to `final`, in an order that never lets two
-    instances hold one id (issue 12, "never two owners"), after any prefix of them:
+    instances hold one id ("never two owners"), after any prefix of them:
 
     1. giving writes: every instance that loses ids is written first. One that also gains
        ids held elsewhere is first written with only the ids it keeps; an instance to be
-       removed that still holds ids is emptied (its `_reload` bumped: SPEC's signal, so its
-       worker lets go of them; a deleted node is no signal the workers are promised).
+       removed that still holds ids is emptied (its `_reload` bumped: the workers' signal in
+       docs/contracts.md "ZooKeeper layout", so its worker lets go of them; a deleted node is
+       no signal the workers are promised).
     2. taking writes: new instances, instances gaining ids (their final content), and
        writes that move no id (count changes, repairs, new rows only);
     3. deletes of the removed (by then empty) instances.

@@ -11,11 +11,12 @@ when its next pass is due (`waiting`). The loop is *wedged* when
 - no pass has started for that long after one was due (the loop thread died or never got back
   to its queue).
 
-The grace covers the call in flight when the budget ran out (budget.py: a pass stops starting
-operations at its budget, but the call in flight ends on its own deadline), so it is at least
-the longest single call's deadline. While wedged, `/healthz` answers 503 with the reason and
-the watchdog ping is withheld, so Kubernetes' liveness probe or systemd (`WatchdogSec`)
-restarts the daemon; both come back by themselves if the loop does.
+The grace covers the call in flight when the budget ran out (reconciler/reconcile/budget.py:
+a pass stops starting operations at its budget, but the call in flight ends on its own
+deadline), so it is at least the longest single call's deadline. While wedged, `/healthz`
+answers 503 with the reason and the watchdog ping is withheld, so Kubernetes' liveness probe
+or systemd (`WatchdogSec`) restarts the daemon; both come back by themselves if the loop
+does.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ from reconciler.runtime import systemd
 from reconciler.telemetry.logs import log
 
 # The least grace past the pass budget before the loop counts as wedged: longer than any one
-# call's deadline at the defaults (the apiserver's 10 s, the database's 10 s + 1 s + the 3 s
-# connect, a ZooKeeper session's 10 s).
+# call's deadline at the settings' defaults (the apiserver's, the database's with its
+# client-side grace and connect limit, a ZooKeeper session's).
 GRACE_SECONDS = 30.0
 
 
 def grace_for(call_deadlines: Iterable[float]) -> float:
     """The grace: GRACE_SECONDS, or the longest single call's deadline if that is longer (a
-    database timeout raised to 120 s must not make a slow read look like a hang)."""
+    database timeout raised far above its default must not make a slow read look like a
+    hang)."""
     return max(GRACE_SECONDS, *call_deadlines)
 
 

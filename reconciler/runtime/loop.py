@@ -2,14 +2,15 @@
 
 Every input (the tick timer, policy.yaml edits, SIGHUP, row events, pod changes, REST calls)
 becomes a `Wake` on one queue; a single thread drains the queue and runs one pass
-(`reconciler.reconcile.pipeline.run_pass`), so no two passes ever run at once and bursts coalesce
-into
-one pass. The only wait on this thread is the queue's own (`_collect`): nothing sleeps here.
-Intervals are measured on the monotonic clock; a wall-clock step cannot stall the tick.
+(`reconciler.reconcile.pipeline.run_pass`), so no two passes ever run at once and bursts
+coalesce into one pass. The only wait on this thread is the queue's own (`_collect`): nothing
+sleeps here. Intervals are measured on the monotonic clock; a wall-clock step cannot stall
+the tick.
 
-Each pass carries a deadline (budget.py, RECONCILER_PASS_BUDGET_SECONDS); the operations it
-leaves go to a pass soon after. The loop tells `Liveness` when it works and when its next pass
-is due: `/healthz` and the systemd watchdog ping (its own thread) follow that progress.
+Each pass carries a deadline (reconciler/reconcile/budget.py, RECONCILER_PASS_BUDGET_SECONDS);
+the operations it leaves go to a pass soon after. The loop tells `Liveness` when it works and
+when its next pass is due: `/healthz` and the systemd watchdog ping (its own thread) follow
+that progress.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,10 @@ from reconciler.domain.backoff import Backoff
 from reconciler.domain.events import RowEvent
 from reconciler.domain.model import PassResult, Pod
 from reconciler.domain.podspec import PodTemplate
+from reconciler.domain.triggers import Trigger
 from reconciler.policy.schema import LoadedPolicy
 from reconciler.reconcile.budget import Deadline
-from reconciler.reconcile.hints import PendingRows, check_row_events
+from reconciler.reconcile.hints import PendingRows, patch_rows_from_hints
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.runtime import systemd
@@ -51,13 +54,23 @@ BURST_MAX_SECONDS = 0.25
 _MQTT_EVENTS = metrics.EVENTS.labels("mqtt")
 
 
-@dataclass
-class Wake:
+class WakeReason(StrEnum):
     """Why the loop should run now."""
 
-    # "timer" (tick or heartbeat check due), "tick" (full pass now), "policy" (file changed),
-    # "reload" (SIGHUP), "rows", "pod", "orchestrate", "leader" (leadership changed), "stop"
-    reason: str
+    TIMER = "timer"  # the tick or the heartbeat check is due
+    TICK = "tick"  # a full pass now (REST restart/confirm/pin)
+    POLICY = "policy"  # policy.yaml or a template changed
+    RELOAD = "reload"  # SIGHUP
+    ROWS = "rows"  # row events are waiting in PendingRows
+    POD = "pod"  # a managed pod changed
+    ORCHESTRATE = "orchestrate"  # REST orchestrate: a rebalance, answered through `reply`
+    LEADER = "leader"  # leadership changed
+    STOP = "stop"
+
+
+@dataclass
+class Wake:
+    reason: WakeReason
     kind: str | None = None
     overrides: dict[str, int] | None = None
     reply: Future[PassResult] | None = None
@@ -108,30 +121,30 @@ class Daemon:
     def on_row_event(self, event: RowEvent) -> None:
         _MQTT_EVENTS.inc()
         if self._pending.add(event):  # one wake-up per batch of hints, however many arrive
-            self.wake(Wake("rows"))
+            self.wake(Wake(WakeReason.ROWS))
 
     def on_pod_change(self, kind: str, pod: Pod | None, event_type: str) -> None:
         # Changes the planner acts on wake the loop: a pod that died or vanished, and a pod
         # running (a rolling replacement goes on with the next pod once the new one runs).
         # A Pending pod's updates wake nobody.
         if pod is None or pod.phase != "Pending" or event_type == "DELETED":
-            self.wake(Wake("pod", kind=kind))
+            self.wake(Wake(WakeReason.POD, kind=kind))
 
     def orchestrate(
         self, kind: str, overrides: dict[str, int] | None, timeout: float = 60.0
     ) -> PassResult:
         """Rebalance `kind` now (REST); blocks the caller until the pass has run."""
         reply: Future[PassResult] = Future()
-        self.wake(Wake("orchestrate", kind=kind, overrides=overrides, reply=reply))
+        self.wake(Wake(WakeReason.ORCHESTRATE, kind=kind, overrides=overrides, reply=reply))
         return reply.result(timeout)
 
     def on_leadership_change(self) -> None:
         """Won or lost the election: a new leader starts with a full pass at once."""
-        self.wake(Wake("leader"))
+        self.wake(Wake(WakeReason.LEADER))
 
     def stop(self) -> None:
         self._stopping.set()
-        self.wake(Wake("stop"))
+        self.wake(Wake(WakeReason.STOP))
 
     def load_policy(self, why: str) -> bool:
         """Load policy.yaml; on any error keep the last good policy and say why."""
@@ -139,17 +152,17 @@ class Daemon:
 
     def watch_policy_file(self) -> threading.Thread:
         """Reload policy.yaml when it changes (watchfiles), in a daemon thread."""
-        loaded = self.state.loaded
+        loaded = self.state.policy.loaded
         templates = [loaded.template_path(k) for k in loaded.policy.kinds] if loaded else []
         return watch_policy_file(
-            self.policy_path, lambda: self.wake(Wake("policy")), self._stopping, templates
+            self.policy_path, lambda: self.wake(Wake(WakeReason.POLICY)), self._stopping, templates
         )
 
     # --- what the API, `status` and the tests read ----------------------------------------
 
     @property
     def loaded(self) -> LoadedPolicy | None:
-        return self.state.loaded
+        return self.state.policy.loaded
 
     @property
     def last_pass(self) -> PassResult | None:
@@ -167,8 +180,8 @@ class Daemon:
 
     def run(self) -> None:
         """Run until stop(), SIGTERM or SIGINT; the pass in flight finishes first."""
-        if not self.load_policy("start") and self.state.loaded is None:
-            raise SystemExit(f"no valid policy: {self.state.policy_error}")
+        if not self.load_policy("start") and self.state.policy.loaded is None:
+            raise SystemExit(f"no valid policy: {self.state.policy.error}")
         self._install_signals()
         status = f"reconciling {self.policy_path}"
         systemd.notify("READY=1", f"STATUS={status}")
@@ -181,7 +194,7 @@ class Daemon:
             due = min(self._next_tick, self._next_check)
             self.liveness.waiting(due)
             batch = self._collect(max(0.0, due - self.ports.mono()))
-            if any(w.reason == "stop" for w in batch) or self._stopping.is_set():
+            if any(w.reason == WakeReason.STOP for w in batch) or self._stopping.is_set():
                 break
             self.liveness.working()
             try:
@@ -191,7 +204,7 @@ class Daemon:
                 # A bug or an adapter error nobody foresaw must not end the daemon: say so,
                 # answer waiting REST calls, and try again soon.
                 log.exception("reconcile pass crashed", error=str(e))
-                metrics.TICKS.labels("crashed").inc()
+                metrics.TICKS.labels(Trigger.CRASHED).inc()
                 self._fail_pending(batch, e)
                 self._retry.cap = CRASH_RETRY_MAX_SECONDS
                 self._next_tick = self.ports.mono() + self._retry.failed(self.ports.mono())
@@ -215,8 +228,8 @@ class Daemon:
         try:
             batch = [self._queue.get(timeout=timeout)]
         except queue.Empty:
-            return [Wake("timer")]
-        if batch[0].reason == "rows" and self._in_burst():
+            return [Wake(WakeReason.TIMER)]
+        if batch[0].reason == WakeReason.ROWS and self._in_burst():
             self._gather_burst()
         while True:
             try:
@@ -231,9 +244,9 @@ class Daemon:
     def _gather_burst(self) -> None:
         """In a burst, let more of it gather before the next pass: until the events pause for
         BURST_QUIET_SECONDS, at most BURST_MAX_SECONDS. Every pass of a burst rewrites the
-        instances that took ids (a `_reload` bump each: their workers reload), so 5,000 single
-        creates in a second became ~150 writes without this; an event after a quiet spell
-        never waits (the leading edge)."""
+        instances that took ids (a `_reload` bump each: their workers reload), so without this
+        a burst of single creates costs a write per instance per pass instead of a few per
+        burst; an event after a quiet spell never waits (the leading edge)."""
         deadline = time.monotonic() + BURST_MAX_SECONDS
         while time.monotonic() < deadline and not self._stopping.is_set():
             seen = self._pending.received
@@ -244,9 +257,9 @@ class Daemon:
     def _handle(self, batch: list[Wake]) -> None:
         reasons = {w.reason for w in batch}
         self._note_role()
-        if "policy" in reasons or "reload" in reasons:
-            self.load_policy("SIGHUP" if "reload" in reasons else "file changed")
-        orchestrations = [w for w in batch if w.reason == "orchestrate"]
+        if WakeReason.POLICY in reasons or WakeReason.RELOAD in reasons:
+            self.load_policy("SIGHUP" if WakeReason.RELOAD in reasons else "file changed")
+        orchestrations = [w for w in batch if w.reason == WakeReason.ORCHESTRATE]
         for w in orchestrations:
             assert w.kind is not None
             self.state.request_rebalance(w.kind, w.overrides)
@@ -257,21 +270,29 @@ class Daemon:
         now = self.ports.mono()
         # Too many hints to hold: they were dropped, and a full pass reads the truth instead.
         tick_due = (
-            now >= self._next_tick or overflowed or bool({"policy", "reload", "tick"} & reasons)
+            now >= self._next_tick
+            or overflowed
+            or bool({WakeReason.POLICY, WakeReason.RELOAD, WakeReason.TICK} & reasons)
         )
         if overflowed:
             metrics.EVENTS_REJECTED.labels("mqtt", "overflow").inc()
-        if "leader" in reasons and self._was_leader:
-            result = self._pass("leader", full=True)  # a new leader starts from a full view
+        if WakeReason.LEADER in reasons and self._was_leader:
+            result = self._pass(Trigger.LEADER, full=True)  # a new leader starts from a full view
         elif tick_due or orchestrations:
-            result = self._pass("tick" if tick_due else "orchestrate", full=True)
-        elif changed or "pod" in reasons or now >= self._next_check:
-            trigger = "event" if changed else "pod" if "pod" in reasons else "heartbeat"
+            result = self._pass(Trigger.TICK if tick_due else Trigger.ORCHESTRATE, full=True)
+        elif changed or WakeReason.POD in reasons or now >= self._next_check:
+            trigger = (
+                Trigger.EVENT
+                if changed
+                else Trigger.POD
+                if WakeReason.POD in reasons
+                else Trigger.HEARTBEAT
+            )
             # Only the kinds something happened to; a heartbeat check covers them all.
             touched = (
                 None
                 if now >= self._next_check
-                else changed | {w.kind for w in batch if w.reason == "pod" and w.kind}
+                else changed | {w.kind for w in batch if w.reason == WakeReason.POD and w.kind}
             )
             result = self._pass(trigger, full=False, kinds=touched)
         else:
@@ -295,44 +316,12 @@ class Daemon:
         log.info("role", role="leader" if leading else "standby", identity=leadership.identity)
 
     def _patch_rows(self, events: list[RowEvent]) -> set[str]:
-        """Patch the rows of the kinds the events name with what the database says of the
-        ids they name (hints.py); the kinds whose rows changed."""
-        kinds_of: dict[str, list[str]] = {}
-        for kind, policy in self.state.policies().items():
-            kinds_of.setdefault(policy.table, []).append(kind)
-        relevant = []
-        for event in events:
-            if event.table in kinds_of:
-                relevant.append(event)
-            else:  # ProtocolMeta, DeviceMeta, ...: not orchestrated
-                metrics.EVENTS_IGNORED.labels("mqtt", "other-table").inc()
-        if not relevant:
-            return set()
-        try:
-            checked = check_row_events(self.ports.rows, relevant)
-        except Exception as e:  # the database cannot say: believe nothing, the tick re-reads
-            named = sum(len(e.added) + len(e.removed) for e in relevant)
-            metrics.EVENTS_REJECTED.labels("mqtt", "unverified").inc(named)
-            self._unverified_log.warning("row events not verified", ids=named, error=str(e))
-            return set()
-        changed: set[str] = set()
-        for c in checked:
-            metrics.EVENTS_REJECTED.labels("mqtt", "not-in-table").inc(c.not_in_table)
-            metrics.EVENTS_REJECTED.labels("mqtt", "still-in-table").inc(c.still_in_table)
-            if c.not_in_table or c.still_in_table:
-                self._forged_log.warning(
-                    "row event contradicts the database",
-                    table=c.table,
-                    not_in_table=c.not_in_table,
-                    still_in_table=c.still_in_table,
-                )
-            changed |= {
-                k for k in kinds_of[c.table] if self.state.patch_rows(k, c.present, c.absent)
-            }
-        return changed
+        return patch_rows_from_hints(
+            self.ports.rows, self.state, events, self._forged_log, self._unverified_log
+        )
 
-    def _pass(self, trigger: str, *, full: bool, kinds: set[str] | None = None) -> PassResult:
-        loaded = self.state.loaded
+    def _pass(self, trigger: Trigger, *, full: bool, kinds: set[str] | None = None) -> PassResult:
+        loaded = self.state.policy.loaded
         assert loaded is not None
         metrics.TICKS.labels(trigger).inc()
         deadline = Deadline.start(self.pass_budget, self.ports.mono)
@@ -343,7 +332,7 @@ class Daemon:
         self.passes += 1
         now = self.ports.mono()
         tick = loaded.policy.tick_seconds
-        if result.failed or self.state.blind:
+        if result.failed or self.state.sources.blind:
             # Something was blind or failed: look again soon (doubling up to the tick) rather
             # than a whole tick later, so the fleet converges quickly when a server returns.
             self._retry.cap = tick
@@ -358,7 +347,7 @@ class Daemon:
         if kinds is None:  # a pass over every kind also judged every kind's silence
             self._next_check = now + self._heartbeat_interval()
         if result.plan.ops:
-            ok = sum(o.result == "ok" for o in result.outcomes)
+            ok = len(result.applied)
             log.info(
                 "reconciled",
                 trigger=trigger,
@@ -397,6 +386,6 @@ class Daemon:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # tests run the loop in a thread; they call stop() and wake() directly
-        signal.signal(signal.SIGHUP, lambda *_: self.wake(Wake("reload")))
+        signal.signal(signal.SIGHUP, lambda *_: self.wake(Wake(WakeReason.RELOAD)))
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())

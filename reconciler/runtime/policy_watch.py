@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.domain.podspec import PodTemplate
-from reconciler.policy.schema import PolicyError, load_policy_and_templates
+from reconciler.policy.loader import load_policy_and_templates
+from reconciler.policy.problems import PolicyError
 from reconciler.policy.templates import TemplateError
 from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
@@ -30,17 +31,18 @@ def reload_policy(
     On any error the last good policy stays and the error is kept. The same bytes again (an
     editor's touch) change nothing; `on_templates` hears of every new policy's templates.
     """
+    in_force = state.policy  # this stage's own part of the state
     try:
         loaded, templates = load_policy_and_templates(path)
     except (PolicyError, TemplateError) as e:
-        state.policy_rejected(str(e))
+        in_force.rejected(str(e))
         metrics.POLICY_RELOADS.labels("failed").inc()
-        kept = state.loaded.sha256[:12] if state.loaded else None
+        kept = in_force.loaded.sha256[:12] if in_force.loaded else None
         log.error("policy rejected", why=why, error=str(e), keeping=kept)
         return False
-    previous = state.loaded
-    if previous is not None and state.same_policy(loaded, templates):
-        state.policy_rejected(None)
+    previous = in_force.loaded
+    if previous is not None and in_force.is_same(loaded, templates):
+        in_force.rejected(None)
         if why == "SIGHUP":  # asked for explicitly: say so (`systemctl reload` feedback)
             log.info("policy unchanged", why=why, sha256=loaded.sha256[:12])
         return False
@@ -48,8 +50,8 @@ def reload_policy(
     if previous is not None and previous.sha256 != loaded.sha256:
         metrics.POLICY_INFO.remove(previous.sha256)
     metrics.POLICY_INFO.labels(loaded.sha256).set(1)
-    changed = _changed_templates(state, templates) if previous is not None else []
-    # A template edit alone is not a policy edit: REST overrides stay (README "Overrides").
+    changed = _changed_templates(in_force.templates, templates) if previous is not None else []
+    # A template edit alone is not a policy edit: REST overrides stay (docs/operations.md "The REST API").
     state.policy_accepted(
         loaded, templates, keep_overrides=previous is not None and previous.sha256 == loaded.sha256
     )
@@ -66,8 +68,7 @@ def reload_policy(
     return True
 
 
-def _changed_templates(state: DaemonState, templates: dict[str, PodTemplate]) -> list[str]:
-    old = state.templates
+def _changed_templates(old: dict[str, PodTemplate], templates: dict[str, PodTemplate]) -> list[str]:
     return sorted(k for k, t in templates.items() if k not in old or old[k].manifest != t.manifest)
 
 

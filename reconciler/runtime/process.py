@@ -2,13 +2,14 @@
 
 - The GIL switch interval: the MQTT thread does a little work per message (parse, PUBACK)
   between socket calls; after each call it must get the GIL back from the loop thread,
-  which at CPython's default of 5 ms makes a burst of row events wait on every pass.
-  1 ms keeps the MQTT thread up with a broker sending thousands of messages a second.
-- glibc's allocator: a set of a few thousand ids is a few hundred KB; past the first free
-  of such a block glibc stops giving them their own mappings (its threshold rises up to
-  32 MB) and carves them from heaps it rarely returns, one per thread, so a million ids
-  re-planned once left RSS at twice what was alive. A fixed 128 KB threshold and two
-  arenas keep freed sets going back to the system.
+  which at CPython's default interval makes a burst of row events wait on every pass. A
+  shorter one (`SWITCH_INTERVAL_SECONDS`) keeps the MQTT thread up with a broker sending
+  thousands of messages a second.
+- glibc's allocator: an instance's set of ids is a large block; past the first free of such
+  a block glibc raises its mmap threshold (dynamically) and carves later ones from heaps it
+  rarely returns, one per thread, so re-planning a large fleet once leaves the process far
+  larger than what is alive. A fixed threshold (`MMAP_THRESHOLD_BYTES`) and two arenas keep
+  freed sets going back to the system.
 - The garbage collector: what exists once the daemon is built (modules, clients, the
   policy) lives as long as the process; `gc.freeze()` moves it out of every later
   collection, so collections cost what the pass allocated, not the whole heap.

@@ -8,7 +8,7 @@ rather than as of the last pass, so an operator sees the world as it is. Nothing
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ class ReadSide:
 
     def run_in(self, kind: str, resource_id: str) -> str | None:
         """The instance that serves `resource_id`, or None."""
-        for i, inst in (self.state.assignment(kind) or {}).items():
+        for i, inst in (self.state.world.assignment(kind) or {}).items():
             if resource_id in inst.ids:
                 return str(i)
         return None
@@ -80,7 +80,7 @@ class ReadSide:
         seen = source.snapshot(kind).last_seen
         return {i: now - t for i, t in seen.items() if i in current}
 
-    def pods_now(self, view: StateView, kind: str) -> dict[str, Pod] | None:
+    def pods_now(self, view: StateView, kind: str) -> Mapping[str, Pod] | None:
         """The watch's current pods, else those the last pass saw."""
         cache = self.ports.pod_cache
         live = cache.pods(kind) if cache is not None else None
@@ -103,13 +103,13 @@ class ReadSide:
                 "unassigned": report.unassigned if report else None,
                 "error": report.error if report else None,
                 "blind": list(report.blind) if report else [],
-                "degraded": self.state.degraded(kind),
-                "valve": self.state.valve(kind),
+                "degraded": dict(view.degraded.get(kind, {})),
+                "valve": dict(view.valves[kind]),
                 "heartbeat": report.heartbeat_note if report else None,
                 "autoscale": autoscaler.status(kind, policy) if autoscaler else None,
                 "maxInstances": policy.max_instances,
                 "resourcePerInstance": policy.resource_per_instance,
-                "overrides": view.overrides.get(kind, {}),
+                "overrides": dict(view.overrides.get(kind, {})),
                 # an operator's `scale`/`stop` (None: the policy sizes the kind)
                 "pin": view.pins[kind].summary() if kind in view.pins else None,
                 "instanceList": [
@@ -139,7 +139,7 @@ class ReadSide:
                 "ops": len(last.plan.ops) if last else 0,
                 "failed": [o.error for o in last.failed] if last else [],
             },
-            "sources": view.source_errors,
+            "sources": dict(view.source_errors),
             "kinds": kinds,
         }
 
@@ -158,8 +158,9 @@ class ReadSide:
 
     def ready(self) -> tuple[bool, dict[str, str]]:
         problems: dict[str, str] = {}
-        if self.state.loaded is None:
-            problems["policy"] = self.state.policy_error or "not loaded"
+        in_force = self.state.policy
+        if in_force.loaded is None:
+            problems["policy"] = in_force.error or "not loaded"
         for name, check in self.readiness.items():
             try:
                 if not check():

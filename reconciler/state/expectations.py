@@ -1,7 +1,7 @@
 """Pod expectations, as the ReplicaSet controller keeps them: the creates and deletes this daemon
 made that the pod watch's cache may not show yet, so a pass woken between our write and the
 watch's event neither creates a pod twice nor deletes one twice. Not thread-safe on its own:
-DaemonState calls it under its lock.
+`PodMemory` (pods.py) calls it under the state's lock.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ clock, and a pod counts as started no later than that:
 
 Without a step this is `startTime` (a pod is seen after it starts); after a step back it is
 when the daemon first saw the pod, on the new wall clock, so the grace and the silence run on.
-(A step forward makes pods look older, as before; the heartbeats themselves are dated on the
-monotonic clock, adapters/heartbeats.py.) Not thread-safe on its own: DaemonState calls it
-under its lock. Memory follows the fleet: a pod no longer listed is forgotten.
+(A step forward still makes pods look older: only a step back is corrected. The heartbeats
+themselves are dated on the monotonic clock, reconciler/adapters/kafka/heartbeats.py.) Not
+thread-safe on its own: `PodMemory` (pods.py) calls it under the state's lock. Memory follows
+the fleet: a pod no longer listed is forgotten.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures that hand tests real servers (see README.md, "Test rig").
+"""Fixtures that hand tests real servers (see docs/development.md, "The test rig").
 
 Session-scoped servers start lazily, the first time a test asks for one, and stop at the end of
 the session. A server that can't be provisioned or doesn't become ready fails the test with a

@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 
 from reconciler.api.access import BrowserAccess
-from reconciler.api.app import ApiServer, create_app
+from reconciler.api.app import create_app
+from reconciler.api.server import ApiServer
 from reconciler.config.settings import Settings
+from reconciler.runtime.control import Control
 from reconciler.wiring import App, build
 
 
@@ -75,7 +77,9 @@ def running(settings: Settings) -> Iterator[Running]:
     app = build(settings)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     access = BrowserAccess.from_settings(settings)
-    server = ApiServer(create_app(app.daemon, token, access), settings.api_host, settings.api_port)
+    server = ApiServer(
+        create_app(Control(app.daemon), token, access), settings.api_host, settings.api_port
+    )
     thread = threading.Thread(target=app.daemon.run, name="daemon", daemon=True)
     try:
         server.start()

@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
-from reconciler.adapters.kube import KubePods
+from reconciler.adapters.kube.pods import KubePods
 from reconciler.adapters.sql.inventory import Inventory, create_tables, insert_ids
+from reconciler.adapters.zookeeper.session import ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore
 from reconciler.domain.model import PassResult
-from reconciler.policy.schema import LoadedPolicy, load_policy_and_templates
+from reconciler.policy.loader import load_policy_and_templates
+from reconciler.policy.schema import LoadedPolicy
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.runtime.loop import Daemon
@@ -75,7 +77,7 @@ class Fleet:
         """(Re)load policy.yaml into the fleet's state, as the daemon does on an edit."""
         loaded, templates = load_policy_and_templates(self.policy_path)
         self.pods.templates = templates
-        if self.state.loaded is None or self.state.loaded.sha256 != loaded.sha256:
+        if self.state.policy.loaded is None or self.state.policy.loaded.sha256 != loaded.sha256:
             self.state.policy_accepted(loaded, templates)
         return loaded
 
@@ -90,7 +92,7 @@ class Fleet:
         return result
 
     def writes(self) -> tuple[int, int]:
-        return self.zk.writes, self.pods.writes
+        return self.zk.session.writes, self.pods.writes
 
     def daemon(self) -> Daemon:
         def set_templates(templates: dict[str, Any]) -> None:
@@ -101,15 +103,16 @@ class Fleet:
 
 @contextmanager
 def fleet(zk_hosts: str, db_url: str, api_client: Any, policy_path: Path) -> Iterator[Fleet]:
-    zk = ZkStore(zk_hosts)
-    zk.start()
+    session = ZkSession(zk_hosts)
+    session.start()
+    zk = ZkStore(session)
     inventory = Inventory(db_url)
     pods = KubePods(api_client, {})
     ports = Ports(store=zk, rows=inventory, pods=pods)
     try:
         yield Fleet(zk, inventory, pods, ports, DaemonState(), policy_path)
     finally:
-        zk.stop()
+        session.stop()
         inventory.close()
 
 

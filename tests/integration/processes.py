@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 
 from rig.process import free_port
 from tests.integration.fleet import daemon_env
+from tests.polling import eventually
 
 RECONCILER = str(Path(sys.executable).parent / "reconciler")
 
@@ -122,10 +122,9 @@ def leaders(daemons: list[DaemonProcess]) -> list[DaemonProcess]:
 
 
 def wait_for_leader(daemons: list[DaemonProcess], timeout: float = 60.0) -> DaemonProcess:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def one_leader() -> DaemonProcess:
         found = leaders(daemons)
-        if len(found) == 1:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no single leader within {timeout}s: {[d.role() for d in daemons]}")
+        assert len(found) == 1, f"no single leader: {[d.role() for d in daemons]}"
+        return found[0]
+
+    return eventually(one_leader, timeout=timeout, interval=0.05, what="a single leader")

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from reconciler.adapters.zookeeper.session import ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore
 from reconciler.domain.model import Instance
-from reconciler.runtime.loop import Wake
+from reconciler.runtime.loop import Wake, WakeReason
 from tests.integration.daemon import Running, running, settings_for
 from tests.integration.fleet import eventually, read_layout, seed, write_policy
 
@@ -148,13 +149,14 @@ def test_post_orchestrate_needs_the_token_and_names_each_invalid_field(daemon: R
 
 def lopsided(zk_hosts: str, things: list[str]) -> None:
     """Thing as an earlier orchestrator left it: 20/2/2, all within capacity 30."""
-    store = ZkStore(zk_hosts)
-    store.start()
+    session = ZkSession(zk_hosts)
+    session.start()
+    store = ZkStore(session)
     try:
         for i, ids in enumerate([things[:20], things[20:22], things[22:]]):
             store.write_instance("Thing", Instance(i, frozenset(ids), 30, 4), create=True)
     finally:
-        store.stop()
+        session.stop()
 
 
 def test_orchestrate_rebalances_a_lopsided_assignment_and_overrides_last_until_policy_changes(
@@ -193,7 +195,7 @@ def test_orchestrate_rebalances_a_lopsided_assignment_and_overrides_last_until_p
         assert status["overrides"] == {"resourcePerInstance": 5}
         # ... and they hold on later passes,
         passes = d.app.daemon.last_pass_at
-        d.app.daemon.wake(Wake("pod", kind="Thing"))
+        d.app.daemon.wake(Wake(WakeReason.POD, kind="Thing"))
         eventually(lambda: d.app.daemon.last_pass_at != passes)
         assert c.get(f"{ORCH}/Thing").json()["resourcePerInstance"] == 5
         assert sorted(read_layout(kazoo_client, "Thing")) == [0, 1, 2, 3, 4]
@@ -311,7 +313,7 @@ def test_an_emptied_table_is_held_until_an_operator_confirms(
             timeout=60,
         )
         delete_ids(pg_url, "Thing", things)  # the table reads empty now
-        d.app.daemon.wake(Wake("tick"))  # one full pass sees it
+        d.app.daemon.wake(Wake(WakeReason.TICK))  # one full pass sees it
         with d.client() as c:
             valve = eventually(
                 lambda: (

@@ -221,7 +221,7 @@ def test_load_drop_waits_for_the_window_then_goes_down_to_the_row_minimum(
             seen.append((d.at - first_low, instances, d.factor))
         if instances < 10:
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # a pass and a sample every 0.2 s: the stabilization is what is timed
     assert first_low is not None
     held = [s for s in seen if s[1] == 10]
     assert held and all(age < 3.0 for age, _, _ in held), seen

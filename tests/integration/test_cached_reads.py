@@ -16,20 +16,22 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 
 from reconciler.adapters.sql.inventory import Inventory, create_tables, delete_ids, insert_ids
 from reconciler.adapters.sql.rows_cache import CachedRows
 from reconciler.adapters.zookeeper.cache import CachedZkStore
+from reconciler.adapters.zookeeper.session import ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore
 from reconciler.domain.errors import Conflict
 from reconciler.domain.model import Instance, KindObserved, Observed
-from reconciler.policy.schema import load_policy_and_templates
+from reconciler.policy.loader import load_policy_and_templates
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.reconcile.planner import plan
 from reconciler.state.daemon import DaemonState
 from tests.integration.fleet import write_policy
+from tests.polling import eventually
 from tests.unit.fakes import FakePods
 
 pytestmark = pytest.mark.integration
@@ -40,18 +42,18 @@ POLICY = {"resourcePerInstance": 20, "initInstances": 2, "maxInstances": 50}
 
 @pytest.fixture
 def cached(zk_hosts: str) -> Iterator[CachedZkStore]:
-    s = CachedZkStore(zk_hosts, timeout=5.0)
-    s.start()
-    yield s
-    s.stop()
+    session = ZkSession(zk_hosts, timeout=5.0)
+    session.start()
+    yield CachedZkStore(session)
+    session.stop()
 
 
 @pytest.fixture
 def fresh(zk_hosts: str) -> Iterator[ZkStore]:
-    s = ZkStore(zk_hosts, timeout=5.0)
-    s.start()
-    yield s
-    s.stop()
+    session = ZkSession(zk_hosts, timeout=5.0)
+    session.start()
+    yield ZkStore(session)
+    session.stop()
 
 
 def _ids(n: int) -> frozenset[str]:
@@ -62,10 +64,10 @@ def test_a_converged_read_fetches_no_node_data(cached: CachedZkStore) -> None:
     for i in range(3):
         cached.write_instance("Thing", Instance(i, _ids(50), 60), create=True)
     first = cached.read("Thing")
-    read_before = cached.bytes_read
+    read_before = cached.session.bytes_read
     again = cached.read("Thing")
     assert again == first
-    assert cached.bytes_read == read_before  # not one byte of node data
+    assert cached.session.bytes_read == read_before  # not one byte of node data
 
 
 def test_our_own_write_is_not_read_back(cached: CachedZkStore) -> None:
@@ -74,10 +76,10 @@ def test_our_own_write_is_not_read_back(cached: CachedZkStore) -> None:
     written = cached.write_instance(
         "Thing", replace(before, ids=before.ids | _ids(5), reload_times=1), create=False
     )
-    read_before = cached.bytes_read
+    read_before = cached.session.bytes_read
     after = cached.read("Thing")[0]
     assert after == written and after.versions == written.versions
-    assert cached.bytes_read == read_before  # the versions matched: its stats were enough
+    assert cached.session.bytes_read == read_before  # the versions matched: its stats were enough
 
 
 def test_another_writers_edit_is_seen_by_the_next_read(
@@ -98,27 +100,48 @@ def test_another_writers_edit_is_seen_by_the_next_read(
     assert 7 not in cached.read("Thing")
 
 
-def test_a_lost_session_forgets_the_cache(cached: CachedZkStore) -> None:
+def expire_session(client: KazooClient, hosts: str) -> None:
+    """End `client`'s session on the server, as an expiry would: a second connection takes the
+    session over (its id and password) and closes it. `client` is cut off, finds its session
+    gone when it reconnects (LOST) and goes on in a new one."""
+    thief = KazooClient(hosts=hosts, client_id=client.client_id)
+    thief.start(timeout=15)
+    thief.stop()  # closes the session on the server
+    thief.close()
+
+
+def test_a_lost_session_forgets_the_cache(cached: CachedZkStore, zk_hosts: str) -> None:
+    zk = cached.session
     cached.write_instance("Thing", Instance(0, _ids(5), 10), create=True)
     cached.read("Thing")
-    cached._on_state("SUSPENDED")  # what kazoo reports when the connection drops
-    cached._on_state("CONNECTED")
-    read_before = cached.bytes_read
+    read_before = zk.bytes_read
     cached.read("Thing")
-    assert cached.bytes_read > read_before  # read in full, with fresh watches
+    assert zk.bytes_read == read_before  # cached: the loss is what makes the next read full
+    session = zk.client.client_id
+    states: list[str] = []
+    zk.client.add_listener(states.append)  # after the store's own listener
+    expire_session(zk.client, zk_hosts)
+    eventually(
+        lambda: KazooState.LOST in states and zk.connected and zk.client.client_id != session,
+        timeout=30,
+        what="the session lost and a new one connected",
+    )
+    cached.read("Thing")
+    assert zk.bytes_read > read_before  # read in full, with fresh watches
 
 
 def test_full_read_seconds_zero_reads_everything_every_time(zk_hosts: str) -> None:
-    s = CachedZkStore(zk_hosts, timeout=5.0, full_read_seconds=0)
-    s.start()
+    session = ZkSession(zk_hosts, timeout=5.0)
+    session.start()
+    s = CachedZkStore(session, full_read_seconds=0)
     try:
         s.write_instance("Thing", Instance(0, _ids(5), 10), create=True)
         s.read("Thing")
-        read_before = s.bytes_read
+        read_before = session.bytes_read
         s.read("Thing")
-        assert s.bytes_read > read_before
+        assert session.bytes_read > read_before
     finally:
-        s.stop()
+        session.stop()
 
 
 def test_rows_are_pulled_again_only_when_the_table_changed(pg_url: str) -> None:
@@ -155,10 +178,11 @@ class World:
 
     def __init__(self, pg_url: str, zk_hosts: str, client: KazooClient, folder: Path) -> None:
         self.pg_url, self.client = pg_url, client
-        self.cached = CachedZkStore(zk_hosts, timeout=5.0)
-        self.fresh = ZkStore(zk_hosts, timeout=5.0)
-        self.cached.start()
-        self.fresh.start()
+        self.sessions = [ZkSession(zk_hosts, timeout=5.0) for _ in range(2)]
+        for session in self.sessions:
+            session.start()
+        self.cached = CachedZkStore(self.sessions[0])
+        self.fresh = ZkStore(self.sessions[1])
         self.inventory = Inventory(pg_url)
         self.state = DaemonState()
         policy = write_policy(folder / "policy.yaml", "ns", Thing=POLICY, Rule=POLICY)
@@ -167,8 +191,8 @@ class World:
         self.table: list[str] = []
 
     def close(self) -> None:
-        self.cached.stop()
-        self.fresh.stop()
+        for session in self.sessions:
+            session.stop()
 
     def observe(self, cached: bool) -> Observed:
         store = self.cached if cached else self.fresh
@@ -189,7 +213,7 @@ class World:
             new = [str(uuid.uuid4()) for _ in range(n)]
             insert_ids(self.pg_url, "Thing", new)
             self.table += new
-            self.state.patch_rows("Thing", new, [])
+            self.state.rows.patch("Thing", new, [])
             run_pass(self.ports, self.state, trigger="event", full=False, kinds=["Thing"])
         elif action == "delete":
             gone, self.table = self.table[:n], self.table[n:]

@@ -114,13 +114,13 @@ def test_the_old_orchestrators_fleet_is_taken_over_without_touching_a_healthy_wo
             pods = {p.metadata.name: p for p in core.list_namespaced_pod(ns).items}
 
             # 100 single creates, one pass each (a row event's pass): the seed's growth rule.
-            writes_before = f.zk.writes
+            writes_before = f.zk.session.writes
             added = uuids(100)
             for rid in added:
                 insert_ids(pg_url, "Rule", [rid])
                 f.tick()
             grown = read_layout(kazoo_client, "Rule")
-            grow_writes = f.zk.writes - writes_before
+            grow_writes = f.zk.session.writes - writes_before
 
         assert {i: x["ids"] for i, x in after.items()} == {i: x["ids"] for i, x in before.items()}
         assert {i: x["times"] for i, x in after.items()} == {i: 3 for i in range(10)}
@@ -284,7 +284,7 @@ def test_the_daemon_takes_over_with_the_shipped_policy_and_counts_go_heartbeats_
             )
             status = httpx.get(f"{d.url}/v1/status", timeout=10).json()
             counted = kafka_events(d.url) - counted_before
-            zk_writes = d.app.zk.writes
+            zk_writes = d.app.zk.session.writes
             after = {k: read_layout(kazoo_client, k) for k in ("Thing", "Rule")}
     finally:
         workers.close()

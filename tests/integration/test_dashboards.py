@@ -179,6 +179,7 @@ def test_metrics_pass_promtool_and_every_panel_returns_data(
         policy.write_text(policy.read_text() + "# edited by the dashboard test\n")
 
         text = eventually(lambda: _metrics_with_everything(http), timeout=60)
+        everything_at = time.time()
         promtool = subprocess.run(
             ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
         )
@@ -186,7 +187,14 @@ def test_metrics_pass_promtool_and_every_panel_returns_data(
 
         dash = json.loads(DASHBOARD.read_text())
         eventually(lambda: prometheus.query('up{job="rig"} == 1'), timeout=30)
-        time.sleep(3)  # a few scrapes with everything in them
+
+        def scraped_since(at: float) -> bool:
+            """Every target's last scrape (1 s apart) began after `at`."""
+            last = prometheus.query('timestamp(up{job="rig"})')
+            return bool(last) and min(float(r["value"][1]) for r in last) > at
+
+        # A few scrapes with everything in them (a rate needs two).
+        eventually(lambda: scraped_since(everything_at + 2), timeout=30, what="3 scrapes")
         empty: dict[str, str] = {}
         for panel in panels(dash):
             for target in panel["targets"]:

@@ -208,7 +208,15 @@ def test_garbage_on_heartbeat_goes_to_on_malformed_once_and_consumers_keep_runni
         ),
         tick=beat,
     )
-    time.sleep(0.5)  # both consumers are past the garbage of the last round
+    # A last beat of each kind after every round (one key, one partition: read in order):
+    # once both consumers have seen theirs, both are past the garbage of the last round.
+    producer.beat("Thing", 5)
+    producer.beat("Rule", 6)
+    wait_for(
+        lambda: (
+            5 in monitor.snapshot("Thing").last_seen and 6 in monitor.snapshot("Rule").last_seen
+        ),
+    )
     # Reported by one consumer only (not once per kind), at most one round per beat().
     payloads = [p for p, _ in malformed]
     assert payloads, "garbage was not reported"
@@ -320,7 +328,7 @@ def test_monitor_started_while_kafka_is_down_neither_crashes_nor_blocks_stop(
     kafka.stop()
     monitor = make_monitor(["Thing"])
     monitor.start()
-    time.sleep(4)
+    time.sleep(4)  # under test: bootstraps failing for 4 s, and no connection claimed meanwhile
     assert not monitor.snapshot("Thing").connected
     assert monitor.snapshot("Thing").connected_since is None
     t0 = time.monotonic()

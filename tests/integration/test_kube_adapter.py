@@ -22,13 +22,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from reconciler.adapters.kube import (
-    KubePods,
-    MetricsUnavailable,
-    PodStillTerminating,
-    PodWatcher,
-    make_api_client,
-)
+from reconciler.adapters.kube.client import MetricsUnavailable, PodStillTerminating, make_api_client
+from reconciler.adapters.kube.pods import KubePods
+from reconciler.adapters.kube.watch import PodWatcher
 from reconciler.domain.errors import NotYet, SourceUnavailable
 from reconciler.domain.model import Pod
 from reconciler.domain.podspec import PodTemplate, pod_requests, render_pod

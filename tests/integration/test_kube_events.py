@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from reconciler.adapters.kube import make_api_client
+from reconciler.adapters.kube.client import make_api_client
 from reconciler.adapters.kube.events import EventRecorder
 from tests.polling import eventually
 
@@ -179,7 +179,7 @@ def test_a_refused_write_is_counted_and_never_raised(
         recorder.pod_event("Thing", kube_namespace, pod["name"], "Create", "PodMissing", "n")
         recorder.pod_event("Thing", kube_namespace, pod["name"], "Create", "PodMissing", "n")
         assert recorder.wait_idle(10)
-        time.sleep(0.5)  # a few idle flushes: a refusal is not retried
+        time.sleep(0.5)  # under test: a few idle flushes, and the refusal not retried in them
     finally:
         recorder.close()
     assert recorder.counts["failed"] == 1, recorder.counts

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +74,14 @@ def test_one_json_log_event_per_applied_operation(
         policy.write_text(policy.read_text().replace("initInstances: 5", "initInstances: 3"))
         eventually(lambda: instances() == {"Thing": 4, "Rule": 3}, timeout=60)
         eventually(lambda: sum(e.get("op") == "DeletePod" for e in out.events()) == 2, timeout=30)
-        time.sleep(0.5)
+
+        def summaries_caught_up() -> bool:
+            """The pass that deleted the pods has logged its summary too (after its ops)."""
+            events = out.events()
+            summed = sum(e["applied"] for e in events if e["event"] == "reconciled")
+            return summed == sum(e["event"] == "operation applied" for e in events)
+
+        eventually(summaries_caught_up, timeout=10, what="every pass's summary logged")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -21,6 +21,7 @@ import pytest
 
 from reconciler.adapters.mqtt.notify import NotifyListener
 from reconciler.adapters.sql.inventory import insert_ids
+from reconciler.telemetry.metrics import REGISTRY
 from rig.servers import Mosquitto
 from tests.integration.daemon import running, settings_for
 from tests.integration.fleet import eventually, read_layout, seed, write_policy
@@ -101,7 +102,7 @@ def test_a_listener_without_credentials_never_subscribes(secure_mqtt: Mosquitto)
     try:
         assert not listener.wait_connected(3)
         publish(secure_mqtt, '{"o": "c", "t": "Thing", "k": {"id": "x"}}')
-        time.sleep(1)
+        time.sleep(1)  # under test: nothing arrives in that time
     finally:
         listener.stop()
     assert events == []
@@ -136,8 +137,13 @@ def test_the_daemon_with_credentials_over_tls_applies_a_row_event_at_once(
     )
     with running(settings) as daemon:
         app = daemon.app
-        eventually(lambda: len(app.daemon.state.assignment("Thing") or {}) == 2, timeout=30)
-        time.sleep(1)  # the first pass done; its listener subscribed by now (QoS 1 anyway)
+        eventually(lambda: len(app.daemon.state.world.assignment("Thing") or {}) == 2, timeout=30)
+        # Its listener subscribed: reported up once the broker acknowledged the SUBSCRIBE.
+        eventually(
+            lambda: REGISTRY.get_sample_value("reconciler_source_up", {"source": "mqtt"}) == 1,
+            timeout=15,
+            what="the daemon's MQTT listener subscribed",
+        )
         rid = str(uuid.uuid4())
         insert_ids(pg_url, "Thing", [rid])
         sent = time.monotonic()

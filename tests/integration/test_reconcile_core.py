@@ -301,7 +301,7 @@ def test_a_zookeeper_outage_changes_nothing_and_the_return_converges(
 
     # Both clients reconnect by themselves; on a slow machine the outage may outlast a session
     # (kazoo then opens a new one, failing calls queued meanwhile), so converge by retrying.
-    eventually(lambda: f.zk.connected and kazoo_client.connected, timeout=30)
+    eventually(lambda: f.zk.session.connected and kazoo_client.connected, timeout=30)
 
     def converged() -> bool:
         f.tick()

@@ -210,7 +210,7 @@ def test_kube_pod_lifecycle_from_template(kube: Any, kube_namespace: str) -> Non
         v1.patch_namespaced_pod_status(
             name, kube_namespace, {"status": {"phase": "Failed", "reason": "Error"}}
         )
-        time.sleep(1)
+        time.sleep(1)  # under test: kwok leaves the status alone for that long
         assert v1.read_namespaced_pod(name, kube_namespace).status.phase == "Failed"
 
         v1.delete_namespaced_pod(name, kube_namespace)

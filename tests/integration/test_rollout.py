@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from tests.integration.fleet import REPO, eventually, seed, write_policy
 
 TOKEN = "rollout-token"
 PODS = 10
+MAX_UNAVAILABLE = 1  # rollout.maxUnavailable: the policy here leaves it at its default
+MIN_SAMPLES = 5  # the sampler's looks at the pods while a roll goes on, at least
 
 
 def running_pods(core: k8s.CoreV1Api, ns: str) -> dict[str, Any]:
@@ -36,27 +39,52 @@ def running_pods(core: k8s.CoreV1Api, ns: str) -> dict[str, Any]:
 
 
 class Watch:
-    """Samples the kind's Running pods every 50 ms in a thread; keeps the lowest count."""
+    """Samples the kind's Running pods (name -> uid) in a thread, as often as the apiserver
+    answers (a roll on kwok takes a second or so), until `close()`."""
 
     def __init__(self, core: k8s.CoreV1Api, ns: str) -> None:
         self.core, self.ns = core, ns
-        self.lowest = PODS
-        self.samples = 0
+        self.samples: list[dict[str, str]] = []
+        self.failures: list[Exception] = []  # a failed list is no sample (shown if too few)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def running(self) -> dict[str, Any]:
-        return running_pods(self.core, self.ns)
-
     def _run(self) -> None:
-        while not self.stop.wait(0.05):
-            self.lowest = min(self.lowest, len(self.running()))
-            self.samples += 1
+        while not self.stop.wait(0.01):
+            try:
+                pods = running_pods(self.core, self.ns)
+            except Exception as e:
+                self.failures.append(e)
+                continue
+            self.samples.append({n: p.metadata.uid for n, p in pods.items()})
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5)
+        assert not self.thread.is_alive(), "the sampler did not stop"
+
+
+@dataclass
+class Roll:
+    before: dict[str, str]  # the Running pods' uids when the roll began
+    samples: list[dict[str, str]]  # what the sampler saw during the roll
+    took: float
+    pods: dict[str, Any]  # the Running pods at the end
+
+    @property
+    def lowest(self) -> int:
+        return min(len(sample) for sample in self.samples)
+
+
+def assert_rolled_at_most_max_unavailable_at_a_time(roll: Roll, failures: list[Exception]) -> None:
+    """The sampler saw the roll (enough samples, one with old and new pods both Running), and
+    at no sample were more than MAX_UNAVAILABLE of the PODS pods not Running."""
+    assert len(roll.samples) >= MIN_SAMPLES, (len(roll.samples), failures[-3:])
+    unavailable = [PODS - len(sample) for sample in roll.samples]
+    assert max(unavailable) <= MAX_UNAVAILABLE, unavailable
+    new = [sum(uid != roll.before.get(n) for n, uid in s.items()) for s in roll.samples]
+    assert any(0 < n < len(s) for n, s in zip(new, roll.samples, strict=True)), new
 
 
 @pytest.fixture
@@ -75,30 +103,32 @@ def fleet_of_ten(
     )
     with running(settings_for(zk_hosts, pg_url, kube, policy, token=TOKEN)) as d:
         core = k8s.CoreV1Api(kube.api_client())
-        watch = Watch(core, kube_namespace)
-        eventually(lambda: len(watch.running()) == PODS, timeout=90)
-        watch.close()
+        eventually(lambda: len(running_pods(core, kube_namespace)) == PODS, timeout=90)
         yield d, core, kube_namespace, template
 
 
-def roll_and_measure(core: k8s.CoreV1Api, ns: str, start: Any) -> tuple[int, float, dict]:
+def roll_and_measure(core: k8s.CoreV1Api, ns: str, start: Any) -> Roll:
+    before = {n: p.metadata.uid for n, p in running_pods(core, ns).items()}
+    assert len(before) == PODS
     watch = Watch(core, ns)
-    before = {n: p.metadata.uid for n, p in watch.running().items()}
     t0 = time.monotonic()
     start()
     try:
-        eventually(
+        pods = eventually(
             lambda: (
-                (now := watch.running())
+                (now := running_pods(core, ns))
                 and len(now) == PODS
                 and all(p.metadata.uid != before[n] for n, p in now.items())
+                and now
             ),
             timeout=180,
-            interval=0.2,
+            interval=0.05,
         )
     finally:
         watch.close()
-    return watch.lowest, time.monotonic() - t0, watch.running()
+    roll = Roll(before, watch.samples, time.monotonic() - t0, pods)
+    assert_rolled_at_most_max_unavailable_at_a_time(roll, watch.failures)
+    return roll
 
 
 def test_a_rolling_restart_keeps_all_but_one_pod_running(
@@ -114,9 +144,12 @@ def test_a_rolling_restart_keeps_all_but_one_pod_running(
         )
         assert r.status_code == 200, r.text
 
-    lowest, took, _ = roll_and_measure(core, ns, restart)
-    print(f"\nFIGURE rolling restart of {PODS} pods: {took:.1f}s, lowest Running {lowest}")
-    assert lowest >= PODS - 1
+    roll = roll_and_measure(core, ns, restart)
+    print(
+        f"\nFIGURE rolling restart of {PODS} pods: {roll.took:.1f}s, lowest Running "
+        f"{roll.lowest} in {len(roll.samples)} samples"
+    )
+    assert roll.lowest >= PODS - 1
 
 
 def test_a_template_edit_is_noticed_and_rolls_the_same_way(
@@ -130,9 +163,12 @@ def test_a_template_edit_is_noticed_and_rolls_the_same_way(
         manifest["metadata"].setdefault("labels", {})["release"] = "2"
         template.write_text(yaml.safe_dump(manifest))
 
-    lowest, took, pods = roll_and_measure(core, ns, edit)
-    print(f"\nFIGURE template roll of {PODS} pods: {took:.1f}s, lowest Running {lowest}")
-    assert lowest >= PODS - 1
-    revisions = {p.metadata.annotations[REVISION_ANNOTATION] for p in pods.values()}
+    roll = roll_and_measure(core, ns, edit)
+    print(
+        f"\nFIGURE template roll of {PODS} pods: {roll.took:.1f}s, lowest Running "
+        f"{roll.lowest} in {len(roll.samples)} samples"
+    )
+    assert roll.lowest >= PODS - 1
+    revisions = {p.metadata.annotations[REVISION_ANNOTATION] for p in roll.pods.values()}
     assert len(revisions) == 1 and revisions.isdisjoint(old)
-    assert all(p.metadata.labels.get("release") == "2" for p in pods.values())
+    assert all(p.metadata.labels.get("release") == "2" for p in roll.pods.values())

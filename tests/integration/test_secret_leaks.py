@@ -18,7 +18,6 @@ import contextlib
 import json
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +122,15 @@ def source_up(http: httpx.Client, source: str) -> float | None:
         if line.startswith(f'reconciler_source_up{{source="{source}"}}'):
             return float(line.split()[-1])
     return None
+
+
+def passes(http: httpx.Client) -> float:
+    """Passes the daemon has run (reconciler_reconciles_total, every trigger)."""
+    return sum(
+        float(line.split()[-1])
+        for line in http.get("/metrics").text.splitlines()
+        if line.startswith("reconciler_reconciles_total{")
+    )
 
 
 def credentials(
@@ -291,7 +299,19 @@ def run_everything(
                 )
 
             eventually(all_refused, timeout=60, what="every login of the bad daemon refused")
-            time.sleep(3)  # a few more blind passes (tick 1 s) and reconnect attempts
+            before = passes(http)
+
+            def more_refusals_logged() -> bool:
+                # A few more blind passes (tick 1 s) and reconnect attempts, each logged.
+                log = "".join(bad.lines)
+                return (
+                    passes(http) >= before + 3
+                    and "password authentication failed" in log
+                    and "NoAuthError" in log
+                    and "no bootstrap from" in log
+                )
+
+            eventually(more_refusals_logged, timeout=30, what="3 more blind passes, logged")
             evidence.http("bad /v1/status", http.get("/v1/status"))
             evidence.http("bad /metrics", http.get("/metrics"))
             evidence.http("bad /readyz", http.get("/readyz"))

@@ -32,6 +32,7 @@ from kazoo.security import (
 from reconciler.adapters.sql.inventory import insert_ids
 from reconciler.adapters.zookeeper.access import ZkAccess, same_acl
 from reconciler.adapters.zookeeper.acl_align import align_acls
+from reconciler.adapters.zookeeper.session import ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore, ZkTransactionError
 from reconciler.domain.errors import SourceUnavailable
 from reconciler.domain.model import Instance
@@ -106,7 +107,8 @@ def converged(app: Any) -> Callable[[], bool]:
     def check() -> bool:
         state = app.daemon.state
         return (
-            len(state.assignment("Thing") or {}) == 2 and len(state.assignment("Rule") or {}) == 1
+            len(state.world.assignment("Thing") or {}) == 2
+            and len(state.world.assignment("Rule") or {}) == 1
         )
 
     return check
@@ -273,11 +275,11 @@ def test_a_wrong_password_is_refused_as_unavailable_naming_the_setting(
     its first write (readers = anyone) or read (readers restricted). A refused write is a
     failed transaction naming the node, a refused read SourceUnavailable (the pass is
     blind); both name the setting to check, never the password."""
-    right = ZkStore(zk_hosts, access=ZkAccess("reconciler", DAEMON_PW))
+    right = ZkStore(ZkSession(zk_hosts, access=ZkAccess("reconciler", DAEMON_PW)))
     wrong_pw = f"wrong-{uuid.uuid4().hex}"
-    wrong = ZkStore(zk_hosts, access=ZkAccess("reconciler", wrong_pw))
+    wrong = ZkStore(ZkSession(zk_hosts, access=ZkAccess("reconciler", wrong_pw)))
     for store in (right, wrong):
-        store.start()
+        store.session.start()
     refusals: list[Exception] = []
     try:
         written = right.write_instance("Thing", Instance(0, frozenset({"a"}), 5), create=True)
@@ -288,7 +290,7 @@ def test_a_wrong_password_is_refused_as_unavailable_naming_the_setting(
             wrong.delete_instance("Thing", 0)
         refusals += [write.value, delete.value]
         # The readers restricted to a worker (the leader's alignment): now it cannot read.
-        restricted = ZkStore(zk_hosts, access=ZkAccess("reconciler", DAEMON_PW, (WORKER_ID,)))
+        restricted = ZkSession(zk_hosts, access=ZkAccess("reconciler", DAEMON_PW, (WORKER_ID,)))
         restricted.start()
         try:
             report = align_acls(restricted)
@@ -306,4 +308,4 @@ def test_a_wrong_password_is_refused_as_unavailable_naming_the_setting(
         assert right.read("Thing")[0].ids == {"a"}  # nothing changed
     finally:
         for store in (right, wrong):
-            store.stop()
+            store.session.stop()

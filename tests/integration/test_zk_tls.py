@@ -99,7 +99,7 @@ def test_the_daemon_over_tls_with_its_login_converges(
     try:
         with running(settings) as d:
             eventually(converged(d.app), timeout=30)
-            assert d.app.zk.client.use_ssl
+            assert d.app.zk.session.client.use_ssl
         owner = client(tls_zk.hosts + chroot, auth_data=[("digest", f"reconciler:{DAEMON_PW}")])
         try:
             layout = read_layout(owner, "Thing")

@@ -18,6 +18,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss
 from kazoo.security import make_acl
 
+from reconciler.adapters.zookeeper.session import ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore, ZkTransactionError
 from reconciler.domain.errors import Conflict, SourceUnavailable
 from reconciler.domain.model import Instance, NodeVersions
@@ -30,10 +31,10 @@ ROOT = "/iota/orchestration"
 
 @pytest.fixture
 def store(zk_hosts: str) -> Iterator[ZkStore]:
-    s = ZkStore(zk_hosts, timeout=5.0)
-    s.start()
-    yield s
-    s.stop()
+    session = ZkSession(zk_hosts, timeout=5.0)
+    session.start()
+    yield ZkStore(session)
+    session.stop()
 
 
 def raw(client: KazooClient, path: str) -> bytes:
@@ -77,12 +78,12 @@ def test_write_then_read_round_trip(store: ZkStore) -> None:
 def test_each_write_is_one_transaction_and_reads_write_nothing(store: ZkStore) -> None:
     store.write_instance("Thing", Instance(0, frozenset({"a"}), count=2), create=True)
     store.write_instance("Thing", Instance(1, frozenset({"b"}), count=2), create=True)
-    after_writes = store.writes
+    after_writes = store.session.writes
     # 1 for the parent path, then exactly one commit per instance.
     assert after_writes == 3
     for _ in range(3):
         store.read("Thing")
-    assert store.writes == after_writes
+    assert store.session.writes == after_writes
 
 
 def test_reload_times_are_stored_as_given(store: ZkStore, kazoo_client: KazooClient) -> None:
@@ -99,7 +100,7 @@ def test_failed_op_rolls_back_the_whole_instance(store: ZkStore, kazoo_client: K
     base = f"{ROOT}/Thing/0"
     store.write_instance("Thing", Instance(0, frozenset({"a"}), 2, reload_times=1), create=True)
     before = {p: raw(kazoo_client, p) for p in (base, f"{base}/_reload", f"{base}/resources")}
-    writes = store.writes
+    writes = store.session.writes
     # Make the last op of the transaction fail: resources becomes read-only.
     kazoo_client.set_acls(f"{base}/resources", [make_acl("world", "anyone", read=True)])
 
@@ -110,7 +111,7 @@ def test_failed_op_rolls_back_the_whole_instance(store: ZkStore, kazoo_client: K
     assert caught.value.path == f"{base}/resources"
     assert f"{base}/resources" in str(caught.value)
     assert {p: raw(kazoo_client, p) for p in before} == before  # base and _reload untouched
-    assert store.writes == writes
+    assert store.session.writes == writes
 
 
 def test_repair_recreates_missing_children(store: ZkStore, kazoo_client: KazooClient) -> None:
@@ -124,10 +125,10 @@ def test_repair_recreates_missing_children(store: ZkStore, kazoo_client: KazooCl
     assert not broken.complete
     assert broken.ids == inst.ids  # what could be read is kept
 
-    writes = store.writes
+    writes = store.session.writes
     repaired = Instance(0, inst.ids, count=2, reload_times=2)
     store.write_instance("Thing", repaired, create=False)
-    assert store.writes == writes + 1  # the missing nodes came in the same transaction
+    assert store.session.writes == writes + 1  # the missing nodes came in the same transaction
     assert raw(kazoo_client, f"{base}/_reload") == b'{"times":2}'
     assert kazoo_client.exists(f"{base}/tmp") is not None
     assert store.read("Thing")[0] == repaired
@@ -176,15 +177,15 @@ def test_delete_removes_worker_created_children(store: ZkStore, kazoo_client: Ka
     kazoo_client.create(f"{base}/tmp/status/detail", b"x")
     kazoo_client.create(f"{base}/extra", b"")
 
-    writes = store.writes
+    writes = store.session.writes
     store.delete_instance("Thing", 1)
-    assert store.writes == writes + 1
+    assert store.session.writes == writes + 1
     assert kazoo_client.exists(base) is None
     assert list(store.read("Thing")) == [0]
 
     store.delete_instance("Thing", 1)  # already gone: done, no error, no write
     store.delete_instance("Rule", 4)  # kind never existed
-    assert store.writes == writes + 1
+    assert store.session.writes == writes + 1
 
 
 def test_5000_uuid_ids_fit_in_one_instance(store: ZkStore, kazoo_client: KazooClient) -> None:
@@ -234,7 +235,7 @@ def test_stale_used_reads_as_incomplete(store: ZkStore, kazoo_client: KazooClien
 
 
 def test_start_fails_fast_when_nothing_listens() -> None:
-    s = ZkStore("127.0.0.1:1", timeout=1.0)
+    s = ZkSession("127.0.0.1:1", timeout=1.0)
     started = time.monotonic()
     with pytest.raises(SourceUnavailable):
         s.start()
@@ -244,12 +245,13 @@ def test_start_fails_fast_when_nothing_listens() -> None:
 
 
 def test_zookeeper_outage_raises_source_unavailable_then_recovers(zk: Any, zk_hosts: str) -> None:
-    store = ZkStore(zk_hosts, timeout=3.0)
-    store.start()
+    session = ZkSession(zk_hosts, timeout=3.0)
+    session.start()
+    store = ZkStore(session)
     inst = Instance(0, frozenset({"a"}), count=2, reload_times=1)
     try:
         store.write_instance("Thing", inst, create=True)
-        assert store.connected
+        assert store.session.connected
         zk.stop()
         try:
             took: list[float] = []
@@ -266,7 +268,7 @@ def test_zookeeper_outage_raises_source_unavailable_then_recovers(zk: Any, zk_ho
             assert took[0] < 3.0 + 2.0  # the store's timeout (it may be a blip), plus slack
             # Disconnected for longer than the timeout: later calls give up at once.
             assert max(took[1:]) < 1.0
-            assert not store.connected
+            assert not store.session.connected
         finally:
             zk.start()
         # The same store, not a new one: kazoo reconnects by itself.
@@ -274,12 +276,12 @@ def test_zookeeper_outage_raises_source_unavailable_then_recovers(zk: Any, zk_ho
         # Any answer will do: until then, read raises SourceUnavailable (re-raised at 30 s).
         eventually(lambda: store.read("Thing") is not None, timeout=30, interval=0.2)
         print(f"reconnected {time.monotonic() - started:.2f}s after the server was back")
-        assert store.connected
+        assert store.session.connected
         newer = Instance(0, frozenset({"a", "b"}), count=2, reload_times=2)
         store.write_instance("Thing", newer, create=False)  # it exists: a create would conflict
         assert store.read("Thing") == {0: newer}
     finally:
-        store.stop()
+        session.stop()
 
 
 # --- compare-and-set (issue 12): a write never overwrites another writer's change -------
@@ -293,7 +295,7 @@ def test_a_write_on_the_versions_read_fails_if_another_writer_changed_the_instan
     assert read.versions is not None
     theirs = b'{"ids":["a","theirs"]}'
     kazoo_client.set(f"{ROOT}/Thing/0/resources", theirs)  # between our read and our write
-    writes = store.writes
+    writes = store.session.writes
 
     with pytest.raises(Conflict) as caught:
         store.write_instance(
@@ -303,7 +305,7 @@ def test_a_write_on_the_versions_read_fails_if_another_writer_changed_the_instan
     assert "another writer" in str(caught.value)
     assert raw(kazoo_client, f"{ROOT}/Thing/0/resources") == theirs  # nothing overwritten
     assert raw(kazoo_client, f"{ROOT}/Thing/0/_reload") == b'{"times":1}'
-    assert store.writes == writes
+    assert store.session.writes == writes
     again = store.read("Thing")[0]  # a re-read sees their change, and writes on it
     store.write_instance(
         "Thing", replace(again, ids=frozenset({"a", "ours"}), reload_times=2), create=False
@@ -340,7 +342,7 @@ def test_a_write_on_known_versions_is_one_request_and_lists_no_children(
 ) -> None:
     created = store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 0), create=True)
     calls: list[str] = []
-    client = store._client
+    client = store.session.client
     original = client.get_children_async
     client.get_children_async = lambda *a, **k: calls.append("ls") or original(*a, **k)  # type: ignore[method-assign]
     try:
@@ -375,7 +377,7 @@ def test_a_write_whose_commit_landed_before_the_connection_was_lost_is_no_confli
     store: ZkStore, kazoo_client: KazooClient
 ) -> None:
     read = store.write_instance("Thing", Instance(0, frozenset({"a"}), 3, 0), create=True)
-    commit = store._commit
+    commit = store.session.commit
     lost: list[str] = []
 
     def commit_then_lose_the_answer(*args: Any, **kw: Any) -> Any:
@@ -385,7 +387,7 @@ def test_a_write_whose_commit_landed_before_the_connection_was_lost_is_no_confli
             raise ConnectionLoss("answer lost")  # landed, but we never heard
         return result
 
-    store._commit = commit_then_lose_the_answer  # type: ignore[method-assign]
+    store.session.commit = commit_then_lose_the_answer  # type: ignore[method-assign]
     wanted = replace(read, ids=frozenset({"a", "b"}), reload_times=1)
     written = store.write_instance("Thing", wanted, create=False)  # retried by the store
 

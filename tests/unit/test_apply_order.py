@@ -13,6 +13,7 @@ import pytest
 
 from reconciler.domain.errors import Conflict
 from reconciler.domain.model import CreatePod, DeleteInstance, WriteInstance
+from reconciler.domain.outcomes import System
 from tests.unit.fakes import FakeStore
 from tests.unit.test_pipeline import World
 
@@ -85,7 +86,7 @@ def test_a_scale_down_empties_instances_before_their_ids_move_and_deletes_them_l
     world.clock.advance(60)
     rescale(world, 5000)  # 7 -> 3 instances
     result = world.run()
-    store_ops = [o.op for o in result.outcomes if o.op.key.startswith("zk:")]
+    store_ops = [o.op for o in result.outcomes if o.op.system is System.ZOOKEEPER]
     deletes = [op for op in store_ops if isinstance(op, DeleteInstance)]
     assert sorted(op.instance_id for op in deletes) == [3, 4, 5, 6]
     last_write = max(k for k, op in enumerate(store_ops) if isinstance(op, WriteInstance))
@@ -132,7 +133,7 @@ def test_a_write_on_a_version_another_writer_moved_is_a_conflict_and_overwrites_
 
     # A row event: the event pass plans on the assignment the last pass left (stale now).
     world.rows.tables["Thing"].add("t-new")
-    world.state.patch_rows("Thing", ["t-new"], [])
+    world.state.rows.patch("Thing", ["t-new"], [])
     result = world.run(full=False)
     [outcome] = [o for o in result.outcomes if isinstance(o.op, WriteInstance)]
     assert outcome.result == "failed" and outcome.retry
@@ -153,7 +154,7 @@ def test_event_passes_write_on_the_versions_their_own_last_write_left(world: Wor
     other = sorted(owner.ids - {"t0"})[0]
     for gone in ("t0", other):  # two event passes, each writing the same instance
         world.rows.tables["Thing"].discard(gone)
-        world.state.patch_rows("Thing", [], [gone])
+        world.state.rows.patch("Thing", [], [gone])
         result = world.run(full=False)
-        assert [o.result for o in result.outcomes if o.op.key.startswith("zk:")] == ["ok"]
+        assert [o.result for o in result.outcomes if o.op.system is System.ZOOKEEPER] == ["ok"]
     assert world.store.read("Thing")[owner.instance_id].ids == owner.ids - {"t0", other}

@@ -11,6 +11,7 @@ import threading
 import time
 
 from reconciler.adapters.sql.deadline import ReadDeadline
+from tests.polling import eventually
 
 
 def _slow_query(conn: sqlite3.Connection) -> None:
@@ -44,7 +45,9 @@ def test_a_released_read_is_never_cut_and_not_marked_expired() -> None:
     deadline.guard(conn)
     deadline.unguard()
     deadline.release()
-    time.sleep(0.2)
+    # Due after it: once this one has expired, the watcher is past the released one's time.
+    witness = ReadDeadline(0.1)
+    eventually(lambda: witness.expired, timeout=5, what="a later deadline to expire")
     assert not deadline.expired
     assert conn.execute("SELECT 1").fetchall() == [(1,)]
 
@@ -68,6 +71,6 @@ def test_deadlines_expire_in_time_order_whatever_order_they_were_made_in() -> No
     early = Recorded("early", 0.1)  # made after `late`, due before it: wakes the watcher
     released = Recorded("released", 0.05)
     released.release()
-    time.sleep(0.7)
+    eventually(lambda: "late" in expired, timeout=5, what="the last deadline to expire")
     assert expired == ["early", "late"]
     assert early.expired and late.expired and not released.expired

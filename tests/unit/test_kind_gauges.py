@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.policy.schema import load_policy_and_templates
+from reconciler.policy.loader import load_policy_and_templates
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.state.daemon import DaemonState

@@ -10,15 +10,15 @@ from collections.abc import Iterator
 import pytest
 from kubernetes.client.rest import ApiException
 
-from reconciler.adapters.kube import (
-    KubePods,
-    PodWatcher,
+from reconciler.adapters.kube.client import make_api_client
+from reconciler.adapters.kube.convert import (
     _schedulable,
     _usage_from_dict,
-    make_api_client,
     parse_go_duration,
     pod_from_dict,
 )
+from reconciler.adapters.kube.pods import KubePods
+from reconciler.adapters.kube.watch import PodWatcher
 from reconciler.domain.errors import SourceUnavailable
 from reconciler.domain.model import Pod
 from reconciler.domain.podspec import PodTemplate
@@ -239,30 +239,37 @@ def test_watch_410_relists_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert w.pods("Thing") == {"b": pod_from_dict(_pod_json("b", "Running", "19"))}
 
 
-def test_watch_http_410_and_errors_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_watch_relists_after_410_and_backs_off_doubling_after_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     api = make_api_client(
         in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9", token=None, ca_file=None
     )
     t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {}})
-    w = PodWatcher(api, {"Thing": t}, lambda k, p, e: None, backoff_initial=0.01, backoff_max=0.02)
-    calls: list[str] = []
+    w = PodWatcher(api, {"Thing": t}, lambda k, p, e: None, backoff_initial=0.1, backoff_max=1.0)
+    calls: list[tuple[str, float]] = []
 
     def fake_list_all(*a: object, **k: object) -> tuple[list[dict[str, object]], str]:
-        calls.append("list")
-        if calls.count("list") == 2:
+        calls.append(("list", time.monotonic()))
+        if len([c for c in calls if c[0] == "list"]) in (2, 3):
             raise SourceUnavailable("down")  # an error: backoff, then list again
         return [], "5"
 
     def fake_watch(*args: object, **kwargs: object) -> _FakeResp:
-        calls.append("watch")
-        if calls.count("watch") == 1:
-            raise ApiException(status=410, reason="Gone")
+        calls.append(("watch", time.monotonic()))
+        if len([c for c in calls if c[0] == "watch"]) == 1:
+            raise ApiException(status=410, reason="Gone")  # expired: list again, no error
         w._stop.set()
         return _FakeResp([])
 
     monkeypatch.setattr(w._api, "list_all", fake_list_all)
     monkeypatch.setattr(w._api.core, "list_namespaced_pod", fake_watch)
     w._run("Thing")
-    assert calls == ["list", "watch", "list", "list", "watch"]
-    assert w.reconnects == 1
+    assert [what for what, _ in calls] == ["list", "watch", "list", "list", "list", "watch"]
+    at = [when for _, when in calls]
+    # The failed lists (calls 2 and 3) are retried after backoff_initial, then twice that
+    # (less a little for the clocks' rounding).
+    assert at[3] - at[2] >= 0.1 - 0.005
+    assert at[4] - at[3] >= 0.2 - 0.005
+    assert w.reconnects == 2  # the two errors; the 410 is no reconnect
     assert not w.healthy

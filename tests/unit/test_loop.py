@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.domain.events import RowEvent
 from reconciler.reconcile.pass_ports import Ports
-from reconciler.runtime.loop import Daemon, Wake
+from reconciler.runtime.loop import Daemon, Wake, WakeReason
 from tests.polling import eventually
 from tests.unit.fakes import FakeClock, FakePodCache, FakePods, FakeRows, FakeStore, write_policy
 
@@ -55,7 +55,7 @@ def test_a_burst_of_wake_ups_becomes_one_pass(tmp_path: Path) -> None:
         for i in range(200):
             daemon.on_row_event(RowEvent("Thing", added=frozenset((f"new-{i}",))))
         eventually(lambda: daemon.passes > passes, timeout=10, what="a pass for the burst")
-        time.sleep(0.3)  # on the test thread: would a second pass follow?
+        time.sleep(0.3)  # under test: would a second pass follow (on the test thread)?
         assert daemon.passes == passes + 1
         assert daemon.last_pass is not None and daemon.last_pass.trigger == "event"
         assert store.writes > writes
@@ -92,7 +92,7 @@ def test_row_events_change_nothing_while_the_database_cannot_confirm_them(
         passes = daemon.passes
         rows_of(daemon).down = True
         daemon.on_row_event(RowEvent("Thing", removed=frozenset({"t1", "t2"})))
-        time.sleep(0.3)
+        time.sleep(0.3)  # under test: no pass follows
         assert daemon.passes == passes
         assert {"t1", "t2"} <= assigned(store, "Thing")
 
@@ -103,7 +103,7 @@ def test_duplicate_row_events_run_no_pass(tmp_path: Path) -> None:
         passes = daemon.passes
         for _ in range(5):
             daemon.on_row_event(RowEvent("Thing", added=frozenset(("t1",))))  # already known
-        time.sleep(0.3)
+        time.sleep(0.3)  # under test: no pass follows
         assert daemon.passes == passes
 
 
@@ -153,7 +153,7 @@ def test_nothing_sleeps_on_the_loop_thread(tmp_path: Path, monkeypatch: pytest.M
         eventually(lambda: "iota-dac-1" in pods.pods["Thing"], timeout=10)
         result = daemon.orchestrate("Rule", {"maxInstances": 5})
         assert not result.failed
-        daemon.wake(Wake("tick"))
+        daemon.wake(Wake(WakeReason.TICK))
         passes = daemon.passes
         eventually(lambda: daemon.passes > passes, timeout=10)
     assert "reconcile-loop" not in sleepers

@@ -9,7 +9,7 @@ import pytest
 from paho.mqtt._packet import decode_connack
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from reconciler.adapters.mqtt.notify import ProtocolChoice
+from reconciler.adapters.mqtt.connect import ProtocolChoice
 
 CONNACK = 0x20  # fixed header byte of a CONNACK
 

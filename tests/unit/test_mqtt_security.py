@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.mqtt.connect import Broker, MqttSecurity, mask_userinfo
+from reconciler.adapters.mqtt.connect import Broker, MqttSecurity
 from reconciler.adapters.mqtt.notify import NotifyListener
+from reconciler.domain.redaction import mask_userinfo
 
 
 def test_the_settings_login_wins_over_the_urls() -> None:

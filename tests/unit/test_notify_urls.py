@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.adapters.mqtt.notify import Broker, NotifyListener, parse_broker_urls
+from reconciler.adapters.mqtt.connect import Broker, parse_broker_urls
+from reconciler.adapters.mqtt.notify import NotifyListener
 
 
 def test_default_form() -> None:

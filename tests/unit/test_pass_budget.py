@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from reconciler.domain.model import OVER_BUDGET, Moment, PassResult, WriteInstance
-from reconciler.policy.schema import KindPolicy, load_policy_and_templates
+from reconciler.domain.model import Moment, PassResult, WriteInstance
+from reconciler.domain.outcomes import OutcomeResult, SkipReason
+from reconciler.policy.loader import load_policy_and_templates
+from reconciler.policy.schema import KindPolicy
 from reconciler.reconcile.budget import Deadline
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
-from reconciler.runtime.loop import Daemon, Wake
+from reconciler.runtime.loop import Daemon, Wake, WakeReason
 from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
 from tests.polling import eventually
@@ -96,7 +98,7 @@ def test_a_wedged_pass_ends_within_its_budget_counts_the_overrun_and_leaves_the_
     assert result.over_budget
     assert result.seconds <= BUDGET + CALL
     assert world.store.writes == 3
-    assert len(result.left) == 9 and all(o.error == OVER_BUDGET for o in result.left)
+    assert len(result.left) == 9 and all(o.skip is SkipReason.OVER_BUDGET for o in result.left)
     assert overruns() == before + 1
     said = [e for e in logs if e["event"] == "pass over budget"]
     assert len(said) == 1, said
@@ -106,7 +108,7 @@ def test_a_wedged_pass_ends_within_its_budget_counts_the_overrun_and_leaves_the_
 
     # The next pass picks up where the budget stopped: the rest, without redoing anything.
     second = world.run(BUDGET)
-    applied = [o.op for o in second.outcomes if o.result == "ok"]
+    applied = [o.op for o in second.outcomes if o.result is OutcomeResult.OK]
     assert not any(
         isinstance(op, WriteInstance)
         and op.instance.instance_id in (0, 1, 2)
@@ -254,5 +256,5 @@ def test_the_loop_goes_on_at_once_with_what_the_budget_left(
     )
     assert daemon.passes >= 3  # 6 writes of 0.1 s under a 0.25 s budget: several passes
     assert overruns() >= before + 2
-    daemon.wake(Wake("tick"))  # still healthy: the budget is no fault
+    daemon.wake(Wake(WakeReason.TICK))  # still healthy: the budget is no fault
     eventually(lambda: daemon.liveness.problem() is None, timeout=5)

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.domain.model import DeleteInstance, DeletePod, PassResult
 from reconciler.domain.pins import Pin, PinError, decode_pin
-from reconciler.policy.schema import load_policy_and_templates
+from reconciler.policy.loader import load_policy_and_templates
 from reconciler.reconcile.operations import pin_kind
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
@@ -108,7 +108,7 @@ def test_a_pin_is_written_to_the_store_and_kept_by_a_restarted_daemon(world: Wor
     assert world.pins.data["Thing"] == Pin(5, "token", world.clock.wall())
     world.restart()
     assert world.run().plan.ops == ()  # not back to 3: the pin was read from the store
-    assert world.state.pinned("Thing") == Pin(5, "token", world.clock.wall())
+    assert world.state.pins.pinned("Thing") == Pin(5, "token", world.clock.wall())
 
 
 def test_a_pinned_kind_does_not_follow_new_rows_past_its_pin(world: World) -> None:
@@ -176,7 +176,7 @@ def test_unknown_pins_mean_no_plan_for_any_kind(world: World) -> None:
     world.restart()
     result = world.run()
     assert result.plan.ops == ()
-    assert world.state.degraded("Thing").keys() == {"zookeeper"}
+    assert world.state.sources.degraded("Thing").keys() == {"zookeeper"}
     world.pins.down = False
     world.settle()
     assert world.thing() == ([], set(), [])
@@ -186,7 +186,7 @@ def test_a_failed_pin_write_changes_nothing(world: World) -> None:
     world.pins.down = True
     with pytest.raises(Exception, match="down"):
         world.pin(0)
-    assert world.state.pinned("Thing") is None
+    assert world.state.pins.pinned("Thing") is None
     world.pins.down = False
     assert world.run().plan.ops == ()
 
@@ -217,6 +217,6 @@ def test_a_pin_round_trips_through_its_node_data() -> None:
 def test_a_pin_set_while_a_pass_reads_the_pins_is_not_undone_by_that_read(world: World) -> None:
     world.pins.during_read = lambda: (setattr(world.pins, "during_read", None), world.pin(0))
     world.run()  # read the pins before the stop was written, planned without it
-    assert world.state.pinned("Thing") == Pin(0, "token", world.clock.wall())
+    assert world.state.pins.pinned("Thing") == Pin(0, "token", world.clock.wall())
     world.settle()
     assert world.thing() == ([], set(), [])

@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.domain.errors import NotYet, Terminal
 from reconciler.domain.model import CreatePod, Reason, RecreatePod, WriteInstance
-from reconciler.policy.schema import load_policy_and_templates
+from reconciler.policy.loader import load_policy_and_templates
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.state.daemon import DaemonState
@@ -137,8 +137,8 @@ def test_a_terminal_refusal_on_one_kind_leaves_the_others_applied_and_is_not_ret
 
 
 def world_folder(world: World) -> Path:
-    assert world.state.loaded is not None
-    return world.state.loaded.path.parent
+    assert world.state.policy.loaded is not None
+    return world.state.policy.loaded.path.parent
 
 
 def test_a_failed_operation_backs_off_doubling_and_resets_on_success(world: World) -> None:
@@ -150,7 +150,7 @@ def test_a_failed_operation_backs_off_doubling_and_resets_on_success(world: Worl
         result = world.run()
         failed = [o for o in result.outcomes if o.result == "failed"]
         assert len(failed) == 1
-        delays.append(world.state._retries._backoff[failed[0].op.key].delay)
+        delays.append(world.state.retries._backoff[failed[0].op.key].delay)
         skipped = world.run()  # at once: still backing off
         assert [o.result for o in skipped.outcomes] == ["skipped"]
         world.clock.advance(delays[-1])
@@ -158,7 +158,7 @@ def test_a_failed_operation_backs_off_doubling_and_resets_on_success(world: Worl
 
     del world.store.refuse["Thing"]
     assert [o.result for o in world.run().outcomes] == ["ok"]
-    assert world.state._retries._backoff == {}
+    assert world.state.retries._backoff == {}
 
 
 def test_not_yet_is_pending_without_backoff(world: World) -> None:
@@ -209,7 +209,7 @@ def test_event_passes_read_pods_from_the_watch_and_full_passes_list(world: World
 def test_event_passes_do_not_read_the_database(world: World) -> None:
     world.converge()
     reads = world.rows.reads
-    world.state.patch_rows("Thing", ["t-new"], [])
+    world.state.rows.patch("Thing", ["t-new"], [])
     result = world.run(full=False, kinds=["Thing"])
     assert world.rows.reads == reads
     assert any(
@@ -305,7 +305,7 @@ def test_a_template_edit_rolls_pods_one_at_a_time_each_after_the_last_runs(
         for name, pod in pods.items():
             pods[name] = copy_with(pod, revision="r1", started_at=world.clock.now - 600)
     world.pods.sync()
-    world.state._revisions = {"Thing": "r2", "Rule": "r1"}  # Thing's template was edited
+    world.state.policy._revisions = {"Thing": "r2", "Rule": "r1"}  # Thing's template was edited
     replaced: list[str] = []
     for _ in range(12):
         result = world.run(full=False)
@@ -367,4 +367,4 @@ def test_over_capacity_is_said_once_while_it_lasts_and_when_it_ends(tmp_path: Pa
         world.run()
     said = [e["event"] for e in logs if e["event"].startswith("over capacity")]
     assert said == ["over capacity", "over capacity resolved"]
-    assert world.state.last_report("Thing") is not None
+    assert world.state.last.report("Thing") is not None

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reconciler.domain.model import Pod, Reason, RecreatePod
-from reconciler.policy.schema import load_policy_and_templates
+from reconciler.policy.loader import load_policy_and_templates
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.state.daemon import DaemonState

@@ -33,6 +33,6 @@ def test_a_template_edit_alone_is_picked_up_by_sighup_and_keeps_rest_overrides(
     assert reload_policy(state, policy, "SIGHUP", seen.append)  # the template alone changed
 
     after = state.intents(state.policies())["Thing"].revision
-    assert after != before and after == template_revision(state.templates["Thing"])
+    assert after != before and after == template_revision(state.policy.templates["Thing"])
     assert state.policies()["Thing"].max_instances == 50  # policy.yaml itself did not change
     assert len(seen) == 2  # the adapters got the new templates

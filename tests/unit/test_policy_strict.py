@@ -16,13 +16,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.policy import safe_yaml
-from reconciler.policy.schema import (
-    INSTANCE_NAME_MAX,
-    PolicyError,
-    PolicyProblem,
-    load_policy,
-    parse_policy,
-)
+from reconciler.policy.loader import load_policy, parse_policy
+from reconciler.policy.problems import PolicyError, PolicyProblem
+from reconciler.policy.schema import INSTANCE_NAME_MAX
 from reconciler.policy.templates import TemplateError, load_pod_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,7 +79,8 @@ def test_a_664_byte_billion_laughs_is_refused_fast_in_bounded_memory(tmp_path: P
         f"""
         import resource, time
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-        from reconciler.policy.schema import PolicyError, load_policy
+        from reconciler.policy.loader import load_policy
+        from reconciler.policy.problems import PolicyError
 
         def peak_kib():
             for line in open("/proc/self/status"):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from reconciler.adapters.kube import MetricsUnavailable
+from reconciler.adapters.kube.client import MetricsUnavailable
 from reconciler.domain.model import Instance, Moment, NodeCapacity, Pod, PodUsage
 from reconciler.domain.podspec import PodTemplate
 from reconciler.policy.schema import AutoscalePolicy, KindPolicy

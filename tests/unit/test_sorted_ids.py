@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.domain.ids import SortedIds, disjoint, held_elsewhere, sorted_diff, sorted_union
+from reconciler.domain.id_groups import disjoint, held_elsewhere, sorted_union
+from reconciler.domain.ids import SortedIds, same_ids, share
+from reconciler.domain.sorted_runs import sorted_diff
 
 # Small alphabet: overlaps are common; sizes on both sides of the "few ids" threshold.
 IDS = st.frozensets(st.sampled_from([f"id-{n:03d}" for n in range(120)]), max_size=110)
@@ -88,15 +90,38 @@ def test_builds_from_any_iterable_dropping_duplicates() -> None:
     assert repr(SortedIds(["b", "a"])) == "SortedIds(['a', 'b'])"
 
 
-def test_unchanged_results_are_the_same_object() -> None:
-    # The planner and the memo tell "unchanged" by identity: removing nothing or adding what
-    # is there already must not copy.
+def test_an_operation_that_changes_nothing_keeps_the_version() -> None:
+    # The planner and the memo tell "unchanged" by version: removing nothing or adding what
+    # is there already must hand back the set itself.
     ids = SortedIds(["a", "b"])
-    assert ids - set() is ids
-    assert ids - {"y", "z"} is ids
-    assert ids & {"a", "b", "c"} is ids  # `ids & rows` with no row deleted
-    assert ids.union(["a"]) is ids
-    assert ids | frozenset() is ids
+    for same in (
+        ids - set(),
+        ids - {"y", "z"},
+        ids & {"a", "b", "c"},  # `ids & rows` with no row deleted
+        ids.union(["a"]),
+        ids | frozenset(),
+        SortedIds(ids),
+    ):
+        assert same.version == ids.version and same_ids(same, ids)
+
+
+def test_a_set_built_anew_gets_a_new_version_and_equal_content_is_not_vouched_for() -> None:
+    ids = SortedIds(["a", "b"])
+    again = SortedIds(["b", "a"])
+    assert again == ids and again.version != ids.version and not same_ids(again, ids)
+    changed = ids | {"c"}
+    assert changed.version > ids.version  # drawn from one counter: never given twice
+    # Builtin sets carry no version (they can change in place): never "unchanged".
+    assert not same_ids(frozenset(ids), frozenset(ids))
+    assert not same_ids(None, None)
+
+
+def test_sharing_an_equal_read_keeps_the_old_version() -> None:
+    old = SortedIds(f"id-{k:04d}" for k in range(100))
+    fresh = SortedIds(f"id-{k:04d}" for k in range(100))  # a re-read of an unchanged table
+    assert share(old, fresh).version == old.version
+    grown = share(old, fresh | {"id-new"})
+    assert grown == fresh | {"id-new"} and grown.version != old.version
 
 
 @pytest.mark.parametrize("n", [5_000])

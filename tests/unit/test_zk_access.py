@@ -21,6 +21,7 @@ from reconciler.cli.preflight import describe
 from reconciler.config.settings import Settings
 from reconciler.domain.errors import SourceUnavailable
 from reconciler.wiring import zk_access
+from tests.polling import eventually
 
 PW = "Zk-kn0wn-pa55"
 WORKER = make_digest_acl_credential("worker", "w-pass")  # "worker:<base64 sha1>"
@@ -190,12 +191,6 @@ def keeper_with(
     return keeper, calls
 
 
-def settle(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.01)
-
-
 def test_a_standby_never_aligns_and_a_leader_aligns_once_per_term(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -203,20 +198,20 @@ def test_a_standby_never_aligns_and_a_leader_aligns_once_per_term(
     keeper, calls = keeper_with(monkeypatch, terms, [])
     keeper.start()
     try:
-        time.sleep(0.2)
+        time.sleep(0.2)  # under test: a standby does nothing in that time
         assert calls == []  # standby
         terms.leading, terms.term = True, 1
         keeper.wake()
-        settle(lambda: keeper.aligned_term == 1)
+        eventually(lambda: keeper.aligned_term == 1, timeout=5, interval=0.01)
         for _ in range(3):  # connection blips within the term: nothing more
             keeper.wake()
-        time.sleep(0.2)
+        time.sleep(0.2)  # under test: the blips start no walk in that time
         assert len(calls) == 1
         terms.leading, terms.term = False, 2
         keeper.wake()
         terms.leading, terms.term = True, 3  # leader again: a new term, a new walk
         keeper.wake()
-        settle(lambda: keeper.aligned_term == 3)
+        eventually(lambda: keeper.aligned_term == 3, timeout=5, interval=0.01)
         assert len(calls) == 2
     finally:
         keeper.stop()
@@ -229,7 +224,7 @@ def test_an_unreachable_zookeeper_is_retried_with_backoff(monkeypatch: pytest.Mo
     keeper, calls = keeper_with(monkeypatch, terms, [down, down, AclReport(checked=4)])
     keeper.start()  # no election: it looks at start by itself
     try:
-        settle(lambda: keeper.aligned_term == 0)
+        eventually(lambda: keeper.aligned_term == 0, timeout=5, interval=0.01)
         assert len(calls) == 3
         assert calls[2] - calls[1] >= calls[1] - calls[0] >= 0.04  # 0.05 s, then 0.1 s
         assert keeper.last is not None and keeper.last.checked == 4

@@ -1,13 +1,13 @@
 """Kafka `HeartBeat` monitor: last heartbeat per instance, and whether Kafka itself is visible.
 
-SPEC "Heartbeats": topic `HeartBeat`, from the latest offset. The old orchestrator consumed in
-group `iota-orchestrator-<Resource>`; we never use it (running beside it at cutover, the two
-would split the partitions and each miss heartbeats): our group is `<group>-<Resource>`, with
-`<group>` a setting that defaults to `reconciler-<identity>`, one per daemon, so the leader and
-every standby each read all partitions. The old orchestrator recreated every pod when Kafka
-was down; this module's main job beyond recording heartbeats is to say truthfully when it
-cannot see them (`Heartbeats.connected`), so the planner never blames workers for Kafka's
-outage.
+docs/contracts.md "Heartbeats": topic `HeartBeat`, from the latest offset. The old
+orchestrator consumed in group `iota-orchestrator-<Resource>`; we never use it (running
+beside it at cutover, the two would split the partitions and each miss heartbeats): our
+group is `<group>-<Resource>`, with `<group>` a setting that defaults to
+`reconciler-<identity>`, one per daemon, so the leader and every standby each read all
+partitions. The old orchestrator recreated every pod when Kafka was down; this module's main
+job beyond recording heartbeats is to say truthfully when it cannot see them
+(`Heartbeats.connected`), so the planner never blames workers for Kafka's outage.
 
 Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 broker:
 - `poll()` never reports a broker outage: it returns `{}` and the client reconnects in the
@@ -21,7 +21,7 @@ Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 b
   answers, after it already started its IO thread; that thread is left running. We keep a
   handle on the half-built object to close it, or every retry during an outage would leak one.
 - Rebalance listeners run on the client's IO thread: only non-blocking calls in them.
-- Default `reconnect_backoff_max_ms` is 30 s; 2 s makes recovery after an outage prompt.
+- kafka-python's default `reconnect_backoff_max_ms` is long; a short cap makes recovery prompt.
 
 Last-seen times are the RECEIVE time, not the worker's timestamp: worker clocks may skew,
 and the planner compares last-seen with its own `now`. So the Go worker's forms all count
@@ -60,7 +60,9 @@ from reconciler.domain.model import Heartbeats
 
 __all__ = ["HeartbeatMonitor", "group_id"]
 
-log = logging.getLogger(__name__)
+# The logger name is part of the log format operators filter on: it does not follow the
+# module when code moves (docs/architecture.md "Logs").
+log = logging.getLogger("reconciler.adapters.heartbeats")
 
 POLL_TIMEOUT_MS = 500  # also bounds how long stop() waits for a consumer thread
 INSTANCE_ID_LIMIT = 10_000  # ids at or above are bogus: instance ids stay below maxInstances
@@ -144,7 +146,7 @@ class HeartbeatMonitor:
             raise ValueError(f"duplicate kinds: {kinds}")
         self.bootstrap = bootstrap
         self._security = security or KafkaSecurity()
-        self._security.check()  # SASL and TLS (kafka_config.py): fail now, not silently
+        self._security.check()  # SASL and TLS (config.py): fail now, not silently
         watch_kafka_logs()  # so a failed bootstrap can say "authentication failed"
         self.kinds = list(kinds)
         self.topic = topic

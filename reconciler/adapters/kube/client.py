@@ -13,8 +13,8 @@ other modules make. Errors come out in the vocabulary of `reconciler.reconcile.p
   with the status.
 
 Responses are read as JSON dicts (`_preload_content=False`) rather than the client's model
-objects: deserialising V1Pod models costs milliseconds per pod, which a 100-pod list per
-pass and a busy watch would pay for nothing.
+objects: deserialising V1Pod models is costly per pod, a price every pod list and a busy
+watch would pay for nothing.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def make_api_client(
     ca_file: str | None,
     verify_ssl: bool = True,
 ) -> ApiClient:
-    """An ApiClient from the first credentials that apply (SPEC.md "Pods": credentials).
+    """An ApiClient from the first credentials that apply (docs/contracts.md "Pods":
+    credentials).
 
     In order: the pod's service account (`in_cluster`), an explicit URL + bearer token
     (IOTA_AUTH_TOKEN), else a kubeconfig file (the given path, else $KUBECONFIG or

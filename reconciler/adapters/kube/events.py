@@ -1,7 +1,7 @@
 """Kubernetes Events (events.k8s.io/v1) about the worker pods the daemon acts on.
 
 `kubectl get events -n iota` then says why a pod was created, deleted or recreated, next to
-what the scheduler and the kubelet say about it (README "Kubernetes Events"):
+what the scheduler and the kubelet say about it (docs/monitoring.md "Kubernetes Events"):
 
     LAST SEEN   TYPE      REASON       OBJECT                    MESSAGE
     1s          Warning   PodDead      pod/iota-dac-1            Thing instance 1: phase Failed; ...

@@ -46,6 +46,8 @@ class KubePods(KubeUsage):
         templates: dict[str, PodTemplate],
         *,
         request_timeout: float = 10,
+        gate: Callable[[], bool] | None = None,
+        created_by: str | None = None,
     ) -> None:
         self._api = _Api(api_client, request_timeout)
         self.templates = templates
@@ -53,9 +55,13 @@ class KubePods(KubeUsage):
         self._writes_lock = threading.Lock()
         # Leader election: may this daemon write now (leader with a fresh proof)? A write
         # without it raises NotLeader and is not sent. None: no election, always.
-        self.gate: Callable[[], bool] | None = None
+        self.gate = gate
         # Annotated on every pod this daemon creates (its identity): who made which pod.
-        self.created_by: str | None = None
+        self.created_by = created_by
+
+    def use_templates(self, templates: dict[str, PodTemplate]) -> None:
+        """Render pods from `templates` from now on (each policy load brings its own)."""
+        self.templates = templates
 
     # Writes sent to the apiserver (creates, deletes, patches), whatever their outcome: a
     # converged pass must make none, and the tests and bench read this to prove it.

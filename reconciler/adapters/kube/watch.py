@@ -255,3 +255,53 @@ def _abort(resp: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+class PodWatch:
+    """The pod watch of the policy in force: a `PodWatcher` over the current templates'
+    kinds and namespaces, replaced whenever a policy load brings new ones (`follow`).
+
+    Also the pass's pod cache: it answers for a kind only while that kind's stream is
+    established, since a lost stream may be missing changes (the pass then lists)."""
+
+    def __init__(self, api_client: ApiClient, on_change: OnChange) -> None:
+        self._api_client = api_client
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._templates: dict[str, PodTemplate] | None = None
+        self._watcher: PodWatcher | None = None
+        self._started = False
+
+    def follow(self, templates: dict[str, PodTemplate]) -> None:
+        """Watch the pods of `templates` from now on (once started: a policy can be loaded
+        before anything may hear of its pods)."""
+        with self._lock:
+            self._templates = templates
+            if self._started:
+                self._replace_watcher()
+
+    def start(self) -> None:
+        with self._lock:
+            self._started = True
+            if self._templates is not None:
+                self._replace_watcher()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._started = False
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _replace_watcher(self) -> None:
+        assert self._templates is not None
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._watcher = PodWatcher(self._api_client, self._templates, self._on_change)
+        self._watcher.start()
+
+    def pods(self, kind: str) -> dict[str, Pod] | None:
+        watcher = self._watcher
+        if watcher is None or not watcher.kind_healthy(kind):
+            return None
+        return watcher.pods(kind)

@@ -14,9 +14,11 @@ from urllib.parse import urlsplit
 
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from reconciler.config.secret_files import mask_userinfo
+from reconciler.domain.redaction import mask_userinfo
 
-log = logging.getLogger("reconciler.adapters.mqtt.notify")
+# The logger name is part of the log format operators filter on: it does not follow the
+# module when code moves (docs/architecture.md "Logs").
+log = logging.getLogger("reconciler.adapters.notify")
 
 DEFAULT_PORT = 1883
 DEFAULT_TLS_PORT = 8883

@@ -1,4 +1,5 @@
-"""MQTT `cm/notify` listener: row created/deleted hints for the loop (SPEC "Change notifications").
+"""MQTT `cm/notify` listener: row created/deleted hints for the loop (docs/contracts.md "Change
+notifications").
 
 paho-mqtt 2.x with its own network thread (`loop_start`). Choices and why:
 - A persistent session under a fixed client id: the broker keeps our subscription and queues
@@ -24,7 +25,7 @@ paho-mqtt 2.x with its own network thread (`loop_start`). Choices and why:
   expired) the broker has forgotten the subscription; with a resumed one it is harmless.
 - paho sends PUBACK after `on_message` returns, so a message is acknowledged only after
   `on_event` took it: if the process dies inside the callback, the broker redelivers.
-- Credentials and TLS (`security`, mqtt_connect.MqttSecurity): the user name and password
+- Credentials and TLS (`security`, connect.MqttSecurity): the user name and password
   (or a URL's `user:password@`) go into every CONNECT; `mqtts://` brokers are spoken to over
   TLS with the chain and host name verified. Both are checked when the listener is made, so
   a wrong setting fails the start instead of being ignored; a broker refusing our login
@@ -49,7 +50,6 @@ from paho.mqtt.properties import Properties
 from reconciler.adapters.mqtt.connect import (
     _PAHO,
     LOGIN_HINT,
-    PROTOCOLS,
     UNSUPPORTED_PROTOCOL_VERSION,
     Broker,
     MqttSecurity,
@@ -57,26 +57,12 @@ from reconciler.adapters.mqtt.connect import (
     disconnect_hint,
     parse_broker_urls,
 )
-from reconciler.domain.events import (
-    MAX_IDS,
-    MAX_MESSAGE_BYTES,
-    MalformedMessage,
-    OversizedMessage,
-    RowEvent,
-    ignored_reason,
-    parse_notification,
-)
+from reconciler.adapters.mqtt.receive import NotificationHandler
+from reconciler.domain.events import MAX_IDS, MAX_MESSAGE_BYTES, RowEvent
 
-__all__ = [
-    "PROTOCOLS",
-    "Broker",
-    "MqttSecurity",
-    "NotifyListener",
-    "ProtocolChoice",
-    "parse_broker_urls",
-]
-
-log = logging.getLogger(__name__)
+# The logger name is part of the log format operators filter on: it does not follow the
+# module when code moves (docs/architecture.md "Logs").
+log = logging.getLogger("reconciler.adapters.notify")
 
 KEEPALIVE_S = 30  # a dead TCP connection is noticed within 1.5 x keepalive
 # How long the broker keeps our session (and queues messages) while we are disconnected;
@@ -89,8 +75,9 @@ class NotifyListener:
 
     `on_event` and `on_malformed` run on paho's network thread: keep them short (enqueue and
     return); while they run, no other message is read. `on_malformed(payload, reason)` gets
-    every payload that is not a SPEC message form; messages that change no assignment
-    (updates, unknown ops) are dropped here.
+    every payload that is not one of the message forms of docs/contracts.md "Change
+    notifications"; messages that change no assignment (updates, unknown ops) are dropped
+    here.
     """
 
     def __init__(
@@ -127,13 +114,15 @@ class NotifyListener:
         self._awaiting_connack = False  # a CONNECT is out and no CONNACK came back yet
         self.client_id = client_id
         self.topic = topic
-        self._on_event = on_event
-        self._on_malformed = on_malformed
-        # Called with events.ignored_reason() for well-formed messages that change nothing.
-        self._on_ignored = on_ignored
-        # Called with (OversizedMessage.label, reason) for messages refused for their size.
-        self._on_rejected = on_rejected
-        self._limits = {"max_bytes": max_message_bytes, "max_ids": max_ids}
+        self._messages = NotificationHandler(
+            topic,
+            on_event,
+            on_malformed=on_malformed,
+            on_ignored=on_ignored,
+            on_rejected=on_rejected,
+            max_message_bytes=max_message_bytes,
+            max_ids=max_ids,
+        )
         self._reconnect_delay = reconnect_delay
         self._broker_index = 0
         self._connected = threading.Event()
@@ -189,9 +178,10 @@ class NotifyListener:
                 clean_session=False,  # 3.1.1's persistent session
                 protocol=_PAHO["3.1.1"],
             )
-        # paho waits min_delay after a loss, doubling up to max_delay; SPEC's old client
-        # retried every 10 s. paho's delays are ints in its signature but it only compares
-        # and sleeps on them, so fractions (for tests) work.
+        # paho waits min_delay after a loss, doubling up to max_delay (`reconnect_delay`,
+        # by default the old orchestrator's fixed retry interval). paho's delays are ints in
+        # its signature but it only compares and sleeps on them, so fractions (for tests)
+        # work.
         client.reconnect_delay_set(
             min_delay=min(1.0, self._reconnect_delay),  # type: ignore[arg-type]
             max_delay=self._reconnect_delay,  # type: ignore[arg-type]
@@ -254,9 +244,8 @@ class NotifyListener:
         # MQTT 5 with clean_start=False and a session expiry: the broker keeps our session
         # and queues QoS-1 messages while we are away. Receive Maximum 65535 lets the broker
         # send a burst without waiting for our PUBACKs (Mosquitto's default window is 20):
-        # with the small window, a burst of 5,000 `c` messages piled up in the broker's
-        # per-client queue (1,000 by default) and the rest were dropped whenever a reconcile
-        # pass held the interpreter for a few milliseconds.
+        # with a small window, a burst piles up in the broker's bounded per-client queue,
+        # which drops the rest whenever a pass holds the interpreter for a moment.
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = 65535
@@ -374,52 +363,4 @@ class NotifyListener:
         log.warning("mqtt broker %s unreachable; next attempt: %s", previous, self.broker)
 
     def _handle_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        payload = bytes(msg.payload)
-        try:
-            event = parse_notification(payload, **self._limits)
-        except OversizedMessage as e:
-            self._report_rejected(e.label, e.reason)
-            return
-        except MalformedMessage as e:
-            self._report_malformed(payload, e.reason)
-            return
-        except Exception as e:  # a parser bug must not end the network thread either
-            log.exception("mqtt: parser failed on a message")
-            self._report_malformed(payload, f"parser error: {e!r}")
-            return
-        if event is None:
-            if self._on_ignored is not None:
-                try:
-                    self._on_ignored(ignored_reason(payload))
-                except Exception:
-                    log.exception("mqtt: on_ignored failed")
-            return
-        try:
-            self._on_event(event)
-        except Exception:
-            log.exception(
-                "mqtt: on_event failed for %s (+%d -%d)",
-                event.table,
-                len(event.added),
-                len(event.removed),
-            )
-
-    def _report_rejected(self, label: str, reason: str) -> None:
-        if self._on_rejected is None:
-            log.warning("mqtt: message on %s rejected (%s): %s", self.topic, label, reason)
-            return
-        try:
-            self._on_rejected(label, reason)
-        except Exception:
-            log.exception("mqtt: on_rejected failed")
-
-    def _report_malformed(self, payload: bytes, reason: str) -> None:
-        if self._on_malformed is None:
-            log.warning(
-                "mqtt: malformed message on %s: %s; sample %r", self.topic, reason, payload[:200]
-            )
-            return
-        try:
-            self._on_malformed(payload, reason)
-        except Exception:
-            log.exception("mqtt: on_malformed failed")
+        self._messages.handle(bytes(msg.payload))

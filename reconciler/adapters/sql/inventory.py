@@ -1,4 +1,5 @@
-"""The inventory: which resource ids exist (SPEC "Inventory"), read with SQLAlchemy Core.
+"""The inventory: which resource ids exist (docs/contracts.md "Inventory"), read with SQLAlchemy
+Core.
 
 PostgreSQL (`postgresql+psycopg://...`) in production, SQLite (`sqlite:///path`) as the
 embedded default. Tables `Thing` and `Rule` have a string primary key `id`; the daemon only
@@ -14,7 +15,7 @@ Why it is shaped this way:
   server cancels a slower statement itself (PostgreSQL `statement_timeout`, sent as a connect
   option; a lock held by a migration counts too). A server that does not answer at all
   (frozen, SIGSTOPped, a black-holed network: the kernel still ACKs, so TCP never fails)
-  cannot cancel anything, and psycopg has no client-side deadline: `db_deadline.py` shuts
+  cannot cancel anything, and psycopg has no client-side deadline: `deadline.py` shuts
   the connection's socket down `CLIENT_GRACE` seconds later, which ends the blocked read
   with "server closed the connection" (SQLite: `interrupt()`).
 - Reads run in autocommit: each is one statement, so a transaction would only add a BEGIN
@@ -46,7 +47,9 @@ from reconciler.adapters.sql.deadline import ReadDeadline
 from reconciler.domain.errors import SourceUnavailable, Terminal
 from reconciler.domain.ids import SortedIds
 
-log = logging.getLogger(__name__)
+# The logger name is part of the log format operators filter on: it does not follow the
+# module when code moves (docs/architecture.md "Logs").
+log = logging.getLogger("reconciler.adapters.inventory")
 
 ORCHESTRATED_TABLES = ("Thing", "Rule")
 
@@ -62,7 +65,7 @@ _UNDEFINED_TABLE = "42P01"  # PostgreSQL SQLSTATE undefined_table
 # Ids per lookup statement: far below PostgreSQL's 65,535 bind parameters.
 LOOKUP_CHUNK = 10_000
 # Rows per chunk when a whole table's ids are streamed (libpq >= 17 has chunked mode; an
-# older libpq answers all rows at once, as before).
+# older libpq answers all rows at once).
 STREAM_CHUNK = 10_000
 _CHUNKED = psycopg.pq.version() >= 170000
 
@@ -128,8 +131,8 @@ def _scalars(
         with raw.cursor(row_factory=psycopg_rows.scalar_row) as cursor:
             if not where and _CHUNKED:
                 # A whole table: streamed in chunks (libpq's chunked mode), so the driver
-                # never holds every row's text at once beside the strings made of it (at
-                # 500k ids ~27 MiB more at the peak of the read).
+                # never holds every row's text at once beside the strings made of it, which
+                # would raise the peak of a large read by a copy of the table's ids.
                 return list(cursor.stream(sql, params, size=STREAM_CHUNK))
             return cursor.execute(sql, params).fetchall()
     except psycopg.Error as exc:
@@ -201,11 +204,12 @@ class Inventory:
 
     def ids(self, table: str) -> SortedIds:
         """All ids of `table`, as text (a uuid column comes back in its canonical form),
-        sorted and held compactly (idsets.SortedIds: 8 bytes an id, a hash set 32).
+        sorted and held compactly (`reconciler.domain.ids.SortedIds`: one pointer an id, a
+        fraction of a hash set).
 
         PostgreSQL: straight from the driver's cursor, one value per row. SQLAlchemy's Row
-        objects cost twice the time at 500k rows, and, being GC-tracked, set off collections
-        through everything else the daemon holds."""
+        objects would add an object per row to build and, being GC-tracked, set off
+        collections through everything else the daemon holds."""
         statement = _id_select(table)
         if self.engine.dialect.name == "postgresql":
             values = self._run(table, statement, fetch=_scalars)
@@ -220,8 +224,8 @@ class Inventory:
 
     def fingerprint(self, table: str) -> tuple[int, int] | None:
         """(row count, sum of the ids' 64-bit hashes), computed in PostgreSQL at a fraction
-        of the cost of pulling the ids (~40 ms at 500k rows): equal fingerprints mean an
-        unchanged table (rows_cache.py). None where the database has no such hash (SQLite)."""
+        of the cost of pulling the ids: equal fingerprints mean an unchanged table
+        (rows_cache.py). None where the database has no such hash (SQLite)."""
         if self.engine.dialect.name != "postgresql":
             return None
         source = _table(table)
@@ -232,7 +236,8 @@ class Inventory:
 
     def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:
         """Which of `ids` `table` holds now: primary-key lookups, `LOOKUP_CHUNK` ids per
-        statement, under one deadline. (Row events are checked against this: hints.py.)"""
+        statement, under one deadline. (Row events are checked against this:
+        reconciler/reconcile/hints.py.)"""
         wanted = sorted(set(ids))
         found: set[str] = set()
         column = _table(table).c.id
@@ -350,7 +355,7 @@ def _chunks(ids: Iterable[str], size: int) -> Iterator[list[str]]:
 def insert_ids(url: str | URL, table: str, ids: Iterable[str]) -> int:
     """Insert `ids` into `table` in one transaction; returns how many.
 
-    PostgreSQL gets COPY (100k rows in well under a second); others get an executemany,
+    PostgreSQL gets COPY (one stream, no statement per row); others get an executemany,
     which SQLAlchemy turns into multi-row INSERTs."""
     engine = _engine(url)
     total = 0

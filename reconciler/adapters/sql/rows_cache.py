@@ -1,14 +1,16 @@
 """The rows of each table, pulled again only when the table changed.
 
-Pulling every id of a 500k-row table costs ~0.3 s and a fresh copy of every id; asking
-PostgreSQL for the table's fingerprint (its row count and the sum of its ids' 64-bit
-hashes, `Inventory.fingerprint`) costs ~40 ms and nothing in memory. `CachedRows` asks for
-the fingerprint first and pulls the ids only when it moved, or when the last pull is older
-than `full_read_seconds` (RECONCILER_FULL_READ_SECONDS; 0 pulls on every call, as before).
+Pulling every id of a large table costs time in proportion to its rows and a fresh copy of
+every id; asking PostgreSQL for the table's fingerprint (its row count and the sum of its
+ids' 64-bit hashes, `Inventory.fingerprint`) costs a fraction of that and nothing in memory
+(docs/benchmarks.md has the figures). `CachedRows` asks for the fingerprint first and pulls
+the ids only when it moved, or when the last pull is older than `full_read_seconds`
+(RECONCILER_FULL_READ_SECONDS; 0 pulls on every call).
 A database without the hash (SQLite, the embedded default) is pulled every time.
 
-An unchanged table answers with the very same set as before: the planner can tell
-"nothing changed" by identity, and no second copy of a million ids is made.
+An unchanged table answers with the very same set as before, so its `SortedIds.version`
+with it: the planner tells "nothing changed" by that version (the contract is SortedIds'),
+and no second copy of a million ids is made.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class CachedRows:
         """Answer `ids` (equal to the last pull, the strings the daemon already held) from
         now on, and let the pull's own copy go."""
         last = self._pulled.get(table)
-        if last is not None and last.ids is not ids:
+        if last is not None:
             self._pulled[table] = _Pulled(last.fingerprint, ids, last.at)
 
     def present(self, table: str, ids: Iterable[str]) -> frozenset[str]:

@@ -1,7 +1,9 @@
 """ZooKeeper: the assignment workers read, the operators' pins and the leader election.
 
 `session` (connection, bounded calls, fenced transactions) is what every other module here
-is composed from: `layout` (paths and JSON of the SPEC layout), `read` and `store` (the
+is composed from: its objects are given a `ZkSession` and hold it, as kazoo's recipes hold
+a client. `layout` (paths and JSON of docs/contracts.md "ZooKeeper layout") and
+`instance_write` (the ops of one instance's write) are pure; `read` and `store` (the
 assignment), `cache` (the assignment kept true by watches), `pins`, `election`, `access`
 (digest login, ACLs, TLS) and `acl_align` (existing nodes' ACLs brought in line).
 

@@ -7,7 +7,7 @@ Why these ACLs (SECURITY.md "ZooKeeper"):
 
 - ZooKeeper checks permissions node by node, never by subtree, so every node needs its own
   ACL: the client's `default_acl` gives one to every node the daemon creates (the leader
-  lock's too), and `zk_acl_align` fixes the nodes that already exist.
+  lock's too), and `acl_align` fixes the nodes that already exist.
 - The daemon's digest identity gets ALL: it writes data (WRITE), creates and deletes
   instances (CREATE, DELETE on the parent) and fixes ACLs (ADMIN). Every daemon of a fleet
   logs in as the same identity, so a new leader owns what the old one created.
@@ -37,7 +37,7 @@ _WORKER_AREA = Permissions.READ | Permissions.CREATE | Permissions.DELETE
 @dataclass(frozen=True, slots=True)
 class ZkAccess:
     """The daemon's ZooKeeper login, its readers and its TLS files; nothing set: an open,
-    plain connection and OPEN_ACL_UNSAFE, as before issue 13."""
+    plain connection and OPEN_ACL_UNSAFE (SECURITY.md "ZooKeeper")."""
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)

@@ -1,7 +1,7 @@
-"""Existing nodes' ACLs brought in line with the daemon's (zk_access.py), by the leader.
+"""Existing nodes' ACLs brought in line with the daemon's (access.py), by the leader.
 
-The old orchestrator created every node with OPEN_ACL_UNSAFE, and so did this daemon before
-it had a login: `default_acl` only covers the nodes created from now on, and a layout that
+The old orchestrator created every node with OPEN_ACL_UNSAFE, and so does a daemon without
+a login: `default_acl` only covers the nodes created from now on, and a layout that
 already matches the policy is never written again. So the leader walks the tree under its
 root once per leadership term (with no election: once, after the first connection) and sets
 the ACL of every node whose ACL differs, counting and logging what it changed.
@@ -55,7 +55,7 @@ def align_acls(session: ZkSession) -> AclReport:
     `SourceUnavailable` when ZooKeeper cannot be reached within the session's timeout."""
     if not session.access.secured:
         return AclReport()
-    return session._bounded("align ACLs", lambda deadline: _walk(session, deadline))
+    return session.bounded("align ACLs", lambda deadline: _walk(session, deadline))
 
 
 def _walk(session: ZkSession, deadline: float) -> AclReport:
@@ -72,8 +72,8 @@ def _walk(session: ZkSession, deadline: float) -> AclReport:
         level = []
         for path, parts, acls_result, children_result in asked:
             try:
-                acls, stat = session._wait(acls_result, deadline)
-                children = session._wait(children_result, deadline)
+                acls, stat = session.wait(acls_result, deadline)
+                children = session.wait(children_result, deadline)
             except NoNodeError:
                 continue  # deleted while we walked
             except NoAuthError:
@@ -96,7 +96,7 @@ def _note_set(
     session: ZkSession, path: str, result: IAsyncResult, deadline: float, report: AclReport
 ) -> None:
     try:
-        session._wait(result, deadline)
+        session.wait(result, deadline)
     except NoNodeError:
         return
     except NoAuthError:

@@ -1,7 +1,8 @@
 """The assignment, cached and kept true by ZooKeeper watches: a converged pass reads nothing.
 
 The daemon is the only writer of the assignment, so re-reading every `resources` node on
-every pass (at 100k ids, ~300 reads and ~8 MB of JSON) learns nothing almost every time.
+every pass (a read and the JSON of every instance, in proportion to the ids) learns nothing
+almost every time.
 Like a client-go informer, `CachedZkStore` reads a kind once with a watch left on every
 node it read, and from then on answers from memory, re-reading only what a watch says
 changed:
@@ -14,8 +15,11 @@ changed:
   missed while we were away) and on any failed read or write the kind is forgotten and read
   in full again with fresh watches.
 - A full re-read every `full_read_seconds` anyway (RECONCILER_FULL_READ_SECONDS): the
-  backstop for anything a watch could not say. 0 reads everything on every call (the
-  behaviour before the cache).
+  backstop for anything a watch could not say. 0 reads everything on every call (no cache).
+
+An instance nothing has changed is answered with the ids it was read or written with, and so
+with their `SortedIds.version` (the contract is SortedIds'): a write keeps the planner's own
+set, so the next plan sees the kind as that plan left it without comparing a single id.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from kazoo.client import KazooState
 from kazoo.exceptions import OperationTimeoutError
 from kazoo.protocol.states import Callback
 
+from reconciler.adapters.zookeeper.session import Fence, ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore
 from reconciler.domain.model import Assignment, Instance, NodeVersions
 
@@ -46,25 +51,36 @@ class _KindCache:
     names_dirty: bool = False  # the list of instances changed
 
 
-class CachedZkStore(ZkStore):
-    """`ZkStore` whose `read` answers from a watch-validated cache (see the module doc)."""
+class CachedZkStore:
+    """The assignment store on `session` whose `read` answers from a watch-validated cache
+    (see the module doc); writes go through a `ZkStore` on the same session and `fence`,
+    and keep the cache what they left."""
 
-    def __init__(self, *args: Any, full_read_seconds: float = FULL_READ_SECONDS, **kw: Any) -> None:
-        super().__init__(*args, **kw)
+    def __init__(
+        self,
+        session: ZkSession,
+        *,
+        fence: Fence | None = None,
+        full_read_seconds: float = FULL_READ_SECONDS,
+    ) -> None:
+        self.session = session
         self.full_read_seconds = full_read_seconds
+        self._store = ZkStore(session, fence=fence)
+        self._reader = self._store.reader
         self._cache: dict[str, _KindCache] = {}
         self._cache_lock = threading.Lock()  # watches fire on kazoo's event thread
+        session.client.add_listener(self._on_state)
 
     # -- watches -----------------------------------------------------------------------------
 
     def _on_state(self, state: str) -> None:
-        super()._on_state(state)
+        """kazoo's event thread: no calls here, only forget."""
         if state != KazooState.CONNECTED:
             self.forget()  # a change may go unseen while we are away
 
     def _fired(self, event: Any) -> None:
         """A watch fired: mark what it covers dirty. On kazoo's event thread: no calls."""
-        rest = event.path[len(self.root) + 1 :].split("/") if event.path else []
+        rest = event.path[len(self.session.root) + 1 :].split("/") if event.path else []
         with self._cache_lock:
             cached = self._cache.get(rest[0]) if rest else None
             if cached is None:
@@ -88,7 +104,7 @@ class CachedZkStore(ZkStore):
 
     def read(self, kind: str) -> Assignment:
         try:
-            return self._bounded(f"read {kind}", lambda deadline: self._cached(kind, deadline))
+            return self.session.bounded(f"read {kind}", lambda d: self._cached(kind, d))
         except BaseException:
             self.forget(kind)  # what a failed read left half-known is read again in full
             raise
@@ -99,9 +115,10 @@ class CachedZkStore(ZkStore):
         its watch events before the answers that follow them), then a no-op queued behind
         the watch callbacks kazoo has already queued. One round trip: a cached read never
         misses a change made before it started."""
-        self._wait(self._client.sync_async(self.root), deadline)
-        done = self._client.handler.event_object()
-        self._client.handler.dispatch_callback(Callback("watch", done.set, ()))
+        client = self.session.client
+        self.session.wait(client.sync_async(self.session.root), deadline)
+        done = client.handler.event_object()
+        client.handler.dispatch_callback(Callback("watch", done.set, ()))
         if not done.wait(max(0.0, deadline - time.monotonic())):
             raise OperationTimeoutError("watch callbacks did not drain in time")
 
@@ -119,12 +136,12 @@ class CachedZkStore(ZkStore):
                 # Registered before the read so that a watch firing during it is not lost.
                 cached = self._cache[kind] = _KindCache({}, now)
         if not fresh:
-            assignment = self._read(kind, deadline, watch=self._fired)
+            assignment = self._reader.read_kind(kind, deadline, watch=self._fired)
             with self._cache_lock:
                 cached.instances = assignment
             return dict(assignment)
         if names_dirty:
-            names = self._instance_names(kind, deadline, watch=self._fired) or set()
+            names = self._reader.instance_names(kind, deadline, watch=self._fired) or set()
             dirty |= names - cached.instances.keys()
             with self._cache_lock:
                 for gone in cached.instances.keys() - names:
@@ -136,24 +153,24 @@ class CachedZkStore(ZkStore):
     def _refresh(self, kind: str, cached: _KindCache, ids: list[int], deadline: float) -> None:
         """Re-check the dirty instances `ids`: stats first (our own writes end there), the
         data only of those whose versions moved, or that are new, gone or incomplete."""
-        client, watch = self._client, self._fired
+        client, watch, reader = self.session.client, self._fired, self._reader
         known = {i: cached.instances[i] for i in ids if i in cached.instances}
         stale = [i for i in ids if i not in known or not known[i].complete]
         asked = {
             i: (
                 [
-                    client.exists_async(self._path(kind, i, c), watch=watch)
+                    client.exists_async(reader.path(kind, i, c), watch=watch)
                     for c in (None, "resources", "_reload")
                 ],
-                client.get_children_async(self._path(kind, i, "tmp"), watch=watch),
+                client.get_children_async(reader.path(kind, i, "tmp"), watch=watch),
             )
             for i in known
             if i not in stale
         }
         tmp_children: dict[int, list[str] | None] = {}
         for i, (exists, tmp) in asked.items():
-            base, resources, reload_ = (self._wait(r, deadline) for r in exists)
-            children = self._children(tmp, deadline)
+            base, resources, reload_ = (self.session.wait(r, deadline) for r in exists)
+            children = reader.children(tmp, deadline)
             versions = (
                 NodeVersions(base.version, resources.version, reload_.version)
                 if base is not None and resources is not None and reload_ is not None
@@ -163,8 +180,8 @@ class CachedZkStore(ZkStore):
                 stale.append(i)  # another writer, or a missing node: read it all again
             else:
                 tmp_children[i] = children
-        workers = self._worker_sessions(kind, tmp_children, deadline)
-        fresh = self._read_instances(kind, sorted(stale), deadline, watch) if stale else {}
+        workers = reader.worker_sessions(kind, tmp_children, deadline)
+        fresh = reader.read_instances(kind, sorted(stale), deadline, watch) if stale else {}
         with self._cache_lock:
             for i in tmp_children:
                 if known[i].worker_session != workers.get(i, False):
@@ -181,7 +198,9 @@ class CachedZkStore(ZkStore):
         self, kind: str, instance: Instance, *, create: bool, count_only: bool = False
     ) -> Instance:
         with self._forgotten_on_failure(kind):
-            written = super().write_instance(kind, instance, create=create, count_only=count_only)
+            written = self._store.write_instance(
+                kind, instance, create=create, count_only=count_only
+            )
         with self._kind_cache(kind) as cached:
             if cached is not None:
                 # The next read checks its versions (no data) and so arms the watches of a
@@ -194,7 +213,7 @@ class CachedZkStore(ZkStore):
         self, kind: str, instance_id: int, *, versions: NodeVersions | None = None
     ) -> None:
         with self._forgotten_on_failure(kind):
-            super().delete_instance(kind, instance_id, versions=versions)
+            self._store.delete_instance(kind, instance_id, versions=versions)
         with self._kind_cache(kind) as cached:
             if cached is not None:
                 cached.instances.pop(instance_id, None)

@@ -54,7 +54,7 @@ class ZkElection:
     ) -> None:
         self.client = client
         # One election per daemon group: groups that orchestrate different kinds each elect
-        # a leader of their own (README "High availability": beyond one fleet).
+        # a leader of their own (docs/high-availability.md).
         node = f"{LEADER_NODE}-{group}" if group else LEADER_NODE
         self.path = f"{root.rstrip('/')}/{node}"
         self.identity = identity

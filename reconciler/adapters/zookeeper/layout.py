@@ -1,4 +1,5 @@
-"""The ZooKeeper layout of an assignment (SPEC "ZooKeeper layout"): paths, JSON, validation.
+"""The ZooKeeper layout of an assignment (docs/contracts.md "ZooKeeper layout"): paths, JSON,
+validation.
 
 ```
 <root>/<kind>/<instanceId>             {"used": <int>, "count": <int>}

@@ -6,9 +6,10 @@
 ```
 
 Beside the assignment, in a node no worker reads (workers read `<root>/<Kind>/...`; a kind's
-name never starts with `_`). Written through the session's fenced transactions like every
-other write, so a deposed leader cannot pin or unpin anything; read by every daemon on its
-full passes, so a restarted daemon and a new leader keep the pins in force.
+name never starts with `_`). Written through the session's fenced transactions, with the
+same fence as the assignment's writes, so a deposed leader cannot pin or unpin anything;
+read by every daemon on its full passes, so a restarted daemon and a new leader keep the
+pins in force.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
-from reconciler.adapters.zookeeper.session import ZkSession
+from reconciler.adapters.zookeeper.session import Fence, ZkSession
 from reconciler.domain.pins import Pin, PinError, decode_pin
 
-log = logging.getLogger(__name__)
+# The logger name is part of the log format operators filter on: it does not follow the
+# module when code moves (docs/architecture.md "Logs").
+log = logging.getLogger("reconciler.adapters.zk_pins")
 
 PINS_NODE = "_scale"
 
 
 class ZkPins:
-    """The pins of every kind, on the daemon's ZooKeeper session (it shares the fence)."""
+    """The pins of every kind, on the daemon's ZooKeeper session. `fence`: the leader
+    election's (session.py), the same the assignment's store is given; None: no election."""
 
-    def __init__(self, session: ZkSession) -> None:
+    def __init__(self, session: ZkSession, *, fence: Fence | None = None) -> None:
         self._session = session
+        self._fence = fence
 
     @property
     def path(self) -> str:
@@ -48,14 +53,14 @@ class ZkPins:
 
         def read(deadline: float) -> dict[str, Pin]:
             try:
-                names = s._wait(s._client.get_children_async(self.path), deadline)
+                names = s.wait(s.client.get_children_async(self.path), deadline)
             except NoNodeError:
                 return {}
-            pending = {n: s._client.get_async(f"{self.path}/{n}") for n in sorted(names)}
+            pending = {n: s.client.get_async(f"{self.path}/{n}") for n in sorted(names)}
             pins: dict[str, Pin] = {}
             for name, result in pending.items():
                 try:
-                    data, _stat = s._wait(result, deadline)
+                    data, _stat = s.wait(result, deadline)
                 except NoNodeError:
                     continue  # removed meanwhile: unpinned
                 try:
@@ -64,7 +69,7 @@ class ZkPins:
                     log.warning("ignoring %s/%s: %s", self.path, name, e)
             return pins
 
-        return s._bounded("read pins", read)
+        return s.bounded("read pins", read)
 
     def write(self, kind: str, pin: Pin) -> None:
         """Set `kind`'s pin (creating `<root>/_scale` when missing), in one fenced transaction."""
@@ -76,9 +81,9 @@ class ZkPins:
             node = ""
             for part in path.strip("/").split("/")[:-1]:
                 node += "/" + part
-                if s._wait(s._client.exists_async(node), deadline) is None:
+                if s.wait(s.client.exists_async(node), deadline) is None:
                     missing.append(node)
-            exists = s._wait(s._client.exists_async(path), deadline) is not None
+            exists = s.wait(s.client.exists_async(path), deadline) is not None
 
             def ops(tx: Any) -> list[str]:
                 for p in missing:
@@ -89,9 +94,9 @@ class ZkPins:
                     tx.create(path, pin.encode())
                 return [*missing, path]
 
-            s._commit(ops, deadline, f"pin {path}")
+            s.commit(ops, deadline, f"pin {path}", fence=self._fence)
 
-        s._bounded(f"pin {path}", write)
+        s.bounded(f"pin {path}", write)
 
     def delete(self, kind: str) -> None:
         """Remove `kind`'s pin (fenced); a kind without one is already unpinned."""
@@ -99,13 +104,13 @@ class ZkPins:
         path = self._kind_path(kind)
 
         def delete(deadline: float) -> None:
-            if s._wait(s._client.exists_async(path), deadline) is None:
+            if s.wait(s.client.exists_async(path), deadline) is None:
                 return
 
             def ops(tx: Any) -> list[str]:
                 tx.delete(path)
                 return [path]
 
-            s._commit(ops, deadline, f"unpin {path}")
+            s.commit(ops, deadline, f"unpin {path}", fence=self._fence)
 
-        s._bounded(f"unpin {path}", delete)
+        s.bounded(f"unpin {path}", delete)

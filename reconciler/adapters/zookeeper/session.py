@@ -1,6 +1,9 @@
 """A ZooKeeper session: connection state, bounded calls, checked and fenced transactions.
 
-The plumbing under `ZkStore` (zookeeper.py), which holds the assignment itself:
+What the other modules here are composed from: `ZkReader` (read.py), `ZkStore` (store.py),
+`CachedZkStore` (cache.py) and `ZkPins` (pins.py) each hold a session given to them, as
+kazoo's recipes hold the client they are given; the leader election (election.py) runs on
+the session's client, so its lock node lives and dies with this session.
 
 - Every call is bounded. kazoo queues a request made while the client is reconnecting and
   sends it only once the connection is back, so a plain synchronous call can block for the
@@ -11,10 +14,11 @@ The plumbing under `ZkStore` (zookeeper.py), which holds the assignment itself:
   than raising: every result is inspected and the failing path is named.
 - The connection-state listener only records state: calling ZooKeeper from inside it
   deadlocks kazoo's event thread.
-- Fencing: with `fence` set (leader election, adapters/election.py), every transaction also
-  checks the leader's lock node, so a deposed leader's writes fail atomically; without a
-  fence to show, nothing is written (`NotLeader`).
-- Access (zk_access.py): the client logs in with the daemon's digest identity, creates every
+- Fencing: a writer given a `Fence` (the leader election's, election.py) has every
+  transaction also check the leader's lock node, so a deposed leader's writes fail
+  atomically; without a fence to show, nothing is written (`NotLeader`). The fence is the
+  writer's, not the session's: the election needs the session's client to exist first.
+- Access (access.py): the client logs in with the daemon's digest identity, creates every
   node with its ACL, and speaks TLS when told. A refused read (NoAuth) is
   `SourceUnavailable`: the pass is blind instead of acting on what it could not read. A
   refused write is a failed transaction naming the node. Both name the settings to check,
@@ -48,9 +52,15 @@ from kazoo.security import ACL
 from reconciler.adapters.zookeeper.access import ZkAccess
 from reconciler.domain.errors import NotLeader, SourceUnavailable
 
-log = logging.getLogger("reconciler.adapters.zookeeper.store")
+# The logger name is part of the log format operators filter on: it does not follow the
+# module when code moves (docs/architecture.md "Logs").
+log = logging.getLogger("reconciler.adapters.zookeeper")
 
 T = TypeVar("T")
+
+# Leader election: the (path, version) every transaction must check, or None when this daemon
+# does not lead (then nothing is written). A writer without a fence writes unfenced.
+Fence = Callable[[], tuple[str, int] | None]
 
 # Errors that mean "the server could not be reached or did not answer in time".
 _UNAVAILABLE = (
@@ -105,22 +115,20 @@ class ZkSession:
         self._state: str = KazooState.LOST
         self._state_since = time.monotonic()
         self._state_lock = threading.Lock()
-        # `_state_since` of the outage a call already gave up on (see `_bounded`).
+        # `_state_since` of the outage a call already gave up on (see `bounded`).
         self._gave_up_at: float | None = None
         self._client = KazooClient(
             hosts=hosts,
             # The session timeout is also the leader's lease: a crashed leader's lock node
             # goes (and a standby takes over) within it, plus at most one server tick.
             timeout=session_timeout,
-            # Reconnect forever, but never back off beyond 2 s: after an outage the daemon
-            # should see ZooKeeper again within a couple of seconds, not kazoo's default 60.
+            # Reconnect forever, with a short cap on the backoff (`max_delay`): after an
+            # outage the daemon should see ZooKeeper again within seconds, not after kazoo's
+            # default cap of a minute.
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0),
             **self.access.client_options(),
         )
         self._client.add_listener(self._on_state)
-        # Leader election: returns the (path, version) every transaction must check, or None
-        # when this daemon does not lead (then nothing is written). None: no election.
-        self.fence: Callable[[], tuple[str, int] | None] | None = None
 
     @property
     def client(self) -> KazooClient:
@@ -161,7 +169,12 @@ class ZkSession:
 
     def stop(self) -> None:
         """Disconnect and release kazoo's threads and sockets."""
-        self._client.stop()
+        try:
+            self._client.stop()
+        except AttributeError:
+            # Stopped during kazoo's first connect: its connection has no socket yet to wake,
+            # but the client set its stop flag first and closes all the same.
+            pass
         self._client.close()
 
     @property
@@ -170,13 +183,20 @@ class ZkSession:
         with self._state_lock:
             return self._state == KazooState.CONNECTED
 
+    def check_connected(self) -> bool:
+        """A readiness check (/readyz): True while connected, else `SourceUnavailable`."""
+        if not self.connected:
+            raise SourceUnavailable(f"no ZooKeeper session ({self.hosts})")
+        return True
+
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _bounded(self, what: str, func: Callable[[float], T]) -> T:
+    def bounded(self, what: str, func: Callable[[float], T]) -> T:
         """Run `func(deadline)` with retries on transient errors, all within `timeout`.
 
         `func` receives an absolute monotonic deadline and must wait on async results with
-        at most the time left (see `_wait`)."""
+        at most the time left (see `wait`). It may run more than once: it must start
+        afresh each time."""
         with self._state_lock:
             since = self._state_since
             down = self._state != KazooState.CONNECTED
@@ -221,7 +241,7 @@ class ZkSession:
         )
 
     @staticmethod
-    def _wait(result: IAsyncResult, deadline: float) -> Any:
+    def wait(result: IAsyncResult, deadline: float) -> Any:
         """Wait for an async result no later than `deadline`; time-outs become
         OperationTimeoutError so the retry loop treats them as transient."""
         remaining = deadline - time.monotonic()
@@ -232,20 +252,29 @@ class ZkSession:
         except KazooTimeoutError as exc:
             raise OperationTimeoutError(f"no answer within {remaining:.1f}s") from exc
 
-    def _commit(self, ops: Callable[[Any], list[str]], deadline: float, action: str) -> list[Any]:
+    def commit(
+        self,
+        ops: Callable[[Any], list[str]],
+        deadline: float,
+        action: str,
+        *,
+        fence: Fence | None,
+    ) -> list[Any]:
         """Build a transaction with `ops` (which returns the path of each op, in order),
         commit it, and check every result. Returns the results of `ops`' operations (a
-        set_data's new stat, a create's path), the fence's check left out."""
+        set_data's new stat, a create's path), the fence's check left out. `fence` is
+        required so that no writer leaves it out by accident: None is an explicit
+        "no election"."""
         tx = self._client.transaction()
         paths: list[str] = []
-        if self.fence is not None:
-            token = self.fence()
+        if fence is not None:
+            token = fence()
             if token is None:
                 raise NotLeader(f"{action}: this daemon does not lead; nothing written")
             tx.check(*token)
             paths.append(token[0])
         paths += ops(tx)
-        results = self._wait(tx.commit_async(), deadline)
+        results = self.wait(tx.commit_async(), deadline)
         failures = [
             (path, res)
             for path, res in zip(paths, results, strict=False)
@@ -262,7 +291,7 @@ class ZkSession:
             path, error = (real or failures)[0]
             if isinstance(error, _UNAVAILABLE):
                 raise error
-            if self.fence is not None and path == paths[0]:
+            if fence is not None and path == paths[0]:
                 raise NotLeader(f"{action}: fenced: the leader lock {path} is not ours any more")
             hint = self._access_hint() if isinstance(error, NoAuthError) else ""
             raise ZkTransactionError(path, error, action, hint)
@@ -271,4 +300,4 @@ class ZkSession:
                 paths[0] if paths else "?", RuntimeError("result count mismatch"), action
             )
         self.writes += 1
-        return list(results[1:] if self.fence is not None else results)
+        return list(results[1:] if fence is not None else results)

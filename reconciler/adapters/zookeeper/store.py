@@ -1,15 +1,19 @@
-"""ZooKeeper: where the assignment lives and where the workers read it (SPEC "ZooKeeper layout").
+"""ZooKeeper: where the assignment lives and where the workers read it (docs/contracts.md
+"ZooKeeper layout").
 
-`ZkStore` reads, writes and deletes instances. The layout itself (the
-paths, the JSON of each node, what makes an instance well-formed) is `zk_layout`'s, pure.
+`ZkStore` reads, writes and deletes instances on the session it is given: its reads are
+`ZkReader`'s (read.py), the ops of an instance's write `InstanceWrite`'s (instance_write.py,
+pure). The layout itself (the paths, the JSON of each node, what makes an instance
+well-formed) is `layout`'s, pure.
 
 Rules this module keeps, and why:
 
 - Every call is bounded and every transaction checked (and fenced under leader election):
-  `ZkSession`'s job (zk_session.py); whatever cannot be reached is `SourceUnavailable`.
+  `ZkSession`'s job (session.py); whatever cannot be reached is `SourceUnavailable`.
 - All nodes of one instance go in ONE transaction (multi), so a worker never sees a
-  half-written instance; never several instances in one, because ZooKeeper caps a
-  transaction at ~1 MB (`jute.maxbuffer`) and 5,000 UUIDs are already ~200 KB.
+  half-written instance; never several instances in one, because ZooKeeper caps the size
+  of a transaction (`jute.maxbuffer`) and a full instance's ids already take a large share
+  of it.
 - Every write is a compare-and-set on the versions the instance was read with
   (`Instance.versions`; a node missing then is created, so it must still be missing; a new
   instance's node must not exist): another writer's change is never overwritten, the write
@@ -28,27 +32,37 @@ from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError
 
-from reconciler.adapters.zookeeper.layout import (
-    CHILDREN,
-    dumps,
-    encode_instance,
-)
+from reconciler.adapters.zookeeper.instance_write import InstanceWrite, Op
+from reconciler.adapters.zookeeper.layout import CHILDREN, dumps
 from reconciler.adapters.zookeeper.read import Watch, ZkReader
-from reconciler.adapters.zookeeper.session import ZkSession, ZkTransactionError
+from reconciler.adapters.zookeeper.session import Fence, ZkSession, ZkTransactionError
 from reconciler.domain.errors import Conflict
-from reconciler.domain.model import Instance, NodeVersions
+from reconciler.domain.model import Assignment, Instance, NodeVersions
 
-# Re-exported: the layout's names were defined here before zk_layout.py existed.
+# Re-exported for callers that take the layout's names from the store.
 __all__ = ["CHILDREN", "Watch", "ZkSession", "ZkStore", "ZkTransactionError", "dumps"]
 
-log = logging.getLogger(__name__)
+# The logger name is part of the log format operators filter on: it does not follow the
+# module when code moves (docs/architecture.md "Logs").
+log = logging.getLogger("reconciler.adapters.zookeeper")
 
 # How often delete_instance re-gathers the tree when a worker adds a child meanwhile.
 _DELETE_ATTEMPTS = 5
 
 
-class ZkStore(ZkReader):
-    """Reads and writes the per-kind assignment under `root` (SPEC layout)."""
+class ZkStore:
+    """Reads and writes the per-kind assignment under the session's `root` (docs/contracts.md
+    "ZooKeeper layout"). `fence`: the leader election's (session.py); None: no election,
+    every write unfenced."""
+
+    def __init__(self, session: ZkSession, *, fence: Fence | None = None) -> None:
+        self.session = session
+        self.reader = ZkReader(session)
+        self._fence = fence
+
+    def read(self, kind: str) -> Assignment:
+        """The assignment of `kind` (`ZkReader.read`)."""
+        return self.reader.read(kind)
 
     # -- write -------------------------------------------------------------------------------
 
@@ -69,114 +83,82 @@ class ZkStore(ZkReader):
         nodes that exist are set, missing ones created. Stores exactly
         `instance.reload_times` (the planner bumps it); `create=True` also makes sure
         `<root>/<kind>` exists. `count_only` (only the count changed, on known versions):
-        `resources` and `_reload` are checked in the transaction, not sent again (at 5,000
-        ids, 200 KB per write saved)."""
-        base = self._path(kind, instance.instance_id)
-        node, children = encode_instance(instance)
-        versions = instance.versions
-        checked = versions is not None or create
+        `resources` and `_reload` are checked in the transaction, not sent again (a full
+        instance's ids are most of a write's bytes)."""
+        write = InstanceWrite.of(
+            self.reader.path(kind, instance.instance_id),
+            instance,
+            create=create,
+            count_only=count_only,
+        )
 
-        def write(deadline: float) -> Instance:
-            kind_path = self._path(kind)
-            if create and self._wait(self._client.exists_async(kind_path), deadline) is None:
-                self._create_kind(kind_path, deadline)
-            # Nodes whose versions were read exist as long as the transaction's checks
-            # pass; `tmp` carries no data to version, so that it still exists is checked
-            # in the transaction instead (version -1: any). That spares a round trip, the
-            # listing of the children, on the path of every row event.
-            known = (
-                versions is not None
-                and versions.tmp
-                and None not in (versions.node, versions.resources, versions.reload)
-            )
-            if known:
-                present, base_exists = set(CHILDREN), True
-            else:
-                try:
-                    present = set(self._wait(self._client.get_children_async(base), deadline))
-                    base_exists = True
-                except NoNodeError:
-                    present, base_exists = set(), False
-            expect = {
-                base: versions.node if versions else None,
-                f"{base}/resources": versions.resources if versions else None,
-                f"{base}/_reload": versions.reload if versions else None,
-            }
-
-            written: list[str] = []
-            unsent = (
-                {f"{base}/resources", f"{base}/_reload"}
-                if count_only
-                and versions is not None
-                and versions.resources is not None
-                and versions.reload is not None
-                else set()
-            )
-
-            def ops(tx: Any) -> list[str]:
-                paths = written
-                paths.clear()
-                if known:
-                    tx.check(f"{base}/tmp", -1)
-                    paths.append(f"{base}/tmp")
-                for path, value, exists in (
-                    (base, node, base_exists),
-                    *((f"{base}/{c}", v, c in present) for c, v in children.items()),
-                ):
-                    if path in unsent:
-                        tx.check(path, expect[path])  # unchanged, as long as it is as read
-                    elif path in expect and checked:
-                        version = expect[path]
-                        if version is None:  # must still be missing
-                            tx.create(path, value or b"", acl=self.node_acl(path))
-                        else:
-                            tx.set_data(path, value or b"", version=version)
-                    elif not exists:  # `tmp` gets the workers' area's ACL (zk_access.py)
-                        tx.create(path, value or b"", acl=self.node_acl(path))
-                    elif value is not None:
-                        tx.set_data(path, value)
-                    else:
-                        continue  # tmp exists and carries no data: leave the workers' node
-                    paths.append(path)
-                return paths
-
+        def attempt(deadline: float) -> Instance:
+            if create:
+                self._ensure_kind(kind, deadline)
             try:
-                results = self._commit(ops, deadline, f"write {base}")
+                versions = self._commit_instance(write, deadline)
             except ZkTransactionError as exc:
-                if not checked or not isinstance(
-                    exc.error, BadVersionError | NodeExistsError | NoNodeError
-                ):
+                if not _rejected_by_a_check(write, exc):
                     raise
-                landed = self._as_written(base, node, children, deadline)
-                if landed is None:
-                    raise Conflict(
-                        f"write {base}: changed by another writer since read "
-                        f"({type(exc.error).__name__} at {exc.path}); nothing written"
-                    ) from exc
-                return replace(instance, versions=landed, complete=True)
-            after = {
-                path: expect[path] if path in unsent else _version_after(res)
-                for path, res in zip(written, results, strict=True)
-                if path in expect
-            }
-            new = NodeVersions(after[base], after[f"{base}/resources"], after[f"{base}/_reload"])
-            return replace(instance, versions=new, complete=True)
+                versions = self._landed_or_conflict(write, exc, deadline)
+            return replace(instance, versions=versions, complete=True)
 
-        return self._bounded(f"write {base}", write)
+        return self.session.bounded(f"write {write.base}", attempt)
 
-    def _as_written(
-        self, base: str, node: bytes, children: dict[str, bytes | None], deadline: float
-    ) -> NodeVersions | None:
-        """The versions of the instance at `base` if ZooKeeper holds exactly what a write of
-        (`node`, `children`) stores, else None."""
-        wanted = {base: node, **{f"{base}/{c}": v for c, v in children.items()}}
-        pending = {path: self._client.get_async(path) for path in wanted}
-        got = {path: self._data(result, deadline) for path, result in pending.items()}
-        for path, value in wanted.items():
-            data, version = got[path]
-            if version is None or (value is not None and data != value):
-                return None
-        return NodeVersions(got[base][1], got[f"{base}/resources"][1], got[f"{base}/_reload"][1])
+    def _ensure_kind(self, kind: str, deadline: float) -> None:
+        """`<root>/<kind>` exists before a new instance goes under it."""
+        kind_path = self.reader.path(kind)
+        if self.session.wait(self.session.client.exists_async(kind_path), deadline) is None:
+            self._create_kind(kind_path, deadline)
+
+    def _commit_instance(self, write: InstanceWrite, deadline: float) -> NodeVersions:
+        """Every node of the instance in one transaction; the versions it left."""
+        ops = write.ops(None if write.all_known else self._children_now(write.base, deadline))
+        results = self._commit_ops(ops, deadline, f"write {write.base}")
+        return write.versions_after(ops, results)
+
+    def _children_now(self, base: str, deadline: float) -> set[str] | None:
+        """The children of the instance node (None: it does not exist), to know what to
+        create and what to set when some version was not read."""
+        try:
+            return set(self.session.wait(self.session.client.get_children_async(base), deadline))
+        except NoNodeError:
+            return None
+
+    def _commit_ops(self, ops: list[Op], deadline: float, action: str) -> list[Any]:
+        """Send `ops` as one fenced transaction; the answer of each, in order."""
+        node_acl = self.session.node_acl
+
+        def build(tx: Any) -> list[str]:
+            for op in ops:
+                if op.action == "check":
+                    tx.check(op.path, op.version)
+                elif op.action == "create":  # each node with its ACL (access.py)
+                    tx.create(op.path, op.data, acl=node_acl(op.path))
+                else:
+                    tx.set_data(op.path, op.data, version=op.version)
+            return [op.path for op in ops]
+
+        return self.session.commit(build, deadline, action, fence=self._fence)
+
+    def _landed_or_conflict(
+        self, write: InstanceWrite, exc: ZkTransactionError, deadline: float
+    ) -> NodeVersions:
+        """A compare-and-set that failed: ours if ZooKeeper already holds exactly what we
+        write (a commit of ours whose answer the connection lost), else `Conflict`."""
+        landed = self._as_written(write, deadline)
+        if landed is None:
+            raise Conflict(
+                f"write {write.base}: changed by another writer since read "
+                f"({type(exc.error).__name__} at {exc.path}); nothing written"
+            ) from exc
+        return landed
+
+    def _as_written(self, write: InstanceWrite, deadline: float) -> NodeVersions | None:
+        """The versions of the instance if ZooKeeper holds exactly what `write` stores,
+        else None."""
+        pending = {path: self.session.client.get_async(path) for path in write.paths}
+        return write.holds({path: self.reader.data(r, deadline) for path, r in pending.items()})
 
     def _create_kind(self, kind_path: str, deadline: float) -> None:
         """`<root>/<kind>` (and the root), fenced like every other write."""
@@ -184,7 +166,7 @@ class ZkStore(ZkReader):
         path = ""
         for part in kind_path.strip("/").split("/"):
             path += "/" + part
-            if self._wait(self._client.exists_async(path), deadline) is None:
+            if self.session.wait(self.session.client.exists_async(path), deadline) is None:
                 missing.append(path)
 
         def ops(tx: Any) -> list[str]:
@@ -193,7 +175,7 @@ class ZkStore(ZkReader):
             return missing
 
         try:
-            self._commit(ops, deadline, f"create {kind_path}")
+            self.session.commit(ops, deadline, f"create {kind_path}", fence=self._fence)
         except ZkTransactionError as exc:
             if not isinstance(exc.error, NodeExistsError):
                 raise  # another writer created it meanwhile: fine
@@ -205,7 +187,7 @@ class ZkStore(ZkReader):
         added `tmp/status` and more). A missing instance is already deleted. With `versions`
         (as read, or as our last write left them) a compare-and-set: if another writer
         changed the instance since, nothing is deleted (`Conflict`)."""
-        base = self._path(kind, instance_id)
+        base = self.reader.path(kind, instance_id)
         expect = (
             {
                 base: versions.node,
@@ -230,7 +212,7 @@ class ZkStore(ZkReader):
                     return tree
 
                 try:
-                    self._commit(ops, deadline, f"delete {base}")
+                    self.session.commit(ops, deadline, f"delete {base}", fence=self._fence)
                     return
                 except ZkTransactionError as exc:
                     if isinstance(exc.error, BadVersionError):
@@ -245,12 +227,12 @@ class ZkStore(ZkReader):
                     log.info("delete %s raced (%s); retrying", base, exc)
             raise ZkTransactionError(base, NotEmptyError(), "delete kept racing")
 
-        self._bounded(f"delete {base}", delete)
+        self.session.bounded(f"delete {base}", delete)
 
     def _tree(self, path: str, deadline: float) -> list[str]:
         """`path` and all its descendants, children before parents (deletion order)."""
         out: list[str] = []
-        for child in self._wait(self._client.get_children_async(path), deadline):
+        for child in self.session.wait(self.session.client.get_children_async(path), deadline):
             try:
                 out.extend(self._tree(f"{path}/{child}", deadline))
             except NoNodeError:
@@ -259,7 +241,7 @@ class ZkStore(ZkReader):
         return out
 
 
-def _version_after(result: Any) -> int:
-    """A node's version after a transaction's op: a set_data answers with the new stat, a
-    create with the path (a new node's version is 0)."""
-    return 0 if isinstance(result, str) else int(result.version)
+def _rejected_by_a_check(write: InstanceWrite, exc: ZkTransactionError) -> bool:
+    """A compare-and-set found a version or a node other than it expected (rather than a
+    refused login or an unconditional write that failed)."""
+    return write.checked and isinstance(exc.error, BadVersionError | NodeExistsError | NoNodeError)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.runtime.kind_notes import KindNote, Topic, kind_notes
+
 SCRIPT_URL = "/ui/fleet.js"
 STYLE_URL = "/ui/fleet.css"
 ORCHESTRATIONS = "/v1/api/orchestrations"
@@ -69,8 +71,30 @@ def instance_row(kind: str, inst: dict[str, Any]) -> str:
     )
 
 
+def note_html(kind: str, note: KindNote) -> str:
+    """A note as a paragraph; a held plan gets the button that confirms it (POST
+    .../confirm with the token, like orchestrate)."""
+    css = "alert" if note.alert else "note"
+    if note.topic is Topic.ERROR:
+        return f'<p class="{css}">{esc(note.text)}</p>'
+    if note.topic is Topic.VALVE:
+        return (
+            f'<p class="{css}">safety valve: {esc(note.text)} '
+            f'<button type="button" class="confirm" data-kind="{esc(kind)}"'
+            f">Confirm {esc(kind)}</button> "
+            f'<output class="result" id="{dom_id("confirm-result", kind)}" role="status">'
+            "</output></p>"
+        )
+    if note.topic is Topic.PIN:
+        return (
+            f'<p class="{css}">{esc(note.text)}: '
+            f"<code>{esc(note.command)}</code> returns it to the policy</p>"
+        )
+    label = {Topic.OVERRIDES: "overrides until policy.yaml changes"}.get(note.topic, note.topic)
+    return f'<p class="{css}">{esc(label)}: {esc(note.text)}</p>'
+
+
 def kind_section(kind: str, k: dict[str, Any]) -> str:
-    overrides = k.get("overrides") or {}
     facts = _facts(
         [
             ("rows", k.get("rows")),
@@ -81,42 +105,7 @@ def kind_section(kind: str, k: dict[str, Any]) -> str:
             ("resourcePerInstance", k.get("resourcePerInstance")),
         ]
     )
-    notes = []
-    if k.get("error"):
-        notes.append(f'<p class="alert">{esc(k["error"])}</p>')
-    if k.get("blind"):
-        notes.append(f'<p class="alert">blind: {esc(", ".join(k["blind"]))}</p>')
-    for source, error in (k.get("degraded") or {}).items():
-        notes.append(f'<p class="alert">degraded: cannot read {esc(source)}: {esc(error)}</p>')
-    valve = k.get("valve") or {}
-    if valve.get("engaged"):
-        # The safety valve holds this kind's plan: say what it would do; the operator may
-        # let it go ahead (POST .../confirm with the token, like orchestrate).
-        notes.append(
-            f'<p class="alert">safety valve: held for {esc(valve.get("passes"))} pass(es): '
-            f"{esc(valve.get('reason'))} "
-            f'<button type="button" class="confirm" data-kind="{esc(kind)}"'
-            f">Confirm {esc(kind)}</button> "
-            f'<output class="result" id="{dom_id("confirm-result", kind)}" role="status">'
-            "</output></p>"
-        )
-    pin = k.get("pin")
-    if pin:
-        n = pin.get("instances")
-        what = "stopped" if n == 0 else f"pinned to {n} instances"
-        notes.append(
-            f'<p class="note">{esc(what)} by {esc(pin.get("by"))}: '
-            f"<code>reconciler start {esc(kind)}</code> returns it to the policy</p>"
-        )
-    if overrides:
-        given = ", ".join(f"{name}={value}" for name, value in sorted(overrides.items()))
-        notes.append(f'<p class="note">overrides until policy.yaml changes: {esc(given)}</p>')
-    if k.get("heartbeat"):
-        notes.append(f'<p class="note">heartbeats: {esc(k["heartbeat"])}</p>')
-    auto = k.get("autoscale")
-    if auto:
-        text = auto.get("text") if isinstance(auto, dict) else auto
-        notes.append(f'<p class="note">autoscale: {esc(text)}</p>')
+    notes = [note_html(kind, note) for note in kind_notes(kind, k)]
     rows = "".join(instance_row(kind, inst) for inst in k.get("instanceList") or [])
     if not rows:
         rows = '<tr><td colspan="6" class="empty">no instances yet</td></tr>'
