@@ -23,7 +23,7 @@ from reconciler.policy.schema import KindPolicy
 from reconciler.reconcile.planner import plan_kind
 from rig.kube import Kube
 from rig.servers import Postgres, ZooKeeper
-from tests.integration.fleet import fleet, write_policy
+from tests.support.fleet import fleet, write_policy
 
 
 def _row(name: str, ours: str, base: str) -> None:

@@ -15,7 +15,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.world import Slot, World
-from tests.integration.processes import DaemonProcess
+from tests.support.processes import DaemonProcess
 
 HISTOGRAM = "reconciler_reconcile_duration_seconds"
 # "0 = every full pass re-reads everything from the database, ZooKeeper and the apiserver, as

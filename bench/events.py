@@ -29,8 +29,8 @@ from reconciler.adapters.sql.inventory import create_tables, insert_ids
 from reconciler.wiring import App
 from rig.kube import Kube
 from rig.servers import Mosquitto, Postgres, ZooKeeper
-from tests.integration.daemon import running, settings_for
-from tests.integration.fleet import write_policy
+from tests.support.daemon import running, settings_for
+from tests.support.fleet import write_policy
 
 TICK_ONLY_SECONDS = 5.0
 
@@ -39,7 +39,7 @@ TICK_ONLY_SECONDS = 5.0
 def running_daemon(
     zk: ZooKeeper, db: str, kube: Kube, mqtt: Mosquitto | None, tick: float
 ) -> Iterator[App]:
-    """The daemon as `reconciler run` starts it (tests/integration/daemon.py), on its own
+    """The daemon as `reconciler run` starts it (tests/support/daemon.py), on its own
     namespace, once its first pass is done."""
     with tempfile.TemporaryDirectory() as d:
         ns = f"bench-{uuid.uuid4().hex[:6]}"

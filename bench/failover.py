@@ -25,8 +25,8 @@ from kazoo.client import KazooClient
 from reconciler.adapters.sql.inventory import insert_ids
 from rig.kube import Kube
 from rig.servers import Postgres, ZooKeeper
-from tests.integration.fleet import read_layout, seed, write_policy
-from tests.integration.processes import DaemonProcess, wait_for_leader
+from tests.support.fleet import read_layout, seed, write_policy
+from tests.support.processes import DaemonProcess, wait_for_leader
 
 
 def _instances(kazoo: KazooClient) -> dict[int, dict[str, object]]:

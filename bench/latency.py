@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.daemon import BenchDaemon, Scrape, daemon
 from bench.world import Database, World, uuids
 from bench.zkview import IdWatcher, assigned, connect
-from tests.integration.fleet import write_policy
+from tests.support.fleet import write_policy
 
 IDLE_TICK = 60.0  # far off: every figure of ours is the event path, not the tick
 TICK_ONLY = 5.0  # the baseline's tick

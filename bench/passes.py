@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bench.daemon import FULL_READ, BenchDaemon, Scrape, daemon, mean_pass_ms, peak_rss_mib
 from bench.world import Database, World
 from bench.zkview import assigned, connect, stamps, writes_between
-from tests.integration.fleet import write_policy
+from tests.support.fleet import write_policy
 
 KINDS = ("Thing", "Rule")
 BASELINE_ENV = {FULL_READ: "0"}

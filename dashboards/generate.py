@@ -3,8 +3,8 @@
     .venv/bin/python -m dashboards.generate           # rewrite dashboards/reconciler.json
     .venv/bin/python -m dashboards.generate --check   # exit 1 if the committed file differs
 
-Edit this file, not the JSON; tests/unit/test_dashboard_generated.py fails when the two
-disagree, and tests/integration/test_dashboards.py runs every query against a real
+Edit this file, not the JSON; tests/dashboards/test_dashboard_generated.py fails when the two
+disagree, and tests/dashboards/test_dashboards.py runs every query against a real
 Prometheus scraping a daemon. Panels are laid out line by line (`Layout`), so a panel is
 added by adding it to a line, without computing grid positions.
 """

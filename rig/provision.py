@@ -45,7 +45,7 @@ APT_PACKAGES: dict[str, list[str]] = {
     "prometheus": ["prometheus"],
     "kafka": ["maven", "default-jre-headless"],
     "kube": ["openssl"],
-    # not a server: headless Chromium and chromedriver for tests/integration/test_fleet_page.py
+    # not a server: headless Chromium and chromedriver for tests/integration/api/test_fleet_page.py
     "browser": ["chromium", "chromium-driver"],
 }
 # Servers, and kustomize: a tool the deploy tests run, built from Go modules like kube; and

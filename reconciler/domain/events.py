@@ -2,7 +2,7 @@
 
 Pure functions, no client libraries: the adapters hand raw payload bytes here and get back a
 value or `MalformedMessage`. Any other exception escaping from here would be a bug (the fuzz
-tests in tests/unit/test_events.py feed arbitrary bytes to check exactly that), because the
+tests in tests/unit/domain/test_events.py feed arbitrary bytes to check exactly that), because the
 adapters call these on their network threads and must never die on a bad message.
 
 Decisions the contracts leave open (docs/contracts.md "Change notifications" and "Heartbeats"):

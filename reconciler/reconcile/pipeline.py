@@ -3,7 +3,7 @@
 Like controller-runtime's Reconcile: level-triggered and idempotent. Each stage is a function
 of its inputs; what must outlive the pass goes to the stage's own part of `DaemonState`, and the
 outside world is reached only through `reconciler.reconcile.ports` (never an adapter), so the whole
-pass runs in milliseconds against the fakes in tests/unit/fakes.py.
+pass runs in milliseconds against the fakes in tests/support/fakes.py.
 
 - observe: read what each kind looks like now. Full passes read the database, ZooKeeper and
   a fresh pod list; event passes (row events, pod changes, heartbeat checks) trust the rows

@@ -2,7 +2,7 @@
 
 The pipeline (`reconciler.reconcile.pipeline`) imports these, never an adapter: ZooKeeper, SQL,
 Kubernetes and Kafka hide behind them (`reconciler.adapters.*` implement them), and the
-in-memory fakes in `tests/unit/fakes.py` implement them for millisecond tests. Every adapter
+in-memory fakes in `tests/support/fakes.py` implement them for millisecond tests. Every adapter
 raises the error vocabulary of `reconciler.domain.errors`.
 """
 

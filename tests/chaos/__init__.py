@@ -2,5 +2,5 @@
 invariant checker written apart from the planner (invariants.py).
 
 `python -m tests.chaos --seed N --minutes M` runs a seedable mix (see __main__.py);
-tests/integration/test_faults.py injects each fault once.
+tests/integration/daemon/test_faults.py injects each fault once.
 """

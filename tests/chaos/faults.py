@@ -29,7 +29,7 @@ from tests.chaos.world import (
     World,
     policy_doc,
 )
-from tests.integration.processes import RECONCILER
+from tests.support.processes import RECONCILER
 
 PG_FREEZE_S = 8.0  # 4 database deadlines (2 s): passes time out, none hangs
 APISERVER_FREEZE_S = 8.0  # several passes with every apiserver call timing out

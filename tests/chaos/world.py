@@ -27,8 +27,8 @@ from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, ZooKeeper
 from tests.chaos import invariants
 from tests.chaos.podwatch import BlindWindow, Deletions, blind_deletions
-from tests.integration.fleet import REPO, HeartbeatSender
-from tests.integration.processes import DaemonProcess
+from tests.support.fleet import REPO, HeartbeatSender
+from tests.support.processes import DaemonProcess
 
 TICK_SECONDS = 2.0  # the policy's tickSeconds: short, so that "2 passes" is a few seconds
 SESSION_SECONDS = 4.0  # the daemon's ZooKeeper session: a killed leader's lease

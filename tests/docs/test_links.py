@@ -167,9 +167,9 @@ def test_the_link_check_can_fail(tmp_path: Path) -> None:
     assert repository_paths(text) == ["reconciler/gone.py"]
     assert missing_paths(text) == ["reconciler/gone.py"]
     assert missing_paths(
-        "`tests/unit/test_docs.py::test_every_setting_has_a_description`, "
-        "`tests/unit/test_docs.py::test_nothing_of_the_kind`"
-    ) == ["tests/unit/test_docs.py::test_nothing_of_the_kind"]
+        "`tests/docs/test_settings_table.py::test_every_setting_has_a_description`, "
+        "`tests/docs/test_settings_table.py::test_nothing_of_the_kind`"
+    ) == ["tests/docs/test_settings_table.py::test_nothing_of_the_kind"]
     page = REPO / "docs" / "zz-link-check-probe.md"  # inside the repository, removed after
     try:
         page.write_text(text.replace("docs/contracts.md", "contracts.md"))

@@ -1,7 +1,7 @@
 """docs/runbook.md and dashboards/alerts.yaml agree, both ways: every alert's `runbook_url`
 points at a section of the runbook (its anchor is the one GitHub and MkDocs give the
 heading), and every alert section of the runbook names an alert that exists. The
-PrometheusRule carries the same annotations (tests/integration/test_alerts.py checks that it
+PrometheusRule carries the same annotations (tests/dashboards/test_alerts.py checks that it
 is generated from alerts.yaml)."""
 
 from __future__ import annotations

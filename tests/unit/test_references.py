@@ -244,7 +244,8 @@ def test_the_reference_check_finds(text: str, found: list[str]) -> None:
     "text",
     [
         'the layout (docs/contracts.md "ZooKeeper layout")',
-        "reconciler/adapters/zookeeper/pins.py, liveness.py, rules/growth.py, tests/unit/fakes.py",
+        "reconciler/adapters/zookeeper/pins.py, liveness.py, rules/growth.py, "
+        "tests/support/fakes.py",
         "docs/contracts.md#sizing, README.md, SECURITY.md",
         "PodSpec, SPECIAL, POD_SPEC, spec.containers[0], a specification",
         "`$PREFIX/README.md`, /etc/reconciler/config/policy.yaml, file:///opt/x/README.md",
