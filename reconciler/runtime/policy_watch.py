@@ -51,7 +51,8 @@ def reload_policy(
         metrics.POLICY_INFO.remove(previous.sha256)
     metrics.POLICY_INFO.labels(loaded.sha256).set(1)
     changed = _changed_templates(in_force.templates, templates) if previous is not None else []
-    # A template edit alone is not a policy edit: REST overrides stay (docs/operations.md "The REST API").
+    # A template edit alone is not a policy edit: REST overrides stay
+    # (docs/operations.md "The REST API").
     state.policy_accepted(
         loaded, templates, keep_overrides=previous is not None and previous.sha256 == loaded.sha256
     )

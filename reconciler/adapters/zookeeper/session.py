@@ -27,6 +27,7 @@ the session's client, so its lock node lives and dies with this session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -169,12 +170,10 @@ class ZkSession:
 
     def stop(self) -> None:
         """Disconnect and release kazoo's threads and sockets."""
-        try:
+        # Stopped during kazoo's first connect, its connection has no socket yet to wake
+        # (AttributeError), but the client set its stop flag first and closes all the same.
+        with contextlib.suppress(AttributeError):
             self._client.stop()
-        except AttributeError:
-            # Stopped during kazoo's first connect: its connection has no socket yet to wake,
-            # but the client set its stop flag first and closes all the same.
-            pass
         self._client.close()
 
     @property

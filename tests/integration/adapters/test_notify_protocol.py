@@ -6,8 +6,8 @@
   platform's 3.1.1-only broker looks like to us. To a v5 CONNECT it sends no CONNACK at all
   (it parses the v5 properties as the client id and waits for bytes that never come), so the
   fallback that meets it here is "the connection ended without a CONNACK". The CONNACK
-  refusal (return code 1, or 0x84) is pinned in tests/unit/adapters/test_mqtt_protocol_choice.py with the
-  bytes decoded by paho's own parser.
+  refusal (return code 1, or 0x84) is pinned in tests/unit/adapters/test_mqtt_protocol_choice.py
+  with the bytes decoded by paho's own parser.
 """
 
 from __future__ import annotations
