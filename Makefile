@@ -35,8 +35,8 @@ bench: setup
 manifests:
 	$(PYTHON) deploy/prometheusrule.py --write
 
-# `make docs`: the settings table of docs/configuration.md from reconciler/config/settings.py
-# (the fields' docstrings), then the documentation site from docs/ (mkdocs.yml) into site/,
+# `make docs`: the settings table of docs/configuration.md from reconciler/config/ (the Settings
+# fields' docstrings), then the documentation site from docs/ (mkdocs.yml) into site/,
 # strict: a broken link or anchor, or a page left out of the nav, fails it. (NO_MKDOCS_2_WARNING:
 # mkdocs-material's banner about its successor, on every build.)
 docs:

@@ -8,7 +8,7 @@ environment variable(s), default, `reconciler run` option and description.
     stale
 
 A field without a description is an error: give it a docstring (the string on the line
-under the field, pydantic's use_attribute_docstrings) in reconciler/config/settings.py, then
+under the field, pydantic's use_attribute_docstrings) in reconciler/config/, then
 `make docs`.
 """
 
@@ -69,7 +69,7 @@ def render(model: type[BaseSettings] = Settings) -> str:
     if missing:
         raise ValueError(
             f"settings without a description: {', '.join(missing)}: give each a docstring "
-            "(the line under the field) in reconciler/config/settings.py, then `make docs`"
+            "(the line under the field) in reconciler/config/, then `make docs`"
         )
     options = run_options()
     lines = [

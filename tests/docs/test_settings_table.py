@@ -18,7 +18,7 @@ CONFIGURATION = REPO / "docs" / "configuration.md"
 
 def test_every_setting_has_a_description() -> None:
     assert settings_doc.undocumented() == [], (
-        "give each of these a docstring in reconciler/config/settings.py, then `make docs`"
+        "give each of these a docstring in reconciler/config/, then `make docs`"
     )
 
 
