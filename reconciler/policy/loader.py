@@ -48,9 +48,7 @@ def parse_policy(raw: bytes | str, path: Path | str = "<policy>") -> Policy:
     except safe_yaml.UnsafeYaml as e:
         raise PolicyError(path, [PolicyProblem("", e.line, e.problem)]) from e
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyError(path, [PolicyProblem("", line, f"not valid YAML: {e}")]) from e
+        raise PolicyError(path, [syntax_problem(e)]) from e
     problems = [
         PolicyProblem(
             ".".join(d.path),
@@ -72,6 +70,28 @@ def parse_policy(raw: bytes | str, path: Path | str = "<policy>") -> Policy:
     if problems:
         raise PolicyError(path, sorted(problems, key=lambda p: p.line or 0))
     return policy
+
+
+def syntax_problem(error: yaml.YAMLError) -> PolicyProblem:
+    """A YAML syntax error at the file's own line and column, in PyYAML's words but without
+    its "<unicode string>" source name. An unclosed quote or bracket is noticed only where
+    the text runs out (often the end of the file): then the line named is the one where the
+    quote or bracket opened, where the fix goes. Both places are in the message."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    at = getattr(error, "problem_mark", None)
+    began = getattr(error, "context_mark", None)
+    context = getattr(error, "context", None) or ""
+    places = []
+    if began is not None and context:
+        places.append(f"{context} at line {began.line + 1}, column {began.column + 1}")
+    if at is not None:
+        places.append(f"noticed at line {at.line + 1}, column {at.column + 1}")
+    message = f"not valid YAML: {problem}" + (f" ({', '.join(places)})" if places else "")
+    unclosed = context.startswith(("while scanning a quoted", "while parsing a flow"))
+    mark = began if began is not None and unclosed else at
+    if mark is None:
+        return PolicyProblem("", None, message)
+    return PolicyProblem("", mark.line + 1, message, mark.column + 1)
 
 
 def load_policy_and_templates(path: Path | str) -> tuple[LoadedPolicy, dict[str, PodTemplate]]:

@@ -6,6 +6,7 @@ through the models it is handed.
 from __future__ import annotations
 
 import datetime
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,17 @@ class PolicyProblem:
     where: str  # dotted path into the YAML, e.g. "kinds.Thing.maxInstances"
     line: int | None  # 1-based line in the file, when known
     message: str
+    column: int | None = None  # 1-based column, when known (YAML syntax errors)
+
+    @property
+    def position(self) -> str:
+        """'line 5, column 20', 'line 5' or ''."""
+        if not self.line:
+            return ""
+        return f"line {self.line}, column {self.column}" if self.column else f"line {self.line}"
 
     def __str__(self) -> str:
-        at = f"line {self.line}: " if self.line else ""
+        at = f"{self.position}: " if self.line else ""
         return f"{at}{self.where}: {self.message}" if self.where else f"{at}{self.message}"
 
 
@@ -41,7 +50,11 @@ def problem(err: Any, root: yaml.Node | None, schema: Any, kind_schema: Any) -> 
     message = err["msg"].removeprefix("Value error, ")
     bounds = _allowed_range(loc, schema, kind_schema)
     value = err.get("input")
-    if err["type"] in _TYPE_ERRORS:
+    if err["type"] == "extra_forbidden":
+        message = _unknown_key(loc, schema, kind_schema)
+    elif err["type"] == "missing":
+        message = f"required key `{loc[-1]}` is missing" if loc else message
+    elif err["type"] in _TYPE_ERRORS:
         message = _type_message(_TYPE_ERRORS[err["type"]], value)
     elif _not_finite(value):
         message = f"{value} is not a finite number"
@@ -115,22 +128,7 @@ _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "l
 
 def _allowed_range(loc: list[str], Policy: Any, KindPolicy: Any) -> str | None:
     """'3..100' for kinds.Thing.maxInstances: the bounds declared on the schema field."""
-    model: Any = Policy
-    field = None
-    for key in loc:
-        if field is not None and model is None:
-            return None
-        if key in ("kinds",) and model is Policy:
-            model, field = KindPolicy, None
-            continue
-        if model is KindPolicy and field is None and key not in _aliases(KindPolicy):
-            continue  # the kind's name, e.g. "Thing"
-        names = _aliases(model)
-        if key not in names:
-            return None
-        field = model.model_fields[names[key]]
-        sub = _model_of(field.annotation)
-        model = sub
+    _, field = _walk(loc, Policy, KindPolicy)
     if field is None:
         return None
     lo = hi = None
@@ -142,6 +140,46 @@ def _allowed_range(loc: list[str], Policy: Any, KindPolicy: Any) -> str | None:
     if lo is None and hi is None:
         return None
     return f"{lo if lo is not None else ''}..{hi if hi is not None else ''}"
+
+
+def _unknown_key(loc: list[str], Policy: Any, KindPolicy: Any) -> str:
+    """'unknown key `templte`: did you mean `template`?', from the keys the schema allows
+    where the key stands (the camelCase spelling, as policy.yaml writes them)."""
+    key = loc[-1] if loc else ""
+    model, field = _walk(loc[:-1], Policy, KindPolicy)
+    if field is not None or model is None:
+        return f"unknown key `{key}`"
+    allowed = sorted(_aliases(model))
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+    if not close:  # a case slip (`maxinstances`) is not always close enough for difflib
+        close = [a for a in allowed if a.lower() == key.lower()]
+    if close:
+        return f"unknown key `{key}`: did you mean `{close[0]}`?"
+    return f"unknown key `{key}`; allowed here: {', '.join(allowed)}"
+
+
+def _walk(loc: list[str], Policy: Any, KindPolicy: Any) -> tuple[Any, Any]:
+    """Follow `loc` through the schema: (the model it ends in, None) when it names a mapping
+    of the schema, (None or a sub-model, the field) when it names a field, (None, None) when
+    it leaves the schema."""
+    model: Any = Policy
+    field = None
+    for key in loc:
+        if field is not None and model is None:
+            return None, None
+        if key in ("kinds",) and model is Policy:
+            model, field = KindPolicy, None
+            continue
+        if model is KindPolicy and field is None and key not in _aliases(KindPolicy):
+            continue  # the kind's name, e.g. "Thing"
+        names = _aliases(model)
+        if key not in names:
+            return None, None
+        field = model.model_fields[names[key]]
+        model = _model_of(field.annotation)
+        if model is not None:
+            field = None  # a nested mapping (e.g. autoscale): its keys come next
+    return model, field
 
 
 def _aliases(model: Any) -> dict[str, str]:
