@@ -1,12 +1,13 @@
-"""deploy/kubernetes/prometheusrule.yaml from dashboards/alerts.yaml: the same rule groups, as
-a Prometheus Operator PrometheusRule. One source, so the two cannot drift:
+"""deploy/kubernetes/prometheusrule.yaml alone: the alerts of dashboards/alerts.yaml as a
+Prometheus Operator PrometheusRule, rendered from the chart with the other manifests
+(deploy/render.py, `make manifests`). Its spec is the rule file's text, comments and all.
 
     python deploy/prometheusrule.py            print it
     python deploy/prometheusrule.py --write    write deploy/kubernetes/prometheusrule.yaml
     python deploy/prometheusrule.py --check    exit 1 when the file is not what this prints
 
-The rule file's text (comments and all) becomes the manifest's `spec`, indented: a
-PrometheusRule's spec.groups has exactly the rule file's format.
+It renders from the chart's copy of the rule file as it should be (not as it is on disk), so
+an edit of dashboards/alerts.yaml makes the manifest stale until `make manifests`.
 """
 
 from __future__ import annotations
@@ -14,45 +15,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "dashboards" / "alerts.yaml"
-TARGET = REPO / "deploy" / "kubernetes" / "prometheusrule.yaml"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HEADER = """\
-# GENERATED from dashboards/alerts.yaml by `make manifests` (deploy/prometheusrule.py): edit
-# that file, not this one. The alerts for the Prometheus Operator; it is not part of
-# kustomization.yaml because it needs the operator's CRD:
-#   kubectl apply -f deploy/kubernetes/prometheusrule.yaml
-# Add the label your Prometheus' ruleSelector matches (e.g. release: prometheus) if it has one.
-apiVersion: monitoring.coreos.com/v1
-kind: PrometheusRule
-metadata:
-  name: reconciler
-  namespace: iota
-  labels:
-    app.kubernetes.io/name: reconciler
-    app.kubernetes.io/part-of: iota
-spec:
-"""
+import render  # deploy/ is not a package: found through the sys.path entry above
+
+TARGET = render.K8S / "prometheusrule.yaml"
 
 
-def render(source: str) -> str:
-    lines = source.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("groups:"))
-    body = [f"  {line}" if line else "" for line in lines[start:]]
-    return HEADER + "\n".join(body) + "\n"
+def text() -> str:
+    return render.manifests()[TARGET].decode()
 
 
 def main(argv: list[str], target: Path = TARGET) -> int:
-    text = render(SOURCE.read_text())
     if argv == ["--write"]:
-        target.write_text(text)
+        target.write_text(text())
     elif argv == ["--check"]:
-        if not target.exists() or target.read_text() != text:
+        if not target.exists() or target.read_text() != text():
             print(f"{target} is stale: run `make manifests`", file=sys.stderr)
             return 1
     elif not argv:
-        sys.stdout.write(text)
+        sys.stdout.write(text())
     else:
         print(__doc__, file=sys.stderr)
         return 2

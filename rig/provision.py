@@ -5,7 +5,8 @@ kube-apiserver, kube-scheduler and kwok are built from the Go module proxy by `r
 Built artefacts live under ``${XDG_CACHE_HOME:-~/.cache}/reconciler-rig/``, one folder per
 version, so only the first run pays; a second run only checks that they are there.
 
-    python -m rig provision [zookeeper mosquitto postgres prometheus kafka kube kustomize browser]
+    python -m rig provision [zookeeper mosquitto postgres prometheus kafka kube kustomize helm
+                             monitoring-crds browser]
 
 Every step that has work to do says so first, with what it costs, and prints a heartbeat line
 (`rig/progress.py`) at least every 30 s while it works; a cached step prints one line.
@@ -33,6 +34,12 @@ ETCD_VERSION = "v3.6.16"
 KUBE_VERSION = "v1.34.4"
 KWOK_VERSION = "v0.7.0"
 KUSTOMIZE_VERSION = "v5.6.0"  # renders the repository's kustomization.yaml in tests
+HELM_VERSION = "v4.3.2"  # lints, renders and installs charts/reconciler in tests
+# The newest version of the module github.com/prometheus-operator/prometheus-operator that the
+# Go module proxy serves (later ones are served for its pkg/apis/monitoring module only, which
+# has no CRD files): its monitoring.coreos.com CRDs for the chart's tests.
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
+MONITORING_CRDS = ("servicemonitors", "podmonitors", "prometheusrules")
 PG_MAJOR = "15"
 
 RIG_DIR = Path(__file__).resolve().parent
@@ -48,8 +55,9 @@ APT_PACKAGES: dict[str, list[str]] = {
     # not a server: headless Chromium and chromedriver for tests/integration/api/test_fleet_page.py
     "browser": ["chromium", "chromium-driver"],
 }
-# Servers, and kustomize: a tool the deploy tests run, built from Go modules like kube; and
-# browser: Debian's Chromium that the fleet page's test drives.
+# Servers, and tools the deploy tests run: kustomize and helm, built from Go modules like kube,
+# and monitoring-crds, the Prometheus operator's CRDs from the Go module proxy; and browser:
+# Debian's Chromium that the fleet page's test drives.
 SERVERS = [
     "zookeeper",
     "mosquitto",
@@ -58,6 +66,8 @@ SERVERS = [
     "kafka",
     "kube",
     "kustomize",
+    "helm",
+    "monitoring-crds",
     "browser",
 ]
 
@@ -279,6 +289,7 @@ GO_BUILD_COST = {
     "kube-apiserver": "~15-25 min cold on 2 cores, ~30 s warm",
     "kube-scheduler": "~3 min more, built with kube-apiserver",
     "kustomize": "~1 min cold, ~15 s warm",
+    "helm": "~5 min cold on 2 cores, ~20 s to 1 min warm (the link)",
 }
 
 
@@ -341,44 +352,116 @@ def kustomize_binary() -> Path:
     return go_dir() / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
 
 
-def ensure_kustomize() -> Path:
-    """kustomize, built from Go modules: renders kustomization.yaml exactly as `kubectl
-    apply -k` does (kubectl embeds it), without needing a kubectl on the machine."""
-    binary = kustomize_binary()
+def helm_binary() -> Path:
+    return go_dir() / f"helm-{HELM_VERSION}" / "helm"
+
+
+def _go_install(tool: str, package: str, binary: Path) -> Path:
+    """`go install package` into a .tmp dir beside binary's folder, renamed into place once
+    built: an interrupted build leaves no half-made cache entry."""
     if os.access(binary, os.X_OK):
         return binary
     env = {
-        **_go_env("kustomize"),
+        **_go_env(tool),
         "CGO_ENABLED": "0",
         "GOFLAGS": "-mod=mod",
         "GOTOOLCHAIN": "local",
     }
-    log_path = cache_dir() / "logs" / f"go-build-kustomize-{KUSTOMIZE_VERSION}.log"
+    log_path = cache_dir() / "logs" / f"go-build-{binary.parent.name}.log"
     with _lock("go"):
         if os.access(binary, os.X_OK):
             return binary
         step(
-            "kustomize",
-            f"building kustomize {KUSTOMIZE_VERSION} from Go modules",
-            cost=f"{GO_BUILD_COST['kustomize']}, cached afterwards in {binary.parent}; "
-            f"log {log_path}",
+            tool,
+            f"building {package} from Go modules",
+            cost=f"{GO_BUILD_COST[tool]}, cached afterwards in {binary.parent}; log {log_path}",
         )
         work = binary.parent.with_name(binary.parent.name + ".tmp")
         shutil.rmtree(work, ignore_errors=True)
         _run(
-            "kustomize",
-            ["go", "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
+            tool,
+            ["go", "install", package],
             log_path,
             env={**env, "GOBIN": str(work)},
-            what="building kustomize",
+            what=f"building {tool}",
         )
-        if not os.access(work / "kustomize", os.X_OK):
+        if not os.access(work / binary.name, os.X_OK):
             raise RigError(
-                "kustomize", ["go", "install"], log_path, "kustomize not built", log_tail(log_path)
+                tool, ["go", "install"], log_path, f"{tool} not built", log_tail(log_path)
             )
         shutil.rmtree(binary.parent, ignore_errors=True)
         work.rename(binary.parent)
     return binary
+
+
+def ensure_kustomize() -> Path:
+    """kustomize, built from Go modules: renders kustomization.yaml exactly as `kubectl
+    apply -k` does (kubectl embeds it), without needing a kubectl on the machine."""
+    return _go_install(
+        "kustomize", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}", kustomize_binary()
+    )
+
+
+def ensure_helm() -> Path:
+    """helm, built from Go modules: lints, renders and installs charts/reconciler."""
+    return _go_install("helm", f"helm.sh/helm/v4/cmd/helm@{HELM_VERSION}", helm_binary())
+
+
+def monitoring_crds_dir() -> Path:
+    return cache_dir() / f"prometheus-operator-crds-{PROMETHEUS_OPERATOR_VERSION}"
+
+
+def ensure_monitoring_crds() -> Path:
+    """The Prometheus operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs
+    (monitoring.coreos.com_<plural>.yaml), from its module on the Go module proxy."""
+    out = monitoring_crds_dir()
+    if (out / ".complete").exists():
+        return out
+    module = f"github.com/prometheus-operator/prometheus-operator@{PROMETHEUS_OPERATOR_VERSION}"
+    log_path = cache_dir() / "logs" / f"{out.name}.log"
+    with _lock("go"):
+        if (out / ".complete").exists():
+            return out
+        step(
+            "monitoring-crds",
+            f"fetching {module} from the Go module proxy for its CRDs",
+            cost=f"~10 s and 4 MB, cached afterwards in {out}; log {log_path}",
+        )
+        _run(
+            "monitoring-crds",
+            ["go", "mod", "download", "-json", module],
+            log_path,
+            env={**_go_env("monitoring-crds"), "GOFLAGS": "-mod=mod"},
+            what="fetching the prometheus-operator module",
+        )
+        env = _go_env("monitoring-crds")
+        modcache = subprocess.run(
+            ["go", "env", "GOMODCACHE"], capture_output=True, text=True, env=env, check=True
+        ).stdout.strip()
+        source = (
+            Path(modcache)
+            / f"github.com/prometheus-operator/prometheus-operator@{PROMETHEUS_OPERATOR_VERSION}"
+            / "example"
+            / "prometheus-operator-crd"
+        )
+        work = out.with_name(out.name + ".tmp")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        for plural in MONITORING_CRDS:
+            name = f"monitoring.coreos.com_{plural}.yaml"
+            if not (source / name).is_file():
+                raise RigError(
+                    "monitoring-crds",
+                    ["go", "mod", "download"],
+                    log_path,
+                    f"{name} not in {source}",
+                    log_tail(log_path),
+                )
+            shutil.copyfile(source / name, work / name)
+        (work / ".complete").write_text(f"{PROMETHEUS_OPERATOR_VERSION}\n")
+        shutil.rmtree(out, ignore_errors=True)
+        work.rename(out)
+    return out
 
 
 # ---------------------------------------------------------------- entry points
@@ -394,6 +477,10 @@ def ensure(server: str) -> None:
         ensure_kube()
     elif server == "kustomize":
         ensure_kustomize()
+    elif server == "helm":
+        ensure_helm()
+    elif server == "monitoring-crds":
+        ensure_monitoring_crds()
     else:
         ensure_apt(server)
 
@@ -418,6 +505,11 @@ def versions() -> dict[str, str]:
             f"kwok {KWOK_VERSION}"
         ),
         "kustomize": f"sigs.k8s.io/kustomize/kustomize/v5 {KUSTOMIZE_VERSION}",
+        "helm": f"helm.sh/helm/v4 {HELM_VERSION}",
+        "monitoring-crds": (
+            f"github.com/prometheus-operator/prometheus-operator {PROMETHEUS_OPERATOR_VERSION} "
+            f"({', '.join(MONITORING_CRDS)})"
+        ),
         "browser": f"{deb('chromium')}, {deb('chromium-driver')}",
     }
 

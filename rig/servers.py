@@ -437,6 +437,7 @@ class Mosquitto(Server):
             "log_type notice",
             "log_type information",
             "connection_messages true",
+            "sys_interval 1",  # $SYS/broker/clients/*: what the session tests count
         ]
         if self.tls_port is not None:
             self.pki = make_pki(self.dir / "pki")

@@ -71,7 +71,7 @@ def test_a_step_names_its_cost_before_it_starts(capsys: pytest.CaptureFixture[st
 
 
 def test_every_go_binary_has_a_stated_build_cost() -> None:
-    built = {"etcd", "kwok", "kube-apiserver", "kube-scheduler", "kustomize"}
+    built = {"etcd", "kwok", "kube-apiserver", "kube-scheduler", "kustomize", "helm"}
     assert set(provision.GO_BUILD_COST) == built
     assert all(re.search(r"\d+ (s|min)", cost) for cost in provision.GO_BUILD_COST.values())
 

@@ -6,10 +6,12 @@
   TokenRequest, read through the daemon's in-cluster mode) runs the real KubePods adapter and
   PodWatcher, and everything outside the daemon's calls is refused (403).
 - The manifests are what `kubectl apply -k .` applies: the repository root's kustomization.yaml
-  rendered by kustomize (the rig builds it). Its ConfigMap is generated from config/policy.yaml
-  and templates/, carries them byte for byte, is mounted where the Deployment's
-  RECONCILER_POLICY_PATH says, and validates as `reconciler validate` does.
-- The Dockerfile installs what pyproject.toml builds and agrees with the Deployment.
+  rendered by kustomize (the rig builds it), over the files the Helm chart renders
+  (tests/integration/shipping/test_chart.py checks they are current). Its ConfigMap is
+  generated from config/policy.yaml and templates/, carries them byte for byte, is mounted
+  where the StatefulSet's RECONCILER_POLICY_PATH says, and validates as `reconciler validate`
+  does.
+- The Dockerfile installs what pyproject.toml builds and agrees with the StatefulSet.
 """
 
 from __future__ import annotations
@@ -32,14 +34,22 @@ import yaml
 
 from rig import provision
 from tests.support.fleet import REPO, eventually
+from tests.support.kubelet import KubeletConfigMapVolume
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
 KUSTOMIZATION = REPO / "kustomization.yaml"
 # In deploy/kubernetes/ but not applied by `kubectl apply -k .`: the Secret is an example (the
-# real one is created out of band, never from git); the PrometheusRule needs the Prometheus
-# Operator's CRD (applied on its own where the operator runs).
-NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "prometheusrule.yaml"}
+# real one is created out of band, never from git); the PrometheusRule and ServiceMonitor need
+# the Prometheus Operator's CRDs and the dashboard Grafana's sidecar (each applied on its own
+# where those run); values.yaml is what the files are rendered with, not a manifest.
+NOT_IN_KUSTOMIZATION = {
+    "secret.example.yaml",
+    "prometheusrule.yaml",
+    "servicemonitor.yaml",
+    "grafana-dashboard.yaml",
+    "values.yaml",
+}
 NS = "iota"
 SA_USER = f"system:serviceaccount:{NS}:reconciler"
 
@@ -86,8 +96,7 @@ def test_kustomization_lists_every_manifest() -> None:
     listed = {Path(r) for r in kustomization["resources"]}
     on_disk = {p.relative_to(REPO) for p in K8S.glob("*.yaml")}
     assert listed == {p for p in on_disk if p.name not in NOT_IN_KUSTOMIZATION}
-    # No second, partial entry point: `kubectl apply -k deploy/kubernetes` would deploy a pod
-    # whose ConfigMap does not exist.
+    # One entry point, the root's.
     assert not (K8S / "kustomization.yaml").exists()
     kinds = sorted(d["kind"] for d in manifests())
     assert kinds == sorted(
@@ -100,7 +109,8 @@ def test_kustomization_lists_every_manifest() -> None:
             "ClusterRoleBinding",
             "PodDisruptionBudget",
             "ConfigMap",
-            "Deployment",
+            "StatefulSet",
+            "Service",
             "Service",
         ]
     )
@@ -123,6 +133,9 @@ def test_configmap_is_generated_from_the_repositorys_policy_and_templates() -> N
     assert all(p.is_relative_to(REPO) and p.is_file() for p in sources.values())
     assert generator["options"]["disableNameSuffixHash"] is True  # edited in place (README)
     assert _one("ConfigMap")["metadata"]["name"] == generator["name"]
+    # the chart renders none for the plain manifests: it mounts this one
+    values = yaml.safe_load((K8S / "values.yaml").read_text())
+    assert values["policy"]["existingConfigMap"] == generator["name"]
 
 
 def test_configmap_is_the_repositorys_policy_and_templates(tmp_path: Path) -> None:
@@ -130,23 +143,21 @@ def test_configmap_is_the_repositorys_policy_and_templates(tmp_path: Path) -> No
     from reconciler.policy.templates import load_pod_template
 
     cm = _one("ConfigMap")
-    deploy = _one("Deployment")
-    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    sts = _one("StatefulSet")
+    container = sts["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     (volume,) = [
         v
-        for v in deploy["spec"]["template"]["spec"]["volumes"]
+        for v in sts["spec"]["template"]["spec"]["volumes"]
         if v.get("configMap", {}).get("name") == cm["metadata"]["name"]
     ]
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
     items = {i["key"]: i["path"] for i in volume["configMap"]["items"]}
     assert set(items) == set(cm["data"])
 
-    # What the kubelet would put on the pod's disk, in a temp dir instead of /etc/reconciler.
-    root = tmp_path / "etc-reconciler"
-    for key, rel in items.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(cm["data"][key])
+    # What the kubelet would put on the pod's disk, in a temp dir instead of the mount path.
+    root = tmp_path / "policy-volume"
+    KubeletConfigMapVolume(root, {rel: cm["data"][key] for key, rel in items.items()})
     policy_path = Path(env["RECONCILER_POLICY_PATH"])
     assert policy_path.is_relative_to(mount["mountPath"])
     local_policy = root / policy_path.relative_to(mount["mountPath"])
@@ -171,12 +182,15 @@ def test_configmap_is_the_repositorys_policy_and_templates(tmp_path: Path) -> No
     assert res.returncode == 0 and ": OK (" in res.stdout, res.stdout + res.stderr
 
 
-def test_deployment_runs_the_daemon_in_pod_mode() -> None:
-    deploy = _one("Deployment")
-    spec = deploy["spec"]
-    # Two replicas electing a leader; a rolling update never leaves none running.
-    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
-    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+def test_statefulset_runs_the_daemon_in_pod_mode() -> None:
+    sts = _one("StatefulSet")
+    spec = sts["spec"]
+    # Two replicas electing a leader, with stable names (their identities), started and
+    # replaced side by side; the headless Service gives each its DNS name.
+    assert spec["replicas"] == 2 and spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert spec["podManagementPolicy"] == "Parallel"
+    headless = next(s for s in _by_kind("Service") if s["spec"].get("clusterIP") == "None")
+    assert spec["serviceName"] == headless["metadata"]["name"]
     anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert anti["preferredDuringSchedulingIgnoredDuringExecution"]
     pdb = _one("PodDisruptionBudget")
@@ -187,10 +201,23 @@ def test_deployment_runs_the_daemon_in_pod_mode() -> None:
     (c,) = pod["containers"]
     env = {e["name"]: e for e in c["env"]}
     assert env["RECONCILER_KUBE_IN_CLUSTER"]["value"] == "true"
-    secret = _one("Secret")
-    for name in ("RECONCILER_DATABASE_URL", "RECONCILER_API_TOKEN"):
-        ref = env[name]["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+    assert env["RECONCILER_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["RECONCILER_API_ADVERTISE_URL"]["value"] == "http://$(POD_IP):8080"
+    assert "IOTA_MQTT_BROKERS" not in env and "RECONCILER_MQTT_BROKERS" in env
+    # Secrets as files of the example Secret's keys, never in the environment.
+    secret = next(s for s in _by_kind("Secret") if s["metadata"]["name"] == "reconciler")
+    (credentials,) = [v for v in pod["volumes"] if v["name"] == "credentials"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "credentials"]
+    files = {
+        f"{mount['mountPath']}/{item['path']}": (source["secret"]["name"], item["key"])
+        for source in credentials["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    for name in ("RECONCILER_DATABASE_URL_FILE", "RECONCILER_API_TOKEN_FILE"):
+        secret_name, key = files[env[name]["value"]]
+        assert secret_name == secret["metadata"]["name"] and key in secret["stringData"]
+    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in env.values())
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     sc = c["securityContext"]
@@ -201,11 +228,11 @@ def test_deployment_runs_the_daemon_in_pod_mode() -> None:
     assert res["requests"] and res["limits"]
     port = c["ports"][0]["containerPort"]
     assert env["RECONCILER_API_PORT"]["value"] == str(port)
-    svc = _one("Service")
-    assert svc["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
-    assert svc["spec"]["ports"][0]["targetPort"] == c["ports"][0]["name"]
+    for svc in _by_kind("Service"):
+        assert svc["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+        assert svc["spec"]["ports"][0]["targetPort"] == c["ports"][0]["name"]
 
-    # The image the Deployment runs: same user, port and entry point.
+    # The image the StatefulSet runs: same user, port and entry point.
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(
         r"^FROM python:3\.11-slim|^ARG PYTHON_IMAGE=python:3\.11-slim", dockerfile, re.M
@@ -300,24 +327,24 @@ def test_manifests_pass_server_side_dry_run(kube: Any) -> None:
         for doc in manifests(include_secret=True):
             out = _apply(dyn, doc, dry_run=True)
             assert out.kind == doc["kind"] and out.metadata.name == doc["metadata"]["name"]
-            if doc["kind"] == "Deployment":
+            if doc["kind"] == "StatefulSet":
                 # defaulted and validated by the apiserver, as a real apply would be
                 assert out.spec.template.spec.containers[0].terminationMessagePath
         # dryRun=All stored nothing
         with pytest.raises(NotFoundError):
-            dyn.resources.get(api_version="apps/v1", kind="Deployment").get(
+            dyn.resources.get(api_version="apps/v1", kind="StatefulSet").get(
                 name="reconciler", namespace=NS
             )
 
 
 def test_manifests_are_refused_when_broken(kube: Any) -> None:
-    """The dry run really validates: a bad field in the Deployment is a 422."""
+    """The dry run really validates: a bad field in the StatefulSet is a 422."""
     from kubernetes.dynamic.exceptions import ApiException
 
-    deploy = _one("Deployment")
-    deploy["spec"]["strategy"] = {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}
+    sts = _one("StatefulSet")
+    sts["spec"]["podManagementPolicy"] = "Sideways"
     with kube.api_client() as api, pytest.raises(ApiException) as err:
-        _apply(_dynamic(api), deploy, dry_run=True)
+        _apply(_dynamic(api), sts, dry_run=True)
     assert err.value.status == 422
 
 
@@ -481,6 +508,7 @@ NEEDED = [
     ("delete", "", "pods", "", NS),
     ("patch", "", "pods", "", NS),  # adopt_pod: our labels on the old orchestrator's pods
     ("list", "metrics.k8s.io", "pods", "", NS),
+    ("list", "", "resourcequotas", "", NS),  # quota_room: the room before a scale-up
     ("list", "", "nodes", "", ""),
     ("list", "", "pods", "", ""),  # all namespaces, for the capacity check
     ("create", "events.k8s.io", "events", "", NS),  # EventRecorder: a new Event
@@ -504,6 +532,9 @@ REFUSED = [
     ("list", "", "secrets", "", NS),
     ("create", "", "secrets", "", NS),
     ("get", "", "configmaps", "", NS),
+    ("get", "", "resourcequotas", "", NS),
+    ("update", "", "resourcequotas", "", NS),
+    ("list", "", "resourcequotas", "", "kube-system"),
     ("create", "", "serviceaccounts", "token", NS),
     ("get", "", "nodes", "", ""),
     ("patch", "", "nodes", "", ""),
@@ -601,9 +632,9 @@ def test_serviceaccount_is_refused_elsewhere_for_real(kube: Any, in_cluster_clie
             "iota-dac-0", NS, {"status": {"phase": "Failed"}}
         ),
         "delete the namespace": lambda: core.delete_namespace(NS),
-        "create a deployment": lambda: client.AppsV1Api(
+        "create a statefulset": lambda: client.AppsV1Api(
             in_cluster_client
-        ).create_namespaced_deployment(NS, _one("Deployment")),
+        ).create_namespaced_stateful_set(NS, _one("StatefulSet")),
     }
     answers = {}
     for what, call in calls.items():
