@@ -49,6 +49,9 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "ReconcilerIdsUnassigned",
         "ReconcilerKindOverCapacity",
         "ReconcilerNoLeader",
+        "ReconcilerPolicyRejected",
+        "ReconcilerPassesCrashing",
+        "ReconcilerPassOverruns",
     }
     firing: set[str] = set()
     quiet: set[str] = set()
@@ -57,6 +60,35 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
             (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
     assert firing == names, names - firing
     assert quiet == names, names - quiet
+
+
+def test_every_alert_says_how_bad_how_long_what_and_where_to_read_more() -> None:
+    for alert in _alerts(yaml.safe_load(RULES.read_text())):
+        name = alert["alert"]
+        assert alert.get("labels", {}).get("severity") in ("critical", "warning"), name
+        assert re.fullmatch(r"\d+[smh]", str(alert.get("for", ""))), name
+        annotations = alert.get("annotations", {})
+        for key in ("summary", "description", "runbook_url"):
+            assert annotations.get(key), f"{name}: no {key}"
+
+
+def _daemons(case: dict[str, Any]) -> set[str]:
+    return {
+        m.group(1)
+        for s in case.get("input_series", [])
+        if (m := re.search(r'\binstance="([^"]+)"', s["series"]))
+    }
+
+
+def test_every_alert_is_tested_with_a_leader_and_a_standby_scraped() -> None:
+    """Two replicas export the same series in production: each alert has a case with two
+    daemons' series (one alert, not two; a standby alone fires no fleet alert)."""
+    names = {a["alert"] for a in _alerts(yaml.safe_load(RULES.read_text()))}
+    with_two: set[str] = set()
+    for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        if len(_daemons(case)) >= 2:
+            with_two |= {check["alertname"] for check in case.get("alert_rule_test", [])}
+    assert names - with_two == set()
 
 
 def _exported() -> set[str]:

@@ -1,6 +1,8 @@
 """/metrics passes promtool, and every panel of dashboards/reconciler.json returns data from
-the rig's real Prometheus scraping a daemon wired to ZooKeeper, PostgreSQL, the apiserver
-(kwok pods, the PodMetrics stand-in), MQTT and Kafka.
+the rig's real Prometheus scraping two daemons, as in production: a leader wired to
+ZooKeeper, PostgreSQL, the apiserver (kwok pods, the PodMetrics stand-in), MQTT and Kafka,
+and its standby (`reconciler run` in a process of its own: the metrics registry is per
+process). Both export the fleet's gauges; the fleet panels show one value per kind, not two.
 
 What feeds which panel here (and in production):
 - fleet overview, instances, pod phases, reconcile loop: every pass (tickSeconds: 1 here);
@@ -33,6 +35,7 @@ from reconciler.domain.podspec import managed_selector
 from rig import podmetrics_standin
 from tests.support.daemon import Running, running, settings_for
 from tests.support.fleet import REPO, HeartbeatSender, eventually, seed, write_policy
+from tests.support.processes import DaemonProcess
 
 DASHBOARD = REPO / "dashboards" / "reconciler.json"
 # Grafana's variables as the test substitutes them: all kinds, and a rate window of a few
@@ -148,8 +151,24 @@ def daemon(
         yield d, policy
 
 
+@pytest.fixture
+def standby(
+    daemon: tuple[Running, Path], zk_hosts: str, pg_url: str, kube: Any, tmp_path: Path
+) -> Iterator[DaemonProcess]:
+    """A second daemon on the same policy, started once the in-process one leads."""
+    d, policy = daemon
+    eventually(lambda: d.app.daemon.status()["leadership"]["role"] == "leader", timeout=30)
+    process = DaemonProcess(tmp_path, zk_hosts, pg_url, kube, policy, "standby")
+    try:
+        eventually(lambda: process.role() == "standby", timeout=60, what="the standby")
+        yield process
+    finally:
+        process.close()
+
+
 def test_metrics_pass_promtool_and_every_panel_returns_data(
     daemon: tuple[Running, Path],
+    standby: DaemonProcess,
     pg_url: str,
     kube: Any,
     kube_namespace: str,
@@ -164,7 +183,7 @@ def test_metrics_pass_promtool_and_every_panel_returns_data(
     put_usage(kube, kube_namespace)
     workers = HeartbeatSender(kafka.bootstrap, {0, 1, 2})
     try:
-        prometheus.scrape([d.target])
+        prometheus.scrape([d.target, f"127.0.0.1:{standby.port}"])
         # Row events (new Things, announced over MQTT) and garbage on both buses.
         new = [str(uuid.uuid4()) for _ in range(5)]
         insert_ids(pg_url, "Thing", new)
@@ -206,12 +225,67 @@ def test_metrics_pass_promtool_and_every_panel_returns_data(
                     continue
                 print(f"{panel['title']} [{target['refId']}]: {len(prometheus.query(expr))} series")
         assert not empty, f"panels without data: {json.dumps(empty, indent=2)}"
+        _fleet_panels_count_the_fleet_once(prometheus, dash)
         # Our per-instance label is never renamed by Prometheus.
         assert not prometheus.query('{__name__=~"reconciler_.+", exported_instance!=""}')
         assert prometheus.query('reconciler_instance_used{instance_id="0", resource="Thing"}')
     finally:
         workers.close()
         http.close()
+
+
+FLEET_PER_KIND = (
+    "Instances",
+    "Rows (resources to assign)",
+    "Unassigned ids",
+    "Over capacity",
+    "Safety valve",
+    "Degraded kinds",
+)
+
+
+def _fleet_panels_count_the_fleet_once(prometheus: Any, dash: dict[str, Any]) -> None:
+    """Both daemons export the fleet's gauges (Prometheus holds two series per kind), yet a
+    fleet panel has one series per kind, with the leader's value; per-replica panels have
+    one series per daemon."""
+    by_title = {p["title"]: p for p in panels(dash)}
+
+    def panel(title: str) -> list[dict[str, Any]]:
+        return prometheus.query(substitute(by_title[title]["targets"][0]["expr"]))
+
+    def exporters(metric: str) -> dict[str, int]:
+        return {
+            r["metric"]["resource"]: int(r["value"][1])
+            for r in prometheus.query(f"count by (resource) ({metric})")
+        }
+
+    assert exporters("reconciler_instances") == {"Thing": 2, "Rule": 2}
+    for title in FLEET_PER_KIND:
+        series = eventually(lambda t=title: panel(t), timeout=20)
+        assert sorted(r["metric"]["resource"] for r in series) == ["Rule", "Thing"], title
+        assert all(set(r["metric"]) == {"resource"} for r in series), (title, series)
+
+    def instances() -> dict[str, float]:
+        return {r["metric"]["resource"]: float(r["value"][1]) for r in panel("Instances")}
+
+    # The row events above may have grown Thing for a pass or two: wait for it to settle.
+    settled = {"Thing": 3.0, "Rule": 3.0}  # a sum over the two daemons would say 6
+    eventually(lambda: instances() == settled, timeout=30, what=f"Instances {settled}")
+
+    def each_thing_pod_once() -> bool:
+        phases = panel("Pod phases")
+        return sum(float(r["value"][1]) for r in phases if r["metric"]["resource"] == "Thing") == 3
+
+    eventually(each_thing_pod_once, timeout=30, what="each Thing pod counted once")
+    eventually(lambda: len(panel("Used per instance")) == 6, timeout=30, what="6 instances")
+    both = {"Thing": 6, "Rule": 6}  # what Prometheus holds: both daemons' series
+    eventually(lambda: exporters("reconciler_instance_used") == both, timeout=30)
+
+    roles = {r["metric"]["identity"]: float(r["value"][1]) for r in panel("Leader")}
+    assert roles["standby"] == 0.0 and sorted(roles.values()) == [0.0, 1.0], roles
+    for title in ("Sources up", "Memory (RSS)", "Since the last clean pass"):
+        instances_seen = {r["metric"]["instance"] for r in panel(title)}
+        assert len(instances_seen) == 2, (title, instances_seen)
 
 
 REQUIRED = [
