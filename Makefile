@@ -30,10 +30,13 @@ demo: setup
 bench: setup
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
-# `make manifests`: the files generated from another (tests fail when one is stale):
-# deploy/kubernetes/prometheusrule.yaml from dashboards/alerts.yaml.
+# `make manifests`: the files generated from others (tests fail when one is stale): the Helm
+# chart's copies of dashboards/alerts.yaml, dashboards/reconciler.json, config/policy.yaml and
+# templates/ (charts/reconciler/files/), then the plain manifests deploy/kubernetes/*.yaml
+# rendered from the chart with deploy/kubernetes/values.yaml (deploy/render.py; helm from the
+# rig, built once by `make setup`).
 manifests:
-	$(PYTHON) deploy/prometheusrule.py --write
+	$(PYTHON) deploy/render.py --write
 
 # `make docs`: the settings table of docs/configuration.md from reconciler/config/ (the Settings
 # fields' docstrings), then the documentation site from docs/ (mkdocs.yml) into site/,

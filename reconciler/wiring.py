@@ -29,12 +29,14 @@ from reconciler.config.settings import Settings
 from reconciler.domain.backoff import Backoff
 from reconciler.domain.errors import SourceUnavailable
 from reconciler.domain.podspec import PodTemplate
+from reconciler.reconcile.admission import Admission
 from reconciler.reconcile.autoscale import Autoscaler
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.runtime.liveness import grace_for
 from reconciler.runtime.loop import Daemon
+from reconciler.runtime.observe_only import announce, refuse_writes
 from reconciler.runtime.policy_watch import reload_policy
-from reconciler.runtime.status import ReadSide
+from reconciler.runtime.status import APISERVER_CHECK_SECONDS, ReadSide, cached_check
 from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
 from reconciler.telemetry.logs import ThrottledLog, log
@@ -82,12 +84,17 @@ class LateBound:
             self._target(*args)
 
 
-def build(settings: Settings, *, events: bool = True) -> App:
+def build(settings: Settings, *, events: bool = True, api_url: str | None = None) -> App:
     """Adapters and daemon; with events=False (reconciler plan) no background listeners.
+    `api_url`: where the other replicas reach this daemon's REST API, published with its
+    candidacy (`Settings.advertised_api_url`; None: publish none).
 
     Every object is given its collaborators when built and nothing is set on it later: build
-    everything, bind the callbacks into the daemon (`LateBound`), then start."""
+    everything, bind the callbacks into the daemon (`LateBound`), then start. Observe-only
+    (RECONCILER_OBSERVE_ONLY) is built without the writers: no election, no ACL keeper, no
+    event recorder; its ZooKeeper and pod adapters refuse every write unsent."""
     stack = ExitStack()
+    campaign = events and not settings.observe_only  # the election and the leader's writers
     session = ZkSession(
         settings.zk_hosts, session_timeout=settings.zk_session_timeout, access=zk_access(settings)
     )
@@ -103,10 +110,12 @@ def build(settings: Settings, *, events: bool = True) -> App:
     stack.callback(inventory.close)
     api_client = api_client_for(settings)
     leadership_changed, pod_changed = LateBound(), LateBound()
-    election = _election(settings, session, leadership_changed) if events else None
+    election = _election(settings, session, leadership_changed, api_url) if campaign else None
     fence = election.fence if election is not None else None
-    zk = CachedZkStore(session, fence=fence, full_read_seconds=settings.full_read_seconds)
     gate = election.may_act if election is not None else None
+    if settings.observe_only:
+        fence, gate = refuse_writes("zookeeper"), refuse_writes("kubernetes")
+    zk = CachedZkStore(session, fence=fence, full_read_seconds=settings.full_read_seconds)
     pods = KubePods(api_client, {}, gate=gate, created_by=settings.identity if gate else None)
     pod_watch = PodWatch(api_client, pod_changed) if events else None
 
@@ -125,17 +134,20 @@ def build(settings: Settings, *, events: bool = True) -> App:
         stack.close()
         raise SystemExit(f"no valid policy: {state.policy.error}")
     monitor = _heartbeat_monitor(settings, state) if events else None
-    recorder = EventRecorder(api_client, settings.identity) if events else None
+    recorder = EventRecorder(api_client, settings.identity) if campaign else None
     if recorder is not None:
         stack.callback(recorder.close)
+    admission = Admission(pods)
     ports = Ports(
         store=zk,
         rows=CachedRows(inventory, full_read_seconds=settings.full_read_seconds),
         pods=pods,
         pod_cache=pod_watch,
         heartbeats=monitor,
-        autoscaler=Autoscaler(pods),
+        autoscaler=Autoscaler(pods, admission=admission),
+        admission=admission,  # growth and the autoscaler read the ResourceQuota alike
         leadership=election,
+        observe_only=settings.observe_only,
         events=recorder,
         pins=ZkPins(session, fence=fence),
         full_read_seconds=settings.full_read_seconds,
@@ -164,7 +176,7 @@ def build(settings: Settings, *, events: bool = True) -> App:
             ]
         ),
     )
-    keeper = _acl_keeper(session, election) if events and session.access.secured else None
+    keeper = _acl_keeper(session, election) if campaign and settings.zk_align_acls else None
     pod_changed.bind(daemon.on_pod_change)
     leadership_changed.bind(lambda: _leadership_changed(daemon, keeper))
     app = App(settings, daemon, zk, inventory, pods, stack, pod_watch, election, keeper)
@@ -233,7 +245,7 @@ def kafka_security(settings: Settings) -> KafkaSecurity:
 
 
 def _election(
-    settings: Settings, session: ZkSession, on_change: Callable[[], None]
+    settings: Settings, session: ZkSession, on_change: Callable[[], None], api_url: str | None
 ) -> ZkElection | None:
     """The candidacy for leadership (docs/high-availability.md): only the leader writes.
 
@@ -243,7 +255,9 @@ def _election(
     if not settings.leader_election:
         return None
     group = settings.election_group
-    return ZkElection(session.client, session.root, settings.identity, on_change, group=group)
+    return ZkElection(
+        session.client, session.root, settings.identity, on_change, group=group, api_url=api_url
+    )
 
 
 def _leadership_changed(daemon: Daemon, keeper: AclKeeper | None) -> None:
@@ -253,8 +267,9 @@ def _leadership_changed(daemon: Daemon, keeper: AclKeeper | None) -> None:
 
 
 def _acl_keeper(session: ZkSession, election: ZkElection | None) -> AclKeeper:
-    """The leader (with no election: this daemon) brings existing nodes' ACLs in line once
-    per term (reconciler/adapters/zookeeper/acl_align.py)."""
+    """With RECONCILER_ZK_ALIGN_ACLS (it needs a login), the leader (with no election: this
+    daemon) brings existing nodes' ACLs in line once per term
+    (reconciler/adapters/zookeeper/acl_align.py)."""
     if election is None:
         return AclKeeper(session)
     return AclKeeper(session, leading=lambda: election.is_leader, term=lambda: election.transitions)
@@ -263,6 +278,7 @@ def _acl_keeper(session: ZkSession, election: ZkElection | None) -> AclKeeper:
 def _start(app: App, session: ZkSession, events: bool, monitor: HeartbeatMonitor | None) -> None:
     """Start what runs in the background, once everything is built and bound."""
     _start_in_background(session, app.stack)
+    announce(app.settings.observe_only, app.settings.identity)
     if app.election is not None:
         app.election.start()  # the campaign waits for the ZooKeeper connection
         app.stack.callback(app.election.release)
@@ -275,34 +291,6 @@ def _start(app: App, session: ZkSession, events: bool, monitor: HeartbeatMonitor
         app.stack.callback(app.pod_watch.stop)
     if events:
         _start_event_sources(app, app.stack, monitor)
-
-
-# /readyz asks the apiserver at most this often (a probe every second must not become an
-# apiserver call every second); the answer, good or bad, is reused meanwhile.
-APISERVER_CHECK_SECONDS = 5.0
-
-
-def cached_check(check: Callable[[], None], seconds: float) -> Callable[[], bool]:
-    """A readiness check that runs `check` (raises when unhealthy) at most every `seconds`."""
-    lock = threading.Lock()
-    last: list[tuple[float, Exception | None]] = []
-
-    def run() -> bool:
-        with lock:
-            now = time.monotonic()
-            if not last or now - last[0][0] >= seconds:
-                try:
-                    check()
-                    error: Exception | None = None
-                except Exception as e:
-                    error = e
-                last[:] = [(now, error)]
-            error = last[0][1]
-        if error is not None:
-            raise error
-        return True
-
-    return run
 
 
 def _start_in_background(session: ZkSession, stack: ExitStack) -> None:
@@ -351,6 +339,8 @@ def _start_event_sources(app: App, stack: ExitStack, monitor: HeartbeatMonitor |
             reconnect_delay=settings.mqtt_reconnect_seconds,
             protocol=settings.mqtt_protocol,
             security=mqtt_security(settings),
+            session_expiry=settings.mqtt_session_expiry_seconds,
+            stable_id=settings.mqtt_client_stable,
         )
         metrics.init_source("mqtt")
         listener.start()

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
-__all__ = ["BrowserAccess", "add_cors", "foreign_origin", "proxy_user"]
+__all__ = ["MAX_USER_LENGTH", "BrowserAccess", "add_cors", "foreign_origin", "proxy_user"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_USER_LENGTH = 256  # a user name longer than this is not one a proxy set

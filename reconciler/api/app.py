@@ -5,6 +5,9 @@ FastAPI (with uvicorn, in a thread beside the loop) rather than a hand-written s
 validates parameters into 4xx answers that name the field and publishes the OpenAPI document
 the UI team and the fuzz tests read. Every route reaches the daemon through `Control`
 (reconciler/runtime/control.py), never through its fields.
+
+Around the routes, outermost first: CORS (`access.py`), the request guard (`guard.py`: who
+asks, how much, how many), and a standby's forwarding of writes to the leader (`forward.py`).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reconciler.api.access import BrowserAccess, add_cors
 from reconciler.api.auth import Authorizer
+from reconciler.api.forward import LeaderForwarding
 from reconciler.api.guard import MAX_BODY_BYTES, MAX_CONCURRENT, RequestGuard
 from reconciler.api.operations import operations_router
 from reconciler.api.orchestrations import orchestrations_router
+from reconciler.api.plan import plan_router
 from reconciler.api.probes import probes_router
 from reconciler.api.schemas import ErrorBody, FieldError, bad_request
 from reconciler.api.web.routes import fleet_router
@@ -49,6 +54,9 @@ def create_app(
             "offending fields in `errors`."
         ),
     )
+    # Inside the guard (added first, so innermost): only an authorised request of an allowed
+    # size is sent on to the leader.
+    app.add_middleware(LeaderForwarding, control=control, auth=auth)
     app.add_middleware(
         RequestGuard,
         authorise=auth.authorise,
@@ -60,6 +68,7 @@ def create_app(
     app.include_router(orchestrations_router(control, auth.require_token))
     app.include_router(operations_router(control, auth.require_token))  # scale, stop, start
     app.include_router(probes_router(control))
+    app.include_router(plan_router(control))  # GET /v1/plan, open like /v1/status
     app.include_router(fleet_router(control.read))  # the operator's page at /
     add_cors(app, access.cors_origins)  # the old admin UI, from its own origin
     return app

@@ -18,12 +18,26 @@ def policy_of(control: Control, resource: str) -> KindPolicy:
 
 
 def refuse_on_standby(control: Control) -> None:
-    """A standby never applies a write."""
+    """A standby never applies a write; nor does an observe-only daemon. Writes to a standby
+    are sent on to the leader before they reach a route (`forward.py`): this catches
+    leadership lost in between."""
+    refuse_when_observing(control)
     standby = control.standby_of()
     if standby is not None:
         raise HTTPException(
             503,
             f"not the leader: this daemon ({standby.identity}) is a standby; "
             f"the leader is {standby.leader}",
-            headers={"X-Reconciler-Leader": standby.leader},
+            headers={"X-Reconciler-Leader": standby.leader or ""},
+        )
+
+
+def refuse_when_observing(control: Control) -> None:
+    """An observe-only daemon (RECONCILER_OBSERVE_ONLY) applies nothing, and forwards nothing:
+    it takes no part in the election, so it knows no leader."""
+    if control.observe_only:
+        raise HTTPException(
+            503,
+            "observe-only: this daemon plans and writes nothing (RECONCILER_OBSERVE_ONLY); "
+            "send writes to the acting daemon; GET /v1/plan shows what it would apply",
         )

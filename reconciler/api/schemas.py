@@ -94,7 +94,9 @@ _ERROR_MEANINGS = {
     409: "orchestrate: the kind needs more instances than maxInstances (some ids stay"
     " unassigned); confirm: nothing is held by the safety valve",
     503: "the orchestration could not be written (ZooKeeper or the database unreachable),"
-    " or this daemon is a standby (the error names the leader)",
+    " or this daemon is a standby that could not forward the request to the leader (none"
+    " elected yet, or unreachable: `Retry-After`); a forwarded request is answered by the"
+    " leader, named in `X-Reconciler-Leader`",
 }
 
 

@@ -3,18 +3,20 @@
 Settings come from the environment and .env; `run` also takes the common ones as options.
 Every expected failure (settings, policy, an unreachable server, a busy port, a refused token)
 is one line on stderr naming the fix, with exit status 2 (fix the configuration) or 3 (a server
-did not answer): see reconciler/cli/preflight.py.
+did not answer): see reconciler/cli/preflight.py. `plan` exits as terraform's detailed exit
+code (2 there means changes pending): 0, 2, 1 for any error it would otherwise exit 2 with, 3.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.cli import kind_commands
+from reconciler.cli import kind_commands, zk_acl
 from reconciler.cli.preflight import Failure, Unreachable, load_settings
 from reconciler.cli.rest import DaemonAddress, get_status, token_option, url_option
 from reconciler.cli.status_text import format_status
@@ -72,8 +74,20 @@ def main() -> None:
     help="Port of REST, /metrics and probes (default: RECONCILER_API_PORT or 8080; "
     "0: any free port).",
 )
+@click.option(
+    "--observe-only",
+    "observe_only",
+    is_flag=True,
+    default=None,
+    help="Plan every pass and write nothing: no election, no ZooKeeper or pod write; "
+    "GET /v1/plan lists what a leader would apply (default: RECONCILER_OBSERVE_ONLY).",
+)
 def run(
-    policy_path: Path | None, log_level: str | None, api_host: str | None, api_port: int | None
+    policy_path: Path | None,
+    log_level: str | None,
+    api_host: str | None,
+    api_port: int | None,
+    observe_only: bool | None,
 ) -> None:
     """Run the daemon: reconcile every tick and on every event, serve REST and /metrics.
 
@@ -93,6 +107,7 @@ def run(
         log_level=log_level and log_level.lower(),
         api_host=api_host,
         api_port=api_port,
+        observe_only=observe_only,
     )
     preflight.check_api_exposure(settings)
     tls = preflight.check_api_tls(settings)
@@ -105,8 +120,15 @@ def run(
         raise
     logs.configure(settings.log_format, settings.log_level)
     logs.log.info("starting", settings=settings.redacted())
+    # Published with the candidacy: a standby forwards writes to the leader's address.
+    api_url = settings.advertised_api_url(sock.getsockname()[1])
+    if api_url is None and settings.leader_election and not settings.observe_only:
+        logs.log.warning(
+            "no REST address to publish: standbys will refuse writes rather than forward them "
+            "here (the API listens on a wildcard address): set RECONCILER_API_ADVERTISE_URL"
+        )
     try:
-        app = build(settings)
+        app = build(settings, api_url=api_url)
     except (ValueError, SystemExit) as e:  # a configuration error: one line, no traceback
         sock.close()
         raise Failure(str(e)) from None
@@ -125,7 +147,8 @@ def run(
     try:
         server.start()
         scheme = "https" if tls else "http"
-        logs.log.info("serving", url=f"{scheme}://{settings.api_host}:{server.port}")
+        url = f"{scheme}://{settings.api_host}:{server.port}"
+        logs.log.info("serving", url=url, advertised=api_url)
         app.daemon.watch_policy_file()
         app.daemon.run()
     finally:
@@ -134,7 +157,25 @@ def run(
         app.close()
 
 
-@main.command()
+class DetailedExitCode(click.Command):
+    """terraform's detailed exit code: 2 means changes are pending and nothing else, so a usage
+    error exits 1 here rather than click's 2."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            e.exit_code = 1
+            raise
+
+
+@main.command(cls=DetailedExitCode)
 @policy_option
 @click.option(
     "--wait",
@@ -144,18 +185,67 @@ def run(
     show_default=True,
     help="Seconds to wait for a ZooKeeper session.",
 )
-def plan(policy_path: Path | None, wait_seconds: float) -> None:
+@click.option(
+    "--output",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="json: the document GET /v1/plan serves, and nothing else on stdout.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Accepted for terraform's users: the exit status is always the detailed one.",
+)
+def plan(
+    policy_path: Path | None, wait_seconds: float, output: str, detailed_exitcode: bool
+) -> None:
     """Print the operations the next tick would apply, applying nothing.
 
-    Exit status 3 when a source could not be read (the plan is then partial, or empty
-    without ZooKeeper); the last line says which and how to fix it.
+    Exit status (terraform's detailed exit code): 0 nothing to do, 2 changes pending, 1 an
+    error (settings, policy, usage), 3 a source could not be read (the plan is then partial,
+    or empty without ZooKeeper; the last line on stderr says which and how to fix it).
     """
+    try:
+        result, down = _dry_run(policy_path, wait_seconds)
+    except Unreachable:
+        raise
+    except Failure as e:
+        e.exit_code = 1
+        raise
+    if output == "json":
+        from reconciler.runtime.pending import kind_plans, plan_document
+
+        plans = kind_plans(result, time.time())
+        click.echo(json.dumps(plan_document(plans, role="dry-run", sources=down), indent=2))
+    else:
+        _print_plan(result)
+    if down:
+        raise Unreachable(
+            "the plan is partial: "
+            + "; ".join(
+                f"{source} unreadable ({' '.join(error.split())}): "
+                f"{SOURCE_FIX.get(source, 'check it')}"
+                for source, error in sorted(down.items())
+            )
+        )
+    if result.plan.ops:
+        raise SystemExit(PLAN_CHANGES_PENDING)
+
+
+# `plan`'s exit status when it lists operations (terraform plan -detailed-exitcode).
+PLAN_CHANGES_PENDING = 2
+
+
+def _dry_run(policy_path: Path | None, wait_seconds: float) -> tuple[Any, dict[str, str]]:
+    """One dry pass on a daemon built observe-only (its adapters refuse every write): the
+    pass's result, and the sources it could not read."""
     from reconciler.cli import preflight
     from reconciler.reconcile.pipeline import run_pass
     from reconciler.telemetry import logs
     from reconciler.wiring import build
 
-    settings = load_settings(policy_path=policy_path)
+    settings = load_settings(policy_path=policy_path, observe_only=True)
     preflight.check_policy(settings.policy_path)
     preflight.check_kube_credentials(settings)
     logs.configure(settings.log_format, "error")
@@ -170,9 +260,12 @@ def plan(policy_path: Path | None, wait_seconds: float) -> None:
                 f"{SOURCE_FIX['zookeeper']}"
             )
         result = run_pass(app.daemon.ports, app.daemon.state, trigger="plan", dry_run=True)
-        down = app.daemon.state.view().source_errors
+        return result, dict(app.daemon.state.view().source_errors)
     finally:
         app.close()
+
+
+def _print_plan(result: Any) -> None:
     for kind, report in result.plan.reports.items():
         blind = f"  BLIND: {', '.join(report.blind)}" if report.blind else ""
         click.echo(
@@ -188,20 +281,9 @@ def plan(policy_path: Path | None, wait_seconds: float) -> None:
         click.echo("nothing to do: the world matches the policy")
     for op in result.plan.ops:
         click.echo(f"  {_describe(op)}")
-    if down:
-        raise Unreachable(
-            "the plan is partial: "
-            + "; ".join(
-                f"{source} unreadable ({' '.join(error.split())}): "
-                f"{SOURCE_FIX.get(source, 'check it')}"
-                for source, error in sorted(down.items())
-            )
-        )
 
 
 def _wait_for_zookeeper(app: Any, timeout: float) -> bool:
-    import time
-
     deadline = time.monotonic() + timeout
     while not app.zk.session.connected and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -261,6 +343,7 @@ def status(url: str | None, token: str | None, as_json: bool) -> None:
 
 for _command in kind_commands.COMMANDS:
     main.add_command(_command)
+main.add_command(zk_acl.zk_acl)
 
 
 if __name__ == "__main__":

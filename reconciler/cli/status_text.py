@@ -15,7 +15,9 @@ def format_status(data: dict[str, Any]) -> str:
         + (f"  REJECTED EDIT: {pol['error']}" if pol.get("error") else "")
     )
     lead = data.get("leadership") or {}
-    if lead.get("election"):
+    if lead.get("observeOnly"):
+        lines.append("role: observe-only: plans every pass, writes nothing (`GET /v1/plan`)")
+    elif lead.get("election"):
         lines.append(
             f"role: {lead['role']} (identity {lead['identity']}); leader: {lead['leader'] or '-'}"
         )

@@ -10,6 +10,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Hosts that bind every address: none of them is one another machine could connect to.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
+
 
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(use_attribute_docstrings=True, populate_by_name=True)
@@ -48,6 +51,14 @@ class ApiSettings(BaseSettings):
     is never read), and ignored from anyone else. Required with the header."""
     api_token_file: Path | None = None
     """File holding `RECONCILER_API_TOKEN`."""
+    api_advertise_url: str | None = Field(None, pattern=r"^https?://[^/?#@\s]+/?$")
+    """The URL the other replicas reach this daemon's REST API at (`http://10.1.2.3:8080`; the
+    Helm chart sets `http://$(POD_IP):8080`): published with its candidacy in the election, so
+    a standby forwards a write (POST) to the leader instead of refusing it
+    (docs/high-availability.md "How writes reach the leader"). Default: from
+    `RECONCILER_API_HOST`, the port the API is bound to and TLS, unless the host is a wildcard
+    (`0.0.0.0`, `::`): then no address is published and a standby answers a write with 503
+    naming this setting. Must be this daemon's own address, never the Service's."""
 
     @field_validator("api_token")
     @classmethod
@@ -83,6 +94,18 @@ class ApiSettings(BaseSettings):
         if info.data.get("api_trusted_header") and not networks:
             raise ValueError("RECONCILER_API_TRUSTED_HEADER needs the proxies that may set it")
         return ",".join(networks)
+
+    def advertised_api_url(self, bound_port: int) -> str | None:
+        """Where the other replicas reach this REST API (`api_advertise_url`, else derived
+        from the host, `bound_port` and TLS); None when the host is a wildcard and nothing
+        is set: an address other machines could use is not known."""
+        if self.api_advertise_url:
+            return self.api_advertise_url.rstrip("/")
+        host = self.api_host.strip().strip("[]")
+        if host in WILDCARD_HOSTS:
+            return None
+        scheme = "https" if self.api_tls_cert_file else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{bound_port}"
 
     @property
     def cors_origins(self) -> list[str]:

@@ -20,8 +20,20 @@ class EventSourceSettings(BaseSettings):
     """MQTT brokers for the `cm/notify` row events, comma-separated. Empty: no row events (the
     tick still converges)."""
     mqtt_client_id: str | None = None
-    """MQTT client id (persistent session); default `reconciler-<identity>`. Two daemons must
-    never share one: the broker kicks the older session off."""
+    """MQTT client id (persistent session); default `reconciler-<identity>`, which survives a
+    restart or a pod replacement only when `RECONCILER_IDENTITY` is set (the chart's
+    StatefulSet sets the pod name, `reconciler-0`); the default identity `<hostname>-<pid>`
+    changes at every start. Two daemons must never share one: the broker kicks the older
+    session off."""
+    mqtt_session_expiry_seconds: int = Field(300, ge=0, le=86400)
+    """Seconds (0..86400) the broker keeps the daemon's MQTT session, its subscription and the
+    `cm/notify` messages queued for it, after a disconnect: enough to ride out a restart or a
+    rollout, short enough that the session of a daemon removed, or restarted under another
+    client id, goes. Missed messages are only hints: the tick converges from the database.
+    MQTT 5's Session Expiry Interval. MQTT 3.1.1 has none: the broker keeps a session until
+    its client id comes back (Mosquitto: or for `persistent_client_expiration`), so on 3.1.1 a
+    client id that changes at every start (neither `RECONCILER_IDENTITY` nor
+    `RECONCILER_MQTT_CLIENT_ID` set) gets a clean session."""
     mqtt_reconnect_seconds: float = 10.0
     """Seconds between attempts to reconnect to MQTT."""
     kafka_bootstrap: str = "localhost:9092"
@@ -81,3 +93,9 @@ class EventSourceSettings(BaseSettings):
     """File holding `RECONCILER_MQTT_PASSWORD`."""
     kafka_sasl_password_file: Path | None = None
     """File holding `RECONCILER_KAFKA_SASL_PASSWORD`."""
+
+    @property
+    def mqtt_client_stable(self) -> bool:
+        """Whether the MQTT client id is the same after a restart: set, or derived from an
+        identity that is set (the default `<hostname>-<pid>` is not)."""
+        return bool({"mqtt_client_id", "identity"} & self.model_fields_set)

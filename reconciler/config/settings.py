@@ -81,6 +81,12 @@ class Settings(ApiSettings, KubeSettings, EventSourceSettings, ZooKeeperSettings
     identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """This daemon's name in the election, the logs and the metrics; default
     `<hostname>-<pid>`."""
+    observe_only: bool = False
+    """Observe only: read everything as a leader would, plan every pass, and write nothing (no
+    ZooKeeper node, not even an election node; no pod; no Kubernetes Event; no ACL change).
+    What a leader would apply now is on `GET /v1/plan` and in
+    `reconciler_pending_operations`. For the first step of a cutover, beside the old
+    orchestrator or a leader (docs/migration.md); `reconciler run --observe-only` sets it."""
 
     @model_validator(mode="after")
     def _secrets_from_files(self) -> Settings:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A ZooKeeper digest ACL id: `digest:<user>:<base64 of the SHA-1 of "user:password">`.
@@ -23,9 +23,11 @@ class ZooKeeperSettings(BaseSettings):
     leader is replaced within it plus one server tick. The server clamps it to 2..20 ticks."""
     zk_username: str | None = Field(None, pattern=r"^[^:\s]+$")
     """Digest user the daemon logs in to ZooKeeper as. Set: every node it creates gets the
-    ACL "ALL for this identity, READ for `RECONCILER_ZK_READERS`", and the leader brings the
-    ACLs of existing nodes under `/iota/orchestration` in line. Every daemon of a fleet uses
-    the same identity. Unset: no login, nodes open to every client (a warning at start)."""
+    ACL "ALL for this identity, READ for `RECONCILER_ZK_READERS`" (existing nodes keep theirs
+    unless `RECONCILER_ZK_ALIGN_ACLS`), so a client without this login, such as the old
+    orchestrator after a rollback, cannot write them until `reconciler zk-acl open`. Every
+    daemon of a fleet uses the same identity. Unset: no login, nodes open to every client (a
+    warning at start)."""
     zk_password: SecretStr | None = None
     """Password of `RECONCILER_ZK_USERNAME`. Secret."""
     zk_readers: str = Field("anyone", validate_default=True)
@@ -48,6 +50,21 @@ class ZooKeeperSettings(BaseSettings):
     verified against the CA). For test set-ups only."""
     zk_password_file: Path | None = None
     """File holding `RECONCILER_ZK_PASSWORD`."""
+    zk_align_acls: bool = False
+    """The leader also gives the daemon's ACL to the nodes that already exist under
+    `/iota/orchestration` (the old orchestrator's, all open), once per leadership term, so
+    that no client without the login can rewrite them. Needs `RECONCILER_ZK_USERNAME`. Off:
+    existing nodes keep their ACLs. Either way, rolling back to the old orchestrator takes
+    `reconciler zk-acl open` first (docs/migration.md "Rolling back")."""
+
+    @model_validator(mode="after")
+    def _align_needs_login(self) -> ZooKeeperSettings:
+        if self.zk_align_acls and self.zk_username is None:
+            raise ValueError(
+                "RECONCILER_ZK_ALIGN_ACLS needs RECONCILER_ZK_USERNAME: without a login the "
+                "daemon's nodes are open, there is no ACL to align them to"
+            )
+        return self
 
     @field_validator("zk_readers")
     @classmethod

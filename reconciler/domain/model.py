@@ -138,6 +138,9 @@ class KindIntent:
     # it wins over the row-count sizing and `scale_target` until `start`. 0: stopped (no
     # instances, no pods). None: no pin.
     pinned: int | None = None
+    # The most instances whose pod the namespace's ResourceQuota admits (the pods the kind
+    # has plus the room left: reconciler/reconcile/admission.py); None: no quota limits it.
+    pod_limit: int | None = None
 
 
 NO_INTENT = KindIntent()

@@ -7,7 +7,8 @@ from enum import StrEnum
 
 
 class Trigger(StrEnum):
-    TICK = "tick"  # the tick was due, the policy changed, or a full pass was asked for
+    TICK = "tick"  # the tick was due, or a full pass was asked for
+    POLICY = "policy"  # policy.yaml or a template changed, or SIGHUP: a full pass
     LEADER = "leader"  # this daemon just won the election: a full view first
     ORCHESTRATE = "orchestrate"  # an operator asked for a rebalance (REST)
     EVENT = "event"  # row events, checked against the database, changed a kind's rows

@@ -1,5 +1,5 @@
-"""The autoscaler: reads pod usage and node room, asks reconciler/rules/scaling.py, sets the
-kind's target.
+"""The autoscaler: reads pod usage, node room and the namespace's quota room (through
+`admission.py`), asks reconciler/rules/scaling.py, sets the kind's target.
 
 Kinds without an `autoscale` block get their pods' CPU/memory read and exported too (at most
 once a minute), so the dashboard's pod panels show every kind.
@@ -34,7 +34,8 @@ from reconciler.domain.errors import SourceUnavailable
 from reconciler.domain.model import Assignment, Moment, NodeCapacity, Pod, PodUsage, pod_name
 from reconciler.domain.podspec import PodTemplate, pod_requests
 from reconciler.policy.schema import AutoscalePolicy, KindPolicy
-from reconciler.rules.capacity import Room, claim, fit_on_nodes
+from reconciler.reconcile.admission import Admission
+from reconciler.rules.capacity import Room, claim, fit_in_quota, fit_on_nodes
 from reconciler.rules.scale_decision import Decision, PodSample, Recommendation, limit_to_room
 from reconciler.rules.scaling import decide, prune, recommend
 from reconciler.rules.sizing import size_for
@@ -67,6 +68,9 @@ class Autoscaler:
     # The nodes as read in this pass (keyed by the pass's monotonic time), minus what kinds decided
     # earlier in the pass took: two kinds scaling up at once do not both count the same room.
     _nodes: tuple[float, list[NodeCapacity] | SourceUnavailable] | None = None
+    # The namespace's ResourceQuota, read once per pass and shared with growth (None: the
+    # nodes alone limit a scale-up).
+    admission: Admission | None = None
 
     def update(
         self,
@@ -160,7 +164,14 @@ class Autoscaler:
         )
         if decision.final > current:
             pending = sum(not s.running for s in samples) if pods is not None else 0
-            decision = limit_to_room(decision, self._room(at.mono, cpu_m, mem_b, pending))
+            room = self._room(at.mono, cpu_m, mem_b, pending)
+            decision = limit_to_room(
+                decision, self._quota_room(room, policy, at.mono, cpu_m, mem_b)
+            )
+            if decision.final > current and self.admission is not None:
+                self.admission.claim(
+                    policy.namespace, at.mono, decision.final - current, cpu_m, mem_b
+                )
             if decision.final > current and self._nodes is not None:
                 t, nodes = self._nodes
                 if not isinstance(nodes, SourceUnavailable) and (cpu_m > 0 or mem_b > 0):
@@ -184,6 +195,20 @@ class Autoscaler:
         if pending:
             note += f", {pending} of ours not Running yet"
         return Room(fit, pending, True, note)
+
+    def _quota_room(
+        self, room: Room, policy: KindPolicy, mono: float, cpu_m: float, mem_b: float
+    ) -> Room:
+        """`room` on the nodes, no more than what the namespace's ResourceQuota admits. The
+        kind's pods that are not Running yet count in the quota's `used` already: they take
+        nothing more from it (on the nodes they do, until bound)."""
+        quota = None if self.admission is None else self.admission.room(policy.namespace, mono)
+        fit = None if quota is None else fit_in_quota(quota, cpu_m, mem_b)
+        if quota is None or fit is None or not room.known:
+            return room
+        if room.headroom is not None and room.headroom <= fit:
+            return room
+        return Room(fit, 0, True, f"{fit} more admitted by the ResourceQuota: {quota.describe()}")
 
     def _observe_usage(
         self,

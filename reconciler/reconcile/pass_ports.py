@@ -43,6 +43,16 @@ class Autoscaling(Protocol):
     def status(self, kind: str, policy: KindPolicy) -> dict[str, Any] | None: ...
 
 
+class PodAdmission(Protocol):
+    """The namespace's ResourceQuota as growth uses it
+    (`reconciler.reconcile.admission.Admission`): read on full passes, a limit per kind."""
+
+    def update(
+        self, kind: str, policy: KindPolicy, pods: Mapping[str, Pod] | None, mono: float
+    ) -> None: ...
+    def pod_limit(self, kind: str) -> int | None: ...
+
+
 @dataclass
 class Ports:
     """Everything a pass reaches beyond its own state: the ports, the autoscaler (it reads
@@ -54,7 +64,10 @@ class Ports:
     pod_cache: PodCache | None = None
     heartbeats: HeartbeatSource | None = None
     autoscaler: Autoscaling | None = None
+    admission: PodAdmission | None = None  # None: no quota read, growth unchecked by it
     leadership: Leadership | None = None  # None: no election, this daemon always writes
+    # RECONCILER_OBSERVE_ONLY: every pass plans and applies nothing, whoever leads (no election)
+    observe_only: bool = False
     events: PodEvents | None = None  # Kubernetes Events about the pods acted on
     pins: PinStore | None = None  # operators' pinned instance counts (None: no pins)
     # Seconds a full pass may trust the pod watch before listing pods afresh (0: always

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from contextlib import suppress
+from dataclasses import replace
 from typing import TypeVar
 
 from reconciler.domain.errors import SourceUnavailable, Terminal
@@ -41,6 +42,7 @@ from reconciler.reconcile.apply import apply
 from reconciler.reconcile.budget import Deadline, report_overrun
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.planner import plan
+from reconciler.reconcile.reporting import quota_event
 from reconciler.rules.valve import ValveLimits, held, judge
 from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
@@ -66,7 +68,8 @@ def run_pass(
 
     Under leader election, a daemon that does not lead (or cannot prove it does) runs a
     standby pass: it observes and plans, so its view stays current for the moment it takes
-    over, and applies nothing."""
+    over, and applies nothing. An observe-only daemon (RECONCILER_OBSERVE_ONLY) runs only
+    standby passes, whoever leads: its plan is what a leader would apply now."""
     deadline = deadline or Deadline.unbounded(ports.mono)
     policies = state.policies()
     if kinds is not None:
@@ -79,7 +82,7 @@ def run_pass(
     the_plan = guard(state, observed, plan(policies, observed, intents, state.plan_memo), full=full)
     if dry_run:
         return PassResult(trigger, the_plan, (), deadline.elapsed(), True)
-    if ports.leadership is not None and not ports.leadership.may_act():
+    if ports.observe_only or (ports.leadership is not None and not ports.leadership.may_act()):
         result = PassResult(
             trigger, the_plan, (), deadline.elapsed(), standby=True, over_budget=deadline.passed()
         )
@@ -154,11 +157,17 @@ def _observe_pods(
     ports: Ports, state: DaemonState, kind: str, *, full: bool
 ) -> dict[str, Pod] | None:
     """The pod watch's view while its stream is up; a fresh list when there is none, and
-    on a full pass once every `full_read_seconds` (the backstop for a missed watch event)."""
+    on a full pass once every `full_read_seconds` (the backstop for a missed watch event).
+
+    The watch follows the pods labelled as ours: while the last look found pods known by
+    their name alone (the old orchestrator's, not adopted yet: what an observe-only daemon
+    or a standby keeps seeing), only a list shows them, so every pass lists."""
     now = ports.mono()
     listed = state.pods.listed_at(kind)
     list_due = full and (listed is None or now - listed >= ports.full_read_seconds)
-    if not list_due and ports.pod_cache is not None:
+    seen = state.world.pods().get(kind)
+    unlabelled = seen is not None and not all(p.labelled for p in seen.values())
+    if not list_due and not unlabelled and ports.pod_cache is not None:
         cached = ports.pod_cache.pods(kind)
         if cached is not None:
             return state.pods.expected(kind, cached, now)
@@ -197,7 +206,11 @@ def intend(
     full: bool,
 ) -> dict[str, KindIntent]:
     """Each kind's intent: rebalance requests, and on full passes the autoscaler's target
-    from pod CPU/memory (it decides at most once per its period; the target stays between)."""
+    from pod CPU/memory (it decides at most once per its period; the target stays between),
+    and the instances the namespace's ResourceQuota admits a pod for (read on full passes)."""
+    if full and ports.admission is not None:
+        for kind, policy in policies.items():
+            ports.admission.update(kind, policy, observed.kinds[kind].pods, observed.moment.mono)
     if full and ports.autoscaler is not None:
         for kind, policy in policies.items():
             if state.pins.pinned(kind) is not None:  # an operator's pin wins until `start`
@@ -209,7 +222,11 @@ def intend(
                 kind, policy, obs.row_ids, obs.assignment, obs.pods, observed.moment, targets
             )
             state.sizing.set_target(kind, targets.get(kind))
-    return state.intents(policies)
+    intents = state.intents(policies)
+    if ports.admission is not None:
+        for kind, intent in intents.items():
+            intents[kind] = replace(intent, pod_limit=ports.admission.pod_limit(kind))
+    return intents
 
 
 # --- guard -----------------------------------------------------------------------------
@@ -266,8 +283,8 @@ def record(
     if not result.standby:
         for kind, obs in observed.kinds.items():
             # A re-sizing half done (an operation failed, or left by the budget) is planned
-            # again in full by the next pass.
-            done = not result.unfinished(kind)
+            # again in full by the next pass; so is one the safety valve holds, until it lets go.
+            done = not result.unfinished(kind) and not state.valves.summary(kind)["engaged"]
             if obs.row_ids is not None and obs.assignment is not None and done:
                 state.sizing.note(kind, policies[kind], state.pins.pinned(kind))
     # Every kind of the policy, whichever this pass read: one that recovered reads 0, and
@@ -291,6 +308,8 @@ def record(
             log.error(
                 "over capacity", resource=kind, error=report.error, unassigned=report.unassigned
             )
+            if ports.events is not None and kind in policies:
+                quota_event(ports.events, policies[kind], report)
         elif was and not report.error and not result.standby:
             log.info("over capacity resolved", resource=kind)
         assignment = state.world.assignment(kind)

@@ -37,19 +37,22 @@ from reconciler.domain.model import (
     pod_name,
 )
 from reconciler.policy.schema import KindPolicy
+from reconciler.rules.capacity import admit_sizing
 from reconciler.rules.growth import (
     fill,
     fill_slack,
     growth_limit,
     hold_layout,
     still_rows,
+    target_in_force,
     unplaced,
 )
 from reconciler.rules.growth_delta import grow_plan
 from reconciler.rules.plan_memo import IdPlan, IdPlanMemo
 from reconciler.rules.rollout import roll
 from reconciler.rules.silence import silent_instances
-from reconciler.rules.sizing import size_for
+from reconciler.rules.sizing import size_for as size_for  # re-exported: api/orchestrations.py
+from reconciler.rules.sizing import size_for_layout
 from reconciler.rules.write_order import instance_ops
 
 
@@ -152,13 +155,18 @@ def plan_ids(policy: KindPolicy, obs: KindObserved, intent: KindIntent) -> IdPla
         )
         ops = tuple(instance_ops(kind, current, final, counts))
         return IdPlan(final, counts, report, ops, held=True)
-    sizing = size_for(len(obs.row_ids), policy, intent.scale_target, intent.pinned)
+    target = target_in_force(policy, intent)
+    sizing = size_for_layout(len(obs.row_ids), policy, len(current), target, intent.pinned)
+    sizing = admit_sizing(sizing, policy, intent.pod_limit, len(obs.row_ids))  # the quota
     keep, new = choose_instances(current, sizing.instances)
     rebalance = intent.rebalance or len(keep) + len(new) != len(current)
     capacity = sizing.capacity
-    if not rebalance and sizing.error is None and sizing.instances != sizing.needed:
+    same_size = not new and len(keep) == len(current)
+    if same_size and sizing.error is None and sizing.instances != sizing.needed:
         # Above the row-count minimum any capacity up to resourcePerInstance fits every
-        # row; keeping the current one means deleted rows never push other ids around.
+        # row; keeping the current one means deleted rows never push other ids around, and
+        # a re-size at the same count never takes back the room a scale-down left
+        # (rules/sizing.py `size_for_layout`).
         held_count = max((current[i].count for i in keep), default=0)
         capacity = max(capacity, min(held_count, policy.resource_per_instance))
     final = _same_sets(current, assign(current, keep, new, obs.row_ids, capacity, rebalance))

@@ -1,4 +1,5 @@
-"""How an applied operation is told: its log fields and its Kubernetes Event.
+"""How an applied operation is told: its log fields and its Kubernetes Event; and the
+Event when the namespace's ResourceQuota leaves ids unassigned.
 
 Pure formatting over `reconciler.domain.model` ops; the pipeline calls these after each outcome.
 """
@@ -10,6 +11,7 @@ from reconciler.domain.model import (
     CreatePod,
     DeleteInstance,
     DeletePod,
+    KindReport,
     Op,
     RecreatePod,
     WriteInstance,
@@ -17,6 +19,7 @@ from reconciler.domain.model import (
 )
 from reconciler.policy.schema import KindPolicy
 from reconciler.reconcile.ports import PodEvents
+from reconciler.rules.capacity import QUOTA_ERROR
 
 # What a pod operation is called in its Kubernetes Event: (action, note).
 _POD_EVENT = {
@@ -43,6 +46,19 @@ def pod_event(events: PodEvents, policy: KindPolicy, op: Op) -> None:
     uid = getattr(op, "uid", "") or None
     events.pod_event(
         op.kind, policy.namespace, name, what[0], reason, f"{op.kind}: {what[1]}", uid=uid
+    )
+
+
+def quota_event(events: PodEvents, policy: KindPolicy, report: KindReport) -> None:
+    """A Warning Event when the namespace's ResourceQuota leaves ids unassigned
+    (capacity.admit_sizing), on the pod the next instance would have had (reason
+    QuotaExceeded): `kubectl get events` shows it beside the pods that do exist."""
+    if not report.error or not report.error.startswith(QUOTA_ERROR):
+        return
+    name = pod_name(policy.instance_name, report.instances)
+    note = f"{report.kind}: {report.error}"
+    events.pod_event(
+        report.kind, policy.namespace, name, "Create", "QuotaExceeded", note, event_type="Warning"
     )
 
 

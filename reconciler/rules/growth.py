@@ -30,7 +30,7 @@ from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import Assignment, KindIntent
 from reconciler.domain.sorted_runs import sorted_diff
 from reconciler.policy.schema import KindPolicy
-from reconciler.rules.sizing import size_for
+from reconciler.rules.sizing import size_for_layout
 
 
 def growth_limit(
@@ -43,7 +43,9 @@ def growth_limit(
     instance yet, the layout breaks the sizing rules (initInstances to maxInstances
     instances, each count 1 to resourcePerInstance), or an autoscaling target or a pin asks
     for another instance count than the layout has. A pinned layout never grows past its
-    pin; any other may grow up to maxInstances.
+    pin; any other may grow up to maxInstances. Neither grows past the instances whose pod
+    the namespace's ResourceQuota admits (`intent.pod_limit`), and a layout with more than
+    that is re-sized (reconciler/rules/capacity.py `admit_sizing`).
     """
     n = len(counts)
     if intent.rebalance or intent.resize or not n:
@@ -52,12 +54,23 @@ def growth_limit(
         not 1 <= c <= policy.resource_per_instance for c in counts.values()
     ):
         return None
+    if intent.pod_limit is not None and n > intent.pod_limit:
+        return None  # instances the quota admits no pod for: re-sized (capacity.admit_sizing)
     if intent.pinned is not None:
         return intent.pinned if intent.pinned == n else None
-    target = intent.scale_target
-    if target is not None and size_for(rows, policy, target).instances != n:
+    target = target_in_force(policy, intent)
+    if target is not None and size_for_layout(rows, policy, n, target).instances != n:
         return None
+    if intent.pod_limit is not None:  # an instance opens only with a pod the quota admits
+        return min(policy.max_instances, intent.pod_limit)
     return policy.max_instances
+
+
+def target_in_force(policy: KindPolicy, intent: KindIntent) -> int | None:
+    """The autoscaler's target, while the policy still has an `autoscale` block: a target
+    the daemon remembers from before the block was removed asks for nothing (the policy is
+    the whole truth; the autoscaler forgets it on its next full pass)."""
+    return intent.scale_target if policy.autoscale is not None else None
 
 
 def fill_slack(capacity: int) -> int:

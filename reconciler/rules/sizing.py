@@ -6,11 +6,16 @@ Two counts of instances are named apart because they differ. The rule's count,
 more than needed when resourcePerInstance divides the rows: the old orchestrator's rule,
 kept so that a fleet it sized is sized alike. The fewest instances that can hold the rows,
 `ceil(rows / resourcePerInstance)`, is the bound below which some id has no instance: what an
-operator's pin is checked against. Pure.
+operator's pin is checked against.
+
+A re-size that lowers the instance count sizes for the rows plus `HEADROOM`
+(`size_for_layout`): without it the count `rows // instances + 1` leaves one free slot per
+instance, and the next handful of rows would open again the instance just removed. Pure.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from reconciler.policy.schema import KindPolicy
@@ -28,6 +33,16 @@ def spec_capacity(rows: int, instances: int) -> int:
     when there are more of them than the rows need: `floor(rows / instances) + 1`, so that
     the rows spread over all of them instead of filling the first few."""
     return rows // instances + 1
+
+
+# The share of the rows a scale-down leaves room for: HorizontalPodAutoscaler's default
+# tolerance, the change in load it lets pass without acting (docs/contracts.md "Sizing").
+HEADROOM = 0.1
+
+
+def with_headroom(rows: int) -> int:
+    """`rows` plus HEADROOM of them, rounded up: what a scale-down sizes for."""
+    return rows + math.ceil(rows * HEADROOM)
 
 
 def instances_to_hold(rows: int, per: int) -> int:
@@ -78,3 +93,29 @@ def _pinned_sizing(rows: int, per: int, pinned: int, needed: int) -> Sizing:
         )
     capacity = per if pinned == needed else min(per, spec_capacity(rows, pinned))
     return Sizing(pinned, capacity, None, needed)
+
+
+def size_for_layout(
+    rows: int,
+    policy: KindPolicy,
+    current: int,
+    scale_target: int | None = None,
+    pinned: int | None = None,
+) -> Sizing:
+    """The size a layout of `current` instances is re-sized to: `size_for`, except that a
+    scale-down (fewer instances than `current`) sizes for `with_headroom(rows)`, so the
+    rows that come next fit in the instances that stay and `count` rises towards
+    resourcePerInstance (docs/contracts.md "Sizing"). The headroom only stops a scale-down
+    short: it never adds an instance to `current`, and never passes maxInstances. A pin is
+    exact and takes no headroom (a pinned layout grows by raising its counts, never by
+    opening an instance)."""
+    sizing = size_for(rows, policy, scale_target, pinned)
+    if pinned is not None or sizing.error is not None or sizing.instances >= current:
+        return sizing
+    roomy = size_for(with_headroom(rows), policy, scale_target)
+    instances = min(roomy.instances, current)
+    if roomy.error is None and instances == roomy.instances:
+        capacity = roomy.capacity
+    else:  # the headroom would keep more instances than there are, or pass maxInstances
+        capacity = min(policy.resource_per_instance, with_headroom(rows) // instances + 1)
+    return Sizing(instances, capacity, None, sizing.needed)

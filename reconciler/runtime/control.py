@@ -1,7 +1,8 @@
 """The one narrow interface the surfaces (REST, the fleet page) have into a running daemon.
 
 Three kinds of call, nothing else: request a pass (`orchestrate`, `restart`, `confirm`), read
-a snapshot (`read`, `row_count`, `standby_of`, `liveness_problem`), set an override (`pin`).
+a snapshot (`read`, `row_count`, `standby`, `standby_of`, `identity`, `liveness_problem`,
+`observe_only`, `plan`), set an override (`pin`).
 Handlers never reach into the daemon's state or build wake-ups themselves: each request wakes
 the loop here, and the loop's own thread carries it out.
 """
@@ -9,21 +10,26 @@ the loop here, and the loop's own thread carries it out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.domain.model import PassResult
 from reconciler.domain.pins import Pin
 from reconciler.policy.schema import KindPolicy
 from reconciler.reconcile.operations import pin_kind
 from reconciler.runtime.loop import Daemon, Wake, WakeReason
+from reconciler.runtime.pending import plan_document
 from reconciler.runtime.status import ReadSide
 
 
 @dataclass(frozen=True)
 class Standby:
-    """This daemon does not lead: who it is, and who leads."""
+    """This daemon does not lead: who it is, who leads (None: none known, while an election
+    is under way or ZooKeeper is unreachable) and where the leader's REST API is (None:
+    unknown, or the leader publishes no address)."""
 
     identity: str
-    leader: str
+    leader: str | None
+    leader_url: str | None = None
 
 
 class Control:
@@ -44,17 +50,38 @@ class Control:
         """The rows of `kind` the daemon knows of (None: not read yet)."""
         return self._daemon.state.row_count(kind)
 
-    def standby_of(self) -> Standby | None:
-        """Who leads, when this daemon is a standby and a leader is known (else None)."""
+    def standby(self) -> Standby | None:
+        """None while this daemon applies writes itself (it leads, or runs without an
+        election); else who it is, who leads and where (the API forwards writes there)."""
         election = self._daemon.ports.leadership
         if election is None or election.is_leader:
             return None
-        leader = election.leader()
-        return Standby(election.identity, leader) if leader is not None else None
+        return Standby(election.identity, election.leader(), election.leader_url())
+
+    def standby_of(self) -> Standby | None:
+        """Who leads, when this daemon is a standby and a leader is known (else None)."""
+        standby = self.standby()
+        return standby if standby is not None and standby.leader is not None else None
+
+    def identity(self) -> str | None:
+        """This daemon's name in the election (None: it runs without one)."""
+        election = self._daemon.ports.leadership
+        return election.identity if election is not None else None
 
     def liveness_problem(self) -> str | None:
         """None while the loop makes progress (`reconciler/runtime/liveness.py`)."""
         return self._daemon.liveness.problem()
+
+    @property
+    def observe_only(self) -> bool:
+        """RECONCILER_OBSERVE_ONLY: this daemon plans and writes nothing (no POST applies)."""
+        return self._daemon.ports.observe_only
+
+    def plan(self) -> dict[str, Any]:
+        """`GET /v1/plan`: per kind, what the last pass planned and did not carry out
+        (`reconciler/runtime/pending.py`)."""
+        sources = self._daemon.state.view().source_errors
+        return plan_document(self._daemon.pending.plans(), role=self.read.role(), sources=sources)
 
     # --- request a pass -----------------------------------------------------------------
 

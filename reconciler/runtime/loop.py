@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,10 @@ from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.runtime import systemd
 from reconciler.runtime.liveness import GRACE_SECONDS, Liveness, WatchdogPinger
+from reconciler.runtime.pending import PendingPlan
 from reconciler.runtime.policy_watch import reload_policy, watch_policy_file
 from reconciler.runtime.status import ReadSide
+from reconciler.runtime.wake import Wake, WakeReason
 from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
 from reconciler.telemetry.logs import ThrottledLog, log
@@ -54,28 +55,6 @@ BURST_MAX_SECONDS = 0.25
 _MQTT_EVENTS = metrics.EVENTS.labels("mqtt")
 
 
-class WakeReason(StrEnum):
-    """Why the loop should run now."""
-
-    TIMER = "timer"  # the tick or the heartbeat check is due
-    TICK = "tick"  # a full pass now (REST restart/confirm/pin)
-    POLICY = "policy"  # policy.yaml or a template changed
-    RELOAD = "reload"  # SIGHUP
-    ROWS = "rows"  # row events are waiting in PendingRows
-    POD = "pod"  # a managed pod changed
-    ORCHESTRATE = "orchestrate"  # REST orchestrate: a rebalance, answered through `reply`
-    LEADER = "leader"  # leadership changed
-    STOP = "stop"
-
-
-@dataclass
-class Wake:
-    reason: WakeReason
-    kind: str | None = None
-    overrides: dict[str, int] | None = None
-    reply: Future[PassResult] | None = None
-
-
 @dataclass
 class Daemon:
     policy_path: Path
@@ -88,10 +67,12 @@ class Daemon:
     # Called once the loop has ended (SIGTERM): releases leadership so a standby takes over.
     on_stop: Callable[[], None] = lambda: None
     passes: int = 0  # passes run (tests and the bench count them)
+    pending: PendingPlan = field(default_factory=PendingPlan)  # what GET /v1/plan lists
     pass_budget: float = 30.0  # RECONCILER_PASS_BUDGET_SECONDS
     liveness_grace: float = GRACE_SECONDS  # liveness.grace_for(the settings' call deadlines)
     liveness: Liveness = field(init=False)  # what /healthz and the watchdog ping follow
     _was_leader: bool | None = None
+    _transitions_counted: int = 0  # of the election's own count, added to the metric so far
 
     _queue: queue.Queue[Wake] = field(default_factory=queue.Queue)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -279,7 +260,7 @@ class Daemon:
         if WakeReason.LEADER in reasons and self._was_leader:
             result = self._pass(Trigger.LEADER, full=True)  # a new leader starts from a full view
         elif tick_due or orchestrations:
-            result = self._pass(Trigger.TICK if tick_due else Trigger.ORCHESTRATE, full=True)
+            result = self._pass(self._full_trigger(reasons, tick_due), full=True)
         elif changed or WakeReason.POD in reasons or now >= self._next_check:
             trigger = (
                 Trigger.EVENT
@@ -301,16 +282,28 @@ class Daemon:
             if w.reply is not None:
                 w.reply.set_result(result)
 
+    @staticmethod
+    def _full_trigger(reasons: set[WakeReason], tick_due: bool) -> Trigger:
+        """What a full pass is counted and logged under: a policy edit (or SIGHUP) wins over
+        the tick it makes due, so the log says why the fleet changed."""
+        if {WakeReason.POLICY, WakeReason.RELOAD} & reasons:
+            return Trigger.POLICY
+        return Trigger.TICK if tick_due else Trigger.ORCHESTRATE
+
     def _note_role(self) -> None:
         """Leader or standby, as metrics and the log should say."""
         leadership = self.ports.leadership
         if leadership is None:
             return
+        # The election counts transitions itself (a win and a loss between two passes are
+        # both counted there); the metric follows that count, so it agrees with /v1/status.
+        counted = leadership.transitions - self._transitions_counted
+        if counted > 0:
+            metrics.LEADER_TRANSITIONS.inc(counted)
+            self._transitions_counted = leadership.transitions
         leading = leadership.is_leader
         if leading == self._was_leader:
             return
-        if self._was_leader is not None:
-            metrics.LEADER_TRANSITIONS.inc()
         self._was_leader = leading
         metrics.LEADER.labels(leadership.identity).set(1 if leading else 0)
         log.info("role", role="leader" if leading else "standby", identity=leadership.identity)
@@ -330,6 +323,8 @@ class Daemon:
                 self.ports, self.state, trigger=trigger, full=full, kinds=kinds, deadline=deadline
             )
         self.passes += 1
+        assert self.read is not None
+        self.pending.record(result, self.ports.wall(), self.state.policies(), self.read.role())
         now = self.ports.mono()
         tick = loaded.policy.tick_seconds
         if result.failed or self.state.sources.blind:

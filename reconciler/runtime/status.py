@@ -7,6 +7,7 @@ rather than as of the last pass, so an operator sees the world as it is. Nothing
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -143,16 +144,36 @@ class ReadSide:
             "kinds": kinds,
         }
 
+    def role(self) -> str:
+        """observe-only, leader or standby."""
+        return str(self.leadership()["role"])
+
     def leadership(self) -> dict[str, Any]:
-        """This daemon's role and who leads (a standby is ready: it has nothing to change)."""
+        """This daemon's role and who leads (a standby is ready: it has nothing to change). An
+        observe-only daemon takes no part in the election: it knows no leader."""
         election = self.ports.leadership
+        if self.ports.observe_only:
+            return {
+                "role": "observe-only",
+                "identity": None,
+                "leader": None,
+                "election": False,
+                "observeOnly": True,
+            }
         if election is None:
-            return {"role": "leader", "identity": None, "leader": None, "election": False}
+            return {
+                "role": "leader",
+                "identity": None,
+                "leader": None,
+                "election": False,
+                "observeOnly": False,
+            }
         return {
             "role": "leader" if election.is_leader else "standby",
             "identity": election.identity,
             "leader": election.leader(),
             "election": True,
+            "observeOnly": False,
             "transitions": election.transitions,
         }
 
@@ -190,6 +211,34 @@ class ReadSide:
                         if p.instance_id is not None
                     },
                 )
+
+
+# /readyz asks the apiserver at most this often (a probe every second must not become an
+# apiserver call every second); the answer, good or bad, is reused meanwhile.
+APISERVER_CHECK_SECONDS = 5.0
+
+
+def cached_check(check: Callable[[], None], seconds: float) -> Callable[[], bool]:
+    """A readiness check that runs `check` (raises when unhealthy) at most every `seconds`."""
+    lock = threading.Lock()
+    last: list[tuple[float, Exception | None]] = []
+
+    def run() -> bool:
+        with lock:
+            now = time.monotonic()
+            if not last or now - last[0][0] >= seconds:
+                try:
+                    check()
+                    error: Exception | None = None
+                except Exception as e:
+                    error = e
+                last[:] = [(now, error)]
+            error = last[0][1]
+        if error is not None:
+            raise error
+        return True
+
+    return run
 
 
 def _phase(pod: Pod | None) -> str:

@@ -8,16 +8,26 @@ from __future__ import annotations
 import threading
 
 from reconciler.domain.pins import Pin
-from reconciler.policy.schema import KindPolicy
+from reconciler.policy.schema import AutoscalePolicy, KindPolicy
 from reconciler.state.part import MemoryPart
 
-# (initInstances, maxInstances, resourcePerInstance, the pinned instance count or None)
-Sizing = tuple[int, int, int, int | None]
+# (initInstances, maxInstances, resourcePerInstance, the pinned instance count or None, the
+# autoscale block or None)
+Sizing = tuple[int, int, int, int | None, AutoscalePolicy | None]
 
 
 def sizing_of(policy: KindPolicy, pin: Pin | None) -> Sizing:
+    """What a kind is sized by. The autoscale block is part of it: a layout the autoscaler
+    grew is held only while the block that grew it is in force, so removing or changing it
+    re-sizes the kind to what the policy now gives."""
     pinned = pin.instances if pin is not None else None
-    return (policy.init_instances, policy.max_instances, policy.resource_per_instance, pinned)
+    return (
+        policy.init_instances,
+        policy.max_instances,
+        policy.resource_per_instance,
+        pinned,
+        policy.autoscale,
+    )
 
 
 class SizingMemory(MemoryPart):

@@ -160,6 +160,14 @@ SOURCE_UP = Gauge(
     ["source"],
     registry=REGISTRY,
 )
+PENDING_OPERATIONS = Gauge(
+    "reconciler_pending_operations",
+    "Operations of this type the last pass over the kind planned and did not carry out: all "
+    "it planned on an observe-only daemon or a standby (what a leader would apply now), those "
+    "that failed or were left on the leader (GET /v1/plan lists them)",
+    ["resource", "op"],
+    registry=REGISTRY,
+)
 
 # --- inputs ------------------------------------------------------------------------------
 EVENTS = Counter(
@@ -233,6 +241,40 @@ LEADER_TRANSITIONS = Counter(
     "Times this daemon became leader or stopped being it",
     registry=REGISTRY,
 )
+# What became of a write a standby's REST API received (reconciler/api/forward.py): relayed
+# from the leader, or refused with a 503/502/504 naming why.
+FORWARD_RESULTS = (
+    "relayed",  # sent to the leader; its answer, whatever the status, went back
+    "no_leader",  # none elected yet, or ZooKeeper unreachable
+    "no_address",  # the leader publishes no REST address (RECONCILER_API_ADVERTISE_URL)
+    "loop",  # already forwarded once: never forwarded again
+    "no_token",  # proxy-authorised, and no RECONCILER_API_TOKEN to vouch with
+    "unreachable",  # no connection to the leader's address
+    "rejected",  # the leader refused the forwarded credentials
+    "failed",  # sent, then no answer in time or the connection broke: may have been applied
+)
+API_FORWARDED = Counter(
+    "reconciler_api_forwarded_total",
+    "REST writes this daemon, as a standby, forwarded to the leader or could not, by result",
+    ["result"],
+    registry=REGISTRY,
+)
+for _result in FORWARD_RESULTS:
+    API_FORWARDED.labels(_result)
+# Not `reconciler_leader` 0: an observe-only daemon takes no part in the election, and a 0
+# there would count as a daemon without a leader (ReconcilerNoLeader) while the old
+# orchestrator still runs the fleet.
+OBSERVE_ONLY = Gauge(
+    "reconciler_observe_only",
+    "1 on a daemon that observes and plans but writes nothing (RECONCILER_OBSERVE_ONLY)",
+    registry=REGISTRY,
+)
+OBSERVE_ONLY_WRITES_REFUSED = Counter(
+    "reconciler_observe_only_writes_refused_total",
+    "Writes an observe-only daemon attempted and refused, by system (a bug: it plans only)",
+    ["system"],
+    registry=REGISTRY,
+)
 
 
 # Operation types (reconciler.domain.model) and the results every kind reports from the start, so
@@ -260,6 +302,9 @@ def init_source(source: str) -> None:
 
 POLICY_RELOADS.labels("ok")
 POLICY_RELOADS.labels("failed")
+# A crashed pass at 0 from the start: increase() of a series that first appears at 1 misses
+# that first crash (ReconcilerPassesCrashing, the dashboard's crashed passes).
+TICKS.labels("crashed")
 
 _published: dict[tuple[str, str], set[tuple[str, ...]]] = {}
 
@@ -295,6 +340,7 @@ KIND_GAUGES = (
     HEARTBEAT_AGE,
     VALVE_ENGAGED,
     KIND_DEGRADED,
+    PENDING_OPERATIONS,
     SCALE_DESIRED,
     SCALE_LIMITED,
 )

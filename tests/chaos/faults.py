@@ -116,8 +116,8 @@ def zookeeper_session_expired(world: World, rng: random.Random) -> Injected:
 
 def kafka_down(world: World, rng: random.Random) -> Injected:
     kafka = world.s.kafka
-    # Loose: scale-downs are fine, but no worker may be recreated for a silence Kafka caused,
-    # nor within one heartbeat timeout of Kafka's return.
+    # Loose: scale-downs are fine, but no pod may be deleted whose instance stays (a worker
+    # recreated for a silence Kafka caused), up to two heartbeat timeouts after Kafka's return.
     return _blind_for(
         world,
         "Kafka down",

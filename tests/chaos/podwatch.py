@@ -1,23 +1,42 @@
 """Which pods went away, and when, against the windows in which the daemon was blind.
 
 `Deletions` lists the namespaces' pods (admin client) twice a second and records each pod's
-disappearance (deletionTimestamp set, or gone) as an interval of time: from the last list that
-saw it alive to the first that did not (longer across a gap: the apiserver paused).
+disappearance (deletionTimestamp set, or gone) as an interval of time: from the start of the
+last list that saw it alive to the end of the first that did not (longer across a gap: the
+apiserver paused).
 
-The chaos driver knows when it made a source blind and records a `BlindWindow`. A *strict*
-window (the daemon cannot see rows, the assignment or the pods: a frozen database, an emptied
-table, ZooKeeper down, the apiserver frozen or forbidding a namespace) allows no deletion at
-all of its kinds' pods. A loose one (Kafka or MQTT down) allows scale-down deletions, but not a
-pod deleted and recreated (a healthy worker killed), up to `tail` seconds after it ends.
+The chaos driver knows when it made a source blind and records a `BlindWindow`; it also keeps
+the history of the instances the daemon wrote to ZooKeeper (history.py). `blind_deletions`
+judges each deletion that overlaps a window:
+
+- A *strict* window (the daemon cannot see rows, the assignment or the pods: a frozen
+  database, an emptied table, ZooKeeper down, the apiserver frozen or forbidding a namespace)
+  allows no deletion at all of its kinds' pods, a scale-down included: blind to rows or to the
+  assignment, the daemon has no grounds for removing an instance ("blind means hands off",
+  docs/architecture.md: ids stay where they are), and blind to pods it cannot delete one it
+  sees. So the history is not asked: a removal the daemon made blind is itself the fault.
+- A *loose* window (Kafka down, up to `tail` seconds after it ends) allows scale-downs but no
+  healthy worker killed: a deletion counts when the pod's instance stayed, one node (one
+  czxid) from before the pod's interval began to `settle` seconds after it ended. The daemon
+  removes a scaled-down instance's node in the pass that deletes its pod (node first), and
+  `settle` covers a removal that fails once and is retried; a pod that a later scale-up
+  re-creates under the same name belongs to a new node (a new czxid) and changes nothing.
+  A deletion not yet `settle` seconds old is judged by a later call (the judgement is
+  monotonic: once it counts, it always does).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kubernetes import client as k8s
+
+from tests.chaos.history import Lifetimes, stayed
+from tests.chaos.invariants import KindSpec
 
 POLL_SECONDS = 0.5
 
@@ -27,8 +46,8 @@ class Gone:
     namespace: str
     name: str
     uid: str
-    earliest: float  # time.time(): the pod was last seen alive at or after this
-    latest: float  # ... and seen gone by this
+    earliest: float  # time.time(): a list that began then saw the pod alive
+    latest: float  # ... and one that ended then saw it gone
 
 
 @dataclass
@@ -66,6 +85,7 @@ class Deletions:
         DELETED event, which left a deletion dated only by the next list seconds later."""
         alive: dict[str, tuple[str, float]] = {}  # uid -> (name, last seen)
         while not self._stop.wait(POLL_SECONDS):
+            began = time.time()
             try:
                 listed = self.core.list_namespaced_pod(ns, _request_timeout=5)
             except Exception:  # the apiserver is down or frozen: a gap, closed by the next list
@@ -80,28 +100,62 @@ class Deletions:
                 if uid not in current:
                     self.gone.append(Gone(ns, name, uid, seen, now))
                     del alive[uid]
-            alive.update({uid: (name, now) for uid, name in current.items()})
+            # The list saw them alive at some moment after it began: when they go, they went
+            # after that moment.
+            alive.update({uid: (name, began) for uid, name in current.items()})
+
+
+def instance_of(g: Gone, kinds: Sequence[KindSpec]) -> tuple[str, int] | None:
+    """The (kind, instance number) whose pod `g` was: `<instanceName>-<n>` in the kind's
+    namespace; None for a pod of no kind."""
+    for spec in kinds:
+        m = re.fullmatch(rf"{re.escape(spec.instance_name)}-(\d+)", g.name)
+        if m and spec.namespace == g.namespace:
+            return spec.name, int(m.group(1))
+    return None
+
+
+def windows_over(g: Gone, windows: Sequence[BlindWindow], now: float) -> list[BlindWindow]:
+    """The windows (of `g`'s namespace) that `g`'s interval overlaps; a window still open ends
+    `now`, a loose one `tail` seconds after its end."""
+    out: list[BlindWindow] = []
+    for w in windows:
+        end = (w.end if w.end is not None else now) + (0.0 if w.strict else w.tail)
+        if g.namespace in w.namespaces and g.latest >= w.start and g.earliest <= end:
+            out.append(w)
+    return out
 
 
 def blind_deletions(
-    gone: list[Gone], windows: list[BlindWindow], pods_now: dict[str, dict[str, str]]
+    gone: Sequence[Gone],
+    windows: Sequence[BlindWindow],
+    lifetimes: Lifetimes,
+    kinds: Sequence[KindSpec],
+    settle: float,
+    now: float | None = None,
 ) -> list[str]:
-    """Pods that went while the daemon was blind (`pods_now`: namespace -> name -> uid)."""
+    """The deletions in `gone` that count against the daemon (see the module docstring), as
+    sentences. `lifetimes`: the instance history; `kinds`: every kind the policy has named."""
     out: list[str] = []
-    now = time.time()
+    now = time.time() if now is None else now
     for g in gone:
-        for w in windows:
-            if g.namespace not in w.namespaces:
-                continue
-            end = (w.end if w.end is not None else now) + (0.0 if w.strict else w.tail)
-            if g.latest < w.start or g.earliest > end:
-                continue
-            successor = pods_now.get(g.namespace, {}).get(g.name)
-            if w.strict or (successor is not None and successor != g.uid):
+        for w in windows_over(g, windows, now):
+            when = (
+                f"{w.fault}, {g.earliest - w.start:+.1f}..{g.latest - w.start:+.1f}s from its start"
+            )
+            if w.strict:
                 out.append(
-                    f"pod {g.namespace}/{g.name} (uid {g.uid[:8]}) deleted while blind "
-                    f"({w.fault}, {g.earliest - w.start:+.1f}..{g.latest - w.start:+.1f}s "
-                    "from its start)"
+                    f"pod {g.namespace}/{g.name} (uid {g.uid[:8]}) deleted while blind ({when})"
+                )
+                break
+            instance = instance_of(g, kinds)
+            if instance is None:
+                continue
+            life = stayed(lifetimes, *instance, g.earliest, g.latest + settle)
+            if life is not None:
+                out.append(
+                    f"pod {g.namespace}/{g.name} (uid {g.uid[:8]}) deleted while blind ({when})"
+                    f" though its instance {instance[0]}/{instance[1]} stayed (czxid {life.czxid})"
                 )
                 break
     return out

@@ -35,9 +35,16 @@ class Summary:
             self.kills += 1
             self.kill_points.append(injected.kill_point)
         self.convergence[injected.fault] = max(self.convergence.get(injected.fault, 0.0), seconds)
-        # A blind deletion stays in the record: count it once, under the fault it followed.
+        self.add(injected.fault, violations)
+
+    def add(self, label: str, violations: list[str]) -> list[str]:
+        """Record `violations` under `label`, but those already recorded: a blind deletion stays
+        in the record, so it is counted once, under the first judgement that found it (the
+        sentence names the fault's window). Returns the new ones."""
         seen = {v.split(": ", 1)[1] for v in self.violations}
-        self.violations += [f"{injected.fault}: {v}" for v in violations if v not in seen]
+        new = [v for v in violations if v not in seen]
+        self.violations += [f"{label}: {v}" for v in new]
+        return new
 
     def last_line(self) -> str:
         return (
@@ -86,6 +93,15 @@ def chaos(
         say(f"fault={name} converged_s={seconds:.1f} violations={len(violations)}{where}")
         for v in violations:
             say(f"  violation: {v}")
+    # The last fault's deletions are judged once their instances have been followed long
+    # enough (podwatch.py: a deletion may count only a settle time after it).
+    counted = world.settled_blind_deletions()
+    for v in summary.add("end", counted):
+        say(f"  violation: {v}")
+    say(
+        f"pod deletions in blind windows: {world.deletions_while_blind()}, "
+        f"{len(counted)} counted against the daemon"
+    )
     for fault, n in sorted(summary.tried.items()):
         say(f"tried {fault!r} {n}x, worst convergence {summary.convergence[fault]:.1f}s")
     return summary

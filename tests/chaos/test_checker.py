@@ -3,6 +3,7 @@ each kind of damage, or a clean chaos run means nothing."""
 
 from __future__ import annotations
 
+from tests.chaos.history import Lifetime, Lifetimes
 from tests.chaos.invariants import Instance, KindSpec, kinds_of, layout_violations, pod_violations
 from tests.chaos.podwatch import BlindWindow, Gone, blind_deletions
 
@@ -44,19 +45,71 @@ def test_a_missing_pod_and_an_orphan_pod_are_violations_other_kinds_pods_are_not
     ]
 
 
-def test_a_pod_deleted_in_a_strict_window_is_a_violation_even_without_successor() -> None:
-    window = BlindWindow("pg", {"ns"}, start=100.0, end=110.0)
-    gone = [Gone("ns", "iota-dac-3", "uid-old", 104.0, 105.0)]
-    assert len(blind_deletions(gone, [window], {"ns": {}})) == 1
+# Pod deletions against the instance history. Kafka is down from 100 to 110 s (a loose window
+# up to 122 s); instances are followed from 50 s on, their pods judged with a settle of 6 s.
+KAFKA = BlindWindow("Kafka down", {"ns"}, start=100.0, end=110.0, strict=False, tail=12.0)
+SETTLE = 6.0
+
+
+def judge(gone: list[Gone], windows: list[BlindWindow], lifetimes: Lifetimes) -> list[str]:
+    return blind_deletions(gone, windows, lifetimes, [SPEC], SETTLE, now=300.0)
+
+
+def test_a_worker_recreated_during_a_kafka_outage_is_a_violation_its_instance_stayed() -> None:
+    stayed_put = {("Thing", 3): (Lifetime(0x30, first_seen=50.0, last_seen=200.0),)}
+    killed = [Gone("ns", "iota-dac-3", "uid-old", 104.0, 104.5)]  # and created again
+    assert judge(killed, [KAFKA], stayed_put) == [
+        "pod ns/iota-dac-3 (uid uid-old) deleted while blind (Kafka down, +4.0..+4.5s from its "
+        "start) though its instance Thing/3 stayed (czxid 48)"
+    ]
+
+
+def test_a_scale_down_then_a_scale_up_during_a_kafka_outage_is_no_violation() -> None:
+    # Instance 4 removed at ~104 s, its pod deleted in the same pass; at 108 s a scale-up
+    # creates instance 4 again (a new node: a new czxid) and a new pod iota-dac-4.
+    removed_then_back = {
+        ("Thing", 4): (
+            Lifetime(0x40, first_seen=50.0, last_seen=103.8),
+            Lifetime(0x90, first_seen=108.2, last_seen=200.0),
+        )
+    }
+    scaled_down = [Gone("ns", "iota-dac-4", "uid-old", 103.9, 104.4)]
+    assert judge(scaled_down, [KAFKA], removed_then_back) == []
+
+
+def test_a_pod_deleted_before_its_instance_node_is_no_violation_within_the_settle_time() -> None:
+    # The node's first removal failed; the next pass removed it 4 s after the pod went.
+    removed_late = {("Thing", 4): (Lifetime(0x40, first_seen=50.0, last_seen=108.0),)}
+    assert judge([Gone("ns", "iota-dac-4", "u4", 103.5, 104.0)], [KAFKA], removed_late) == []
+
+
+def test_a_deletion_is_judged_once_its_instance_was_followed_past_the_settle_time() -> None:
+    deleted = [Gone("ns", "iota-dac-3", "u3", 104.0, 104.5)]
+    followed_to = {("Thing", 3): (Lifetime(0x30, first_seen=50.0, last_seen=108.0),)}
+    assert judge(deleted, [KAFKA], followed_to) == []  # not yet: it may still be removed
+    followed_to = {("Thing", 3): (Lifetime(0x30, first_seen=50.0, last_seen=111.0),)}
+    assert len(judge(deleted, [KAFKA], followed_to)) == 1
+
+
+def test_a_loose_window_judges_only_its_own_time_and_namespace() -> None:
+    stayed_put = {("Thing", 3): (Lifetime(0x30, first_seen=0.0, last_seen=300.0),)}
+    before = Gone("ns", "iota-dac-3", "u1", 90.0, 99.0)
+    after_the_tail = Gone("ns", "iota-dac-3", "u2", 123.0, 123.5)
+    elsewhere = Gone("other", "iota-dac-3", "u3", 104.0, 104.5)
+    other_kind = Gone("ns", "iota-rules-engine-3", "u4", 104.0, 104.5)
+    assert judge([before, after_the_tail, elsewhere, other_kind], [KAFKA], stayed_put) == []
+
+
+def test_a_pod_deleted_while_the_database_is_frozen_is_a_violation_even_as_a_scale_down() -> None:
+    frozen = BlindWindow("PostgreSQL SIGSTOP", {"ns"}, start=100.0, end=110.0)
+    removed = {("Thing", 3): (Lifetime(0x30, first_seen=50.0, last_seen=103.8),)}
+    scaled_down = [Gone("ns", "iota-dac-3", "uid-old", 104.0, 105.0)]
+    assert judge(scaled_down, [frozen], removed) == [
+        "pod ns/iota-dac-3 (uid uid-old) deleted while blind (PostgreSQL SIGSTOP, +4.0..+5.0s "
+        "from its start)"
+    ]
     before = [Gone("ns", "iota-dac-3", "uid-old", 90.0, 99.0)]
-    assert blind_deletions(before, [window], {"ns": {}}) == []
-
-
-def test_a_loose_window_flags_a_recreated_pod_but_not_a_scale_down() -> None:
-    window = BlindWindow("kafka", {"ns"}, start=100.0, end=110.0, strict=False, tail=5.0)
-    gone = [Gone("ns", "iota-dac-3", "old", 112.0, 113.0)]
-    assert blind_deletions(gone, [window], {"ns": {}}) == []
-    assert len(blind_deletions(gone, [window], {"ns": {"iota-dac-3": "new"}})) == 1
+    assert judge(before, [frozen], removed) == []
 
 
 def test_the_checker_reads_kinds_from_policy_yaml_itself() -> None:

@@ -1,7 +1,9 @@
 """A fleet on the rig's servers for chaos: its own ZooKeeper chroot, database, namespaces (one
 per kind, the daemon bound in each by RBAC), policy.yaml, row churn with MQTT hints, worker
-heartbeats on Kafka, a pod deletion recorder, and a real `reconciler run` process that can be
-killed and started again.
+heartbeats on Kafka, a pod deletion recorder, the history of the instances the daemon wrote to
+ZooKeeper (each deletion is judged against its instance), and a real `reconciler run` process
+that can be killed and started again (each run's log kept as `daemon-<n>.log` in the work
+dir).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, ZooKeeper
 from tests.chaos import invariants
-from tests.chaos.podwatch import BlindWindow, Deletions, blind_deletions
+from tests.chaos.history import InstanceHistory
+from tests.chaos.podwatch import BlindWindow, Deletions, blind_deletions, windows_over
 from tests.support.fleet import REPO, HeartbeatSender
 from tests.support.processes import DaemonProcess
 
@@ -38,6 +41,10 @@ THING_ROWS = (90, 150)  # churn keeps Thing within: above the valve's 50 ids, 3.
 RULE_ROWS = (20, 60)
 THING_PER_INSTANCE = 40
 RECOVERY_CAP = 60.0  # seconds for the daemon to see every source again after a fault
+# A scaled-down instance's node goes in the pass that deletes its pod; a removal that fails is
+# retried by a later pass: a pod deletion whose instance outlives it by this much was no
+# scale-down (podwatch.py).
+SETTLE_SECONDS = 3 * TICK_SECONDS
 ROLE_RULES = [
     {
         "apiGroups": [""],
@@ -174,6 +181,9 @@ class World:
         self.namespaces = {"Thing": f"chaos-thing-{tag}", "Rule": f"chaos-rule-{tag}"}
         self.policy_path = work / "policy.yaml"
         self.windows: list[BlindWindow] = []
+        # Every kind the policy has named, by name: a kind taken out of it still owns the pods
+        # that went while it was in.
+        self.named: dict[str, invariants.KindSpec] = {}
         self.daemon: DaemonProcess | None = None
         self.starts = 0
 
@@ -188,6 +198,7 @@ class World:
         self.zk_hosts = self.s.zk.hosts + self.chroot
         self.kazoo = KazooClient(hosts=self.zk_hosts, timeout=10)
         self.kazoo.start(timeout=15)
+        self.instances = InstanceHistory(self.zk_hosts).start()
         self.db_url = self.s.pg.create_database(self.db_name)
         self.engine = sa.create_engine(
             self.db_url, pool_pre_ping=True, connect_args={"connect_timeout": 3}
@@ -298,14 +309,37 @@ class World:
 
     # ------------------------------------------------------------------ judging
     def kinds(self) -> list[invariants.KindSpec]:
-        return invariants.kinds_of(self.policy_path.read_text())
+        kinds = invariants.kinds_of(self.policy_path.read_text())
+        self.named.update({k.name: k for k in kinds})
+        return kinds
 
     def violations(self) -> list[str]:
         kinds = self.kinds()
-        pods_now = {ns: invariants.live_pods(self.core, ns) for ns in self.namespaces.values()}
-        return invariants.check(self.kazoo, self.engine, self.core, kinds) + blind_deletions(
-            self.deletions.gone, self.windows, pods_now
+        return invariants.check(self.kazoo, self.engine, self.core, kinds) + self.blind_deletions()
+
+    def blind_deletions(self) -> list[str]:
+        """The pod deletions that count against the daemon so far (podwatch.py); one not yet
+        SETTLE_SECONDS old may count later."""
+        return blind_deletions(
+            self.deletions.gone,
+            self.windows,
+            self.instances.lifetimes(),
+            list(self.named.values()),
+            SETTLE_SECONDS,
         )
+
+    def deletions_while_blind(self) -> int:
+        """How many pod deletions overlapped a blind window (judged, counted or not)."""
+        now = time.time()
+        return sum(1 for g in self.deletions.gone if windows_over(g, self.windows, now))
+
+    def settled_blind_deletions(self) -> list[str]:
+        """`blind_deletions` once every deletion recorded so far has been followed for
+        SETTLE_SECONDS (at the end of a run: the last fault's deletions are judged too)."""
+        until = time.time() + SETTLE_SECONDS
+        while self.instances.followed_until() < until and time.time() < until + RECOVERY_CAP:
+            time.sleep(0.25)
+        return self.blind_deletions()
 
     def blind(
         self, fault: str, kinds: list[str], *, strict: bool = True, tail: float = 0.0
@@ -352,7 +386,7 @@ class World:
         return time.time() - recovered, last
 
     def close(self) -> None:
-        for part in ("churn", "heartbeats", "deletions"):
+        for part in ("churn", "heartbeats", "deletions", "instances"):
             if hasattr(self, part):
                 with contextlib.suppress(Exception):
                     getattr(self, part).close()

@@ -1,7 +1,7 @@
 """CHANGELOG.md names the version that ships: the one `reconciler --version` prints (the
 installed package's, from pyproject.toml) is its newest release heading, under an
 `[Unreleased]` heading for what comes next; a chart's appVersion and the image the
-Deployment runs are that version too."""
+StatefulSet runs are that version too."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHANGELOG = REPO / "CHANGELOG.md"
 RECONCILER = Path(sys.executable).parent / "reconciler"
-DEPLOYMENT = REPO / "deploy" / "kubernetes" / "deployment.yaml"
+DEPLOYMENT = REPO / "deploy" / "kubernetes" / "statefulset.yaml"  # the workload
 
 # Keep a Changelog: `## [1.2.3] - 2026-12-07`, and `## [Unreleased]` above them.
 RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)\] - (\d{4}-\d{2}-\d{2})\s*$")

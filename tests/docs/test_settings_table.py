@@ -68,4 +68,5 @@ def test_the_run_options_are_listed_beside_their_settings() -> None:
         "api_host": "--api-host",
         "api_port": "--api-port",
         "log_level": "--log-level",
+        "observe_only": "--observe-only",
     }

@@ -5,6 +5,7 @@ a thread, the REST API on a free port. For tests that talk to it over HTTP (REST
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,21 @@ class Running:
 
     def client(self, **kw: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=90, **kw)
+
+
+# A write to a daemon that knows no leader yet gets 503 (reconciler/api/forward.py): tests that
+# write right after start wait for the election to settle, for at most this long (a test that
+# starts with ZooKeeper down pays it once).
+LEADER_WAIT_SECONDS = 5.0
+
+
+def _await_a_leader(app: App) -> None:
+    election = app.election
+    if election is None:
+        return
+    deadline = time.monotonic() + LEADER_WAIT_SECONDS
+    while election.leader() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def settings_for(
@@ -85,6 +101,7 @@ def running(settings: Settings) -> Iterator[Running]:
         server.start()
         app.daemon.watch_policy_file()
         thread.start()
+        _await_a_leader(app)
         yield Running(app, server, thread)
     finally:
         app.daemon.stop()

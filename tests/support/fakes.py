@@ -326,6 +326,9 @@ class FakeLeadership:
     def leader(self) -> str | None:
         return self.identity if self.leading else "someone-else"
 
+    def leader_url(self) -> str | None:
+        return None  # publishes no REST address: a standby's writes are refused, not forwarded
+
 
 @dataclass
 class FakePins:

@@ -1,11 +1,11 @@
-"""ZooKeeper logins and ACLs as the ACL and TLS tests use them: the daemon's owner login, the
-workers' read access, a client per login."""
+"""ZooKeeper logins and ACLs as the ACL, TLS and rollback tests use them: the daemon's owner
+login, the workers' read access, a client per login, the tree's ACLs."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -66,3 +66,25 @@ def converged(app: Any) -> Callable[[], bool]:
         )
 
     return check
+
+
+@contextlib.contextmanager
+def owner_client(hosts: str) -> Iterator[KazooClient]:
+    """A client logged in as the daemon; removes `/iota` afterwards (an anonymous client, like
+    the chroot fixture's, may not delete the daemon's nodes)."""
+    c = client(hosts, auth_data=[("digest", f"reconciler:{DAEMON_PW}")])
+    try:
+        yield c
+    finally:
+        with contextlib.suppress(Exception):
+            c.delete("/iota", recursive=True)
+        close(c)
+
+
+def tree(c: KazooClient, path: str = ROOT) -> dict[str, tuple[list[ACL], Any]]:
+    """Every node under `path` (itself included): its ACL and stat."""
+    acls, stat = c.get_acls(path)
+    out = {path: (acls, stat)}
+    for child in c.get_children(path):
+        out.update(tree(c, f"{path}/{child}"))
+    return out

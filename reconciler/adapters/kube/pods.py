@@ -19,6 +19,7 @@ from kubernetes.client import ApiClient
 
 from reconciler.adapters.kube.client import KubeError, PodStillTerminating, _Api
 from reconciler.adapters.kube.convert import pod_from_dict
+from reconciler.adapters.kube.quota import KubeQuota, QuotaExceeded, is_quota_refusal
 from reconciler.adapters.kube.usage import KubeUsage
 from reconciler.domain.errors import NotLeader, NotYet
 from reconciler.domain.model import DEAD_PHASES, Pod
@@ -34,10 +35,11 @@ from reconciler.domain.podspec import (
 from reconciler.domain.slowstart import SlowStartResult, slow_start
 
 
-class KubePods(KubeUsage):
+class KubePods(KubeUsage, KubeQuota):
     """Create, delete and list the pods this daemon manages, per resource kind.
 
-    Also reads their usage and the nodes' room (`pod_usage`, `node_capacity`: see `usage`).
+    Also reads their usage and the nodes' room (`pod_usage`, `node_capacity`: see `usage`)
+    and the namespace's ResourceQuotas (`quota_room`: see `quota`).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class KubePods(KubeUsage):
         self.gate = gate
         # Annotated on every pod this daemon creates (its identity): who made which pod.
         self.created_by = created_by
+        self._refused_namespaces = set()  # a create refused by a quota since its last read
 
     def use_templates(self, templates: dict[str, PodTemplate]) -> None:
         """Render pods from `templates` from now on (each policy load brings its own)."""
@@ -160,6 +163,9 @@ class KubePods(KubeUsage):
             )
             return pod_from_dict(d)
         except KubeError as e:
+            if is_quota_refusal(e):
+                self.quota_refused(t.namespace)
+                raise QuotaExceeded(str(e)) from e
             if e.status != 409:
                 raise
         existing = self.get_pod(kind, name)

@@ -4,8 +4,12 @@ notifications").
 paho-mqtt 2.x with its own network thread (`loop_start`). Choices and why:
 - A persistent session under a fixed client id: the broker keeps our subscription and queues
   QoS-1 messages while we are away (a network blip, a daemon restart), and delivers them when
-  we reconnect with the same client id. MQTT 5: `clean_start=False` and a session expiry;
-  MQTT 3.1.1: `clean_session=False` (the broker keeps the session until it is cleaned). Two
+  we reconnect with the same client id. MQTT 5: `clean_start=False` and a bounded session
+  expiry (`session_expiry`, a few minutes by default: long enough to ride out a restart, short
+  enough that the session of a daemon that never comes back, or whose id changed, goes).
+  MQTT 3.1.1 has no expiry: the broker keeps a `clean_session=False` session until that client
+  id returns (or for Mosquitto's `persistent_client_expiration`), so a client id that does not
+  survive a restart (`stable_id=False`) connects with a clean session there instead. Two
   processes must never share a client id (they would take the session from each other in a
   loop), so the caller passes one per replica. Mosquitto caps the queue
   (`max_queued_messages`, default 1000) and forgets sessions on its own restart unless
@@ -65,9 +69,10 @@ from reconciler.domain.events import MAX_IDS, MAX_MESSAGE_BYTES, RowEvent
 log = logging.getLogger("reconciler.adapters.notify")
 
 KEEPALIVE_S = 30  # a dead TCP connection is noticed within 1.5 x keepalive
-# How long the broker keeps our session (and queues messages) while we are disconnected;
-# after a longer outage the periodic tick re-reads the database anyway.
-SESSION_EXPIRY_S = 24 * 3600
+# How long the broker keeps our session (and queues messages) while we are disconnected
+# (RECONCILER_MQTT_SESSION_EXPIRY_SECONDS); after a longer outage the periodic tick re-reads
+# the database anyway.
+SESSION_EXPIRY_S = 300
 
 
 class NotifyListener:
@@ -96,15 +101,24 @@ class NotifyListener:
         protocol: str = "auto",
         keepalive: int = KEEPALIVE_S,
         security: MqttSecurity | None = None,
+        session_expiry: int = SESSION_EXPIRY_S,
+        stable_id: bool = True,
     ) -> None:
         """`protocol`: "auto" (MQTT 5, falling back to 3.1.1 for a broker that does not speak
         5), "5" or "3.1.1" (RECONCILER_MQTT_PROTOCOL). `keepalive`: seconds; a dead
-        connection, or a broker that never answers our CONNECT, is given up after 1.5x."""
+        connection, or a broker that never answers our CONNECT, is given up after 1.5x.
+        `session_expiry`: seconds the broker keeps our session after a disconnect (MQTT 5).
+        `stable_id`: whether `client_id` is the same after a restart; if not, MQTT 3.1.1 gets
+        a clean session (see the module docstring)."""
         if not client_id:
             # An empty id makes the broker invent one per connection: no persistent session.
             raise ValueError("a fixed, non-empty client_id is needed for a persistent session")
         if reconnect_delay <= 0:
             raise ValueError("reconnect_delay must be positive")
+        if not 0 <= session_expiry < 2**32:
+            raise ValueError("session_expiry must be 0..2^32-1 seconds")
+        self._session_expiry = session_expiry
+        self._stable_id = stable_id
         self.brokers = parse_broker_urls(broker_url)
         self._security = security or MqttSecurity()
         self._security.check(self.brokers)
@@ -175,7 +189,9 @@ class NotifyListener:
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=self.client_id,
-                clean_session=False,  # 3.1.1's persistent session
+                # 3.1.1's persistent session, which no expiry bounds: only for an id that
+                # comes back after a restart and so takes its session over again.
+                clean_session=not self._stable_id,
                 protocol=_PAHO["3.1.1"],
             )
         # paho waits min_delay after a loss, doubling up to max_delay (`reconnect_delay`,
@@ -204,10 +220,11 @@ class NotifyListener:
         """On paho's thread: this client spoke MQTT 5 to a broker that does not. Replace it
         with a 3.1.1 client from another thread (loop_stop joins the network thread)."""
         log.warning(
-            "mqtt broker %s: %s; speaking MQTT 3.1.1 from now on (persistent session with "
-            "clean_session=false; set RECONCILER_MQTT_PROTOCOL=3.1.1 to skip the attempt)",
+            "mqtt broker %s: %s; speaking MQTT 3.1.1 from now on (clean_session=%s; set "
+            "RECONCILER_MQTT_PROTOCOL=3.1.1 to skip the attempt)",
             self.broker,
             self._choice.fallback_reason,
+            str(not self._stable_id).lower(),
         )
         threading.Thread(
             target=self._replace_client, args=(client,), name="mqtt-fallback", daemon=True
@@ -223,7 +240,8 @@ class NotifyListener:
             self._client = self._new_client()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Disconnect cleanly (the broker keeps our session) and join the network thread."""
+        """Disconnect cleanly (the broker keeps our session for `session_expiry`) and join
+        the network thread."""
         with self._lock:
             client, self._client = self._client, None
             if client is None:
@@ -238,7 +256,7 @@ class NotifyListener:
         login = self._security.login(broker)  # per broker: URLs may carry their own
         client.username_pw_set(*(login or (None, None)))
         if self.protocol == "3.1.1":
-            # clean_session=False was given to the client: 3.1.1 has no properties.
+            # clean_session was given to the client: 3.1.1 has no properties.
             client.connect_async(broker.host, broker.port, keepalive=self._keepalive)
             return
         # MQTT 5 with clean_start=False and a session expiry: the broker keeps our session
@@ -247,7 +265,7 @@ class NotifyListener:
         # with a small window, a burst piles up in the broker's bounded per-client queue,
         # which drops the rest whenever a pass holds the interpreter for a moment.
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = self._session_expiry
         props.ReceiveMaximum = 65535
         client.connect_async(
             broker.host,

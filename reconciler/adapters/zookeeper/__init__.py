@@ -5,7 +5,8 @@ is composed from: its objects are given a `ZkSession` and hold it, as kazoo's re
 a client. `layout` (paths and JSON of docs/contracts.md "ZooKeeper layout") and
 `instance_write` (the ops of one instance's write) are pure; `read` and `store` (the
 assignment), `cache` (the assignment kept true by watches), `pins`, `election`, `access`
-(digest login, ACLs, TLS) and `acl_align` (existing nodes' ACLs brought in line).
+(digest login, ACLs, TLS), `acl_align` (existing nodes' ACLs brought in line) and `acl_open`
+(the daemon's ACLs undone for a rollback).
 
 May import: `reconciler.domain`, `reconciler.telemetry`, `reconciler.reconcile.ports` and kazoo.
 """

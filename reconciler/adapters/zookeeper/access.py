@@ -94,6 +94,10 @@ class ZkAccess:
         """The ACL of the node at `parts` below the root (() is the root itself)."""
         return self.worker_area_acl() if is_worker_area(parts) else self.acl()
 
+    def owner_id(self) -> Id | None:
+        """The daemon's digest id, as its nodes' ACLs name it; None without a login."""
+        return self._owner().id if self.secured else None
+
     def _owner(self) -> ACL:
         assert self.username is not None and self.password is not None
         return make_digest_acl(self.username, self.password, all=True)

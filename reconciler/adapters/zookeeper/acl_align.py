@@ -2,9 +2,12 @@
 
 The old orchestrator created every node with OPEN_ACL_UNSAFE, and so does a daemon without
 a login: `default_acl` only covers the nodes created from now on, and a layout that
-already matches the policy is never written again. So the leader walks the tree under its
+already matches the policy is never written again. So, when told to
+(RECONCILER_ZK_ALIGN_ACLS: off by default, since the old orchestrator cannot write what is
+aligned; `reconciler zk-acl open` undoes it, acl_open.py), the leader walks the tree under its
 root once per leadership term (with no election: once, after the first connection) and sets
-the ACL of every node whose ACL differs, counting and logging what it changed.
+the ACL of every node whose ACL differs, counting and logging what it changed. The walk
+(`scan`) and the compare-and-set (`set_acls`) serve acl_open.py too.
 
 - Left alone: the workers' nodes under each instance's `tmp` (their own, with the ACL their
   worker chose) and ephemeral nodes (a session's own: election lock nodes, workers'
@@ -27,6 +30,7 @@ from typing import Any
 
 from kazoo.exceptions import BadVersionError, NoAuthError, NoNodeError
 from kazoo.interfaces import IAsyncResult
+from kazoo.security import ACL
 
 from reconciler.adapters.zookeeper.access import same_acl
 from reconciler.adapters.zookeeper.layout import is_worker_area
@@ -58,17 +62,30 @@ def align_acls(session: ZkSession) -> AclReport:
     return session.bounded("align ACLs", lambda deadline: _walk(session, deadline))
 
 
-def _walk(session: ZkSession, deadline: float) -> AclReport:
+@dataclass(frozen=True, slots=True)
+class NodeAcl:
+    """One node as a walk found it: its ACL, the ACL's version, and whether it is ephemeral."""
+
+    path: str
+    parts: tuple[str, ...]  # below the root; () is the root itself
+    acl: list[ACL]
+    aversion: int
+    ephemeral: bool
+
+
+def scan(session: ZkSession, deadline: float) -> tuple[list[NodeAcl], list[str]]:
+    """The root and every node below it except the workers' own under each `tmp`, and the
+    paths whose ACL or children this login may not read. One round trip per level of the
+    tree: every request of a level is sent first. A node deleted meanwhile is skipped."""
     client = session.client
-    report = AclReport()
+    found: list[NodeAcl] = []
+    refused: list[str] = []
     level: list[tuple[str, tuple[str, ...]]] = [(session.root, ())]
     while level:
-        # One round trip per level of the tree: every request of a level is sent first.
         asked = [
             (path, parts, client.get_acls_async(path), client.get_children_async(path))
             for path, parts in level
         ]
-        sets: list[tuple[str, IAsyncResult]] = []
         level = []
         for path, parts, acls_result, children_result in asked:
             try:
@@ -77,18 +94,40 @@ def _walk(session: ZkSession, deadline: float) -> AclReport:
             except NoNodeError:
                 continue  # deleted while we walked
             except NoAuthError:
-                report.refused.append(path)
+                refused.append(path)
                 continue
-            if stat.ephemeralOwner:
-                continue  # a session's own node
-            report.checked += 1
-            wanted = session.access.acl_for(parts)
-            if not same_acl(acls, wanted):
-                sets.append((path, client.set_acls_async(path, wanted, version=stat.aversion)))
+            found.append(NodeAcl(path, parts, list(acls), stat.aversion, bool(stat.ephemeralOwner)))
             if not is_worker_area(parts):
                 level += [(f"{path}/{child}", (*parts, child)) for child in sorted(children)]
-        for path, result in sets:
-            _note_set(session, path, result, deadline, report)
+    return found, refused
+
+
+def set_acls(
+    session: ZkSession, changes: list[tuple[NodeAcl, list[ACL]]], deadline: float
+) -> AclReport:
+    """Give each node its new ACL: a compare-and-set on the ACL version the walk read, all
+    sent before the first answer is awaited. What happened to each goes into the report."""
+    report = AclReport(checked=len(changes))
+    sent = [
+        (node.path, session.client.set_acls_async(node.path, acl, version=node.aversion))
+        for node, acl in changes
+    ]
+    for path, result in sent:
+        _note_set(session, path, result, deadline, report)
+    return report
+
+
+def _walk(session: ZkSession, deadline: float) -> AclReport:
+    nodes, refused = scan(session, deadline)
+    persistent = [node for node in nodes if not node.ephemeral]  # ephemerals: a session's own
+    changes = [
+        (node, wanted)
+        for node in persistent
+        if not same_acl(node.acl, wanted := session.access.acl_for(node.parts))
+    ]
+    report = set_acls(session, changes, deadline)
+    report.checked = len(persistent)
+    report.refused = refused + report.refused
     return report
 
 

@@ -2,7 +2,10 @@
 
 Every daemon contends with kazoo's Lock recipe under `<root>/_leader`: each holds an
 ephemeral sequential node carrying its identity, and the lowest one leads. Only the leader
-writes; the others stay warm as standbys (they observe, they never apply).
+writes; the others stay warm as standbys (they observe, they never apply). The node's data is
+the daemon's candidacy (`Candidacy`): its identity and, when it has one, the URL of its REST
+API, so a standby can forward a write to whoever leads. Both are written with the node itself:
+the address is published exactly as long as the candidacy stands, with no write of its own.
 
 Why it is shaped this way (Kafka's controller epoch, KAFKA-6082; client-go's leaderelection):
 - Fencing: the leader's lock node is its token. Every ZooKeeper transaction the leader
@@ -22,9 +25,12 @@ Why it is shaped this way (Kafka's controller epoch, KAFKA-6082; client-go's lea
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import CancelledError, KazooException, NoNodeError
@@ -35,6 +41,43 @@ from reconciler.domain.backoff import Backoff
 from reconciler.telemetry.logs import log
 
 LEADER_NODE = "_leader"
+_API_URL = re.compile(r"https?://[^/?#@\s]+")
+
+
+@dataclass(frozen=True)
+class Candidacy:
+    """What a contender's lock node says: who it is, and where its REST API is (None: it
+    publishes none, or it is a daemon from before addresses were published)."""
+
+    identity: str
+    api_url: str | None = None
+
+    def encode(self) -> str:
+        """The lock node's data. Without an address, the bare identity, as before: a daemon
+        of an older release reads its peers' identities from it during a rolling update."""
+        if self.api_url is None:
+            return self.identity
+        return json.dumps({"identity": self.identity, "api": self.api_url}, separators=(",", ":"))
+
+
+def parse_candidacy(data: bytes) -> Candidacy | None:
+    """A lock node's data: `{"identity": ..., "api": ...}`, or a bare identity (plain text,
+    an older daemon's). None for an empty node. An address that is not an http(s) URL is
+    dropped: nothing is ever forwarded to it."""
+    text = data.decode("utf-8", errors="replace")
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            fields = None
+        identity = fields.get("identity") if isinstance(fields, dict) else None
+        if isinstance(identity, str) and identity:
+            api = fields.get("api") if isinstance(fields, dict) else None
+            valid = isinstance(api, str) and _API_URL.fullmatch(api) is not None
+            return Candidacy(identity, api if valid else None)
+    return Candidacy(text)
 
 
 class ZkElection:
@@ -49,15 +92,19 @@ class ZkElection:
         on_change: Callable[[], None] = lambda: None,
         *,
         group: str = "",
+        api_url: str | None = None,
         proof_seconds: float = 3.0,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`api_url`: where the other daemons reach this one's REST API, published with the
+        candidacy (None: publish none; a standby cannot forward writes to us then)."""
         self.client = client
         # One election per daemon group: groups that orchestrate different kinds each elect
         # a leader of their own (docs/high-availability.md).
         node = f"{LEADER_NODE}-{group}" if group else LEADER_NODE
         self.path = f"{root.rstrip('/')}/{node}"
         self.identity = identity
+        self.candidacy = Candidacy(identity, api_url)
         self.on_change = on_change
         self.proof_seconds = proof_seconds
         self.mono = mono
@@ -70,7 +117,7 @@ class ZkElection:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._leader_cache: tuple[float, str | None] = (-float("inf"), None)
+        self._leader_cache: tuple[float, Candidacy | None] = (-float("inf"), None)
         client.add_listener(self._on_state)
 
     # --- what the loop, the adapters and status ask ------------------------------------------
@@ -116,11 +163,21 @@ class ZkElection:
 
     def leader(self) -> str | None:
         """The identity of the current leader (cached for a second; None if unknown)."""
+        current = self._leading_candidacy()
+        return current.identity if current is not None else None
+
+    def leader_url(self) -> str | None:
+        """The URL of the current leader's REST API (cached with `leader()`; None if the
+        leader is unknown or publishes no address)."""
+        current = self._leading_candidacy()
+        return current.api_url if current is not None else None
+
+    def _leading_candidacy(self) -> Candidacy | None:
         at, who = self._leader_cache
         if self.mono() - at < 1.0:
             return who
         if self.is_leader:
-            who = self.identity
+            who = self.candidacy
         elif not self.client.connected:
             who = None  # a request would wait for the reconnect: unknown, at once
         else:
@@ -131,8 +188,8 @@ class ZkElection:
         self._leader_cache = (self.mono(), who)
         return who
 
-    def _lowest_contender(self, timeout: float) -> str | None:
-        """The identity in the lowest-sequence lock node (what Lock.contenders()[0] says,
+    def _lowest_contender(self, timeout: float) -> Candidacy | None:
+        """The candidacy in the lowest-sequence lock node (what Lock.contenders()[0] says,
         bounded by `timeout`)."""
         children = self.client.get_children_async(self.path).get(timeout=timeout)
         nodes = sorted(
@@ -143,7 +200,7 @@ class ZkElection:
                 data, _ = self.client.get_async(f"{self.path}/{node}").get(timeout=timeout)
             except NoNodeError:
                 continue  # gone between the listing and the read
-            return data.decode("utf-8", errors="replace") or None
+            return parse_candidacy(data)
         return None
 
     # --- campaign ----------------------------------------------------------------------------
@@ -170,7 +227,7 @@ class ZkElection:
                 self._wake.wait(0.2)
                 self._wake.clear()
                 continue
-            recipe = Lock(self.client, self.path, self.identity)
+            recipe = Lock(self.client, self.path, self.candidacy.encode())
             self._recipe = recipe
             try:
                 got = recipe.acquire(blocking=True)

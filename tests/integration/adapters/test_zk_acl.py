@@ -10,7 +10,6 @@ named, never printed. TLS: test_zk_tls.py.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -49,27 +48,15 @@ from tests.support.zk_acl import (
     close,
     converged,
     login,
+    owner_client,
+    tree,
 )
 
 
 @pytest.fixture
 def owner(zk_hosts: str) -> Iterator[KazooClient]:
-    """A client logged in as the daemon; removes the tree after the test (an anonymous
-    client, like the chroot fixture's, may not)."""
-    c = client(zk_hosts, auth_data=[("digest", f"reconciler:{DAEMON_PW}")])
-    yield c
-    with contextlib.suppress(Exception):
-        c.delete("/iota", recursive=True)
-    close(c)
-
-
-def tree(c: KazooClient, path: str = ROOT) -> dict[str, tuple[list[ACL], Any]]:
-    """Every node under `path` (itself included): its ACL and stat."""
-    acls, stat = c.get_acls(path)
-    out = {path: (acls, stat)}
-    for child in c.get_children(path):
-        out.update(tree(c, f"{path}/{child}"))
-    return out
+    with owner_client(zk_hosts) as c:
+        yield c
 
 
 def is_tmp(path: str) -> bool:
@@ -224,7 +211,7 @@ def test_open_nodes_left_by_the_old_orchestrator_are_brought_in_line(
         p for p, (_, s) in before.items() if not s.ephemeralOwner and "/tmp/" not in p
     ]
 
-    with running(settings_for(zk_hosts, pg_url, kube, policy, **login())) as d:
+    with running(settings_for(zk_hosts, pg_url, kube, policy, **login(zk_align_acls=True))) as d:
         keeper = d.app.acl_keeper
         assert keeper is not None
         report = eventually(lambda: keeper.last, timeout=30)
@@ -242,6 +229,50 @@ def test_open_nodes_left_by_the_old_orchestrator_are_brought_in_line(
         assert refused(lambda: anonymous.delete(f"{ROOT}/Thing/1/_reload"))
         # a converged layout: the alignment was the only change (no data written)
         assert all(after[p][1].version == before[p][1].version for p in persistent_daemon_nodes)
+
+
+def test_without_align_acls_existing_nodes_keep_their_acls_and_new_ones_get_the_daemons(
+    zk_hosts: str,
+    owner: KazooClient,
+    kazoo_client: KazooClient,
+    pg_url: str,
+    kube: Any,
+    kube_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """RECONCILER_ZK_ALIGN_ACLS is off by default: the old orchestrator's open nodes stay open
+    (it could still write them after a rollback); what the daemon creates carries its ACL."""
+    seed(pg_url, things=30, rules=5)
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        kube_namespace,
+        tick=1,
+        Thing={"initInstances": 2},
+        Rule={"initInstances": 1, "resourcePerInstance": 10},
+    )
+    with fleet(zk_hosts, pg_url, kube.api_client(), policy) as old:
+        old.tick()
+        old.tick()
+    anonymous = kazoo_client
+    before = tree(anonymous)
+    assert all(acls == OPEN_ACL_UNSAFE for acls, _ in before.values())
+
+    with running(settings_for(zk_hosts, pg_url, kube, policy, **login())) as d:
+        assert d.app.acl_keeper is None
+        eventually(converged(d.app), timeout=30)
+        insert_ids(pg_url, "Rule", uuids(10))  # past Rule/0's room: the daemon adds Rule/1
+        eventually(lambda: len(read_layout(anonymous, "Rule")) == 2, timeout=30)
+        after = tree(owner)
+    for path in before:
+        assert after[path][0] == OPEN_ACL_UNSAFE, path
+    created = sorted(set(after) - set(before))
+    assert f"{ROOT}/Rule/1/resources" in created and f"{ROOT}/_leader" in created
+    for path in created:
+        if not after[path][1].ephemeralOwner:
+            assert same_acl(after[path][0], expected(path, [WORLD])), path
+    # a client without the login still writes the inherited layout, not the daemon's nodes
+    anonymous.set(f"{ROOT}/Thing/0/_reload", b'{"times":9}')
+    assert refused(lambda: anonymous.set(f"{ROOT}/Rule/1", b'{"used":0,"count":10}'))
 
 
 def test_a_wrong_password_is_refused_as_unavailable_naming_the_setting(

@@ -24,7 +24,7 @@ from reconciler.runtime.loop import Wake, WakeReason
 from tests.chaos import faults
 from tests.chaos.invariants import live_pods, read_layout
 from tests.chaos.run import inject_and_judge
-from tests.chaos.world import TICK_SECONDS, Servers, World
+from tests.chaos.world import HEARTBEAT_TIMEOUT, TICK_SECONDS, Servers, World, policy_doc
 from tests.support.daemon import Running
 from tests.support.fleet import REPO, eventually
 from tests.support.polling import seconds_until
@@ -102,6 +102,41 @@ def test_an_emptied_table_is_held_by_the_valve_until_an_operator_confirms(world:
         faults._refill(world)
     seconds, violations = world.converge(time.time())
     assert violations == [], f"{seconds:.1f}s after the rows came back: {violations}"
+
+
+def test_a_scale_down_then_up_while_kafka_is_down_is_no_violation_of_the_checker(
+    world: World,
+) -> None:
+    """Instances removed and then created again under the same names while Kafka is down are
+    a scale-down and a scale-up, not healthy workers killed: the chaos checker tells them
+    apart by following the instances the daemon wrote (tests/chaos/history.py)."""
+    world.churn.running.clear()
+
+    def things(n: int, fewer: bool) -> bool:
+        count = len(read_layout(world.kazoo, "Thing"))
+        assert (count <= n) if fewer else (count >= n), f"{count} instances of Thing"
+        return True
+
+    world.write_policy(policy_doc(world.namespaces, thing_per_instance=20))
+    _, violations = world.converge(time.time())
+    assert violations == [], violations
+    many = len(read_layout(world.kazoo, "Thing"))
+    blind_before = world.deletions_while_blind()
+    kafka = world.s.kafka
+    window = world.blind("Kafka down", ["Thing"], strict=False, tail=2 * HEARTBEAT_TIMEOUT)
+    kafka.stop()
+    try:
+        world.write_policy(policy_doc(world.namespaces, thing_per_instance=60))
+        eventually(lambda: things(many - 2, fewer=True), timeout=8 * TICK_SECONDS)
+        world.write_policy(policy_doc(world.namespaces, thing_per_instance=20))
+        eventually(lambda: things(many, fewer=False), timeout=8 * TICK_SECONDS)
+    finally:
+        kafka.start()
+        window.end = time.time()
+    world.write_policy(policy_doc(world.namespaces))
+    seconds, violations = world.converge(window.end)
+    assert violations + world.settled_blind_deletions() == [], f"{seconds:.1f}s: {violations}"
+    assert world.deletions_while_blind() >= blind_before + 2, "no pod went in the window"
 
 
 def test_a_short_seeded_chaos_run_ends_with_its_summary_line_and_no_violation(

@@ -134,6 +134,7 @@ def test_a_missing_tls_file_fails_the_start_naming_the_setting(tmp_path: Path) -
             "is neither `anyone` nor a digest ACL id",
         ),
         ({"zk_username": "r", "zk_password": PW, "zk_readers": " , "}, "is empty: `anyone`"),
+        ({"zk_align_acls": True}, "RECONCILER_ZK_ALIGN_ACLS needs RECONCILER_ZK_USERNAME"),
         ({"zk_tls_cert_file": "/c", "zk_tls_key_file": "/k"}, "without RECONCILER_ZK_TLS_CA_FILE"),
         (
             {"zk_tls_ca_file": "/ca", "zk_tls_cert_file": "/c"},

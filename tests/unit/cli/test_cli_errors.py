@@ -53,7 +53,7 @@ def test_version_is_the_installed_packages(tmp_path: Path) -> None:
 def test_plan_with_no_settings_names_the_missing_policy(tmp_path: Path) -> None:
     res = cli("plan", cwd=tmp_path)
     line = one_line(res)
-    assert res.returncode == 2 and res.stdout == ""
+    assert res.returncode == 1 and res.stdout == ""  # 2 is `plan`'s "changes pending"
     assert f"no policy file at config/policy.yaml (relative to {tmp_path})" in line
     assert "--policy or RECONCILER_POLICY_PATH" in line
     assert list(tmp_path.iterdir()) == []  # nothing created (no iota.db)
@@ -62,7 +62,7 @@ def test_plan_with_no_settings_names_the_missing_policy(tmp_path: Path) -> None:
 def test_plan_without_kubernetes_credentials_names_the_three_ways(tmp_path: Path) -> None:
     res = cli("plan", "--policy", str(REPO / "config" / "policy.yaml"), cwd=tmp_path)
     line = one_line(res)
-    assert res.returncode == 2
+    assert res.returncode == 1
     assert "no usable Kubernetes credentials" in line
     assert "RECONCILER_KUBE_IN_CLUSTER" in line and "KUBECONFIG" in line
     assert list(tmp_path.iterdir()) == []
@@ -74,7 +74,7 @@ def test_an_invalid_setting_is_one_line_naming_the_variable(
 ) -> None:
     res = cli(*command, cwd=tmp_path, RECONCILER_API_PORT="eighty")
     line = one_line(res)
-    assert res.returncode == 2
+    assert res.returncode == (1 if command == ["plan"] else 2)  # plan: 2 is "changes pending"
     assert "invalid settings: RECONCILER_API_PORT='eighty': Input should be a valid integer" in line
 
 
@@ -91,6 +91,27 @@ def test_an_invalid_secret_is_named_but_never_printed() -> None:
     text = describe(err.value)
     assert text.startswith("invalid settings: RECONCILER_DATABASE_URL: ")
     assert "hunter2" not in text
+
+
+def test_a_plan_usage_error_exits_1_not_2_which_means_changes_pending(tmp_path: Path) -> None:
+    res = cli("plan", "--output", "yaml", cwd=tmp_path)
+    assert res.returncode == 1 and res.stdout == "" and "Traceback" not in res.stderr
+    assert "Invalid value for '--output': 'yaml' is not one of 'text', 'json'" in res.stderr
+
+
+def test_plan_with_a_broken_policy_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("tickSeconds: 0\nkinds: {}\n")
+    res = cli("plan", "--policy", str(bad), "--output", "json", cwd=tmp_path)
+    line = one_line(res)
+    assert res.returncode == 1 and res.stdout == ""
+    assert f"{bad}:1: tickSeconds: 0 is out of range" in line
+
+
+def test_plan_accepts_terraforms_detailed_exitcode_flag(tmp_path: Path) -> None:
+    res = cli("plan", "--detailed-exitcode", "--output", "json", cwd=tmp_path)
+    assert res.returncode == 1 and res.stdout == ""  # no policy here: an error, not a usage one
+    assert "no policy file at config/policy.yaml" in one_line(res)
 
 
 def test_run_option_out_of_range_is_a_usage_error(tmp_path: Path) -> None:

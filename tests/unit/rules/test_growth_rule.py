@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import NO_INTENT, KindIntent
-from reconciler.policy.schema import KindPolicy
-from reconciler.rules.growth import fill_slack, grow, growth_limit
+from reconciler.policy.schema import AutoscalePolicy, KindPolicy
+from reconciler.rules.growth import fill_slack, grow, growth_limit, target_in_force
 from reconciler.rules.sizing import size_for
 
 POLICY = KindPolicy(
@@ -21,6 +21,7 @@ POLICY = KindPolicy(
     init_instances=3,
     max_instances=12,
 )
+AUTOSCALED = POLICY.model_copy(update={"autoscale": AutoscalePolicy(cpu_target_percent=50)})
 HELD = {0: 40, 1: 40, 2: 40, 3: 40}  # four instances at the policy's count
 
 
@@ -50,10 +51,17 @@ def test_a_pinned_layout_is_held_only_at_its_pin_and_never_grows_past_it() -> No
 
 
 def test_an_autoscaling_target_holds_the_layout_only_at_the_count_it_sizes_to() -> None:
-    at_four = size_for(100, POLICY, 4).instances
+    at_four = size_for(100, AUTOSCALED, 4).instances
     assert at_four == 4
-    assert growth_limit(POLICY, KindIntent(scale_target=4), HELD, 100) == POLICY.max_instances
-    assert growth_limit(POLICY, KindIntent(scale_target=6), HELD, 100) is None
+    assert growth_limit(AUTOSCALED, KindIntent(scale_target=4), HELD, 100) == 12
+    assert growth_limit(AUTOSCALED, KindIntent(scale_target=6), HELD, 100) is None
+
+
+def test_a_target_left_over_from_a_removed_autoscale_block_asks_for_nothing() -> None:
+    # The same intent under a policy without `autoscale`: the target is not in force.
+    assert growth_limit(POLICY, KindIntent(scale_target=6), HELD, 100) == POLICY.max_instances
+    assert target_in_force(POLICY, KindIntent(scale_target=6)) is None
+    assert target_in_force(AUTOSCALED, KindIntent(scale_target=6)) == 6
 
 
 # --- fill_slack ------------------------------------------------------------------------

@@ -158,3 +158,48 @@ def test_nothing_sleeps_on_the_loop_thread(tmp_path: Path, monkeypatch: pytest.M
         passes = daemon.passes
         eventually(lambda: daemon.passes > passes, timeout=10)
     assert "reconcile-loop" not in sleepers
+
+
+def policy_passes() -> float:
+    from reconciler.telemetry import metrics
+
+    value = metrics.REGISTRY.get_sample_value("reconciler_reconciles_total", {"trigger": "policy"})
+    return value or 0.0
+
+
+def transitions() -> float:
+    from reconciler.telemetry import metrics
+
+    return metrics.REGISTRY.get_sample_value("reconciler_leader_transitions_total") or 0.0
+
+
+@pytest.mark.parametrize("reason", [WakeReason.POLICY, WakeReason.RELOAD])
+def test_a_pass_woken_by_a_policy_edit_or_sighup_is_counted_as_policy_not_tick(
+    tmp_path: Path, reason: WakeReason
+) -> None:
+    daemon, _, _ = make_daemon(tmp_path)
+    with running(daemon):
+        before = policy_passes()
+        passes = daemon.passes
+        daemon.wake(Wake(reason))
+        eventually(lambda: daemon.passes > passes, timeout=10, what="the policy pass")
+        assert daemon.last_pass is not None and daemon.last_pass.trigger == "policy"
+        assert policy_passes() == before + 1
+
+
+def test_the_leader_transitions_metric_follows_the_elections_own_count(tmp_path: Path) -> None:
+    """/v1/status shows the election's count; the metric must say the same, a first win
+    included and a win and a loss between two passes both counted."""
+    from tests.support.fakes import FakeLeadership
+
+    daemon, _, _ = make_daemon(tmp_path)
+    election = FakeLeadership(leading=True, transitions=1)  # won at start
+    daemon.ports.leadership = election
+    before = transitions()
+    with running(daemon):
+        eventually(lambda: transitions() == before + 1, timeout=10)
+        election.transitions = 3  # lost and won again before the next pass noticed
+        passes = daemon.passes
+        daemon.wake(Wake(WakeReason.TICK))
+        eventually(lambda: daemon.passes > passes, timeout=10)
+        assert transitions() == before + 3
