@@ -20,6 +20,7 @@ from reconciler.cli import kind_commands, zk_acl
 from reconciler.cli.preflight import Failure, Unreachable, load_settings
 from reconciler.cli.rest import DaemonAddress, get_status, token_option, url_option
 from reconciler.cli.status_text import format_status
+from reconciler.rules.silence import HEARTBEATS_DISABLED
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Where to fix each source `plan` could not read.
@@ -207,7 +208,7 @@ def plan(
     or empty without ZooKeeper; the last line on stderr says which and how to fix it).
     """
     try:
-        result, down = _dry_run(policy_path, wait_seconds)
+        result, down, kafka = _dry_run(policy_path, wait_seconds)
     except Unreachable:
         raise
     except Failure as e:
@@ -219,7 +220,7 @@ def plan(
         plans = kind_plans(result, time.time())
         click.echo(json.dumps(plan_document(plans, role="dry-run", sources=down), indent=2))
     else:
-        _print_plan(result)
+        _print_plan(result, kafka)
     if down:
         raise Unreachable(
             "the plan is partial: "
@@ -237,9 +238,10 @@ def plan(
 PLAN_CHANGES_PENDING = 2
 
 
-def _dry_run(policy_path: Path | None, wait_seconds: float) -> tuple[Any, dict[str, str]]:
+def _dry_run(policy_path: Path | None, wait_seconds: float) -> tuple[Any, dict[str, str], str]:
     """One dry pass on a daemon built observe-only (its adapters refuse every write): the
-    pass's result, and the sources it could not read."""
+    pass's result, the sources it could not read, and the Kafka bootstrap the daemon reads
+    heartbeats from (empty: none)."""
     from reconciler.cli import preflight
     from reconciler.reconcile.pipeline import run_pass
     from reconciler.telemetry import logs
@@ -260,12 +262,14 @@ def _dry_run(policy_path: Path | None, wait_seconds: float) -> tuple[Any, dict[s
                 f"{SOURCE_FIX['zookeeper']}"
             )
         result = run_pass(app.daemon.ports, app.daemon.state, trigger="plan", dry_run=True)
-        return result, dict(app.daemon.state.view().source_errors)
+        return result, dict(app.daemon.state.view().source_errors), settings.kafka_bootstrap.strip()
     finally:
         app.close()
 
 
-def _print_plan(result: Any) -> None:
+def _print_plan(result: Any, kafka: str) -> None:
+    """The plan as text. `plan` listens to no Kafka (a dry run builds no heartbeat consumer):
+    with a bootstrap set, its heartbeat note says so instead of "disabled"."""
     for kind, report in result.plan.reports.items():
         blind = f"  BLIND: {', '.join(report.blind)}" if report.blind else ""
         click.echo(
@@ -275,8 +279,11 @@ def _print_plan(result: Any) -> None:
         )
         if report.error:
             click.echo(f"  ERROR: {report.error}")
-        if report.heartbeat_note:
-            click.echo(f"  heartbeats: {report.heartbeat_note}")
+        note = report.heartbeat_note
+        if note and kafka and note.startswith(HEARTBEATS_DISABLED):
+            note = f"read by the running daemon from Kafka {kafka}, not by `plan`: not judged here"
+        if note:
+            click.echo(f"  heartbeats: {note}")
     if not result.plan.ops:
         click.echo("nothing to do: the world matches the policy")
     for op in result.plan.ops:

@@ -12,6 +12,8 @@ from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import Heartbeats, Instance, Pod, pod_name
 from reconciler.policy.schema import HeartbeatPolicy
 
+HEARTBEATS_DISABLED = "heartbeat source disabled"
+
 
 def silent_instances(
     policy: HeartbeatPolicy,
@@ -33,7 +35,10 @@ def silent_instances(
     if not policy.enabled:
         return None, set()
     if hb is None:
-        return "heartbeat source disabled: silence is not acted on", set()
+        return f"{HEARTBEATS_DISABLED}: silence is not acted on", set()
+    if not hb.connected and hb.connected_since is None:
+        # Joining the consumer group takes seconds after start: not (yet) an outage.
+        return "heartbeat source not reached yet: silence is not acted on", set()
     if not hb.connected:
         return "heartbeat source unreachable: silence is not acted on", set()
     if pods is None:
