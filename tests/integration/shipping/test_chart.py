@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -729,7 +730,7 @@ def test_helm_upgrade_changes_the_policy_without_a_roll_and_rollback_restores_it
         namespace,
         "--reuse-values",
         "--set",
-        "image.tag=0.2.1",
+        "image.tag=0.0.1-other",
         kubeconfig=kubeconfig,
     )
     assert _statefulset(kube, namespace).metadata.generation == before.metadata.generation + 1
@@ -737,7 +738,11 @@ def test_helm_upgrade_changes_the_policy_without_a_roll_and_rollback_restores_it
     helm(helm_home, "rollback", "reconciler", "1", "-n", namespace, kubeconfig=kubeconfig)
     assert _configmap_data(kube, namespace, "reconciler-policy") == original
     restored = _statefulset(kube, namespace)
-    assert restored.spec.template.spec.containers[0].image == "iota/reconciler:0.2.0"
+    # The chart's own appVersion, which is this package's version (tests/docs/test_changelog.py).
+    assert (
+        restored.spec.template.spec.containers[0].image
+        == f"iota/reconciler:{version('reconciler')}"
+    )
     history = helm(helm_home, "history", "reconciler", "-n", namespace, kubeconfig=kubeconfig)
     assert "Rollback to 1" in history.stdout
 
