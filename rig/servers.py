@@ -279,16 +279,29 @@ class Postgres(Server):
     """Debian's PostgreSQL 15, run as the `postgres` user when we are root (initdb refuses root).
 
     Trust authentication for user `postgres` on 127.0.0.1; fsync off.
+
+    ``tls``: ``ssl=on`` with a server certificate from the rig's throw-away CA (``.pki``,
+    rig/pki.py), and pg_hba.conf lets TCP clients in only over TLS (``hostnossl ... reject``
+    first, then ``hostssl`` lines). ``.url``, ``.dsn`` and the URLs the methods return then
+    carry ``sslmode=verify-full`` and ``sslrootcert``; ``create_cert_role`` adds a role that
+    logs in with the rig's client certificate. The default is the plain server other tests use.
     """
 
     name = "postgres"
 
-    def __init__(self, base_dir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, *, tls: bool = False) -> None:
         super().__init__(base_dir)
         self.port = free_port()
         self.host = "127.0.0.1"
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        self.tls = tls
+        self.pki: Pki | None = None
+        # make_pki's names, known before prepare() writes the files
+        ca = self.dir / "pki" / "ca.crt"
+        self.tls_query = f"?sslmode=verify-full&sslrootcert={ca}" if tls else ""
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres{self.tls_query}"
+        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres" + (
+            f" sslmode=verify-full sslrootcert={ca}" if tls else ""
+        )
         self.bindir = Path(f"/usr/lib/postgresql/{provision.PG_MAJOR}/bin")
         self.user = "postgres" if os.geteuid() == 0 else None
 
@@ -315,6 +328,32 @@ class Postgres(Server):
                 "--locale=C",
             ],
             user=self.user,
+        )
+        if self.tls:
+            self._tls_setup(data)
+
+    def _tls_setup(self, data: Path) -> None:
+        """Certificates and the TLS-only pg_hba.conf (see the class docstring)."""
+        self.pki = make_pki(self.dir / "pki")
+        # The server refuses a key that others may read, and reads it as its own user.
+        key = data / "server.key"
+        key.write_bytes(self.pki.server_key.read_bytes())
+        key.chmod(0o600)
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(key, pw.pw_uid, pw.pw_gid)
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write(
+                "ssl = on\n"
+                f"ssl_cert_file = '{self.pki.server_cert}'\n"
+                f"ssl_key_file = '{key}'\n"
+                f"ssl_ca_file = '{self.pki.ca}'\n"  # for client certificates (`cert` lines)
+            )
+        # First match wins: plain TCP is refused before any line could let it in.
+        (data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "hostnossl all all 0.0.0.0/0 reject\n"
+            "hostssl all postgres 127.0.0.1/32 trust\n"
         )
 
     def launch(self) -> None:
@@ -357,26 +396,64 @@ class Postgres(Server):
 
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}{self.tls_query}"
 
     def create_password_role(self, name: str, password: str, database: str) -> str:
         """A role that must log in with its password (scram-sha-256 on 127.0.0.1, a line
         before the rig's `trust` ones in pg_hba.conf), allowed to read every table of
         `database`: for tests of a right and a wrong database password. Returns the
         SQLAlchemy URL that logs in as it."""
+        from psycopg import sql
+
+        self._hba_first(
+            f"{'hostssl' if self.tls else 'host'} all {name} 127.0.0.1/32 scram-sha-256"
+        )
+        self._reader_role(
+            sql.SQL("LOGIN PASSWORD {}").format(sql.Literal(password)), name, database
+        )
+        return (
+            f"postgresql+psycopg://{name}:{password}@127.0.0.1:{self.port}/{database}"
+            f"{self.tls_query}"
+        )
+
+    def create_cert_role(self, database: str) -> str:
+        """With ``tls``: a role named after the rig's client certificate (its CN), which
+        logs in with that certificate alone (pg_hba ``cert``), allowed to read every table
+        of `database`. Returns the SQLAlchemy URL: no password, ``sslcert``/``sslkey``."""
+        from psycopg import sql
+
+        assert self.pki is not None, "create_cert_role needs Postgres(tls=True)"
+        name = "rig-client"  # rig/pki.py's client certificate: CN=rig-client
+        # libpq refuses a client key that others may read (make_pki's are 0644).
+        client_key = self.dir / "client.key"
+        client_key.write_bytes(self.pki.client_key.read_bytes())
+        client_key.chmod(0o600)
+        self._hba_first(f"hostssl all {name} 127.0.0.1/32 cert")
+        self._reader_role(sql.SQL("LOGIN"), name, database)
+        return (
+            f"postgresql+psycopg://{name}@127.0.0.1:{self.port}/{database}{self.tls_query}"
+            f"&sslcert={self.pki.client_cert}&sslkey={client_key}"
+        )
+
+    def _hba_first(self, line: str) -> None:
+        """Put `line` before the rig's own lines in pg_hba.conf (applied by a reload)."""
+        hba = self.dir / "data" / "pg_hba.conf"
+        rules = hba.read_text()
+        if line + "\n" in rules:
+            return
+        if self.tls:  # after the plain-TCP `reject`, which must stay first
+            head, _, rest = rules.partition("hostnossl all all 0.0.0.0/0 reject\n")
+            hba.write_text(f"{head}hostnossl all all 0.0.0.0/0 reject\n{line}\n{rest}")
+        else:
+            hba.write_text(f"{line}\n{rules}")
+
+    def _reader_role(self, login: Any, name: str, database: str) -> None:
+        """CREATE ROLE `name` <login> with SELECT on every table of `database`; reload."""
         import psycopg
         from psycopg import sql
 
-        hba = self.dir / "data" / "pg_hba.conf"
-        line = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
-        if line not in hba.read_text():
-            hba.write_text(line + hba.read_text())
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(name), sql.Literal(password)
-                )
-            )
+            conn.execute(sql.SQL("CREATE ROLE {} ").format(sql.Identifier(name)) + login)
             conn.execute("SELECT pg_reload_conf()")
         with psycopg.connect(
             f"{self.dsn.replace('dbname=postgres', '')} dbname={database}", autocommit=True
@@ -386,7 +463,6 @@ class Postgres(Server):
                     sql.Identifier(name)
                 )
             )
-        return f"postgresql+psycopg://{name}:{password}@127.0.0.1:{self.port}/{database}"
 
     def drop_database(self, name: str) -> None:
         import psycopg
@@ -509,13 +585,26 @@ class Kafka(Server):
     PLAIN instead of PLAINTEXT, those users plus the rig's own ``.admin`` (which the broker
     also uses between its own listeners); ``client_options(user)`` are the kafka-python
     keyword arguments to log in. The default is the open PLAINTEXT broker other tests use.
+
+    ``scram_users`` ({name: password}): one more listener, SASL_SSL with mechanism
+    SCRAM-SHA-512 on ``.scram_bootstrap``; the credentials are stored at format time
+    (``kafka-storage format --add-scram``), as KRaft has no ZooKeeper to hold them.
+    ``tls``: one more listener, SSL only on ``.tls_bootstrap``, which requires a client
+    certificate (``ssl.client.auth=required``). Both use PEM key and trust stores from the
+    rig's throw-away CA (``.pki``, rig/pki.py); the first listener stays as it was (the rig's
+    readiness probe, producers in tests and the broker's own traffic use it).
     """
 
     name = "kafka"
     start_timeout = 120.0
 
     def __init__(
-        self, base_dir: Path | None = None, *, sasl_users: dict[str, str] | None = None
+        self,
+        base_dir: Path | None = None,
+        *,
+        sasl_users: dict[str, str] | None = None,
+        scram_users: dict[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
         super().__init__(base_dir)
         self.port = free_port()
@@ -525,6 +614,12 @@ class Kafka(Server):
         if self.sasl_users:
             self.sasl_users["rig-admin"] = uuid.uuid4().hex
         self.admin = "rig-admin" if self.sasl_users else None
+        self.scram_users = dict(scram_users or {})
+        self.scram_port = free_port() if self.scram_users else None
+        self.scram_bootstrap = f"127.0.0.1:{self.scram_port}" if self.scram_users else None
+        self.tls_port = free_port() if tls else None
+        self.tls_bootstrap = f"127.0.0.1:{self.tls_port}" if tls else None
+        self.pki: Pki | None = None
 
     def client_options(self, user: str | None = None) -> dict[str, Any]:
         """kafka-python options to reach the client listener as `user` (default the admin)."""
@@ -599,10 +694,18 @@ class Kafka(Server):
                     ),
                 }
             )
+        if self.scram_port is not None or self.tls_port is not None:
+            props.update(self._tls_listeners(props))
         (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         cluster_id = ""
         while not cluster_id or cluster_id.startswith("-"):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # SCRAM credentials live in the cluster metadata: written with the first records.
+        scram = [
+            a
+            for user, password in self.scram_users.items()
+            for a in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]")
+        ]
         self.run_once(
             self._java_cmd(
                 "kafka.tools.StorageTool",
@@ -612,9 +715,41 @@ class Kafka(Server):
                 cluster_id,
                 "-c",
                 self.dir / "server.properties",
+                *scram,
                 heap="-Xmx256m",
             )
         )
+
+    def _tls_listeners(self, props: dict[str, str]) -> dict[str, str]:
+        """The SCRAM (SASL_SSL) and TLS (SSL) listeners added to `props`' own."""
+        self.pki = make_pki(self.dir / "pki")
+        # A PEM key store is one file: the private key (PKCS#8, unencrypted), then the chain.
+        keystore = self.dir / "pki" / "server-keystore.pem"
+        keystore.write_text(self.pki.server_key.read_text() + self.pki.server_cert.read_text())
+        added: dict[str, tuple[str, int]] = {}
+        if self.scram_port is not None:
+            added["SCRAM"] = ("SASL_SSL", self.scram_port)
+        if self.tls_port is not None:
+            added["TLS"] = ("SSL", self.tls_port)
+        extra = ",".join(f"{name}://127.0.0.1:{port}" for name, (_, port) in added.items())
+        out = {
+            "listeners": f"{props['listeners']},{extra}",
+            "advertised.listeners": f"{props['advertised.listeners']},{extra}",
+            "listener.security.protocol.map": props["listener.security.protocol.map"]
+            + "".join(f",{name}:{protocol}" for name, (protocol, _) in added.items()),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.pki.ca),
+        }
+        if self.scram_port is not None:
+            out["listener.name.scram.sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+            out["listener.name.scram.scram-sha-512.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        if self.tls_port is not None:
+            out["listener.name.tls.ssl.client.auth"] = "required"
+        return out
 
     def launch(self) -> None:
         p = self.proc(self._java_cmd("kafka.Kafka", self.dir / "server.properties"))

@@ -64,9 +64,10 @@ class Settings(ApiSettings, KubeSettings, EventSourceSettings, ZooKeeperSettings
     pass_budget_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
     """Seconds one pass may spend (> 0): past them it applies no further operation and
     leaves the rest for the next pass (`reconciler_pass_overruns_total`, log `pass over
-    budget`). Keep it well under systemd's `WatchdogSec` (60 s): `/healthz` and the watchdog
-    ping stop when a pass runs longer than the budget plus a grace (docs/failures.md
-    "Liveness and the pass budget")."""
+    budget`). The kinds share it: every read is bounded by what is left, and a kind not
+    reached is blind for that pass and goes first in the next. Keep it well under systemd's
+    `WatchdogSec` (60 s): `/healthz` and the watchdog ping stop when a pass runs longer than
+    the budget plus a grace (docs/failures.md "Liveness and the pass budget")."""
     database_url_file: Path | None = None
     """File holding `RECONCILER_DATABASE_URL` (a mounted Kubernetes Secret, a systemd
     credential): read once at start, one trailing newline stripped. Setting both is an error;

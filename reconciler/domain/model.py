@@ -85,15 +85,15 @@ class Pod:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeats:
-    """What the heartbeat source knows about one kind.
-
-    `connected_since` is when the consumer last (re)joined Kafka; silence is never counted
-    from before it, so workers are not blamed for Kafka's own outage.
-    """
+    """What the heartbeat source knows about one kind. Silence is never counted from before
+    `connected_since` (the consumer's last (re)join) nor after `answered_at` (the broker's
+    last proven answer: a link that hangs without an error is noticed seconds later), so
+    workers are not blamed for Kafka's own outage."""
 
     connected: bool
     connected_since: float | None
     last_seen: dict[int, float] = field(default_factory=dict)  # instance id -> Unix seconds
+    answered_at: float | None = None  # Unix seconds; None: not known (silence not capped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ pass runs in milliseconds against the fakes in tests/support/fakes.py.
   a fresh pod list; event passes (row events, pod changes, heartbeat checks) trust the rows
   patched by events, the assignment the last pass left (this daemon is its only writer) and
   the pod watch's cache. A source that cannot be read is "blind" (None): nothing that
-  depends on it changes.
+  depends on it changes. The kinds share the pass's budget in turn (budget.py): a read the
+  budget leaves unmade is blind too, and the kinds not reached go first next pass.
 - intend: operators' overrides and rebalance requests, and the autoscaler's targets (full
   passes only), per kind, beside the observation.
 - plan: the pure planner (`reconciler.reconcile.planner.plan`).
@@ -25,6 +26,7 @@ from contextlib import suppress
 from dataclasses import replace
 from typing import TypeVar
 
+from reconciler.domain.call_limit import reads_within
 from reconciler.domain.errors import SourceUnavailable, Terminal
 from reconciler.domain.ids import same_ids
 from reconciler.domain.model import (
@@ -75,10 +77,9 @@ def run_pass(
     if kinds is not None:
         wanted = set(kinds)
         policies = {k: p for k, p in policies.items() if k in wanted}
-    observed = observe(ports, state, policies, full=full)
-    # Past the budget already: the autoscaler's reads (pod metrics, nodes) wait for the next
-    # pass, and its last target stays; planning is pure and takes milliseconds.
-    intents = intend(ports, state, policies, observed, full=full and not deadline.passed())
+    with reads_within(deadline.left):  # every read is bounded by what the budget has left
+        observed = observe(ports, state, policies, full=full, deadline=deadline)
+        intents = intend(ports, state, policies, observed, full=full, deadline=deadline)
     the_plan = guard(state, observed, plan(policies, observed, intents, state.plan_memo), full=full)
     if dry_run:
         return PassResult(trigger, the_plan, (), deadline.elapsed(), True)
@@ -92,37 +93,82 @@ def run_pass(
             trigger, the_plan, outcomes, deadline.elapsed(), over_budget=deadline.passed()
         )
     if result.over_budget:
-        report_overrun(deadline, len(result.left))
+        report_overrun(deadline, len(result.left), state.sources.unread_kinds(policies))
     record(ports, state, result, observed, policies)
     return result
 
 
 # --- observe ---------------------------------------------------------------------------
 
+# What one kind's observation reads, in order (the sources as `_read` names them).
+KIND_SOURCES = ("database", "zookeeper", "kubernetes")
+
 
 def observe(
-    ports: Ports, state: DaemonState, policies: Mapping[str, KindPolicy], *, full: bool
+    ports: Ports,
+    state: DaemonState,
+    policies: Mapping[str, KindPolicy],
+    *,
+    full: bool,
+    deadline: Deadline | None = None,
 ) -> Observed:
+    """Every kind as it is now, in turns: the kinds the last pass did not reach first
+    (`state.turns`). A kind is begun, and each of its reads made, only while the budget
+    lasts (each read bounded by what is left: reconciler/domain/call_limit.py); what it
+    leaves unread is blind, as an unreadable source is, and the kind degraded for this pass.
+    """
+    deadline = deadline or Deadline.unbounded(ports.mono)
     kinds: dict[str, KindObserved] = {}
     pins_known = _read_pins(ports, state, full=full)
-    for kind, policy in policies.items():
-        row_ids = _read_rows(ports, state, kind, policy.table) if full else state.rows.get(kind)
-        assignment = None if full else state.world.assignment(kind, trusted=True)
-        if not pins_known:  # a kind an operator stopped must not be started by accident
-            assignment = _read(state, "zookeeper", kind, _pins_unknown)
-        elif assignment is None:
-            assignment = _read(state, "zookeeper", kind, lambda k=kind: ports.store.read(k))
-        heartbeats = (
-            ports.heartbeats.snapshot(kind)
-            if ports.heartbeats is not None and policy.heartbeat.enabled
-            else None
-        )
-        pods = _observe_pods(ports, state, kind, full=full)
-        if pods is not None:
-            state.requests.pods_seen(kind, pods)  # a pending restart now names these pods
-            pods = state.pods.started(kind, pods, ports.wall(), ports.mono())
-        kinds[kind] = KindObserved(kind, row_ids, assignment, pods, heartbeats)
-    return Observed(ports.wall(), kinds, ports.mono())
+    order = state.turns.order(policies)
+    reached: list[str] = []
+    for kind in order:
+        if deadline.passed():
+            for source in KIND_SOURCES:
+                state.sources.unread(source, kind, _too_late(deadline))
+            kinds[kind] = KindObserved(kind, state.rows.get(kind), None, None)
+            continue
+        reached.append(kind)
+        state.sources.looking(kind)
+        kinds[kind] = _observe_kind(ports, state, kind, policies[kind], pins_known, full, deadline)
+    state.turns.note(order, reached)
+    return Observed(ports.wall(), {kind: kinds[kind] for kind in policies}, ports.mono())
+
+
+def _observe_kind(
+    ports: Ports,
+    state: DaemonState,
+    kind: str,
+    policy: KindPolicy,
+    pins_known: bool,
+    full: bool,
+    deadline: Deadline,
+) -> KindObserved:
+    row_ids = (
+        _read_rows(ports, state, kind, policy.table, deadline) if full else state.rows.get(kind)
+    )
+    assignment = None if full else state.world.assignment(kind, trusted=True)
+    if not pins_known:  # a kind an operator stopped must not be started by accident
+        assignment = _read(state, "zookeeper", kind, _pins_unknown)
+    elif assignment is None:
+        assignment = _read(state, "zookeeper", kind, lambda: ports.store.read(kind), deadline)
+    heartbeats = (
+        ports.heartbeats.snapshot(kind)
+        if ports.heartbeats is not None and policy.heartbeat.enabled
+        else None
+    )
+    pods = _observe_pods(ports, state, kind, full=full, deadline=deadline)
+    if pods is not None:
+        state.requests.pods_seen(kind, pods)  # a pending restart now names these pods
+        pods = state.pods.started(kind, pods, ports.wall(), ports.mono())
+    return KindObserved(kind, row_ids, assignment, pods, heartbeats)
+
+
+def _too_late(deadline: Deadline) -> str:
+    return (
+        f"not read in this pass: its budget of {deadline.budget:g} s ran out first "
+        "(RECONCILER_PASS_BUDGET_SECONDS)"
+    )
 
 
 def _read_pins(ports: Ports, state: DaemonState, *, full: bool) -> bool:
@@ -143,8 +189,10 @@ def _pins_unknown() -> Assignment:
     raise SourceUnavailable("operators' pins (reconciler scale/stop) unreadable: nothing planned")
 
 
-def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> AbstractSet[str] | None:
-    ids = _read(state, "database", kind, lambda: ports.rows.ids(table))
+def _read_rows(
+    ports: Ports, state: DaemonState, kind: str, table: str, deadline: Deadline
+) -> AbstractSet[str] | None:
+    ids = _read(state, "database", kind, lambda: ports.rows.ids(table), deadline)
     if ids is None:
         return state.rows.get(kind)  # keep what we know rather than forget every row
     kept = state.rows.remember(kind, ids)
@@ -154,7 +202,7 @@ def _read_rows(ports: Ports, state: DaemonState, kind: str, table: str) -> Abstr
 
 
 def _observe_pods(
-    ports: Ports, state: DaemonState, kind: str, *, full: bool
+    ports: Ports, state: DaemonState, kind: str, *, full: bool, deadline: Deadline
 ) -> dict[str, Pod] | None:
     """The pod watch's view while its stream is up; a fresh list when there is none, and
     on a full pass once every `full_read_seconds` (the backstop for a missed watch event).
@@ -171,16 +219,26 @@ def _observe_pods(
         cached = ports.pod_cache.pods(kind)
         if cached is not None:
             return state.pods.expected(kind, cached, now)
-    pods = _read(state, "kubernetes", kind, lambda: ports.pods.list_pods(kind))
+    pods = _read(state, "kubernetes", kind, lambda: ports.pods.list_pods(kind), deadline)
     if pods is not None:
         state.pods.listed(kind, now)  # a fresh list already shows our own changes
     return pods
 
 
-def _read(state: DaemonState, source: str, kind: str, read: Callable[[], T]) -> T | None:
+def _read(
+    state: DaemonState,
+    source: str,
+    kind: str,
+    read: Callable[[], T],
+    deadline: Deadline | None = None,
+) -> T | None:
     """`read()`, or None when its source cannot be read now for `kind` (unavailable, or a
     terminal refusal such as a table that does not exist or a forbidden namespace): the
-    pass is blind to it for that kind only, and the kind is degraded."""
+    pass is blind to it for that kind only, and the kind is degraded. Past `deadline`, None
+    without reading: the kind is blind to it too, and degraded for this pass."""
+    if deadline is not None and deadline.passed():
+        state.sources.unread(source, kind, _too_late(deadline))
+        return None
     try:
         value = read()
     except (SourceUnavailable, Terminal) as e:
@@ -204,15 +262,23 @@ def intend(
     observed: Observed,
     *,
     full: bool,
+    deadline: Deadline | None = None,
 ) -> dict[str, KindIntent]:
     """Each kind's intent: rebalance requests, and on full passes the autoscaler's target
     from pod CPU/memory (it decides at most once per its period; the target stays between),
-    and the instances the namespace's ResourceQuota admits a pod for (read on full passes)."""
+    and the instances the namespace's ResourceQuota admits a pod for (read on full passes).
+    Past the budget, a kind's quota and autoscaler reads wait for the next pass: its last
+    limit and target stay; planning is pure and takes milliseconds."""
+    deadline = deadline or Deadline.unbounded(ports.mono)
     if full and ports.admission is not None:
         for kind, policy in policies.items():
+            if deadline.passed():
+                break
             ports.admission.update(kind, policy, observed.kinds[kind].pods, observed.moment.mono)
     if full and ports.autoscaler is not None:
         for kind, policy in policies.items():
+            if deadline.passed():
+                break
             if state.pins.pinned(kind) is not None:  # an operator's pin wins until `start`
                 state.sizing.set_target(kind, None)
                 continue

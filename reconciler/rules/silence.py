@@ -44,6 +44,9 @@ def silent_instances(
     if pods is None:
         return "pods unknown: silence is not acted on", set()
     timeout = policy.timeout_seconds
+    # Judged as of the broker's last answer: a worker is never silent for longer than Kafka
+    # was proven to be listening.
+    now = now if hb.answered_at is None else min(now, hb.answered_at)
     since = hb.connected_since if hb.connected_since is not None else now
     if now - since < timeout:
         return None, set()  # not listening long enough to call anyone silent

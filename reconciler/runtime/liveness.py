@@ -12,8 +12,9 @@ when its next pass is due (`waiting`). The loop is *wedged* when
   to its queue).
 
 The grace covers the call in flight when the budget ran out (reconciler/reconcile/budget.py:
-a pass stops starting operations at its budget, but the call in flight ends on its own
-deadline), so it is at least the longest single call's deadline. While wedged, `/healthz`
+observe shares the budget among the kinds and bounds each read by what is left, and a pass
+stops starting operations at its budget, but the write in flight ends on its own deadline),
+so it is at least the longest single call's deadline. While wedged, `/healthz`
 answers 503 with the reason and the watchdog ping is withheld, so Kubernetes' liveness probe
 or systemd (`WatchdogSec`) restarts the daemon; both come back by themselves if the loop
 does.

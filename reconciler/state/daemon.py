@@ -6,6 +6,7 @@ per object), so a stage's writes go through its own part:
     policy     the policy in force               the policy loader (runtime/policy_watch.py)
     rows       rows per kind                     observe's reads, the loop's row hints
     sources    sources each kind cannot read     observe
+    turns      the order observe reads kinds in  observe
     pins       operators' pins                   observe's reads, operators (pin_kind)
     requests   rebalances, overrides, restarts   operators through REST
     sizing     autoscaler targets, last sizing   intend, record
@@ -42,6 +43,7 @@ from reconciler.state.rows import KnownRows
 from reconciler.state.sizing import SizingMemory
 from reconciler.state.snapshot import StateView, read_only
 from reconciler.state.sources import SourceHealth
+from reconciler.state.turns import ObserveTurns
 from reconciler.state.valves import Valves
 from reconciler.state.world import LastWorld
 
@@ -55,6 +57,7 @@ class DaemonState:
         self.policy = PolicyInForce(lock)
         self.rows = KnownRows(lock)
         self.sources = SourceHealth(lock)
+        self.turns = ObserveTurns(lock)
         self.pins = KnownPins(lock)
         self.requests = OperatorRequests(lock)
         self.sizing = SizingMemory(lock)
@@ -98,13 +101,15 @@ class DaemonState:
     ) -> None:
         """Remember a pass: what it saw, the assignment its successful writes left, its plan's
         reports; a kind whose operations all went through has had its rebalance, and has
-        used an operator's authorization of its plan."""
+        used an operator's authorization of its plan. Not a kind blind to its assignment
+        (unreadable, or left unread by the budget): nothing was planned for it."""
         with self._lock:
             self.world.record(result, observed)
             for kind, obs in observed.items():
-                if not result.unfinished(kind):  # none failed, none left by the budget
+                # none failed, none left by the budget
+                if obs.assignment is not None and not result.unfinished(kind):
                     self.requests.rebalanced(kind)
-                    if not result.standby and obs.assignment is not None:
+                    if not result.standby:
                         self.valves.carried_out(kind)
             self.last.record(result, at)
 

@@ -2,6 +2,9 @@
 invariant checker written apart from the planner (invariants.py), pod deletions judged against
 the instances the daemon wrote to ZooKeeper (podwatch.py, history.py).
 
+The daemon reaches every server through a fault proxy of its own (links.py), so network
+faults (netfaults.py: partitions, slow links, the split brain) cut it alone.
+
 `python -m tests.chaos --seed N --minutes M` runs a seedable mix (see __main__.py);
-tests/integration/daemon/test_faults.py injects each fault once.
+tests/integration/daemon/test_faults.py injects each fault of faults.py once.
 """

@@ -17,7 +17,8 @@ from types import FrameType
 
 from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, Server, ZooKeeper
-from tests.chaos.faults import FAULTS
+from tests.chaos.links import ProxiedKafka
+from tests.chaos.netfaults import ALL_FAULTS as FAULTS
 from tests.chaos.run import chaos
 from tests.chaos.world import Servers, World
 
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # retries while the apiserver is paused
     signal.signal(signal.SIGTERM, _interrupt)
     rng = random.Random(args.seed)
-    servers: list[Server] = [ZooKeeper(), Postgres(), Mosquitto(), Kafka(), Kube()]
+    # Kafka with a listener the daemon reaches through a fault proxy (links.py).
+    servers: list[Server] = [ZooKeeper(), Postgres(), Mosquitto(), ProxiedKafka(), Kube()]
     world: World | None = None
     try:
         for server in servers:  # from this thread: the rig's processes die with their parent's

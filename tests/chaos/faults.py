@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import yaml
@@ -56,6 +56,7 @@ class Injected:
     kill_point: str | None = None  # for a SIGKILL: where it fell
     undo: Callable[[], None] | None = None  # after judging: take a lasting edit back
     degraded: frozenset[str] = frozenset()  # kinds the fault leaves unreadable until `undo`
+    violations: list[str] = field(default_factory=list)  # what the fault itself saw go wrong
 
 
 Fault = Callable[[World, random.Random], Injected]

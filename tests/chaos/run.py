@@ -9,10 +9,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tests.chaos.faults import FAULTS, Injected
+from tests.chaos.faults import Injected
+from tests.chaos.netfaults import ALL_FAULTS as FAULTS
 from tests.chaos.world import World
 
 KILL_SHARE = 0.4
+
+
+def _sentence(violation: str) -> str:
+    """A violation without the daemon's state that `World.converge` appends to the last one
+    (that state differs at every judgement; the violation does not)."""
+    return violation.split(" (daemon sources ", 1)[0]
 
 
 @dataclass
@@ -41,8 +48,8 @@ class Summary:
         """Record `violations` under `label`, but those already recorded: a blind deletion stays
         in the record, so it is counted once, under the first judgement that found it (the
         sentence names the fault's window). Returns the new ones."""
-        seen = {v.split(": ", 1)[1] for v in self.violations}
-        new = [v for v in violations if v not in seen]
+        seen = {_sentence(v.split(": ", 1)[1]) for v in self.violations}
+        new = [v for v in violations if _sentence(v) not in seen]
         self.violations += [f"{label}: {v}" for v in new]
         return new
 
@@ -61,6 +68,7 @@ def inject_and_judge(
     time.sleep(rng.uniform(0.5, 2.0))
     injected = FAULTS[name](world, rng)
     seconds, violations = world.converge(injected.recovered, injected.degraded)
+    violations = injected.violations + violations
     if injected.undo is not None:
         injected.undo()
         # The fleet is judged as before; that the daemon forgets the kind's errors is

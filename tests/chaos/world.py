@@ -3,7 +3,8 @@ per kind, the daemon bound in each by RBAC), policy.yaml, row churn with MQTT hi
 heartbeats on Kafka, a pod deletion recorder, the history of the instances the daemon wrote to
 ZooKeeper (each deletion is judged against its instance), and a real `reconciler run` process
 that can be killed and started again (each run's log kept as `daemon-<n>.log` in the work
-dir).
+dir). The daemon reaches every server through a fault proxy (links.py); everything else here
+connects directly.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, ZooKeeper
 from tests.chaos import invariants
 from tests.chaos.history import InstanceHistory
+from tests.chaos.links import Links
 from tests.chaos.podwatch import BlindWindow, Deletions, blind_deletions, windows_over
 from tests.support.fleet import REPO, HeartbeatSender
 from tests.support.processes import DaemonProcess
@@ -52,6 +54,7 @@ ROLE_RULES = [
         "verbs": ["get", "list", "watch", "create", "delete", "patch"],
     },
     {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["list"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 SUBJECT = {"kind": "ServiceAccount", "name": "reconciler", "namespace": "iota"}
@@ -186,6 +189,7 @@ class World:
         self.named: dict[str, invariants.KindSpec] = {}
         self.daemon: DaemonProcess | None = None
         self.starts = 0
+        self.standbys = 0
 
     # ------------------------------------------------------------------ set-up
     def start(self) -> World:
@@ -227,6 +231,9 @@ class World:
         # Its own generator: the churn thread draws at its own pace, so sharing one would make
         # the sequence of faults depend on timing, not only on the seed.
         self.churn = Churn(self.engine, self.s.mqtt, random.Random(self.rng.getrandbits(64)))
+        self.links = Links(
+            self.zk_hosts, self.db_url, self.s.kube.url, self.s.mqtt.url, self.s.kafka
+        )
         self.start_daemon()
         return self
 
@@ -286,23 +293,45 @@ class World:
 
     def start_daemon(self) -> DaemonProcess:
         self.starts += 1
-        self.daemon = DaemonProcess(
+        self.daemon = self._spawn(f"chaos-{self.starts}", self.links)
+        return self.daemon
+
+    def start_standby(self) -> DaemonProcess:
+        """A second daemon that reaches every server directly (the split brain's standby);
+        `stop_standby` stops it and keeps its log as `standby-<n>.log`."""
+        self.standbys += 1
+        return self._spawn(f"chaos-standby-{self.standbys}", None)
+
+    def stop_standby(self, standby: DaemonProcess) -> None:
+        standby.close()
+        log = self.work / f"standby-{self.standbys}.log"
+        log.write_text("".join(standby.lines))
+
+    def _spawn(self, identity: str, links: Links | None) -> DaemonProcess:
+        """A `reconciler run` reaching the servers through `links` (None: directly)."""
+
+        def via(link: str, address: str) -> str:
+            return links.via(link, address) if links is not None else address
+
+        return DaemonProcess(
             self.work,
-            self.zk_hosts,
-            self.db_url,
+            via("zookeeper", self.zk_hosts),
+            via("postgresql", self.db_url),
             self.s.kube,
             self.policy_path,
-            f"chaos-{self.starts}",
+            identity,
             session_timeout=SESSION_SECONDS,
             env={
+                "RECONCILER_KUBE_URL": via("apiserver", self.s.kube.url),
                 "RECONCILER_KUBE_TOKEN": self.s.kube.tokens["reconciler"],
                 "RECONCILER_DATABASE_TIMEOUT": str(DATABASE_TIMEOUT),
-                "RECONCILER_MQTT_BROKERS": self.s.mqtt.url,
+                "RECONCILER_MQTT_BROKERS": via("mqtt", self.s.mqtt.url),
                 "RECONCILER_MQTT_RECONNECT_SECONDS": "1",
-                "RECONCILER_KAFKA_BOOTSTRAP": self.s.kafka.bootstrap,
+                "RECONCILER_KAFKA_BOOTSTRAP": (
+                    links.kafka_bootstrap if links is not None else self.s.kafka.bootstrap
+                ),
             },
         )
-        return self.daemon
 
     def status(self) -> dict[str, Any] | None:
         return self.daemon.status() if self.daemon is not None else None
@@ -391,6 +420,8 @@ class World:
                 with contextlib.suppress(Exception):
                     getattr(self, part).close()
         self.stop_daemon()
+        if hasattr(self, "links"):
+            self.links.close()
         with contextlib.suppress(Exception):
             for ns in self.namespaces.values():
                 self.s.kube.delete_namespace(ns)

@@ -1,13 +1,11 @@
 """Kafka `HeartBeat` monitor: last heartbeat per instance, and whether Kafka itself is visible.
 
-docs/contracts.md "Heartbeats": topic `HeartBeat`, from the latest offset. The old
-orchestrator consumed in group `iota-orchestrator-<Resource>`; we never use it (running
-beside it at cutover, the two would split the partitions and each miss heartbeats): our
-group is `<group>-<Resource>`, with `<group>` a setting that defaults to
-`reconciler-<identity>`, one per daemon, so the leader and every standby each read all
-partitions. The old orchestrator recreated every pod when Kafka was down; this module's main
-job beyond recording heartbeats is to say truthfully when it cannot see them
-(`Heartbeats.connected`), so the planner never blames workers for Kafka's outage.
+docs/contracts.md "Heartbeats": topic `HeartBeat`, from the latest offset. Never the old
+orchestrator's group `iota-orchestrator-<Resource>` (beside it at cutover, the two would
+split the partitions): ours is `<group>-<Resource>`, `<group>` defaulting to
+`reconciler-<identity>`, so the leader and every standby each read all partitions. The old
+orchestrator recreated every pod when Kafka was down; this module says truthfully when it
+cannot see heartbeats (`Heartbeats.connected`), so the planner never blames workers for it.
 
 Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 broker:
 - `poll()` never reports a broker outage: it returns `{}` and the client reconnects in the
@@ -26,20 +24,16 @@ Behaviour of kafka-python 3.0 this relies on, checked against a real Kafka 4.3 b
 Last-seen times are the RECEIVE time, not the worker's timestamp: worker clocks may skew,
 and the planner compares last-seen with its own `now`. So the Go worker's forms all count
 (`events.parse_heartbeat`): `instanceId` as "3" or 3, the time under `timestamp` or
-`Timestamp`, or no time at all. Offsets are never committed
-and every assignment seeks to the end: an old committed position (e.g. the old orchestrator's,
-same group name) would replay stale heartbeats that would then look fresh.
+`Timestamp`, or no time at all. Offsets are never committed and every assignment seeks to
+the end: an old committed position (the old orchestrator's, same group name) would replay
+stale heartbeats that would then look fresh. `answered_at` in a snapshot is the broker's last
+proven answer: silence is judged up to it only (a black-holed link fails no call at once).
 
-Silence is an interval, so receive times are kept on the monotonic clock and `snapshot()`
-expresses them as Unix seconds relative to the wall clock of that moment: the ages the
-planner computes (`now - last_seen`) are true even when NTP steps the wall clock between a
-heartbeat and the pass. (With wall-clock receive times, a step forward of more than the
-timeout would make every worker look silent and recreate every pod.)
-
-Memory is bounded: an instanceId at or above `instance_id_limit` (10,000; maxInstances is at
-most 100, and instance ids stay below it) is not kept but counted (`rejected(kind)`) and
-reported as malformed, so a flood of bogus ids cannot grow the last-seen tables. Each kind
-keeps at most `instance_id_limit` entries.
+Receive times are kept on the monotonic clock; `snapshot()` gives them as Unix seconds
+of the wall clock of that moment, so ages (`now - last_seen`) stay true across an NTP step
+(with wall-clock times, a step forward past the timeout would make every worker silent).
+Memory is bounded: an instanceId at or above `instance_id_limit` (maxInstances is at most
+100) is not kept but counted (`rejected(kind)`) and reported as malformed.
 """
 
 from __future__ import annotations
@@ -107,6 +101,7 @@ class _KindState:
     def __init__(self) -> None:
         self.connected = False
         self.connected_since: float | None = None  # monotonic
+        self.answered_at: float | None = None  # monotonic: last record or probe answered
         self.last_seen: dict[int, float] = {}  # instance id -> monotonic receive time
         self.rejected = 0  # heartbeats whose instanceId was at or above the limit
 
@@ -136,10 +131,9 @@ class HeartbeatMonitor:
         security: KafkaSecurity | None = None,
     ) -> None:
         """`down_after`: seconds without a successful probe or record before `connected`
-        turns False; one slow probe (a GC pause) must not reset everyone's silence clock.
-        Detection of a dead broker therefore takes about down_after + probe timeout.
-        `clock` is the wall clock snapshots are expressed in, `monotonic` the one receive
-        times are measured on (see the module docstring)."""
+        turns False (one slow probe must not reset everyone's silence clock). `clock` is the
+        wall clock snapshots are expressed in, `monotonic` the one receive times are measured
+        on (see the module docstring)."""
         if not kinds:
             raise ValueError("no heartbeat-enabled kinds")
         if len(set(kinds)) != len(kinds):
@@ -199,11 +193,12 @@ class HeartbeatMonitor:
         with self._lock:
             state = self._states[kind]
             offset = self._wall_offset()
-            since = state.connected_since
+            since, answered = state.connected_since, state.answered_at
             return Heartbeats(
                 connected=state.connected,
                 connected_since=None if since is None else since + offset,
                 last_seen={i: t + offset for i, t in state.last_seen.items()},
+                answered_at=None if answered is None else answered + offset,
             )
 
     def _wall_offset(self) -> float:
@@ -312,7 +307,7 @@ class HeartbeatMonitor:
             batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
             now = time.monotonic()
             if batches:
-                last_ok = now
+                last_ok = self._answered(kind, now)
                 for records in batches.values():
                     for record in records:
                         self._record(kind, record.value)
@@ -320,7 +315,7 @@ class HeartbeatMonitor:
             if assignment and now >= next_probe:
                 next_probe = now + self._probe_interval
                 if self._probe(kind, consumer, assignment):
-                    last_ok = time.monotonic()
+                    last_ok = self._answered(kind, time.monotonic())
             if not assignment:
                 # Broker up but no partition for us (group forming, topic missing, or another
                 # member of our group holds them): no heartbeat can arrive, so not healthy.
@@ -329,6 +324,11 @@ class HeartbeatMonitor:
                 self._set_connected(kind, False, f"broker silent for {self._down_after:.0f} s")
             else:
                 self._set_connected(kind, True)
+
+    def _answered(self, kind: str, at: float) -> float:
+        with self._lock:
+            self._states[kind].answered_at = at
+        return at
 
     def _probe(self, kind: str, consumer: KafkaConsumer, assignment: set[TopicPartition]) -> bool:
         try:

@@ -30,6 +30,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
 from urllib3.util.retry import Retry
 
+from reconciler.domain import call_limit
 from reconciler.domain.errors import NotYet, SourceUnavailable, Terminal
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,9 @@ class _Api:
         self.timeout = request_timeout
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A generated client method (GETs: their arguments validate fine), as JSON."""
-        kwargs.setdefault("_request_timeout", self.timeout)
+        """A generated client method (GETs: their arguments validate fine), as JSON; within
+        the request timeout, or what the pass reading has left of its budget if less."""
+        kwargs.setdefault("_request_timeout", call_limit.bounded(self.timeout))
         try:
             resp = fn(*args, _preload_content=False, **kwargs)
             data = resp.data

@@ -17,7 +17,8 @@ Why it is shaped this way:
   (frozen, SIGSTOPped, a black-holed network: the kernel still ACKs, so TCP never fails)
   cannot cancel anything, and psycopg has no client-side deadline: `deadline.py` shuts
   the connection's socket down `CLIENT_GRACE` seconds later, which ends the blocked read
-  with "server closed the connection" (SQLite: `interrupt()`).
+  with "server closed the connection" (SQLite: `interrupt()`). A pass's read ends sooner when
+  the pass has less of its budget left (reconciler/domain/call_limit.py).
 - Reads run in autocommit: each is one statement, so a transaction would only add a BEGIN
   and a ROLLBACK round trip to every row event's hint check.
 - Pooled connections are not pinged before use (a ping to a frozen server would hang outside
@@ -44,6 +45,7 @@ from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.sql import quoted_name
 
 from reconciler.adapters.sql.deadline import ReadDeadline
+from reconciler.domain import call_limit
 from reconciler.domain.errors import SourceUnavailable, Terminal
 from reconciler.domain.ids import SortedIds
 
@@ -277,18 +279,21 @@ class Inventory:
         statement: sa.Select[tuple[object, ...]],
         fetch: Callable[[sa.Connection, sa.Select[tuple[object, ...]]], list[Any]] | None = None,
     ) -> list[Any]:
-        """`statement`'s rows (or what `fetch` makes of it), under the read's deadline."""
-        watchdog = ReadDeadline(self.statement_timeout + CLIENT_GRACE)
+        """`statement`'s rows (or what `fetch` makes of it), under the read's deadline: its
+        own, or what the pass reading has left of its budget if that is less (the server's
+        own cancel would then come too late: the connection is dropped at once)."""
+        limit = call_limit.bounded(self.statement_timeout + CLIENT_GRACE)
+        said = f"no answer within {self.statement_timeout:g} s (RECONCILER_DATABASE_TIMEOUT)"
+        if limit < self.statement_timeout + CLIENT_GRACE:
+            said = f"no answer within {limit:.1f} s (what the pass budget had left)"
+        watchdog = ReadDeadline(limit)
         try:
             for attempt in (1, 2):
                 try:
                     return self._once(statement, watchdog, fetch)
                 except sa_exc.DBAPIError as exc:
                     if watchdog.expired:
-                        raise SourceUnavailable(
-                            f"database {self.where}: no answer within "
-                            f"{self.statement_timeout:g} s (RECONCILER_DATABASE_TIMEOUT)"
-                        ) from exc
+                        raise SourceUnavailable(f"database {self.where}: {said}") from exc
                     if _missing_table(exc):
                         raise UnknownTable(table, self.where) from exc
                     if exc.connection_invalidated and attempt == 1:

@@ -51,6 +51,7 @@ from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.security import ACL
 
 from reconciler.adapters.zookeeper.access import ZkAccess
+from reconciler.domain import call_limit
 from reconciler.domain.errors import NotLeader, SourceUnavailable
 
 # The logger name is part of the log format operators filter on: it does not follow the
@@ -191,7 +192,9 @@ class ZkSession:
     # -- plumbing ----------------------------------------------------------------------------
 
     def bounded(self, what: str, func: Callable[[float], T]) -> T:
-        """Run `func(deadline)` with retries on transient errors, all within `timeout`.
+        """Run `func(deadline)` with retries on transient errors, all within `timeout` (or
+        what the pass making the call has left of its budget, if less:
+        reconciler/domain/call_limit.py).
 
         `func` receives an absolute monotonic deadline and must wait on async results with
         at most the time left (see `wait`). It may run more than once: it must start
@@ -206,8 +209,9 @@ class ZkSession:
             raise SourceUnavailable(
                 f"zookeeper {self.hosts}: {what}: disconnected for {time.monotonic() - since:.1f}s"
             )
-        deadline = time.monotonic() + self.timeout
-        retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0, deadline=self.timeout)
+        timeout = call_limit.bounded(self.timeout)
+        deadline = time.monotonic() + timeout
+        retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0, deadline=timeout)
 
         def attempt() -> T:
             if not self._client.connected:

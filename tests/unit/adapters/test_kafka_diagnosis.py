@@ -79,3 +79,59 @@ def test_the_handler_is_attached_once_and_hears_kafka_pythons_records() -> None:
         assert kafka_diagnosis.AUTH_FAILURES.recent() is not None
     finally:
         kafka_log.removeHandler(kafka_diagnosis.AUTH_FAILURES)
+
+
+# What kafka-python 3 logs when the TLS handshake fails (seen against the rig's broker):
+# a broker certificate from a CA we do not trust, and the broker's alert when it wants a
+# client certificate we did not show.
+UNTRUSTED = (
+    "Connection failed: KafkaConnectionError: Handshake failed: [SSL: "
+    "CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer "
+    "certificate (_ssl.c:1006)"
+)
+NO_CLIENT_CERT = (
+    "Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: [SSL: "
+    "SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580) (backoff 6.17 secs)"
+)
+SASL_SSL = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "reconciler", "pw")
+
+
+def _logged(handler: AuthFailures, message: str) -> None:
+    handler.handle(logging.LogRecord("kafka.net.manager", logging.ERROR, "", 0, message, (), None))
+
+
+def test_an_untrusted_broker_certificate_is_named_not_taken_for_a_refused_login(
+    fresh: AuthFailures, listening: str
+) -> None:
+    _logged(fresh, UNTRUSTED)
+    why = bootstrap_failure(listening, SASL_SSL)
+    assert why == (
+        "TLS handshake failed, the broker's certificate is not trusted (certificate verify "
+        "failed: unable to get local issuer certificate): check RECONCILER_KAFKA_CA_FILE (the "
+        "CA that signed the broker's certificate) and the host name in RECONCILER_KAFKA_BOOTSTRAP"
+    )
+    assert "authentication failed" not in why
+    assert bootstrap_failure(listening, KafkaSecurity("SSL")) == why
+
+
+def test_a_client_certificate_the_broker_refuses_names_the_cert_settings(
+    fresh: AuthFailures, listening: str
+) -> None:
+    _logged(fresh, NO_CLIENT_CERT)
+    assert bootstrap_failure(listening, KafkaSecurity("SSL")) == (
+        "TLS handshake failed, the broker refused our client certificate (sslv3 alert bad "
+        "certificate): check RECONCILER_KAFKA_CERT_FILE and RECONCILER_KAFKA_KEY_FILE"
+    )
+
+
+def test_the_later_of_a_tls_and_a_sasl_failure_explains_the_bootstrap(
+    fresh: AuthFailures, listening: str
+) -> None:
+    _logged(fresh, UNTRUSTED)
+    _logged(fresh, REFUSED)  # a handshake that worked since, then a refused login
+    assert bootstrap_failure(listening, SASL_SSL).startswith("authentication failed (")
+    _logged(fresh, UNTRUSTED)
+    assert bootstrap_failure(listening, SASL_SSL).startswith("TLS handshake failed, the broker's")
+    # Without TLS in the settings a handshake error cannot be ours.
+    assert bootstrap_failure(listening, SASL).startswith("authentication failed (")
+    assert fresh.recent_tls(seconds=0) is None  # only a recent failure explains this one

@@ -130,7 +130,7 @@ def test_a_refusal_is_not_retried_and_says_what_refused_it() -> None:
 def test_every_part_of_one_state_shares_its_lock() -> None:
     state = DaemonState()
     parts = [v for v in vars(state).values() if hasattr(v, "_lock")]
-    assert len(parts) == 11
+    assert len(parts) == 12
     assert all(part._lock is state._lock for part in parts)
 
 
