@@ -4,26 +4,11 @@ YAML syntax error names the file's own line and column (where the fix goes), nev
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from reconciler.policy.loader import parse_policy
 from reconciler.policy.problems import PolicyError, PolicyProblem
-
-THING = """\
-kinds:
-  Thing:
-    table: Thing
-    instanceName: iota-dac
-    template: t.yml
-"""
-
-
-def problems(text: str) -> list[PolicyProblem]:
-    with pytest.raises(PolicyError) as caught:
-        parse_policy(textwrap.dedent(text), "p.yaml")
-    return caught.value.problems
+from tests.unit.policy.test_policy_strict import THING, problems
 
 
 def only(text: str) -> PolicyProblem:
