@@ -149,7 +149,7 @@ def test_a_wrong_scram_password_is_logged_as_authentication_failed(
         "authentication failed (",
         **scram(tls_kafka, password=WRONG_PASSWORD),
     )
-    assert "authentication failed (" in line and "SCRAM-SHA-512" in line, line
+    assert "authentication failed (" in line, line  # the broker's or the client's words follow
     assert "RECONCILER_KAFKA_SASL_PASSWORD" in line, line
     assert "no broker answers" not in line and "TLS" not in line, line
     assert WRONG_PASSWORD not in refusals.text and PASSWORD not in refusals.text
