@@ -6,7 +6,7 @@ Built artefacts live under ``${XDG_CACHE_HOME:-~/.cache}/reconciler-rig/``, one 
 version, so only the first run pays; a second run only checks that they are there.
 
     python -m rig provision [zookeeper mosquitto postgres prometheus kafka kube kustomize helm
-                             monitoring-crds browser]
+                             monitoring-crds browser faketime]
 
 Every step that has work to do says so first, with what it costs, and prints a heartbeat line
 (`rig/progress.py`) at least every 30 s while it works; a cached step prints one line.
@@ -54,10 +54,12 @@ APT_PACKAGES: dict[str, list[str]] = {
     "kube": ["openssl"],
     # not a server: headless Chromium and chromedriver for tests/integration/api/test_fleet_page.py
     "browser": ["chromium", "chromium-driver"],
+    # not a server: the chaos run steps its daemon's wall clock with it (tests/chaos/clock.py)
+    "faketime": ["libfaketime"],
 }
 # Servers, and tools the deploy tests run: kustomize and helm, built from Go modules like kube,
 # and monitoring-crds, the Prometheus operator's CRDs from the Go module proxy; and browser:
-# Debian's Chromium that the fleet page's test drives.
+# Debian's Chromium that the fleet page's test drives; faketime: Debian's libfaketime.
 SERVERS = [
     "zookeeper",
     "mosquitto",
@@ -69,6 +71,7 @@ SERVERS = [
     "helm",
     "monitoring-crds",
     "browser",
+    "faketime",
 ]
 
 
@@ -511,6 +514,7 @@ def versions() -> dict[str, str]:
             f"({', '.join(MONITORING_CRDS)})"
         ),
         "browser": f"{deb('chromium')}, {deb('chromium-driver')}",
+        "faketime": deb("libfaketime"),
     }
 
 

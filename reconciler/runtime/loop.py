@@ -36,19 +36,21 @@ from reconciler.reconcile.hints import PendingRows, patch_rows_from_hints
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.pipeline import run_pass
 from reconciler.runtime import systemd
+from reconciler.runtime.failpoints import Failpoints
+from reconciler.runtime.failpoints import from_env as failpoints_from_env
 from reconciler.runtime.liveness import GRACE_SECONDS, Liveness, WatchdogPinger
 from reconciler.runtime.pending import PendingPlan
 from reconciler.runtime.policy_watch import reload_policy, watch_policy_file
 from reconciler.runtime.status import ReadSide
-from reconciler.runtime.wake import Wake, WakeReason
+from reconciler.runtime.wake import Wake, WakeReason, in_burst
 from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
 from reconciler.telemetry.logs import ThrottledLog, log
 
 # After a pass crashed (a bug, an unforeseen adapter error): retry no later than this.
 CRASH_RETRY_MAX_SECONDS = 60.0
-# A burst of row events (events arriving while a pass runs) gathers until it pauses this long,
-# at most BURST_MAX_SECONDS: a few writes per instance per burst, not one per pass.
+# A burst of row events (wake.in_burst) gathers until it pauses this long, at most
+# BURST_MAX_SECONDS: a few writes per instance per burst, not one per pass.
 BURST_QUIET_SECONDS = 0.02
 BURST_MAX_SECONDS = 0.25
 # reconciler_events_received_total{source="mqtt"}, looked up once (it is per message).
@@ -71,6 +73,7 @@ class Daemon:
     pass_budget: float = 30.0  # RECONCILER_PASS_BUDGET_SECONDS
     liveness_grace: float = GRACE_SECONDS  # liveness.grace_for(the settings' call deadlines)
     liveness: Liveness = field(init=False)  # what /healthz and the watchdog ping follow
+    failpoints: Failpoints | None = field(default_factory=failpoints_from_env)
     _was_leader: bool | None = None
     _transitions_counted: int = 0  # of the election's own count, added to the metric so far
 
@@ -86,6 +89,8 @@ class Daemon:
     # PendingRows.received when the last pass took its hints, and when it was over.
     _received_at_take: int = 0
     _received_after_pass: int = 0
+    _took_at: float = 0.0  # time.monotonic() of the last take, and of the end of its pass
+    _passed_at: float = 0.0
 
     def __post_init__(self) -> None:
         if self.read is None:
@@ -178,9 +183,12 @@ class Daemon:
             if any(w.reason == WakeReason.STOP for w in batch) or self._stopping.is_set():
                 break
             self.liveness.working()
+            if self.failpoints is not None:  # a test hook (failpoints.py); None in production
+                self.failpoints.hit("pass")
             try:
                 self._handle(batch)
                 self._received_after_pass = self._pending.received
+                self._passed_at = time.monotonic()
             except Exception as e:
                 # A bug or an adapter error nobody foresaw must not end the daemon: say so,
                 # answer waiting REST calls, and try again soon.
@@ -219,8 +227,11 @@ class Daemon:
                 return batch
 
     def _in_burst(self) -> bool:
-        """Row events arrived while the last pass ran: a burst is going on."""
-        return self._received_after_pass > self._received_at_take
+        """Row events arrived while the last pass ran, faster than BURST_RATE: a burst."""
+        return in_burst(
+            self._received_after_pass - self._received_at_take,
+            self._passed_at - self._took_at,
+        )
 
     def _gather_burst(self) -> None:
         """In a burst, let more of it gather before the next pass: until the events pause for
@@ -247,6 +258,7 @@ class Daemon:
         # kinds whose ids the row events' hints, checked against the database, changed
         hints, overflowed = self._pending.take()
         self._received_at_take = self._pending.received
+        self._took_at = time.monotonic()
         changed = self._patch_rows(hints)
         now = self.ports.mono()
         # Too many hints to hold: they were dropped, and a full pass reads the truth instead.

@@ -30,3 +30,15 @@ class Wake:
     kind: str | None = None
     overrides: dict[str, int] | None = None
     reply: Future[PassResult] | None = None
+
+
+# Row events arriving faster than this while a pass runs are a burst, gathered before the next
+# pass (loop.py); a steady stream below it (a platform's churn) is not held back: each pass
+# takes what arrived while the last one ran.
+BURST_RATE = 2000.0
+
+
+def in_burst(arrived: int, seconds: float) -> bool:
+    """Whether `arrived` row events during a pass of `seconds` are a burst (faster than
+    BURST_RATE a second) rather than a steady stream."""
+    return arrived > 0 and arrived >= BURST_RATE * max(seconds, 1e-3)

@@ -18,8 +18,8 @@ from types import FrameType
 from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, Server, ZooKeeper
 from tests.chaos.links import ProxiedKafka
-from tests.chaos.netfaults import ALL_FAULTS as FAULTS
 from tests.chaos.run import chaos
+from tests.chaos.timefaults import ALL_FAULTS as FAULTS
 from tests.chaos.world import Servers, World
 
 

@@ -57,6 +57,7 @@ class Injected:
     undo: Callable[[], None] | None = None  # after judging: take a lasting edit back
     degraded: frozenset[str] = frozenset()  # kinds the fault leaves unreadable until `undo`
     violations: list[str] = field(default_factory=list)  # what the fault itself saw go wrong
+    detail: str = ""  # figures of the fault's own for its line in the run (" key=value ...")
 
 
 Fault = Callable[[World, random.Random], Injected]

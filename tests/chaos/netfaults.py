@@ -2,8 +2,9 @@
 each server; the checker, the churn and the workers' heartbeats connect directly, so the
 servers stay up for everyone else): a partition (black hole: no reset, nothing answered) and a
 slow link for each of ZooKeeper, PostgreSQL, the apiserver, Kafka and MQTT, and the split
-brain. `ALL_FAULTS` is faults.py's list and these: the chaos run's whole list (faults.py's
-alone is what tests/integration/daemon/test_faults.py runs on a plain rig Kafka).
+brain. `ALL_FAULTS` is faults.py's list and these (timefaults.py adds the time faults for the
+chaos run's whole list; faults.py's alone is what tests/integration/daemon/test_faults.py runs
+on a plain rig Kafka).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ heartbeats on Kafka, a pod deletion recorder, the history of the instances the d
 ZooKeeper (each deletion is judged against its instance), and a real `reconciler run` process
 that can be killed and started again (each run's log kept as `daemon-<n>.log` in the work
 dir). The daemon reaches every server through a fault proxy (links.py); everything else here
-connects directly.
+connects directly. The daemon's wall clock can be stepped (clock.py) and a pass of it wedged
+(a failpoint file, reconciler/runtime/failpoints.py): timefaults.py.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rig.kube import Kube
 from rig.servers import Kafka, Mosquitto, Postgres, ZooKeeper
 from tests.chaos import invariants
+from tests.chaos.clock import DaemonClock
 from tests.chaos.history import InstanceHistory
 from tests.chaos.links import Links
 from tests.chaos.podwatch import BlindWindow, Deletions, blind_deletions, windows_over
@@ -194,6 +196,8 @@ class World:
     # ------------------------------------------------------------------ set-up
     def start(self) -> World:
         self.work.mkdir(parents=True, exist_ok=True)
+        self.clock = DaemonClock(self.work)
+        self.failpoints = self.work / "failpoints"
         admin = KazooClient(hosts=self.s.zk.hosts, timeout=10)
         admin.start(timeout=15)
         admin.ensure_path(self.chroot)
@@ -313,7 +317,13 @@ class World:
         def via(link: str, address: str) -> str:
             return links.via(link, address) if links is not None else address
 
-        return DaemonProcess(
+        # The fleet's daemon only: its clock steps and its passes wedge (timefaults.py).
+        own = (
+            {**self.clock.env(), "RECONCILER_FAILPOINTS_FILE": str(self.failpoints)}
+            if links is not None
+            else {}
+        )
+        daemon = DaemonProcess(
             self.work,
             via("zookeeper", self.zk_hosts),
             via("postgresql", self.db_url),
@@ -330,8 +340,12 @@ class World:
                 "RECONCILER_KAFKA_BOOTSTRAP": (
                     links.kafka_bootstrap if links is not None else self.s.kafka.bootstrap
                 ),
+                **own,
             },
         )
+        if own and self.clock.available:
+            daemon.true_time = self.clock.true_time
+        return daemon
 
     def status(self) -> dict[str, Any] | None:
         return self.daemon.status() if self.daemon is not None else None
@@ -395,7 +409,7 @@ class World:
             if (
                 status
                 and status["lastPass"]["at"]
-                and status["lastPass"]["at"] > recovered
+                and self.clock.true_time(status["lastPass"]["at"], time.time()) > recovered
                 and status["leadership"]["role"] == "leader"
                 and _sees_all(status["sources"], {k.name for k in self.kinds()}, degraded)
             ):

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,10 @@ class DaemonProcess:
             **(env or {}),
         }
         self.lines: list[str] = []
+        self.received: list[float] = []  # when each line was read, on the machine's clock
+        # For a daemon whose wall clock is stepped (tests/chaos/clock.py): a log stamp and when
+        # it was read -> the stamp on the machine's clock.
+        self.true_time: Callable[[float, float], float] | None = None
         self.proc = subprocess.Popen(
             [RECONCILER, "run"],
             env=settings,
@@ -66,19 +72,23 @@ class DaemonProcess:
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
+            self.received.append(time.time())  # first: `events` zips the two
             self.lines.append(line)
 
     def events(self, after: float = 0.0) -> list[dict[str, Any]]:
         """Its JSON log events stamped after `after` (Unix seconds). By the stamp, not by the
         position: lines written before a SIGSTOP may still be in the pipe after it."""
         out = []
-        for line in list(self.lines):
+        for line, received in zip(list(self.lines), list(self.received), strict=False):
             try:
                 event = json.loads(line)
             except ValueError:
                 continue  # a line a library wrote outside structlog
             stamp = datetime.fromisoformat(str(event.get("timestamp", "")).replace("Z", "+00:00"))
-            if stamp.timestamp() > after:
+            at = stamp.timestamp()
+            if self.true_time is not None:
+                at = self.true_time(at, received)
+            if at > after:
                 out.append(event)
         return out
 

@@ -1,9 +1,11 @@
 """Pods' starts across a wall-clock step (reconciler/state/pod_starts.py): after the daemon's clock
-steps back, a pod's start (the apiserver's clock) looks like the future; bounded by when the
-daemon first saw the pod (monotonic), the heartbeat grace and silence still run."""
+steps back, a pod's start (the apiserver's clock) looks like the future, after a step forward
+like the past; moved by the step (the wall clock against the monotonic one since the pod was
+first seen), the heartbeat grace and silence run as before the step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,11 +39,24 @@ def test_without_a_step_the_apiservers_start_stands() -> None:
     assert starts.started("Thing", pods, T0 + 60, 70.0) == pods
 
 
-def test_after_a_step_back_a_pod_started_when_the_daemon_first_saw_it() -> None:
+def test_after_a_step_back_a_pod_is_as_old_as_before_the_step() -> None:
     starts = PodStarts()
     starts.started("Thing", {"a": pod("a", T0 - 500)}, T0, 10.0)  # first seen at mono 10
     later = starts.started("Thing", {"a": pod("a", T0 - 500)}, T0 + 30 - STEP, 40.0)
-    assert later["a"].started_at == T0 - STEP  # 30 s before "now", on the stepped clock
+    assert later["a"].started_at == T0 - 500 - STEP  # 530 s before "now", on the stepped clock
+
+
+def test_after_a_step_forward_a_pod_is_as_old_as_before_the_step() -> None:
+    starts = PodStarts()
+    starts.started("Thing", {"a": pod("a", T0 - 5)}, T0, 10.0)
+    later = starts.started("Thing", {"a": pod("a", T0 - 5)}, T0 + 30 + 600, 40.0)
+    assert later["a"].started_at == T0 - 5 + 600  # 35 s before "now", not 635 s
+
+
+def test_a_start_ahead_of_the_daemons_clock_counts_from_first_sight() -> None:
+    starts = PodStarts()
+    first = starts.started("Thing", {"a": pod("a", T0 + 90)}, T0, 10.0)  # apiserver 90 s ahead
+    assert first["a"].started_at == T0
 
 
 def test_a_pod_no_longer_listed_is_forgotten() -> None:
@@ -66,8 +81,12 @@ class SteppableClock:
         return self.t
 
 
-def test_after_a_backward_clock_step_a_silent_worker_is_still_replaced(tmp_path: Path) -> None:
-    clock = SteppableClock()
+def _fleet(
+    tmp_path: Path, clock: SteppableClock
+) -> tuple[FakeHeartbeats, Callable[[set[int]], None], Callable[[], list[RecreatePod]]]:
+    """Thing (heartbeat timeout 10 s, grace 20 s) on 3 running pods the daemon has seen,
+    started now by the apiserver's clock; returns the pods, the heartbeats and a pass that
+    returns its silent recreations."""
     pods = FakePods()
     beats = FakeHeartbeats(connected=True, connected_since=clock.wall() - 1000)
     ports = Ports(
@@ -99,6 +118,15 @@ def test_after_a_backward_clock_step_a_silent_worker_is_still_replaced(tmp_path:
     pods.sync()
     beat(set())
     assert run() == []  # the daemon sees them running (first seen: now)
+    return beats, beat, run
+
+
+SILENT_1 = [RecreatePod("Thing", "iota-dac-1", 1, Reason.HEARTBEAT_SILENT, "uid-2")]
+
+
+def test_after_a_backward_clock_step_a_silent_worker_is_still_replaced(tmp_path: Path) -> None:
+    clock = SteppableClock()
+    beats, beat, run = _fleet(tmp_path, clock)
     clock.t += 60  # past the grace, every worker heard
     beat(set())
     assert run() == []
@@ -110,4 +138,17 @@ def test_after_a_backward_clock_step_a_silent_worker_is_still_replaced(tmp_path:
     for _ in range(3):  # instance 1 falls silent; the others keep beating
         clock.t += 5
         beat({1})
-    assert run() == [RecreatePod("Thing", "iota-dac-1", 1, Reason.HEARTBEAT_SILENT, "uid-2")]
+    assert run() == SILENT_1
+
+
+def test_after_a_forward_clock_step_a_worker_in_its_grace_stays_in_it(tmp_path: Path) -> None:
+    clock = SteppableClock()
+    beats, beat, run = _fleet(tmp_path, clock)
+    clock.t += 5  # 5 s into the 20 s grace; instance 1's worker not heard since its start
+    clock.offset += 600  # NTP steps the daemon's wall clock forward 10 minutes
+    beats.connected_since = clock.wall() - 1000
+    beat({1})
+    assert run() == []  # 5 s old, not 605 s
+    clock.t += 20  # past the grace, still not heard: silent now
+    beat({1})
+    assert run() == SILENT_1
