@@ -3,9 +3,11 @@
 The daemon under test is always a separate `reconciler run` process (Kafka off), measured from
 outside: its /metrics, /proc and a kazoo client of the bench's own. Prints a table and, last,
 `converged_ms=.. converged_writes=.. event_p50_ms=.. event_p99_ms=.. single_ids_per_s=..
-rss_1m_mb=.. first_pass_1m_s=.. converged_1m_ms=..`.
+rss_1m_mb=.. first_pass_1m_s=.. converged_1m_ms=.. churn_1m_p50_ms=.. churn_1m_p99_ms=..
+churn_1m_cpu_pct=.. failover_1m_s=.. handoff_1m_s=.. standby_rss_1m_mb=..` (issue 28's
+scenarios `churn` and `failover`: bench/churn.py, bench/ha.py).
 
-    .venv/bin/python -m bench [--markdown] [--skip-baseline] [--only converged,events,1m]
+    .venv/bin/python -m bench [--markdown] [--skip-baseline] [--only converged,1m,churn,failover]
     .venv/bin/python -m bench --things 10000 --rules 10000 --samples 30 --burst 500 \\
         --big-things 50000 --big-rules 50000      # a quick run
 """
@@ -18,12 +20,13 @@ import time
 
 from bench.daemon import FULL_READ
 from bench.latency import TICK_ONLY, EventRun, event_run
+from bench.million import churn, churn_failures, churn_rows, ha, ha_failures, ha_rows
 from bench.passes import BASELINE_ENV, PassRun, Sizing, pass_run
 from bench.report import Row, markdown, percentile, summary, table
-from bench.world import World, uuids, world
+from bench.world import Database, World, uuids, world
 from reconciler.config.settings import Settings
 
-SCENARIOS = ("converged", "events", "1m")
+SCENARIOS = ("converged", "events", "1m", "churn", "failover")
 FULL_READ_BASE = f"{FULL_READ}=0"
 TICK_BASE = f"MQTT off, tick {TICK_ONLY:g} s"
 
@@ -32,7 +35,34 @@ def say(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} bench: {msg}", file=sys.stderr, flush=True)
 
 
-def _passes(w: World, args: argparse.Namespace, big: bool) -> tuple[PassRun, PassRun | None, str]:
+class Databases:
+    """One database per table size, made once: 1M rows take long to make and copy, so the
+    `1m`, `churn` and `failover` scenarios share theirs at equal sizes (`1m` only reads it;
+    `churn` leaves about as many rows, not the same ones; `failover` adds two)."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.made: dict[tuple[int, int], Database] = {}
+
+    def get(self, things: int, rules: int) -> Database:
+        if (things, rules) not in self.made:
+            start = time.monotonic()
+            db = self.w.database(uuids(things), uuids(rules))
+            say(
+                f"{things:,} Things + {rules:,} Rules made and copied in "
+                f"{time.monotonic() - start:.1f} s (COPY {db.copy_seconds:.1f} s)"
+            )
+            self.made[(things, rules)] = db
+        return self.made[(things, rules)]
+
+    def close(self) -> None:
+        for db in self.made.values():
+            db.close()
+
+
+def _passes(
+    w: World, args: argparse.Namespace, big: bool, dbs: Databases
+) -> tuple[PassRun, PassRun | None, str]:
     things, rules = (args.big_things, args.big_rules) if big else (args.things, args.rules)
     sizing = (
         Sizing(args.big_per_instance, args.big_max_instances)
@@ -41,12 +71,7 @@ def _passes(w: World, args: argparse.Namespace, big: bool) -> tuple[PassRun, Pas
     )
     window = args.big_window if big else args.window
     tag = "1m" if big else "conv"
-    start = time.monotonic()
-    db = w.database(uuids(things), uuids(rules))
-    say(
-        f"{things:,} Things + {rules:,} Rules made and copied in {time.monotonic() - start:.1f} s"
-        f" (COPY {db.copy_seconds:.1f} s)"
-    )
+    db = dbs.get(things, rules)
     rows = {"Thing": things, "Rule": rules}
     runs: list[PassRun | None] = []
     for name, env in (("ours", None), ("baseline", BASELINE_ENV)):
@@ -64,7 +89,6 @@ def _passes(w: World, args: argparse.Namespace, big: bool) -> tuple[PassRun, Pas
             f"{run.converged_ms:.1f} ms each, {run.ops_per_pass:g} operations per pass, "
             f"peak RSS {run.rss_mib:.1f} MiB ({time.monotonic() - t0:.0f} s)"
         )
-    db.close()
     ours, base = runs
     assert ours is not None
     label = f"{things // 1000:,}k + {rules // 1000:,}k ids, {ours.instances} instances"
@@ -177,6 +201,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--big-per-instance", type=int, default=5000)
     g.add_argument("--big-max-instances", type=int, default=100)
     g.add_argument("--big-window", type=int, default=3)
+    g = ap.add_argument_group("churn and failover at 1M ids (issue 28)")
+    g.add_argument("--churn-things", type=int, default=500_000, help="also the failover's")
+    g.add_argument("--churn-rules", type=int, default=500_000, help="also the failover's")
+    g.add_argument("--churn-seconds", type=float, default=60.0)
+    g.add_argument("--churn-rate", type=float, default=500.0, help="c/d messages per second")
+    g.add_argument("--churn-tick", type=float, default=30.0, help="tickSeconds (ours)")
     args = ap.parse_args(argv)
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     if args.only - set(SCENARIOS):
@@ -190,16 +220,32 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_baseline and "full_read_seconds" not in Settings.model_fields:
         say(f"this daemon has no {FULL_READ}: the converged baselines run the same code")
     rows: list[Row] = []
+    failed: list[str] = []
     say("starting the rig (ZooKeeper, PostgreSQL, Mosquitto, kube-apiserver + kwok)")
     with world() as w:
         say(f"rig up in {time.monotonic() - started:.0f} s")
-        if "converged" in args.only:
-            rows += _pass_rows(*_passes(w, args, big=False), big=False)
-        if "events" in args.only:
-            rows += _event_rows(*_events(w, args), args.event_things)
-        if "1m" in args.only:
-            rows += _pass_rows(*_passes(w, args, big=True), big=True)
+        dbs = Databases(w)
+        try:
+            if "converged" in args.only:
+                rows += _pass_rows(*_passes(w, args, False, dbs), big=False)
+            if "events" in args.only:
+                rows += _event_rows(*_events(w, args), args.event_things)
+            if "1m" in args.only:
+                rows += _pass_rows(*_passes(w, args, True, dbs), big=True)
+            sizes = (args.churn_things, args.churn_rules)
+            if "churn" in args.only:
+                ours, base = churn(w, dbs.get(*sizes), args)
+                rows += churn_rows(ours, base, *sizes)
+                failed += churn_failures(ours, base)
+            if "failover" in args.only:
+                run = ha(w, dbs.get(*sizes))
+                rows += ha_rows(run, *sizes)
+                failed += ha_failures(run)
+        finally:
+            dbs.close()
     say(f"done in {time.monotonic() - started:.0f} s")
+    for line in failed:
+        print(line)
     print(table(rows))
     if args.markdown:
         print()

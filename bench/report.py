@@ -7,7 +7,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-# The summary line's keys, in order (issue 15).
+# The summary line's keys, in order (issue 15, then issue 28's).
 KEYS = (
     "converged_ms",
     "converged_writes",
@@ -17,6 +17,12 @@ KEYS = (
     "rss_1m_mb",
     "first_pass_1m_s",
     "converged_1m_ms",
+    "churn_1m_p50_ms",
+    "churn_1m_p99_ms",
+    "churn_1m_cpu_pct",
+    "failover_1m_s",
+    "handoff_1m_s",
+    "standby_rss_1m_mb",
 )
 # Decimals of each key in the line (and of its row in the table).
 DECIMALS = {
@@ -28,6 +34,12 @@ DECIMALS = {
     "rss_1m_mb": 1,
     "first_pass_1m_s": 2,
     "converged_1m_ms": 1,
+    "churn_1m_p50_ms": 1,
+    "churn_1m_p99_ms": 1,
+    "churn_1m_cpu_pct": 1,
+    "failover_1m_s": 2,
+    "handoff_1m_s": 2,
+    "standby_rss_1m_mb": 1,
 }
 
 

@@ -101,6 +101,15 @@ class Database:
     def insert(self, table: str, rid: str) -> None:
         self.conn.execute(f'INSERT INTO "{table}" (id) VALUES (%s)', (rid,))
 
+    def ids(self, table: str) -> list[str]:
+        return [r[0] for r in self.conn.execute(f'SELECT id FROM "{table}"')]
+
+    def delete_some(self, table: str, n: int) -> None:
+        """Delete `n` rows of the table, whichever."""
+        self.conn.execute(
+            f'DELETE FROM "{table}" WHERE id IN (SELECT id FROM "{table}" LIMIT %s)', (n,)
+        )
+
     def count(self, table: str) -> int:
         row = self.conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
         assert row is not None

@@ -24,6 +24,11 @@ from reconciler.domain.sorted_runs import diff_if_few, few, found_in, joined
 _VERSIONS = count(1)
 
 
+def fresh_version() -> int:
+    """A version no set was given before (for the sets built on SortedIds, patched_ids.py)."""
+    return next(_VERSIONS)
+
+
 def share(old: AbstractSet[str] | None, new: AbstractSet[str]) -> AbstractSet[str]:
     """`new`, made of `old`'s string objects wherever they are equal: `old` itself when
     nothing changed (so it keeps its version: SortedIds), else the ids both hold taken
@@ -84,11 +89,17 @@ class SortedIds(AbstractSet[str]):
     safety valve and the caches under the pass rely on it.
     """
 
-    __slots__ = ("_hash_value", "_ids", "_version")
+    __slots__ = ("_hash_value", "_ids", "_parent", "_step", "_version")
 
     _ids: tuple[str, ...]
     _hash_value: int | None
     _version: int
+    # Made from the set of version `_parent` by adding `_step[0]` and removing `_step[1]` (a
+    # few ids: `union` or `-` of a few): what changed between the two is known without
+    # comparing them (`step_between`), which the writes of a row event ask of every instance
+    # it touches. 0 and None: made otherwise.
+    _parent: int
+    _step: tuple[frozenset[str], frozenset[str]] | None
 
     def __new__(cls, ids: Iterable[str] = ()) -> SortedIds:
         if type(ids) is cls:  # immutable: like frozenset(frozenset), the same object (version)
@@ -109,6 +120,7 @@ class SortedIds(AbstractSet[str]):
         new._ids = ids if type(ids) is tuple else tuple(ids)
         new._hash_value = None
         new._version = next(_VERSIONS)
+        new._parent, new._step = 0, None
         return new
 
     @property
@@ -219,21 +231,22 @@ class SortedIds(AbstractSet[str]):
             return NotImplemented
         if not other:
             return self
-        if isinstance(other, SortedIds) and (
-            other._version == self._version or other._ids == self._ids
-        ):
-            return EMPTY  # an instance's ids less themselves (nothing gained): no lookups
+        if isinstance(other, SortedIds):
+            if (step := step_between(other, self)) is not None:  # one made from the other
+                return SortedIds.from_sorted(sorted(step[0])) if step[0] else EMPTY
+            if other._version == self._version or other._ids == self._ids:
+                return EMPTY  # an instance's ids less themselves (nothing gained): no lookups
         if few(other, self._ids):  # cut the few out: slices, no lookup per id kept
-            cuts = sorted({bisect_left(self._ids, x) for x in self._found(other)})
-            if not cuts:
+            found = set(self._found(other))
+            if not found:
                 return self
             pieces: list[tuple[str, ...]] = []
             start = 0
-            for at in cuts:
+            for at in sorted(bisect_left(self._ids, x) for x in found):
                 pieces.append(self._ids[start:at])
                 start = at + 1
             pieces.append(self._ids[start:])
-            return SortedIds.from_sorted(joined(pieces))
+            return self._made(joined(pieces), frozenset(), frozenset(found))
         if isinstance(other, (set, frozenset)) and other.isdisjoint(self._ids):
             return self
         if isinstance(other, SortedIds):
@@ -243,6 +256,14 @@ class SortedIds(AbstractSet[str]):
             if (diff := diff_if_few(self._ids, other._ids)) is not None:  # two reads of a table
                 return self if len(diff[0]) == len(self._ids) else SortedIds.from_sorted(diff[0])
         return SortedIds.from_sorted(filterfalse(_lookup(other), self._ids))
+
+    def _made(
+        self, ids: tuple[str, ...], added: frozenset[str], removed: frozenset[str]
+    ) -> SortedIds:
+        """A new set of `ids`: this one with `added` and without `removed`, and says so."""
+        new = SortedIds.from_sorted(ids)
+        new._parent, new._step = self._version, (added, removed)
+        return new
 
     def _found(self, some: Iterable[Any]) -> Iterator[str]:
         """Those of `some` (a few) this set holds (a binary search each)."""
@@ -282,7 +303,7 @@ class SortedIds(AbstractSet[str]):
                 pieces += (self._ids[start:at], (x,))
                 start = at
             pieces.append(self._ids[start:])
-            return SortedIds.from_sorted(joined(pieces))
+            return self._made(joined(pieces), frozenset(new), frozenset())
         added.difference_update(self._ids)  # walks this tuple once, not a set of it
         if not added:
             return self
@@ -341,6 +362,19 @@ def same_ids(a: AbstractSet[str] | None, b: AbstractSet[str] | None) -> bool:
     an equal set built anew, or any other kind of set, is not vouched for (a builtin set can
     change in place, so nothing about it is known from one pass to the next)."""
     return isinstance(a, SortedIds) and isinstance(b, SortedIds) and a._version == b._version
+
+
+def step_between(
+    before: SortedIds, after: SortedIds
+) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(ids added, ids removed) from `before` to `after` when one was made from the other by
+    a few ids (`union` or `-` of a few, a row event's patch); None when only a comparison of
+    the two can tell."""
+    if after._parent == before._version and after._step is not None:
+        return after._step
+    if before._parent == after._version and before._step is not None:
+        return before._step[1], before._step[0]
+    return None
 
 
 def _as_set(other: Iterable[str]) -> AbstractSet[str]:

@@ -17,6 +17,7 @@ from collections.abc import Set as AbstractSet
 
 from reconciler.domain.ids import SortedIds, same_ids
 from reconciler.domain.model import Assignment, KindIntent, KindReport
+from reconciler.domain.patched_ids import changes
 from reconciler.policy.schema import KindPolicy
 from reconciler.rules.growth import grow, growth_limit
 from reconciler.rules.plan_memo import IdPlan
@@ -40,12 +41,16 @@ def grow_plan(
     if limit is None:
         return None
     counts = dict(last.counts)
-    added = rows - last_rows if len(rows) >= len(last_rows) else None
-    if added is None or len(rows) != len(last_rows) + len(added):
-        removed = last_rows - rows
-        added = rows - last_rows
+    known = changes(last_rows, rows)  # a row event's patch: no comparison of the tables
+    if known is not None:
+        added, removed = known
     else:
-        removed = frozenset()  # the sizes add up: nothing left
+        added = rows - last_rows if len(rows) >= len(last_rows) else None
+        if added is None or len(rows) != len(last_rows) + len(added):
+            removed = last_rows - rows
+            added = rows - last_rows
+        else:
+            removed = frozenset()  # the sizes add up: nothing left
     held: dict[int, AbstractSet[str]] = {i: inst.ids for i, inst in current.items()}
     if removed:
         for i, ids in held.items():

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 
 from reconciler.domain.ids import share
+from reconciler.domain.patched_ids import patch
 from reconciler.state.part import MemoryPart
 
 
@@ -44,14 +45,14 @@ class KnownRows(MemoryPart):
             return kept
 
     def patch(self, kind: str, added: Iterable[str], removed: Iterable[str]) -> bool:
-        """Apply a row event to the known ids; True if it changed anything."""
+        """Apply a row event to the known ids; True if it changed anything. Costs the ids
+        the event names, not the table's (domain/patched_ids.py)."""
         with self._lock:
             known = self._rows.get(kind)
             if known is None:
                 return False  # never read the table yet: the next full pass will
-            gone = set(removed)
-            added, removed = set(added) - known - gone, known & gone
-            if not added and not removed:
+            patched = patch(known, added, removed)
+            if patched is None:
                 return False
-            self._rows[kind] = (known - removed) | added if removed else known | added
+            self._rows[kind] = patched
             return True

@@ -306,7 +306,7 @@ POLICY_RELOADS.labels("failed")
 # that first crash (ReconcilerPassesCrashing, the dashboard's crashed passes).
 TICKS.labels("crashed")
 
-_published: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+_published: dict[tuple[str, str], dict[tuple[str, ...], float]] = {}
 
 
 def publish(gauge: Gauge, resource: str, values: Mapping[tuple[str, ...], float]) -> None:
@@ -314,14 +314,17 @@ def publish(gauge: Gauge, resource: str, values: Mapping[tuple[str, ...], float]
 
     `values` maps the labels after `resource` (e.g. (instance_id,) or (instance_id, phase))
     to a value; series of deleted instances disappear instead of freezing at a stale value.
+    Only the series whose value changed are touched (a row event changes one or two).
     """
     key = (gauge._name, resource)
-    now = {(resource, *labels) for labels in values}
-    for labels in _published.get(key, set()) - now:
-        gauge.remove(*labels)
+    last = _published.get(key, {})
+    for labels in last.keys() - values.keys():
+        with suppress(KeyError):  # retain_kinds or a test may have removed it meanwhile
+            gauge.remove(resource, *labels)
     for labels, value in values.items():
-        gauge.labels(resource, *labels).set(value)
-    _published[key] = now
+        if last.get(labels) != value or (resource, *labels) not in gauge._metrics:
+            gauge.labels(resource, *labels).set(value)
+    _published[key] = dict(values)
 
 
 # Gauges of a kind (label `resource` first): a kind taken out of the policy must not leave
@@ -347,15 +350,12 @@ KIND_GAUGES = (
 
 
 def retain_kinds(kinds: Collection[str]) -> None:
-    """Remove every kind gauge's series of a kind not in `kinds` (the policy's kinds)."""
+    """Remove every kind gauge's series of a kind not in `kinds` (the policy's kinds). Runs
+    on every pass, so it reads the gauges' label sets, not their samples: a collect() of
+    every per-instance series would cost each row event the fleet's size."""
     for gauge in KIND_GAUGES:
-        names = gauge._labelnames
-        gone = {
-            tuple(sample.labels[n] for n in names)
-            for family in gauge.collect()
-            for sample in family.samples
-            if sample.labels.get("resource") not in kinds
-        }
+        at = gauge._labelnames.index("resource")
+        gone = [labels for labels in list(gauge._metrics) if labels[at] not in kinds]
         for labels in gone:
             with suppress(KeyError):  # a scrape's refresh may have removed it meanwhile
                 gauge.remove(*labels)

@@ -101,3 +101,34 @@ def test_a_crash_is_no_pass_in_flight() -> None:
     text = METRICS % {"ticks": 5.0, "count": 7.0, "sum": 3.5}
     text += 'reconciler_reconciles_total{trigger="crashed"} 1.0\n'
     assert parse_metrics(text, 0.0).idle
+
+
+def test_summary_ends_with_the_churn_and_failover_fields_in_order() -> None:
+    rows = [
+        Row("a", 123.44, None, key="converged_ms"),
+        Row("p50", 7.25, None, key="churn_1m_p50_ms"),
+        Row("p99", 41.0, None, key="churn_1m_p99_ms"),
+        Row("cpu", 33.333, None, key="churn_1m_cpu_pct"),
+        Row("kill", 11.456, None, key="failover_1m_s", decimals=2),
+        Row("term", 0.25, None, key="handoff_1m_s", decimals=2),
+        Row("rss", 201.04, None, key="standby_rss_1m_mb"),
+    ]
+    parts = summary(rows).split()
+    assert [p.split("=")[0] for p in parts[:8]] == [
+        "converged_ms",
+        "converged_writes",
+        "event_p50_ms",
+        "event_p99_ms",
+        "single_ids_per_s",
+        "rss_1m_mb",
+        "first_pass_1m_s",
+        "converged_1m_ms",
+    ]
+    assert parts[8:] == [
+        "churn_1m_p50_ms=7.2",
+        "churn_1m_p99_ms=41.0",
+        "churn_1m_cpu_pct=33.3",
+        "failover_1m_s=11.46",
+        "handoff_1m_s=0.25",
+        "standby_rss_1m_mb=201.0",
+    ]

@@ -179,8 +179,9 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=64)
 def _table(name: str) -> sa.TableClause:
-    # quote=True: always "Thing", never folded to thing by the database.
+    # quote=True: always "Thing", never folded to thing by the database. Cached: per event.
     return sa.table(quoted_name(name, quote=True), sa.column("id"))
 
 
@@ -242,7 +243,6 @@ class Inventory:
         reconciler/reconcile/hints.py.)"""
         wanted = sorted(set(ids))
         found: set[str] = set()
-        column = _table(table).c.id
         if self.engine.dialect.name == "postgresql":
             # `id = ANY(%s)` straight through psycopg: one statement, compiled once per table,
             # on the fast path of every row event; PostgreSQL types the array after the
@@ -256,6 +256,7 @@ class Inventory:
                     if valid:
                         found.update(self._run(table, _id_select(table), fetch=_any_of(valid)))
             return frozenset(map(str, found))
+        column = _table(table).c.id
         for chunk in _chunks(wanted, LOOKUP_CHUNK):
             try:
                 rows = self._run(table, sa.select(column).where(column.in_(chunk)))

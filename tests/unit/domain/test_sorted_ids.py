@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.domain.id_groups import disjoint, held_elsewhere, sorted_union
-from reconciler.domain.ids import SortedIds, same_ids, share
+from reconciler.domain.ids import SortedIds, same_ids, share, step_between
 from reconciler.domain.sorted_runs import sorted_diff
 
 # Small alphabet: overlaps are common; sizes on both sides of the "few ids" threshold.
@@ -225,3 +225,22 @@ def test_sorted_diff_finds_exactly_what_each_side_alone_holds(
     assert found == (sorted(a - b), sorted(b - a))
     limited = sorted_diff(sorted(a), sorted(b), limit=10)
     assert limited is None if len(a ^ b) > 10 else limited == found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    base=st.sets(st.text(alphabet="abcdef", min_size=1, max_size=3), min_size=40, max_size=80),
+    added=st.sets(st.text(alphabet="abcdefg", min_size=1, max_size=3), max_size=2),
+    removed=st.sets(st.text(alphabet="abcdef", min_size=1, max_size=3), max_size=2),
+)
+def test_a_set_made_from_another_by_a_few_ids_knows_the_difference_both_ways(
+    base: set[str], added: set[str], removed: set[str]
+) -> None:
+    before = SortedIds(base)
+    after = (before | added) - removed
+    assert step_between(before, before | added) is not None or not (added - base)
+    assert after - before == (base | added) - removed - base
+    assert before - after == base - ((base | added) - removed)
+    middle = before | added
+    assert middle - before == added - base
+    assert before - middle == set()

@@ -15,6 +15,7 @@ from reconciler.domain.model import (
     WriteInstance,
     applied,
 )
+from reconciler.domain.patched_ids import patch
 from reconciler.policy.schema import KindPolicy
 from reconciler.reconcile.planner import plan
 from reconciler.rules.plan_memo import IdPlanMemo
@@ -92,13 +93,14 @@ INTENTS = st.sampled_from(
 
 
 @settings(max_examples=200, deadline=None)
-@given(start=st.integers(0, 150), changes=CHANGES, intent=INTENTS)
+@given(start=st.integers(0, 150), changes=CHANGES, intent=INTENTS, by_events=st.booleans())
 def test_the_delta_path_and_the_full_path_agree_under_any_intent(
-    start: int, changes: list[tuple[int, int]], intent: KindIntent
+    start: int, changes: list[tuple[int, int]], intent: KindIntent, by_events: bool
 ) -> None:
-    """Rows as the daemon holds them (SortedIds, the same set while nothing changed), an
-    autoscaling target or a pin: the plan made from the last one (or reused) is the plan
-    made from scratch, new instances opened included."""
+    """Rows as the daemon holds them (SortedIds, the same set while nothing changed; or
+    patched by row events, domain/patched_ids.py), an autoscaling target or a pin: the plan
+    made from the last one (or reused) is the plan made from scratch, new instances opened
+    included."""
     memo = IdPlanMemo()
     serial = 0
 
@@ -112,8 +114,11 @@ def test_the_delta_path_and_the_full_path_agree_under_any_intent(
     assignment = {}
     for added, removed in [(0, 0), *changes]:
         if added or removed:
-            listed = listed[removed:] + new(added)
-            rows = SortedIds(listed)
+            gone, listed = listed[:removed], listed[removed:] + new(added)
+            if by_events:
+                rows = patch(rows, listed[len(listed) - added :], gone) or rows
+            else:
+                rows = SortedIds(listed)
         observed = Observed(0.0, {"Thing": KindObserved("Thing", rows, assignment, {})}, 0.0)
         with_memo = plan({"Thing": POLICY}, observed, {"Thing": intent}, memo)
         from_scratch = plan({"Thing": POLICY}, observed, {"Thing": intent})
