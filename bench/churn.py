@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.daemon import BenchDaemon, Scrape, daemon, mean_pass_ms, peak_rss_mib
+from bench.latency import mqtt_events_received
 from bench.world import Database, World
 from bench.zkview import IdWatcher, assigned, connect, resources, stamps, writes_between
 from tests.support.fleet import write_policy
@@ -252,10 +253,6 @@ class Publisher:
         return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def _received(s: Scrape) -> float:
-    return s.value("reconciler_events_received_total", source="mqtt")
-
-
 def churn_run(
     world: World,
     db: Database,
@@ -306,7 +303,7 @@ def churn_run(
             finally:
                 watcher.close()
             stream_end = d.scrape()
-            received = int(_received(stream_end) - _received(before))
+            received = int(mqtt_events_received(stream_end) - mqtt_events_received(before))
             passes = int(stream_end.passes - before.passes)
             pass_ms = mean_pass_ms(before, stream_end) if passes else math.nan
             id_reads = stream_end.total(ID_READS) - before.total(ID_READS)

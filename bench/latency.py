@@ -112,7 +112,8 @@ def _burst_from_another_process(world: World, ids: list[str]) -> dict[str, float
     return {k: float(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
-def _received(s: Scrape) -> float:
+def mqtt_events_received(s: Scrape) -> float:
+    """reconciler_events_received_total{source="mqtt"} of one scrape."""
     return s.value("reconciler_events_received_total", source="mqtt")
 
 
@@ -159,7 +160,7 @@ def event_run(
                         start = time.monotonic()
                     seen = watcher.wait(ids, timeout)
                     burst_s = max(seen.values()) - start
-                    received = int(_received(d.scrape()) - _received(before))
+                    received = int(mqtt_events_received(d.scrape()) - mqtt_events_received(before))
                 return EventRun(
                     lat, burst, burst_s, rate, written, received if mqtt else None, watcher.reads
                 )
