@@ -139,6 +139,7 @@ class ReadSide:
                 "trigger": last.trigger if last else None,
                 "ops": len(last.plan.ops) if last else 0,
                 "failed": [o.error for o in last.failed] if last else [],
+                "standby": last.standby if last else False,  # planned only, nothing applied
             },
             "sources": dict(view.source_errors),
             "kinds": kinds,

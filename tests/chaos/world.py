@@ -411,6 +411,8 @@ class World:
                 and status["lastPass"]["at"]
                 and self.clock.true_time(status["lastPass"]["at"], time.time()) > recovered
                 and status["leadership"]["role"] == "leader"
+                # a pass that began before leadership came back ran as a standby: it fixed nothing
+                and not status["lastPass"].get("standby", False)
                 and _sees_all(status["sources"], {k.name for k in self.kinds()}, degraded)
             ):
                 passes.add(status["lastPass"]["at"])

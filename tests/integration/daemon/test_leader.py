@@ -126,6 +126,7 @@ def test_exactly_one_leader_and_every_write_comes_from_it(
     for d in daemons:
         status = d.status()
         assert status is not None and status["leadership"]["leader"] == leader.identity
+        assert status["lastPass"]["standby"] is (d is not leader)  # a standby applies nothing
         base = f"http://127.0.0.1:{d.port}"
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
         mine = 1 if d is leader else 0
