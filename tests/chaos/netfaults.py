@@ -161,9 +161,18 @@ def split_brain(world: World, rng: random.Random) -> Injected:
             f"pod created by the cut-off leader: {p}"
             for p in _pods_created_by(world, old.identity, proof_end)
         ]
+        # The log says when an outcome was learned, not when the write landed: a write sent
+        # just before the cut is confirmed (read back) once the old leader reconnects, after
+        # it logged its session lost, when a fenced write can no longer land. Those are
+        # judged by the ZooKeeper witness above; an `operation applied` before that counts.
+        late = old.events(after=proof_end)
+        lost = next(
+            (k for k, e in enumerate(late) if e.get("event") == "leadership lost"), len(late)
+        )
         seen += [
             f"operation applied by the cut-off leader: {e.get('op')} {e.get('resource')}"
-            for e in old.applied(after=proof_end)
+            for e in late[:lost]
+            if e.get("event") == "operation applied"
         ]
         if not standby.applied(after=cut):
             seen.append("the standby applied nothing once it led")
