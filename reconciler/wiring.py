@@ -31,7 +31,7 @@ from reconciler.domain.errors import SourceUnavailable
 from reconciler.domain.podspec import PodTemplate
 from reconciler.reconcile.admission import Admission
 from reconciler.reconcile.autoscale import Autoscaler
-from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pass_ports import MAX_WRITES_IN_FLIGHT, Ports
 from reconciler.runtime.liveness import grace_for
 from reconciler.runtime.loop import Daemon
 from reconciler.runtime.observe_only import announce, refuse_writes
@@ -151,6 +151,9 @@ def build(settings: Settings, *, events: bool = True, api_url: str | None = None
         events=recorder,
         pins=ZkPins(session, fence=fence),
         full_read_seconds=settings.full_read_seconds,
+        # ZooKeeper pipelines requests on one session: writes that need no other to land
+        # first go together (reconcile/apply.py `_Wave`).
+        store_writes_in_flight=MAX_WRITES_IN_FLIGHT,
     )
     # /readyz: what the daemon cannot work without. MQTT and Kafka are not in it (the tick
     # converges without row events; heartbeat silence is not acted on while Kafka is down):

@@ -10,7 +10,9 @@ pass, woken by the watch; nothing waits here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import cache
 
 from reconciler.domain.errors import NotYet, Terminal
 from reconciler.domain.model import (
@@ -30,7 +32,7 @@ from reconciler.domain.model import (
 from reconciler.domain.outcomes import OutcomeResult, SkipReason
 from reconciler.policy.schema import KindPolicy
 from reconciler.reconcile.budget import Deadline
-from reconciler.reconcile.pass_ports import Ports
+from reconciler.reconcile.pass_ports import MAX_WRITES_IN_FLIGHT, Ports
 from reconciler.reconcile.ports import PodEvents
 from reconciler.reconcile.reporting import op_fields, pod_event
 from reconciler.state.daemon import DaemonState
@@ -48,17 +50,21 @@ def apply(
     deadline: Deadline | None = None,
 ) -> list[Outcome]:
     """Each operation of `the_plan` in order, until `deadline` (budget.py) has passed: the
-    operations not tried by then are skipped (`SkipReason.OVER_BUDGET`), for the next pass."""
+    operations not tried by then are skipped (`SkipReason.OVER_BUDGET`), for the next pass.
+    Instance writes that do not depend on each other go out together (`_Wave`)."""
     now = ports.mono()
     deadline = deadline or Deadline.unbounded(ports.mono)
-    outcomes: list[Outcome] = []
+    slots: list[Outcome | None] = []  # in plan order; a wave's are filled when it is sent
     writes = _StoreWrites()
+    wave = _Wave(ports, writes, slots)
     creates: list[CreatePod] = []
     for op in the_plan.ops:
+        if not wave.fits(op):
+            wave.send()
         if deadline.passed():
             # Nothing after this point is tried, receivers included: the order rule holds
             # (a giver left untried leaves every later receiver untried too).
-            outcomes.append(_skipped(op, SkipReason.OVER_BUDGET))
+            slots.append(_skipped(op, SkipReason.OVER_BUDGET))
             continue
         why = state.retries.skip_reason(op, now)
         if why is None and isinstance(op, WriteInstance | DeleteInstance | CreatePod):
@@ -69,14 +75,71 @@ def apply(
         elif isinstance(op, CreatePod):
             creates.append(op)
             continue
+        elif isinstance(op, WriteInstance) and wave.fits(op):
+            wave.add(writes.versioned(op))
+            continue
         else:
             outcome = _apply_one(ports, writes.versioned(op))
         writes.done(outcome)
-        outcomes.append(outcome)
+        slots.append(outcome)
+    wave.send()
+    outcomes = [outcome for outcome in slots if outcome is not None]
     outcomes.extend(_create_pods(ports, creates, deadline))
     for outcome in outcomes:
         _remember(state, policies, outcome, now, ports.events)
     return outcomes
+
+
+class _Wave:
+    """Instance writes of one pass sent together: each waits on its own ZooKeeper round trip,
+    so one after another a pass of many small changes spends most of its time waiting.
+
+    A write joins the wave if nothing in it must land first: no write of the same instance
+    and no giver of the ids it takes (the order rule, `_StoreWrites`). Anything else sends
+    the wave and waits for all of it, so every later operation sees its outcomes.
+    `ports.store_writes_in_flight` bounds it; 1 sends each write alone."""
+
+    def __init__(self, ports: Ports, writes: _StoreWrites, slots: list[Outcome | None]) -> None:
+        self.ports, self.writes, self.slots = ports, writes, slots
+        self.ops: dict[int, WriteInstance] = {}  # slot -> write
+        self.instances: set[tuple[str, int]] = set()
+        self.gives: dict[str, set[str]] = {}
+
+    def fits(self, op: Op) -> bool:
+        if not self.ops:
+            return True
+        if not isinstance(op, WriteInstance) or len(self.ops) >= self.ports.store_writes_in_flight:
+            return False
+        gives = self.gives.get(op.kind)
+        return (op.kind, op.instance.instance_id) not in self.instances and (
+            not gives or gives.isdisjoint(op.takes)
+        )
+
+    def add(self, op: WriteInstance) -> None:
+        self.ops[len(self.slots)] = op
+        self.slots.append(None)
+        self.instances.add((op.kind, op.instance.instance_id))
+        if op.gives:
+            self.gives.setdefault(op.kind, set()).update(op.gives)
+
+    def send(self) -> None:
+        if not self.ops:
+            return
+        ops = list(self.ops.items())
+        if len(ops) == 1:
+            results = [_apply_one(self.ports, ops[0][1])]
+        else:
+            results = list(_writers().map(lambda op: _apply_one(self.ports, op), self.ops.values()))
+        for (slot, _op), outcome in zip(ops, results, strict=True):
+            self.writes.done(outcome)
+            self.slots[slot] = outcome
+        self.ops, self.instances, self.gives = {}, set(), {}
+
+
+@cache
+def _writers() -> ThreadPoolExecutor:
+    """The threads a wave's writes wait on (the client sends them on its own connection)."""
+    return ThreadPoolExecutor(max_workers=MAX_WRITES_IN_FLIGHT, thread_name_prefix="store-write")
 
 
 class _StoreWrites:

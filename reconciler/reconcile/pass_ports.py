@@ -53,6 +53,10 @@ class PodAdmission(Protocol):
     def pod_limit(self, kind: str) -> int | None: ...
 
 
+# The most instance writes a pass sends together (Ports.store_writes_in_flight).
+MAX_WRITES_IN_FLIGHT = 8
+
+
 @dataclass
 class Ports:
     """Everything a pass reaches beyond its own state: the ports, the autoscaler (it reads
@@ -73,5 +77,8 @@ class Ports:
     # Seconds a full pass may trust the pod watch before listing pods afresh (0: always
     # list; RECONCILER_FULL_READ_SECONDS). The ZooKeeper and row caches have their own.
     full_read_seconds: float = 0.0
+    # Instance writes a pass may have in flight at once (1: one after another; at most
+    # MAX_WRITES_IN_FLIGHT); only those that need no other to land first go together.
+    store_writes_in_flight: int = 1
     wall: Callable[[], float] = time.time  # Unix seconds: heartbeats, pod start times
     mono: Callable[[], float] = time.monotonic  # intervals: backoff, expectations

@@ -13,6 +13,7 @@ or the layout is not held, it returns None and the full planner decides. Pure.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Set as AbstractSet
 
 from reconciler.domain.ids import SortedIds, same_ids
@@ -53,8 +54,16 @@ def grow_plan(
             removed = frozenset()  # the sizes add up: nothing left
     held: dict[int, AbstractSet[str]] = {i: inst.ids for i, inst in current.items()}
     if removed:
+        # Each instance looks only at the deleted rows within its own range of ids: a batch
+        # of deletions costs what it deletes, not its size times the instances.
+        pool = sorted(removed)
         for i, ids in held.items():
-            gone = ids & removed
+            ordered = ids.ordered if isinstance(ids, SortedIds) else sorted(ids)
+            if not ordered:
+                continue
+            lo = bisect_left(pool, ordered[0])
+            hi = bisect_right(pool, ordered[-1], lo)
+            gone = ids & frozenset(pool[lo:hi]) if hi > lo else None
             if gone:
                 held[i] = ids - gone
     if not grow(held, counts, sorted(added), limit):

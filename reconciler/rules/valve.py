@@ -17,10 +17,11 @@ finishing a scale it did not see asked). A later drastic plan of the kind is hel
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.domain.ids import same_ids
+from reconciler.domain.ids import SortedIds, same_ids
 from reconciler.domain.model import (
     Assignment,
     DeleteInstance,
@@ -74,11 +75,19 @@ def judge(current: Assignment, ops: Iterable[Op], limits: ValveLimits) -> Verdic
             lost.update(
                 current[i].ids - (after_assignment[i].ids if i in after_assignment else set())
             )
-    # Moved, not lost; or still held by an instance the plan leaves be. (`lost & ids` walks
-    # the smaller set; `lost -= ids` would walk every id of every instance.)
+    # Moved, not lost; or still held by an instance the plan leaves be. Each instance is
+    # asked only about the lost ids within its own range of ids (`lost -= ids` would walk
+    # every id of every instance, `lost & ids` every lost id for every instance).
+    pool = sorted(lost)
     for inst in after_assignment.values():
-        if lost:
-            lost -= lost & inst.ids
+        if not lost:
+            break
+        ordered = inst.ids.ordered if isinstance(inst.ids, SortedIds) else sorted(inst.ids)
+        if ordered:
+            lo = bisect_left(pool, ordered[0])
+            hi = bisect_right(pool, ordered[-1], lo)
+            if hi > lo:
+                lost -= inst.ids & frozenset(pool[lo:hi])
     unassigned = len(lost)
     pod_deletes = sum(isinstance(op, DeletePod) for op in ops)
     reason = None
