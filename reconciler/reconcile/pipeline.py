@@ -45,6 +45,7 @@ from reconciler.reconcile.budget import Deadline, report_overrun
 from reconciler.reconcile.pass_ports import Ports
 from reconciler.reconcile.planner import plan
 from reconciler.reconcile.reporting import quota_event
+from reconciler.reconcile.row_strings import in_rows_strings
 from reconciler.rules.valve import ValveLimits, held, judge
 from reconciler.state.daemon import DaemonState
 from reconciler.telemetry import metrics
@@ -151,7 +152,8 @@ def _observe_kind(
     if not pins_known:  # a kind an operator stopped must not be started by accident
         assignment = _read(state, "zookeeper", kind, _pins_unknown)
     elif assignment is None:
-        assignment = _read(state, "zookeeper", kind, lambda: ports.store.read(kind), deadline)
+        read = _read(state, "zookeeper", kind, lambda: ports.store.read(kind), deadline)
+        assignment = in_rows_strings(ports.store, kind, read, row_ids)  # one copy of each id
     heartbeats = (
         ports.heartbeats.snapshot(kind)
         if ports.heartbeats is not None and policy.heartbeat.enabled

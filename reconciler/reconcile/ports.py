@@ -8,10 +8,11 @@ raises the error vocabulary of `reconciler.domain.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Protocol
 
+from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import (
     Assignment,
     Heartbeats,
@@ -41,6 +42,14 @@ class AssignmentStore(Protocol):
     def delete_instance(
         self, kind: str, instance_id: int, *, versions: NodeVersions | None = None
     ) -> None: ...
+
+    def adopt(self, kind: str, ids: Mapping[int, SortedIds], rows: tuple[str, ...]) -> None:
+        """Keep `ids[i]`, the very set instance `i` was last read with (its version) made of
+        other string objects (the rows': domain/id_strings.py), in place of that set, so a
+        cache of the assignment holds no second copy of its ids. An instance read or
+        written anew since keeps what it has. `rows`: the sorted strings of the kind's rows,
+        to make the instances read from now on of (a store that keeps nothing ignores it)."""
+        ...
 
 
 class Rows(Protocol):

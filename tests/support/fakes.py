@@ -9,7 +9,7 @@ particular calls with any exception, and counts the writes it was asked to make.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from reconciler.domain.errors import Conflict, SourceUnavailable, Terminal
-from reconciler.domain.ids import SortedIds
+from reconciler.domain.ids import SortedIds, same_ids
 from reconciler.domain.model import Assignment, Heartbeats, Instance, NodeVersions, Pod, pod_name
 from reconciler.domain.pins import Pin
 from reconciler.domain.slowstart import SlowStartResult
@@ -56,6 +56,13 @@ class FakeStore:
             i: replace(inst, versions=self._version(kind, i))
             for i, inst in self.data.get(kind, {}).items()
         }
+
+    def adopt(self, kind: str, ids: Mapping[int, SortedIds], rows: tuple[str, ...]) -> None:
+        """Keep each set in place of the stored one of its version, as CachedZkStore does."""
+        held = self.data.get(kind, {})
+        for i, shared in ids.items():
+            if i in held and same_ids(held[i].ids, shared):
+                held[i] = replace(held[i], ids=shared)
 
     def write_instance(
         self, kind: str, instance: Instance, *, create: bool, count_only: bool = False

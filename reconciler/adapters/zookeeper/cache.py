@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,6 +37,7 @@ from kazoo.protocol.states import Callback
 
 from reconciler.adapters.zookeeper.session import Fence, ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore
+from reconciler.domain.ids import SortedIds, same_ids
 from reconciler.domain.model import Assignment, Instance, NodeVersions
 
 # Seconds between full re-reads of a kind (RECONCILER_FULL_READ_SECONDS's default).
@@ -191,6 +192,21 @@ class CachedZkStore:
                     cached.instances[i] = fresh[i]
                 else:
                     cached.instances.pop(i, None)
+
+    def adopt(self, kind: str, ids: Mapping[int, SortedIds], rows: tuple[str, ...]) -> None:
+        """Hold `ids[i]` (instance `i`'s set as last read, same version, in the rows' strings)
+        in place of the parsed one. Only the set changes hands, and only while the cache
+        still holds that version: an instance a watch, a re-read or a write has replaced
+        since is newer, and stays. The instances read from now on are made of `rows` as
+        they are parsed (ZkReader.row_strings)."""
+        self._reader.row_strings[kind] = rows
+        with self._kind_cache(kind) as cached:
+            if cached is None:
+                return
+            for i, shared in ids.items():
+                now = cached.instances.get(i)
+                if now is not None and now.ids is not shared and same_ids(now.ids, shared):
+                    cached.instances[i] = replace(now, ids=shared)
 
     # -- write: keep the cache what ZooKeeper holds ------------------------------------------
 

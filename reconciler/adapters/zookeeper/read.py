@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from kazoo.exceptions import NoNodeError
@@ -24,6 +25,7 @@ from reconciler.adapters.zookeeper.layout import (
     parse_instance_name,
 )
 from reconciler.adapters.zookeeper.session import ZkSession
+from reconciler.domain.id_strings import in_row_strings
 from reconciler.domain.model import Assignment, Instance, NodeVersions
 from reconciler.telemetry import metrics
 
@@ -47,6 +49,10 @@ class ZkReader:
 
     def __init__(self, session: ZkSession) -> None:
         self.session = session
+        # Per kind, the sorted strings of its rows (the last pass's, CachedZkStore.adopt): an
+        # instance read is re-made of them as it is parsed (domain/id_strings.py), so a
+        # re-read leaves no copy of its ids behind, not even until the pass adopts it.
+        self.row_strings: dict[str, tuple[str, ...]] = {}
 
     def path(self, kind: str, instance_id: int | None = None, child: str | None = None) -> str:
         return node_path(self.session.root, kind, instance_id, child)
@@ -201,7 +207,13 @@ class ZkReader:
             log.warning(
                 "instance %s is incomplete: %s", self.path(kind, instance_id), "; ".join(problems)
             )
-        return instance
+        strings = self.row_strings.get(kind)
+        if strings is None:
+            return instance
+        # Runs of the rows only: an instance interleaved with others costs a search an id,
+        # which the pass does after the read (reconcile/row_strings.py), not on its deadline.
+        shared = in_row_strings({0: instance.ids}, strings, runs_only=True)
+        return replace(instance, ids=shared[0]) if shared else instance
 
     def data(self, result: IAsyncResult, deadline: float) -> tuple[bytes | None, int | None]:
         """The data and version of a node read with `get_async`; None if it does not exist."""

@@ -27,6 +27,7 @@ Rules this module keeps, and why:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +38,7 @@ from reconciler.adapters.zookeeper.layout import CHILDREN, dumps
 from reconciler.adapters.zookeeper.read import Watch, ZkReader
 from reconciler.adapters.zookeeper.session import Fence, ZkSession, ZkTransactionError
 from reconciler.domain.errors import Conflict
+from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import Assignment, Instance, NodeVersions
 
 # Re-exported for callers that take the layout's names from the store.
@@ -63,6 +65,9 @@ class ZkStore:
     def read(self, kind: str) -> Assignment:
         """The assignment of `kind` (`ZkReader.read`)."""
         return self.reader.read(kind)
+
+    def adopt(self, kind: str, ids: Mapping[int, SortedIds], rows: tuple[str, ...]) -> None:
+        """Nothing kept between reads to replace (CachedZkStore keeps them)."""
 
     # -- write -------------------------------------------------------------------------------
 

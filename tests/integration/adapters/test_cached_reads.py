@@ -24,6 +24,8 @@ from reconciler.adapters.zookeeper.cache import CachedZkStore
 from reconciler.adapters.zookeeper.session import ZkSession
 from reconciler.adapters.zookeeper.store import ZkStore
 from reconciler.domain.errors import Conflict
+from reconciler.domain.id_strings import in_row_strings
+from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import Instance, KindObserved, Observed
 from reconciler.policy.loader import load_policy_and_templates
 from reconciler.reconcile.pass_ports import Ports
@@ -98,6 +100,38 @@ def test_another_writers_edit_is_seen_by_the_next_read(
     assert 7 in seen and not seen[7].complete
     kazoo_client.delete(f"{ROOT}/Thing/7", recursive=True)
     assert 7 not in cached.read("Thing")
+
+
+def test_an_adopted_set_replaces_only_the_version_it_was_made_from(
+    cached: CachedZkStore, kazoo_client: KazooClient
+) -> None:
+    for i in range(3):
+        cached.write_instance("Thing", Instance(i, _ids(50), 60), create=True)
+    cached.forget()
+    parsed = cached.read("Thing")  # every id a string of its own, parsed from the JSON
+    rows = SortedIds("".join(list(x)) for inst in parsed.values() for x in inst.ids)
+    shared = in_row_strings({i: inst.ids for i, inst in parsed.items()}, rows.ordered)
+    assert shared.keys() == {0, 1, 2}
+    # Meanwhile: our own write of 1, another writer's edit of 2 (its watch has fired or not).
+    written = cached.write_instance(
+        "Thing", replace(parsed[1], ids=parsed[1].ids | _ids(1)), create=False
+    )
+    edit = list(rows.ordered[10:20])  # a run of the rows
+    kazoo_client.set(f"{ROOT}/Thing/2/resources", json.dumps({"ids": edit}).encode())
+
+    cached.adopt("Thing", shared, rows.ordered)
+    read_before = cached.session.bytes_read
+    after = cached.read("Thing")
+
+    assert after[0].ids is shared[0] and after[0] == parsed[0]
+    assert after[0].versions == parsed[0].versions and after[0].complete
+    assert after[1] == written and after[1].ids is written.ids  # not undone
+    assert after[2].ids == set(edit)  # the edit is read, not hidden by the adoption
+    assert cached.session.bytes_read > read_before  # 2's data, and 2's only
+    assert cached.read("Thing")[0].ids is shared[0]
+    # ... and made of the rows' strings as it was parsed: no copy of them, not for a while
+    row_of = {x: x for x in rows}
+    assert all(x is row_of[x] for x in after[2].ids)
 
 
 def expire_session(client: KazooClient, hosts: str) -> None:

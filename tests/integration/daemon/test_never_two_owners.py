@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import pytest
 
 from reconciler.adapters.sql.inventory import create_tables, delete_ids, insert_ids
 from reconciler.adapters.zookeeper.store import ZkStore
+from reconciler.domain.ids import SortedIds
 from reconciler.domain.model import Assignment, Instance, NodeVersions
 from tests.support.fleet import Fleet, eventually, fleet, read_layout, uuids, write_policy
 from tests.support.processes import DaemonProcess
@@ -55,6 +56,9 @@ class KillAfterWrites:
 
     def read(self, kind: str) -> Assignment:
         return self.store.read(kind)
+
+    def adopt(self, kind: str, ids: Mapping[int, SortedIds], rows: tuple[str, ...]) -> None:
+        self.store.adopt(kind, ids, rows)  # no write: nothing to gate
 
     def write_instance(
         self, kind: str, instance: Instance, *, create: bool, count_only: bool = False
