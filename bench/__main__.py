@@ -20,7 +20,16 @@ import time
 
 from bench.daemon import FULL_READ
 from bench.latency import TICK_ONLY, EventRun, event_run
-from bench.million import churn, churn_failures, churn_rows, ha, ha_failures, ha_rows
+from bench.million import (
+    churn,
+    churn_failures,
+    churn_rows,
+    floor_rows,
+    ha,
+    ha_failures,
+    ha_rows,
+    zk_floor,
+)
 from bench.passes import BASELINE_ENV, PassRun, Sizing, pass_run
 from bench.report import Row, markdown, percentile, summary, table
 from bench.world import Database, World, uuids, world
@@ -236,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             if "churn" in args.only:
                 ours, base = churn(w, dbs.get(*sizes), args)
                 rows += churn_rows(ours, base, *sizes)
+                rows += floor_rows(zk_floor(w, dbs.get(*sizes), args))
                 failed += churn_failures(ours, base)
             if "failover" in args.only:
                 run = ha(w, dbs.get(*sizes))

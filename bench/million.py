@@ -8,12 +8,14 @@ import math
 import sys
 import time
 
-from bench.churn import BASE_TICK, ChurnRun, churn_run
+from bench.churn import BASE_TICK, SIZING, ChurnRun, churn_run
 from bench.ha import HaRun, ha_run
 from bench.report import Row, percentile
 from bench.world import Database, World
+from bench.zkfloor import FloorRun, floor_run
 
 CHURN_BASE = f"MQTT off, tick {BASE_TICK:g} s"
+FLOOR = "bare ZooKeeper writes"
 
 
 def say(msg: str) -> None:
@@ -53,6 +55,34 @@ def churn(w: World, db: Database, args: argparse.Namespace) -> tuple[ChurnRun, C
     ours, base = runs
     assert ours is not None
     return ours, base
+
+
+def zk_floor(w: World, db: Database, args: argparse.Namespace) -> FloorRun:
+    t0 = time.monotonic()
+    per = int(SIZING["resourcePerInstance"])
+    run = floor_run(w, db, seconds=args.churn_seconds, rate=args.churn_rate, per_instance=per)
+    say(
+        f"churn floor: {run.messages:,} bare writes at {run.rate:,.1f}/s, {run.unseen} unseen, "
+        f"server answers p50 {run.answer_p50_ms:.1f} ms p99 {run.answer_p99_ms:.1f} ms; "
+        f"the bench {run.bench_cpu_pct:.1f} %; {time.monotonic() - t0:.0f} s"
+    )
+    return run
+
+
+def floor_rows(run: FloorRun) -> list[Row]:
+    both = run.c_ms + run.d_ms
+    return [
+        Row("churn floor: the same stream as bare ZooKeeper writes -> read, p50, ms",
+            percentile(both, 50), None, "", FLOOR, None, 1),
+        Row("churn floor: the same stream as bare ZooKeeper writes -> read, p99, ms",
+            percentile(both, 99), None, "", FLOOR, None, 1),
+        Row("  its writes: the server's answer, p50, ms", run.answer_p50_ms, None, "", FLOOR,
+            None, 1),
+        Row("  its writes: the server's answer, p99, ms", run.answer_p99_ms, None, "", FLOOR,
+            None, 1),
+        Row("  the writer's achieved rate, writes/s", run.rate, None, "", FLOOR, None, 1),
+        Row("  changes never read in ZooKeeper", run.unseen, None, "0", FLOOR, None, 0),
+    ]  # fmt: skip
 
 
 def churn_rows(ours: ChurnRun, base: ChurnRun | None, things: int, rules: int) -> list[Row]:
