@@ -84,9 +84,10 @@ def apply(
         slots.append(outcome)
     wave.send()
     outcomes = [outcome for outcome in slots if outcome is not None]
-    outcomes.extend(_create_pods(ports, creates, deadline))
+    created: dict[tuple[str, int], str] = {}  # (kind, instance id) -> the created pod's uid
+    outcomes.extend(_create_pods(ports, creates, deadline, created))
     for outcome in outcomes:
-        _remember(state, policies, outcome, now, ports.events)
+        _remember(state, policies, outcome, now, ports.events, created)
     return outcomes
 
 
@@ -241,9 +242,12 @@ def _skipped(op: Op, reason: SkipReason, detail: str | None = None) -> Outcome:
     return Outcome(op, OutcomeResult.SKIPPED, reason.text(detail), skip=reason)
 
 
-def _create_pods(ports: Ports, creates: list[CreatePod], deadline: Deadline) -> list[Outcome]:
+def _create_pods(
+    ports: Ports, creates: list[CreatePod], deadline: Deadline, created: dict[tuple[str, int], str]
+) -> list[Outcome]:
     """Pod creates of one pass, per kind in slow-start batches (1, 2, 4 ...); a kind whose
-    turn comes after the deadline is left for the next pass."""
+    turn comes after the deadline is left for the next pass. `created` is given each
+    created pod's uid."""
     outcomes: list[Outcome] = []
     by_kind: dict[str, list[CreatePod]] = {}
     for op in creates:
@@ -257,7 +261,9 @@ def _create_pods(ports: Ports, creates: list[CreatePod], deadline: Deadline) -> 
         except Exception as e:  # the adapter itself broke: report, retry next pass
             outcomes.extend(_failure(op, e) for op in ops)
             continue
-        outcomes.extend(Outcome(ops[i], OutcomeResult.OK) for i, _ in result.succeeded)
+        for i, pod in result.succeeded:
+            created[(kind, ops[i].instance_id)] = pod.uid
+            outcomes.append(Outcome(ops[i], OutcomeResult.OK))
         outcomes.extend(_failure(ops[i], e) for i, e in result.failed)
         outcomes.extend(_skipped(ops[i], SkipReason.SLOW_START_STOPPED) for i in result.skipped)
     return outcomes
@@ -269,6 +275,7 @@ def _remember(
     outcome: Outcome,
     now: float,
     events: PodEvents | None,
+    created: dict[tuple[str, int], str],
 ) -> None:
     """Backoff, refusals and pod expectations for one outcome; its metric and log line."""
     op = outcome.op
@@ -286,7 +293,8 @@ def _remember(
     if outcome.result is OutcomeResult.OK:
         if isinstance(op, CreatePod) and op.kind in policies:
             name = pod_name(policies[op.kind].instance_name, op.instance_id)
-            state.pods.created(op.kind, name, op.instance_id, now)
+            uid = created.get((op.kind, op.instance_id), "")
+            state.pods.created(op.kind, name, op.instance_id, now, uid)
         elif isinstance(op, RecreatePod | DeletePod):
             # A pass woken before the watch shows it going must not delete it again.
             state.pods.deleted(op.kind, op.pod_name, op.uid, now)

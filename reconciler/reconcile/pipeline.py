@@ -220,7 +220,7 @@ def _observe_pods(
     if not list_due and not unlabelled and ports.pod_cache is not None:
         cached = ports.pod_cache.pods(kind)
         if cached is not None:
-            return state.pods.expected(kind, cached, now)
+            return state.pods.expected(kind, cached, now, ports.pod_cache.gone(kind))
     pods = _read(state, "kubernetes", kind, lambda: ports.pods.list_pods(kind), deadline)
     if pods is not None:
         state.pods.listed(kind, now)  # a fresh list already shows our own changes

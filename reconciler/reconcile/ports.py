@@ -91,6 +91,9 @@ class PodCache(Protocol):
     """A watch's current view of a kind's pods (None until its first list)."""
 
     def pods(self, kind: str) -> dict[str, Pod] | None: ...
+    def gone(self, kind: str) -> dict[str, str]:
+        """Name -> uid of the last incarnation of each pod the watch saw deleted."""
+        ...
 
 
 class HeartbeatSource(Protocol):

@@ -19,7 +19,7 @@ EXPECTATION_SECONDS = 60.0
 
 @dataclass(frozen=True, slots=True)
 class _Expectation:
-    created: bool  # True: we created the pod; False: we deleted incarnation `uid`
+    created: bool  # True: we created incarnation `uid` ("": not known); False: we deleted it
     uid: str
     until: float  # monotonic deadline
     instance_id: int | None = None
@@ -29,8 +29,8 @@ class _Expectation:
 class PodExpectations:
     _by_kind: dict[str, dict[str, _Expectation]] = field(default_factory=dict)
 
-    def created(self, kind: str, name: str, instance_id: int, now: float) -> None:
-        exp = _Expectation(True, "", now + EXPECTATION_SECONDS, instance_id)
+    def created(self, kind: str, name: str, instance_id: int, now: float, uid: str = "") -> None:
+        exp = _Expectation(True, uid, now + EXPECTATION_SECONDS, instance_id)
         self._by_kind.setdefault(kind, {})[name] = exp
 
     def deleted(self, kind: str, name: str, uid: str, now: float) -> None:
@@ -38,15 +38,27 @@ class PodExpectations:
             False, uid, now + EXPECTATION_SECONDS
         )
 
-    def view(self, kind: str, cached: Mapping[str, Pod], now: float) -> dict[str, Pod]:
+    def view(
+        self,
+        kind: str,
+        cached: Mapping[str, Pod],
+        now: float,
+        gone: Mapping[str, str] | None = None,
+    ) -> dict[str, Pod]:
         """`cached` with what it has not shown yet: a pod we created is there (Pending), a pod
-        we deleted is terminating. An expectation the cache fulfilled, or that expired, goes."""
+        we deleted is terminating. An expectation the cache fulfilled, or that expired, goes.
+
+        `gone`: name -> uid of the last incarnation the watch saw deleted. A pod we created can
+        be deleted by someone else before a pass looks at the cache, which then never shows
+        it: its deletion fulfils the expectation too, or the placeholder would hide the
+        missing pod until the expectation expires."""
         pods = dict(cached)
+        gone = gone or {}
         expected = self._by_kind.get(kind, {})
         for name, exp in list(expected.items()):
             pod = pods.get(name)
             seen = (
-                pod is not None
+                pod is not None or (bool(exp.uid) and gone.get(name) == exp.uid)
                 if exp.created
                 else pod is None or pod.terminating or pod.uid != exp.uid
             )

@@ -26,10 +26,11 @@ class PodMemory(MemoryPart):
 
     # --- written by apply ------------------------------------------------------------------
 
-    def created(self, kind: str, name: str, instance_id: int, now: float) -> None:
-        """We created pod `name`: until the watch shows it, count it as Pending."""
+    def created(self, kind: str, name: str, instance_id: int, now: float, uid: str = "") -> None:
+        """We created incarnation `uid` of pod `name`: until the watch shows it (or shows it
+        deleted), count it as Pending."""
         with self._lock:
-            self._expected.created(kind, name, instance_id, now)
+            self._expected.created(kind, name, instance_id, now, uid)
 
     def deleted(self, kind: str, name: str, uid: str, now: float) -> None:
         """We deleted incarnation `uid` of pod `name`: until the watch shows it go, count it
@@ -39,10 +40,17 @@ class PodMemory(MemoryPart):
 
     # --- written and read by observe -------------------------------------------------------
 
-    def expected(self, kind: str, cached: Mapping[str, Pod], now: float) -> dict[str, Pod]:
-        """A watch cache's pods with our own changes it has not shown yet (expectations.py)."""
+    def expected(
+        self,
+        kind: str,
+        cached: Mapping[str, Pod],
+        now: float,
+        gone: Mapping[str, str] | None = None,
+    ) -> dict[str, Pod]:
+        """A watch cache's pods with our own changes it has not shown yet (expectations.py);
+        `gone`: the uid of each name's last incarnation the watch saw deleted."""
         with self._lock:
-            return self._expected.view(kind, cached, now)
+            return self._expected.view(kind, cached, now, gone)
 
     def listed_at(self, kind: str) -> float | None:
         """When `kind`'s pods were last listed afresh (monotonic), or None: never."""

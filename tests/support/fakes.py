@@ -155,6 +155,9 @@ class FakePods:
     cache_lags: bool = False
     _cache: dict[str, dict[str, Pod]] = field(default_factory=dict)
     _uids: int = 0
+    # kind -> name -> uid of the last incarnation deleted, and as far as the cache has seen
+    _deleted: dict[str, dict[str, str]] = field(default_factory=dict)
+    _gone_cached: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def _check(self) -> None:
         if self.down:
@@ -213,9 +216,9 @@ class FakePods:
         self._maybe_sync()
 
     def finish_deletes(self) -> None:
-        for pods in self.pods.values():
+        for kind, pods in self.pods.items():
             for name in [n for n, p in pods.items() if p.terminating]:
-                del pods[name]
+                self._deleted.setdefault(kind, {})[name] = pods.pop(name).uid
         self._maybe_sync()
 
     # --- the watch cache (PodCache port) ---
@@ -224,8 +227,13 @@ class FakePods:
         cache = self._cache.get(kind)
         return dict(cache) if cache is not None else None
 
+    def gone_cached(self, kind: str) -> dict[str, str]:
+        return dict(self._gone_cached.get(kind, {}))
+
     def sync(self) -> None:
+        """The cache catches up, as a watch does: with every deletion since, too."""
         self._cache = {k: dict(v) for k, v in self.pods.items()}
+        self._gone_cached = {k: dict(v) for k, v in self._deleted.items()}
 
     def _maybe_sync(self) -> None:
         if not self.cache_lags:
@@ -240,6 +248,9 @@ class FakePodCache:
 
     def pods(self, kind: str) -> dict[str, Pod] | None:
         return self.source.pods_cached(kind)
+
+    def gone(self, kind: str) -> dict[str, str]:
+        return self.source.gone_cached(kind)
 
 
 @dataclass

@@ -70,6 +70,9 @@ class PodWatcher:
         self._threads: list[threading.Thread] = []
         self._healthy: dict[str, bool] = dict.fromkeys(templates, False)
         self._cache: dict[str, dict[str, Pod] | None] = dict.fromkeys(templates)
+        # kind -> name -> uid of the last incarnation seen deleted: a pod created and deleted
+        # between two looks at the cache is never in it (state/expectations.py).
+        self._gone: dict[str, dict[str, str]] = {kind: {} for kind in templates}
         self._resp: dict[str, Any] = {}
         self.lists = 0  # number of full lists done (initial, 410, periodic): for tests/metrics
         self.reconnects = 0
@@ -89,6 +92,11 @@ class PodWatcher:
         with self._lock:
             cache = self._cache.get(kind)
             return dict(cache) if cache is not None else None
+
+    def gone(self, kind: str) -> dict[str, str]:
+        """Name -> uid of the last incarnation of each of the kind's pods seen deleted."""
+        with self._lock:
+            return dict(self._gone.get(kind, {}))
 
     def start(self) -> None:
         self._stop.clear()
@@ -141,6 +149,8 @@ class PodWatcher:
             old = self._cache.get(kind) or {}
             self._cache[kind] = fresh
             self.lists += 1
+            gone = self._gone.setdefault(kind, {})
+            gone.update((name, old[name].uid) for name in old.keys() - fresh.keys())
         for name, pod in fresh.items():
             before = old.get(name)
             if before is None:
@@ -228,6 +238,7 @@ class PodWatcher:
                         cache = self._cache[kind] = {}
                     if etype == "DELETED":
                         cache.pop(pod.name, None)
+                        self._gone.setdefault(kind, {})[pod.name] = pod.uid
                     else:
                         cache[pod.name] = pod
                 self._emit(kind, None if etype == "DELETED" else pod, str(etype))
@@ -305,3 +316,7 @@ class PodWatch:
         if watcher is None or not watcher.kind_healthy(kind):
             return None
         return watcher.pods(kind)
+
+    def gone(self, kind: str) -> dict[str, str]:
+        watcher = self._watcher
+        return watcher.gone(kind) if watcher is not None else {}

@@ -273,3 +273,34 @@ def test_watch_relists_after_410_and_backs_off_doubling_after_errors(
     assert at[4] - at[3] >= 0.2 - 0.005
     assert w.reconnects == 2  # the two errors; the 410 is no reconnect
     assert not w.healthy
+
+
+def test_watch_remembers_the_uid_of_a_pod_added_and_deleted_between_two_looks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = make_api_client(
+        in_cluster=False, kubeconfig=None, url="http://127.0.0.1:9", token=None, ca_file=None
+    )
+    t = PodTemplate("Thing", "iota", "w", {"kind": "Pod", "spec": {}})
+    w = PodWatcher(api, {"Thing": t}, lambda k, p, e: None)
+    gone = _pod_json("c", "Pending", "12")
+    gone["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"  # type: ignore[index]
+
+    def fake_watch(*args: object, **kwargs: object) -> _FakeResp:
+        if kwargs["resource_version"] != "10":  # the second watch: done
+            w._stop.set()
+            return _FakeResp([])
+        return _FakeResp(
+            [
+                {"type": "ADDED", "object": _pod_json("c", "Pending", "11")},
+                {"type": "DELETED", "object": gone},
+            ]
+        )
+
+    monkeypatch.setattr(
+        w._api, "list_all", lambda *a, **kw: ([_pod_json("a", "Running", "9")], "10")
+    )
+    monkeypatch.setattr(w._api.core, "list_namespaced_pod", fake_watch)
+    w._run("Thing")
+    assert set(w.pods("Thing") or {}) == {"a"}
+    assert w.gone("Thing") == {"c": "c"}  # its uid: the daemon's expectation of it is met

@@ -156,6 +156,27 @@ def test_a_dead_pods_successor_is_created_on_the_pass_after_its_delete_is_seen(
     assert new.uid != old_uid and new.phase == "Pending"
 
 
+def test_a_created_pod_deleted_before_the_watch_showed_it_is_created_again_at_once(
+    world: World,
+) -> None:
+    world.converge()
+    world.pods.cache_lags = True  # the watch shows changes only on sync()
+    world.pods.delete_pod("Thing", "iota-dac-1")
+    world.pods.finish_deletes()
+    world.pods.sync()
+    assert world.run(full=False).plan.ops == (CreatePod("Thing", 1),)
+    created = world.pods.pods["Thing"]["iota-dac-1"].uid
+
+    # Someone else deletes the new pod before any pass saw it in the cache (on the rig, the
+    # old incarnation's deleter by name): the watch shows it added and deleted at once.
+    world.pods.delete_pod("Thing", "iota-dac-1")
+    world.pods.finish_deletes()
+    world.pods.sync()
+    assert "iota-dac-1" not in (world.pods.pods_cached("Thing") or {})
+    assert world.run(full=False).plan.ops == (CreatePod("Thing", 1),)
+    assert world.pods.pods["Thing"]["iota-dac-1"].uid != created
+
+
 def test_event_passes_read_pods_from_the_watch_and_full_passes_list(world: World) -> None:
     world.converge()
     lists = world.pods.lists
