@@ -24,6 +24,8 @@ import paho.mqtt.client as mqtt_client
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.paced import achieved, read_schedule, wait_until_due
+
 TOPIC = "cm/notify"
 SQL = {
     "c": 'INSERT INTO "{t}" (id) VALUES (%s)',
@@ -71,10 +73,7 @@ def play(
     records: list[tuple[str, str, str, float]] = []
     late = 0.0
     for k, (op, table, rid) in enumerate(schedule):
-        due = start + k / rate
-        wait = due - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        due = wait_until_due(k, start, rate)
         conn.execute(SQL[op].format(t=table), (rid,))  # committed first, as the platform does
         at = time.monotonic()
         late = max(late, at - due)
@@ -88,14 +87,12 @@ def play(
     client.loop_stop()
     client.disconnect()
     conn.close()
-    first = records[0][3] if records else start
-    last = records[-1][3] if records else start
-    achieved = (len(records) - 1) / (last - first) if len(records) > 1 else 0.0
+    first, last, rate_out = achieved([r[3] for r in records], start)
     return {
         "records": records,
         "first": first,
         "last": last,
-        "rate": achieved,
+        "rate": rate_out,
         "late_s": late,
         "acked": acked,
     }
@@ -109,11 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=500.0, help="messages per second")
     ap.add_argument("--start", type=float, default=0.0, help="monotonic time of message 0")
     args = ap.parse_args(argv)
-    schedule = []
-    for raw in sys.stdin:
-        if raw.strip():
-            op, table, rid = raw.split()
-            schedule.append((op, table, rid))
+    schedule = read_schedule(sys.stdin)
     start = args.start or time.monotonic() + 0.5  # connecting takes a moment
     report = play(args.host, args.port, args.db_url, schedule, args.rate, start)
     print(

@@ -25,6 +25,8 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
+from bench.paced import achieved, read_schedule, wait_until_due
+
 ROOT = "/iota/orchestration"
 
 
@@ -54,10 +56,7 @@ def play(
     answered: list[float] = []
     late = 0.0
     for k, (op, table, rid) in enumerate(schedule):
-        due = start + k / rate
-        wait = due - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        due = wait_until_due(k, start, rate)
         if op == "d":
             path = where.pop(rid)
             ids = nodes[path]
@@ -80,12 +79,11 @@ def play(
         time.sleep(0.01)
     kazoo.stop()
     kazoo.close()
-    first = records[0][3] if records else start
-    last = records[-1][3] if records else start
+    _first, _last, rate_out = achieved([r[3] for r in records], start)
     ms = sorted(x * 1000 for x in answered)
     return {
         "records": records,
-        "rate": (len(records) - 1) / (last - first) if len(records) > 1 else 0.0,
+        "rate": rate_out,
         "late_s": late,
         "answer_p50_ms": statistics.median(ms) if ms else float("nan"),
         "answer_p99_ms": ms[int(0.99 * (len(ms) - 1))] if ms else float("nan"),
@@ -99,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=float, default=0.0, help="monotonic time of message 0")
     ap.add_argument("--per-instance", type=int, default=5000, help="resourcePerInstance")
     args = ap.parse_args(argv)
-    schedule = [tuple(raw.split()) for raw in sys.stdin if raw.strip()]
+    schedule = read_schedule(sys.stdin)
     start = args.start or time.monotonic() + 0.5
-    report = play(args.hosts, schedule, args.rate, start, args.per_instance)  # type: ignore[arg-type]
+    report = play(args.hosts, schedule, args.rate, start, args.per_instance)
     print(
         f"zk floor writer: {len(schedule):,} writes at {report['rate']:,.1f}/s, at worst "
         f"{report['late_s']:.3f} s behind, answers p50 {report['answer_p50_ms']:.1f} ms",
